@@ -1,0 +1,47 @@
+# Rapport — the two commands are `make run` and `make test` (see README.md).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+VENV := .venv
+PY := $(VENV)/bin/python
+RASA := $(VENV)/bin/rasa
+export RASA_TELEMETRY_ENABLED ?= false
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+export PYTHONWARNINGS ?= ignore::DeprecationWarning
+
+.PHONY: help setup run test validate train test-python test-stories bench-chat clean
+
+help:
+	@echo "make run         set up, train if the data changed, seed the demo shop, start both servers"
+	@echo "make test        set up and run every check (validate, pytest, rasa test stories)"
+	@echo "make bench-chat  chat latency/throughput against the running stack and a stock rasa init bot"
+
+setup:
+	@bash scripts/setup.sh
+
+train: setup
+	@$(PY) -m bot train
+
+run: setup
+	@$(PY) -m bot run
+
+validate: setup
+	@echo "== rasa data validate"
+	@$(RASA) data validate --fail-on-warnings 2>&1 | grep -vE "tensorflow|DeprecationWarning|declare_namespace|^\s*$$" || true
+	@$(RASA) data validate --fail-on-warnings > /dev/null 2>&1 || { echo "rasa data validate failed"; exit 1; }
+
+test-python: setup train
+	@echo "== pytest"
+	@$(PY) -m pytest
+
+test-stories: setup train
+	@echo "== rasa test (test stories, --fail-on-prediction-errors)"
+	@bash scripts/test_stories.sh
+
+test: validate test-python test-stories
+	@echo "== all checks passed"
+
+bench-chat: setup train
+	@$(PY) -m bench.chat
+
+clean:
+	rm -rf var results models/*.tar.gz models/*.fingerprint .pytest_cache

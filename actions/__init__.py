@@ -1,0 +1,1 @@
+"""rasa-sdk custom actions: read the tracker, call bot services, dispatch responses."""

@@ -1,0 +1,79 @@
+"""What every action that touches the store shares: running service calls off the event loop,
+turning store failures into an apology, and knowing who the sender is."""
+from __future__ import annotations
+
+import asyncio
+from abc import ABCMeta, abstractmethod
+from typing import Any, Callable, Dict, List, Text, TypeVar
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.executor import CollectingDispatcher
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from bot.config_files import ConfigError
+from bot.db import get_database
+from bot.identity import identity_channel
+from bot.log import get_logger
+
+log = get_logger(__name__)
+T = TypeVar("T")
+
+STORE_APOLOGY = (
+    "Sorry — I can't reach our rewards system right now, so I can't look that up. "
+    "Please try again in a few minutes; nothing on your account has changed."
+)
+
+
+class StoreUnavailable(RuntimeError):
+    """The loyalty store (or its configuration) could not be used for this turn."""
+
+
+async def with_store(work: Callable[[Session], T], *, write: bool = False) -> T:
+    """Run `work` in one database transaction on a worker thread (the store's driver blocks)."""
+
+    def run() -> T:
+        with get_database().session(write=write) as session:
+            return work(session)
+
+    try:
+        return await asyncio.get_running_loop().run_in_executor(None, run)
+    except (SQLAlchemyError, ConfigError, OSError) as error:
+        log.error("store.unavailable", error_type=type(error).__name__, error=str(error).splitlines()[0][:300])
+        raise StoreUnavailable(str(error)) from error
+
+
+def read_config(load: Callable[[], T]) -> T:
+    """A configuration file's content; a broken file makes the turn apologise like a store failure."""
+    try:
+        return load()
+    except ConfigError as error:
+        log.error("config.invalid", error=str(error))
+        raise StoreUnavailable(str(error)) from error
+
+
+def sender_of(tracker: Tracker) -> tuple:
+    """(identity channel, sender id) of the conversation."""
+    return identity_channel(tracker.get_latest_input_channel()), tracker.sender_id
+
+
+class StoreAction(Action, metaclass=ABCMeta):
+    """An action that reads or writes the loyalty store; a failing store gets an apology.
+
+    Abstract (ABCMeta) so that rasa-sdk, which registers every Action subclass, skips it.
+    """
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
+    ) -> List[Dict[Text, Any]]:
+        try:
+            return await self.respond(dispatcher, tracker, domain)
+        except StoreUnavailable:
+            dispatcher.utter_message(text=STORE_APOLOGY)
+            return []
+
+    @abstractmethod
+    async def respond(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
+    ) -> List[Dict[Text, Any]]:
+        """The action's work; may raise StoreUnavailable."""

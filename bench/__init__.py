@@ -1,0 +1,1 @@
+"""Benchmarks for Rapport. `make bench-chat` runs bench.chat."""

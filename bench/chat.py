@@ -1,0 +1,676 @@
+"""Chat latency and throughput: Rapport against a stock `rasa init` bot with the same pipeline.
+
+`make bench-chat` (python -m bench.chat) starts its own servers on non-default ports, so a
+`make run` can keep running:
+  rapport  action server + Rasa server on models/rapport.tar.gz, with a fresh temporary data dir
+           (own SQLite store and tracker store), seeded with the demo shop
+  stock    the `rasa init` moodbot under .cache/bench/stock, trained with our config.yml,
+           in-memory tracker store, no action server
+For each concurrency level it plays a fixed number of scripted multi-turn conversations over the
+REST channel, one target at a time, and prints turns, errors, p50/p95/p99 latency and messages
+per second, then the rapport/stock ratios.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import importlib.metadata
+import importlib.util
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Dict, Iterator, List, Mapping, Optional, Sequence
+
+import aiohttp
+
+from bot.settings import PROJECT_ROOT
+
+CACHE_DIR = PROJECT_ROOT / ".cache" / "bench"
+STOCK_DIR = CACHE_DIR / "stock"
+LOG_DIR = CACHE_DIR / "logs"
+RAPPORT_MODEL = PROJECT_ROOT / "models" / "rapport.tar.gz"
+STOCK_MODEL_NAME = "stock"
+STOCK_TRAINING_INPUTS = ("config.yml", "domain.yml", "data")
+
+READY_TIMEOUT_SECONDS = 300
+STOP_GRACE_SECONDS = 10
+TURN_TIMEOUT_SECONDS = 120
+PROGRESS_EVERY_SECONDS = 5.0
+MAX_ERROR_SAMPLES = 5
+
+# Environment variables that would point our servers at shared stores (or demand a token).
+SHARED_STORE_VARIABLES = ("DATABASE_URL", "TRACKER_DATABASE_URL", "REDIS_URL", "REST_CHANNEL_TOKEN")
+DEMO_EMAILS = ("alice.moreau@example.com", "bob.okafor@example.com", "chloe.tan@example.com", "dev.patel@example.com")
+
+Script = Sequence[str]
+
+RAPPORT_SCRIPTS: Sequence[Script] = (
+    ("hi", "how many points do I have?", "what tier am I in?", "how do I earn more points", "thanks!", "bye"),
+    ("hey", "pts?", "am i gold yet", "how can i get more points", "thank you", "goodbye"),
+    ("hello there", "hw many pts do i hav", "whats my vip status", "ways to earn pts?", "cheers", "bye bye"),
+)
+STOCK_SCRIPTS: Sequence[Script] = (
+    ("hello", "I'm feeling sad", "yes it helped", "bye"),
+    ("hey", "great", "goodbye"),
+    ("hi", "i am unhappy", "no", "goodbye"),
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# Results
+
+
+@dataclass
+class LevelStats:
+    """What one concurrency level of one target measured."""
+
+    target: str
+    concurrency: int
+    conversations: int
+    turns: int = 0
+    errors: int = 0
+    wall_seconds: float = 0.0
+    latencies_ms: List[float] = field(default_factory=list)
+    error_samples: List[str] = field(default_factory=list)
+
+    def record_error(self, description: str) -> None:
+        self.errors += 1
+        if len(self.error_samples) < MAX_ERROR_SAMPLES:
+            self.error_samples.append(description)
+
+    @property
+    def messages_per_second(self) -> float:
+        return self.turns / self.wall_seconds if self.wall_seconds > 0 else 0.0
+
+    def percentile(self, q: float) -> Optional[float]:
+        return percentile(self.latencies_ms, q)
+
+    def summary(self) -> Dict[str, object]:
+        return {
+            "target": self.target,
+            "concurrency": self.concurrency,
+            "conversations": self.conversations,
+            "turns": self.turns,
+            "errors": self.errors,
+            "p50_ms": _round(self.percentile(0.50)),
+            "p95_ms": _round(self.percentile(0.95)),
+            "p99_ms": _round(self.percentile(0.99)),
+            "mean_ms": _round(sum(self.latencies_ms) / len(self.latencies_ms) if self.latencies_ms else None),
+            "max_ms": _round(max(self.latencies_ms) if self.latencies_ms else None),
+            "wall_seconds": round(self.wall_seconds, 3),
+            "messages_per_second": round(self.messages_per_second, 2),
+            "error_samples": self.error_samples,
+        }
+
+
+def percentile(values: Sequence[float], q: float) -> Optional[float]:
+    """Linear-interpolated percentile (numpy's default); None without values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def _round(value: Optional[float]) -> Optional[float]:
+    return None if value is None else round(value, 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Machine
+
+
+def machine_info() -> Dict[str, object]:
+    return {
+        "nproc": len(os.sched_getaffinity(0)),
+        "cpu_model": _cpu_model(),
+        "memory_gib": round(_memory_kib() / (1024 * 1024), 1),
+        "python": platform.python_version(),
+        "rasa": importlib.metadata.version("rasa"),
+        "rasa_sdk": importlib.metadata.version("rasa-sdk"),
+        "aiohttp": importlib.metadata.version("aiohttp"),
+    }
+
+
+def _cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def _memory_kib() -> int:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            return int(line.split()[1])
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Processes
+
+
+def log(message: str) -> None:
+    print(f"[bench] {message}", flush=True)
+
+
+def base_env() -> Dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in SHARED_STORE_VARIABLES}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    env["RASA_TELEMETRY_ENABLED"] = "false"
+    env.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning")
+    return env
+
+
+def rapport_env(data_dir: Path, actions_port: int) -> Dict[str, str]:
+    env = base_env()
+    env["PYTHONPATH"] = str(PROJECT_ROOT)
+    env["RAPPORT_DATA_DIR"] = str(data_dir)
+    env["ACTIONS_PORT"] = str(actions_port)
+    return env
+
+
+def ensure_port_free(port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.settimeout(0.5)
+        if probe.connect_ex(("127.0.0.1", port)) == 0:
+            raise SystemExit(f"[bench] port {port} is already in use; pick others with --*-port")
+
+
+@dataclass
+class Server:
+    name: str
+    process: subprocess.Popen
+    log_path: Path
+
+
+def start_server(name: str, command: List[str], cwd: Path, env: Mapping[str, str]) -> Server:
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    log_path = LOG_DIR / f"{name}.log"
+    log(f"starting {name} (log: {log_path.relative_to(PROJECT_ROOT)})")
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            command, cwd=cwd, env=dict(env), stdout=log_file, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True,
+        )
+    return Server(name, process, log_path)
+
+
+def wait_ready(url: str, servers: Sequence[Server], timeout: float = READY_TIMEOUT_SECONDS) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        exited = [s for s in servers if s.process.poll() is not None]
+        if exited:
+            raise RuntimeError(f"{exited[0].name} exited (code {exited[0].process.returncode}) before {url} answered")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(1)
+    raise RuntimeError(f"{url} did not answer within {timeout:.0f} s")
+
+
+def stop_servers(servers: Sequence[Server]) -> None:
+    """SIGTERM to each server's process group, SIGKILL after a grace period."""
+    for server in servers:
+        if server.process.poll() is None:
+            _signal_group(server.process, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE_SECONDS
+    for server in servers:
+        try:
+            server.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            _signal_group(server.process, signal.SIGKILL)
+            server.process.wait()
+
+
+def _signal_group(process: subprocess.Popen, signum: int) -> None:
+    try:
+        os.killpg(process.pid, signum)
+    except ProcessLookupError:
+        pass
+
+
+@contextmanager
+def running() -> Iterator[List[Server]]:
+    """A list to start servers into; every one is stopped on the way out, whatever happens."""
+    servers: List[Server] = []
+    try:
+        yield servers
+    except BaseException:
+        for server in servers:
+            _print_log_tail(server.log_path)
+        raise
+    finally:
+        stop_servers(servers)
+
+
+def _print_log_tail(path: Path, lines: int = 20) -> None:
+    tail = path.read_text(errors="replace").splitlines()[-lines:]
+    print(f"--- last lines of {path.relative_to(PROJECT_ROOT)} ---", file=sys.stderr)
+    print("\n".join(tail), file=sys.stderr, flush=True)
+
+
+def run_checked(command: List[str], cwd: Path, env: Mapping[str, str], what: str) -> None:
+    result = subprocess.run(command, cwd=cwd, env=dict(env), capture_output=True, text=True)
+    if result.returncode != 0:
+        sys.stderr.write(result.stdout[-4000:] + result.stderr[-4000:])
+        raise SystemExit(f"[bench] {what} failed (exit code {result.returncode})")
+
+
+# ---------------------------------------------------------------------------------------------
+# Our stack
+
+
+def seed_store(env: Mapping[str, str]) -> None:
+    run_checked([sys.executable, "-m", "bot", "seed", "--demo"], PROJECT_ROOT, env, "seeding the demo shop")
+
+
+def link_senders(database_url: str, senders: Sequence[str]) -> None:
+    """Link each sender on the REST channel to a demo customer, round robin."""
+    from sqlalchemy import select
+
+    from bot.db import Database
+    from bot.identity import link_identity
+    from bot.models import Customer
+
+    database = Database(database_url)
+    try:
+        with database.session(write=True) as session:
+            ids = [
+                session.execute(select(Customer.id).where(Customer.email == email)).scalar_one()
+                for email in DEMO_EMAILS
+            ]
+            for index, sender in enumerate(senders):
+                link_identity(session, ids[index % len(ids)], "rest", sender)
+    finally:
+        database.dispose()
+    log(f"linked {len(senders)} REST senders to the {len(DEMO_EMAILS)} demo customers")
+
+
+@contextmanager
+def rapport_stack(rasa_port: int, actions_port: int, senders: Sequence[str]) -> Iterator[str]:
+    """Our action server and Rasa server on a fresh data dir; yields the REST webhook URL."""
+    from bot.runner import endpoints_file
+    from bot.settings import Settings
+
+    for port in (rasa_port, actions_port):
+        ensure_port_free(port)
+    data_dir = Path(tempfile.mkdtemp(prefix="rapport-bench-"))
+    try:
+        env = rapport_env(data_dir, actions_port)
+        settings = Settings.from_env(env)
+        seed_store(env)
+        link_senders(settings.database_url, senders)
+        endpoints = endpoints_file(settings)
+        python = sys.executable
+        with running() as servers:
+            servers.append(start_server(
+                "rapport-actions",
+                [python, "-m", "rasa_sdk", "--actions", "actions", "--port", str(actions_port)],
+                PROJECT_ROOT, env,
+            ))
+            servers.append(start_server(
+                "rapport-rasa",
+                [
+                    python, "-m", "rasa", "run", "--port", str(rasa_port), "--interface", "127.0.0.1",
+                    "--model", str(RAPPORT_MODEL), "--credentials", str(PROJECT_ROOT / "credentials.yml"),
+                    "--endpoints", str(endpoints),
+                ],
+                PROJECT_ROOT, env,
+            ))
+            started = time.monotonic()
+            wait_ready(f"http://127.0.0.1:{actions_port}/health", servers)
+            wait_ready(f"http://127.0.0.1:{rasa_port}/", servers)
+            log(f"rapport is up after {time.monotonic() - started:.0f} s")
+            yield webhook_url(rasa_port)
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def webhook_url(port: int) -> str:
+    return f"http://127.0.0.1:{port}/webhooks/rest/webhook"
+
+
+# ---------------------------------------------------------------------------------------------
+# Stock `rasa init` bot
+
+
+def prepare_stock_bot(stock_dir: Path = STOCK_DIR) -> Path:
+    """The rasa init project with our config.yml, trained for it; returns the model path."""
+    if not (stock_dir / "domain.yml").exists():
+        # What `rasa init --no-prompt` does before it trains: copy Rasa's initial project. Its own
+        # training (default config) is skipped, since the model is retrained on our config anyway.
+        shutil.copytree(_rasa_initial_project(), stock_dir, dirs_exist_ok=True)
+        log(f"created the stock rasa init project in {stock_dir.relative_to(PROJECT_ROOT)}")
+    shutil.copyfile(PROJECT_ROOT / "config.yml", stock_dir / "config.yml")
+    model = stock_dir / "models" / f"{STOCK_MODEL_NAME}.tar.gz"
+    stamp = stock_dir / "models" / f"{STOCK_MODEL_NAME}.fingerprint"
+    fingerprint = stock_fingerprint(stock_dir)
+    if model.exists() and stamp.exists() and stamp.read_text().strip() == fingerprint:
+        log(f"stock model is current: {model.relative_to(PROJECT_ROOT)}")
+        return model
+    log("training the stock bot with our config.yml (takes a few minutes)")
+    started = time.monotonic()
+    run_checked(
+        [sys.executable, "-m", "rasa", "train", "--fixed-model-name", STOCK_MODEL_NAME, "--out", "models"],
+        stock_dir, base_env(), "training the stock bot",
+    )
+    stamp.write_text(fingerprint + "\n")
+    log(f"stock model trained in {time.monotonic() - started:.0f} s")
+    return model
+
+
+def _rasa_initial_project() -> Path:
+    spec = importlib.util.find_spec("rasa")
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit("[bench] rasa is not installed in this interpreter")
+    return Path(list(spec.submodule_search_locations)[0]) / "cli" / "initial_project"
+
+
+def stock_fingerprint(stock_dir: Path) -> str:
+    digest = hashlib.sha256(f"rasa {importlib.metadata.version('rasa')}\n".encode())
+    for name in STOCK_TRAINING_INPUTS:
+        path = stock_dir / name
+        for item in sorted(path.rglob("*.yml")) if path.is_dir() else [path]:
+            digest.update(str(item.relative_to(stock_dir)).encode() + b"\0" + item.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+@contextmanager
+def stock_stack(port: int, model: Path, stock_dir: Path = STOCK_DIR) -> Iterator[str]:
+    ensure_port_free(port)
+    with running() as servers:
+        servers.append(start_server(
+            "stock-rasa",
+            [sys.executable, "-m", "rasa", "run", "--port", str(port), "--interface", "127.0.0.1", "--model", str(model)],
+            stock_dir, base_env(),
+        ))
+        started = time.monotonic()
+        wait_ready(f"http://127.0.0.1:{port}/", servers)
+        log(f"stock is up after {time.monotonic() - started:.0f} s")
+        yield webhook_url(port)
+
+
+# ---------------------------------------------------------------------------------------------
+# Load
+
+
+@dataclass(frozen=True)
+class Conversation:
+    sender: str
+    script: Script
+
+
+def plan_conversations(target: str, level: int, count: int, scripts: Sequence[Script]) -> List[Conversation]:
+    return [
+        Conversation(f"bench-{target}-{level}-{index}-{uuid.uuid4().hex[:12]}", scripts[index % len(scripts)])
+        for index in range(count)
+    ]
+
+
+async def send_turn(
+    session: aiohttp.ClientSession, url: str, sender: str, message: str, stats: Optional[LevelStats]
+) -> List[Dict[str, object]]:
+    """POST one message and wait for the reply; records latency or an error into `stats`."""
+    started = time.perf_counter()
+    try:
+        async with session.post(url, json={"sender": sender, "message": message}) as response:
+            body = await response.text()
+            status = response.status
+    except (aiohttp.ClientError, asyncio.TimeoutError) as error:
+        if stats is not None:
+            stats.turns += 1
+            stats.record_error(f"{message!r}: {type(error).__name__}: {error}")
+        return []
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    reply = _parse_reply(body)
+    if stats is not None:
+        stats.turns += 1
+        if status >= 400 or not reply:
+            stats.record_error(f"{message!r}: HTTP {status}: {body[:200]}")
+        else:
+            stats.latencies_ms.append(elapsed_ms)
+    return reply
+
+
+def _parse_reply(body: str) -> List[Dict[str, object]]:
+    try:
+        reply = json.loads(body)
+    except ValueError:
+        return []
+    return reply if isinstance(reply, list) else []
+
+
+async def play(session: aiohttp.ClientSession, url: str, conversation: Conversation, stats: Optional[LevelStats]) -> None:
+    for message in conversation.script:
+        await send_turn(session, url, conversation.sender, message, stats)
+
+
+def _client(concurrency: int) -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(
+        timeout=aiohttp.ClientTimeout(total=TURN_TIMEOUT_SECONDS),
+        connector=aiohttp.TCPConnector(limit=max(concurrency, 1) * 2),
+    )
+
+
+async def warm_up(url: str, conversation: Conversation) -> None:
+    """One conversation whose turns are discarded (first requests load models and connections)."""
+    async with _client(1) as session:
+        for message in conversation.script:
+            reply = await send_turn(session, url, conversation.sender, message, None)
+            texts = [str(item.get("text", "")).replace("\n", " ") for item in reply]
+            log(f"  warm-up {message!r} -> {(' | '.join(texts) or '(no reply)')[:90]!r}")
+
+
+async def run_level(target: str, url: str, concurrency: int, conversations: Sequence[Conversation]) -> LevelStats:
+    stats = LevelStats(target, concurrency, len(conversations))
+    expected = sum(len(c.script) for c in conversations)
+    queue: asyncio.Queue[Conversation] = asyncio.Queue()
+    for conversation in conversations:
+        queue.put_nowait(conversation)
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        while not queue.empty():
+            await play(session, url, queue.get_nowait(), stats)
+
+    async def progress() -> None:
+        while True:
+            await asyncio.sleep(PROGRESS_EVERY_SECONDS)
+            log(f"{target} c={concurrency}: {stats.turns}/{expected} turns")
+
+    reporter = asyncio.create_task(progress())
+    started = time.perf_counter()
+    try:
+        async with _client(concurrency) as session:
+            await asyncio.gather(*(worker(session) for _ in range(concurrency)))
+    finally:
+        stats.wall_seconds = time.perf_counter() - started
+        reporter.cancel()
+    log(f"{target} c={concurrency}: {stats.turns}/{expected} turns in {stats.wall_seconds:.1f} s, {stats.errors} errors")
+    return stats
+
+
+def conversations_for(level: int, fixed: Optional[int]) -> int:
+    """--conversations, or by default 10 at concurrency 1 and two per concurrent user above that."""
+    return fixed if fixed is not None else max(10, 2 * level)
+
+
+async def bench_target(
+    target: str, url: str, warm_up_conversation: Conversation, plans: Mapping[int, Sequence[Conversation]]
+) -> List[LevelStats]:
+    log(f"{target}: warm-up conversation (not measured)")
+    await warm_up(url, warm_up_conversation)
+    results = []
+    for level, conversations in plans.items():
+        log(f"{target} c={level}: {len(conversations)} conversations")
+        results.append(await run_level(target, url, level, conversations))
+    return results
+
+
+# ---------------------------------------------------------------------------------------------
+# Report
+
+
+def _ms(value: Optional[float]) -> str:
+    return "-" if value is None else f"{value:.0f}"
+
+
+def print_machine(machine: Mapping[str, object]) -> None:
+    print("\nMachine")
+    print(f"  nproc {machine['nproc']}, CPU {machine['cpu_model']}, memory {machine['memory_gib']} GiB")
+    print(f"  Python {machine['python']}, Rasa {machine['rasa']}, rasa-sdk {machine['rasa_sdk']}, aiohttp {machine['aiohttp']}")
+
+
+def print_results(results: Sequence[LevelStats]) -> None:
+    print(f"\n{'target':<8} {'conc':>4} {'convs':>5} {'turns':>6} {'errors':>6} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'msg/s':>7}")
+    for item in results:
+        print(
+            f"{item.target:<8} {item.concurrency:>4} {item.conversations:>5} {item.turns:>6} {item.errors:>6} "
+            f"{_ms(item.percentile(0.5)):>8} {_ms(item.percentile(0.95)):>8} {_ms(item.percentile(0.99)):>8} "
+            f"{item.messages_per_second:>7.1f}"
+        )
+    for item in results:
+        for sample in item.error_samples:
+            print(f"  error {item.target} c={item.concurrency}: {sample}")
+
+
+def ratios(results: Sequence[LevelStats]) -> List[Dict[str, object]]:
+    by_key = {(item.target, item.concurrency): item for item in results}
+    rows = []
+    for (target, level), ours in sorted(by_key.items(), key=lambda pair: pair[0][1]):
+        stock = by_key.get(("stock", level))
+        if target != "rapport" or stock is None:
+            continue
+        ours_p95, stock_p95 = ours.percentile(0.95), stock.percentile(0.95)
+        rows.append({
+            "concurrency": level,
+            "p95_ratio": round(ours_p95 / stock_p95, 2) if ours_p95 and stock_p95 else None,
+            "throughput_ratio": round(ours.messages_per_second / stock.messages_per_second, 2)
+            if stock.messages_per_second else None,
+        })
+    return rows
+
+
+def print_ratios(rows: Sequence[Mapping[str, object]]) -> None:
+    if not rows:
+        return
+    print("\nrapport / stock")
+    for row in rows:
+        print(f"  c={row['concurrency']:<3} p95 ratio {row['p95_ratio']}x   throughput ratio {row['throughput_ratio']}x")
+
+
+def write_json(path: Path, machine: Mapping[str, object], results: Sequence[LevelStats], total_seconds: float) -> None:
+    payload = {
+        "machine": dict(machine),
+        "results": [item.summary() for item in results],
+        "ratios": ratios(results),
+        "total_seconds": round(total_seconds, 1),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+    log(f"results written to {path}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Main
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.chat",
+        description="Chat latency/throughput of Rapport against a stock `rasa init` bot with the same "
+        "NLU pipeline and policies. Starts its own servers on the ports below.",
+    )
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 20], metavar="N",
+                        help="concurrency levels: conversations in flight at once (default: 1 20)")
+    parser.add_argument("--conversations", type=int, default=None, metavar="N",
+                        help="conversations per level (default: max(10, 2 × concurrency): 10 at 1, 40 at 20)")
+    parser.add_argument("--targets", nargs="+", choices=("rapport", "stock"), default=["rapport", "stock"],
+                        help="what to benchmark (default: rapport stock)")
+    parser.add_argument("--rasa-port", type=int, default=5205, metavar="PORT", help="our Rasa server (default: 5205)")
+    parser.add_argument("--actions-port", type=int, default=5255, metavar="PORT",
+                        help="our action server (default: 5255)")
+    parser.add_argument("--stock-port", type=int, default=5305, metavar="PORT",
+                        help="the stock bot's Rasa server (default: 5305)")
+    parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the results as JSON")
+    return parser
+
+
+def validate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    if any(level < 1 for level in args.concurrency):
+        parser.error("--concurrency levels must be at least 1")
+    if args.conversations is not None and args.conversations < 1:
+        parser.error("--conversations must be at least 1")
+    if len({args.rasa_port, args.actions_port, args.stock_port}) < 3:
+        parser.error("the three ports must differ")
+    if "rapport" in args.targets and not RAPPORT_MODEL.exists():
+        parser.error(f"{RAPPORT_MODEL.relative_to(PROJECT_ROOT)} is missing: run `make train` first")
+
+
+def plans_for(target: str, args: argparse.Namespace, scripts: Sequence[Script]) -> Dict[int, List[Conversation]]:
+    return {
+        level: plan_conversations(target, level, conversations_for(level, args.conversations), scripts)
+        for level in dict.fromkeys(args.concurrency)
+    }
+
+
+def bench_rapport(args: argparse.Namespace) -> List[LevelStats]:
+    plans = plans_for("rapport", args, RAPPORT_SCRIPTS)
+    warm = plan_conversations("rapport", 0, 1, RAPPORT_SCRIPTS)[0]
+    senders = [warm.sender] + [c.sender for conversations in plans.values() for c in conversations]
+    with rapport_stack(args.rasa_port, args.actions_port, senders) as url:
+        return asyncio.run(bench_target("rapport", url, warm, plans))
+
+
+def bench_stock(args: argparse.Namespace) -> List[LevelStats]:
+    model = prepare_stock_bot()
+    plans = plans_for("stock", args, STOCK_SCRIPTS)
+    warm = plan_conversations("stock", 0, 1, STOCK_SCRIPTS)[0]
+    with stock_stack(args.stock_port, model) as url:
+        return asyncio.run(bench_target("stock", url, warm, plans))
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    validate(args, parser)
+    started = time.monotonic()
+    machine = machine_info()
+    print_machine(machine)
+    results: List[LevelStats] = []
+    # One target at a time, so the two never compete for the CPU.
+    if "rapport" in args.targets:
+        results += bench_rapport(args)
+    if "stock" in args.targets:
+        results += bench_stock(args)
+    total = time.monotonic() - started
+    print_machine(machine)
+    print_results(results)
+    print_ratios(ratios(results))
+    print(f"\ntotal time {total:.0f} s", flush=True)
+    if args.json is not None:
+        write_json(args.json, machine, results, total)
+    return 1 if any(item.errors for item in results) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Rapport core: settings, loyalty store and services, CLI (`python -m bot`)."""

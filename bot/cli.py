@@ -1,0 +1,191 @@
+"""`python -m bot …`: the operator's commands."""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import List, Optional
+
+from sqlalchemy import func, select
+
+from bot.config_files import ConfigError
+from bot.settings import SettingsError, get_settings
+
+
+def _db_init(_: argparse.Namespace) -> int:
+    from bot.db import get_database
+
+    database = get_database()
+    database.create_schema()
+    print(f"[db] schema is current: {_safe_url(database.url)}")
+    return 0
+
+
+def _seed(args: argparse.Namespace) -> int:
+    from bot.db import get_database
+    from bot.demo import seed_demo
+    from bot.loyalty.program import get_program
+    from bot.shop import get_shop
+
+    if not args.demo:
+        print("nothing to seed: pass --demo to add the demo shop", file=sys.stderr)
+        return 2
+    database = get_database()
+    database.create_schema()
+    with database.session(write=True) as session:
+        report = seed_demo(session, get_program(), get_shop().store_url)
+    print(
+        f"[seed] demo shop: {report.products_added} products added, {report.customers_added} customers added, "
+        f"{report.customers_existing} already present"
+    )
+    return 0
+
+
+def _customers_list(_: argparse.Namespace) -> int:
+    from bot import clock
+    from bot.db import get_database
+    from bot.loyalty.program import get_program
+    from bot.loyalty.tiers import tier_status
+    from bot.models import ChannelIdentity, Customer
+
+    program = get_program()
+    with get_database().session() as session:
+        customers = session.execute(select(Customer).order_by(Customer.id)).scalars().all()
+        print(f"{'id':>4}  {'email':<32} {'points':>8}  {'tier':<9} senders")
+        for customer in customers:
+            senders = session.execute(
+                select(ChannelIdentity.channel, ChannelIdentity.external_id).where(ChannelIdentity.customer_id == customer.id)
+            ).all()
+            tier = tier_status(session, customer.id, program, clock.now()).tier.name
+            linked = ", ".join(f"{channel}:{external}" for channel, external in senders) or "-"
+            print(f"{customer.id:>4}  {customer.email or '-':<32} {customer.points_balance:>8,}  {tier:<9} {linked}")
+    return 0
+
+
+def _customers_link(args: argparse.Namespace) -> int:
+    from bot.db import get_database
+    from bot.identity import IdentityError, link_identity
+    from bot.models import Customer
+
+    with get_database().session(write=True) as session:
+        customer = session.execute(select(Customer).where(Customer.email == args.email.strip().lower())).scalar_one_or_none()
+        if customer is None:
+            print(f"no customer with email {args.email}", file=sys.stderr)
+            return 1
+        try:
+            link_identity(session, customer.id, args.channel, args.sender)
+        except IdentityError as error:
+            print(str(error), file=sys.stderr)
+            return 1
+    print(f"[customers] {args.channel} sender {args.sender!r} is linked to {args.email}")
+    return 0
+
+
+def _ledger_verify(_: argparse.Namespace) -> int:
+    from bot.db import get_database
+    from bot.loyalty.ledger import verify_balances
+    from bot.models import Customer
+
+    with get_database().session() as session:
+        mismatches = verify_balances(session)
+        checked = session.execute(select(func.count(Customer.id))).scalar_one()
+    for item in mismatches:
+        print(f"customer {item.customer_id}: balance {item.balance} != ledger sum {item.ledger_sum}")
+    print(f"[ledger] {checked} customers checked, {len(mismatches)} mismatches")
+    return 1 if mismatches else 0
+
+
+def _handoffs_list(_: argparse.Namespace) -> int:
+    from bot.db import get_database
+    from bot.handoff import open_requests
+
+    with get_database().session() as session:
+        requests = open_requests(session)
+        for request in requests:
+            last = request.last_messages[-1]["text"] if request.last_messages else ""
+            who = f"customer {request.customer_id}" if request.customer_id else "guest"
+            print(f"#{request.id}  {request.requested_at:%Y-%m-%d %H:%M}  {request.channel}:{request.sender_id} ({who})  last: {last[:60]!r}")
+        print(f"[handoffs] {len(requests)} open")
+    return 0
+
+
+def _config_check(_: argparse.Namespace) -> int:
+    from bot.loyalty.program import get_program
+    from bot.shop import get_shop
+
+    program, shop = get_program(), get_shop()
+    print(f"[config] {shop.name}: {len(program.tiers)} tiers, {len(program.rewards)} rewards, currency {program.currency}")
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from bot.training import train_if_changed
+
+    train_if_changed(force=args.force)
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from bot.runner import run_stack
+    from bot.training import train_if_changed
+
+    _config_check(args)
+    _seed(argparse.Namespace(demo=True))
+    train_if_changed()
+    return run_stack(get_settings())
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bot", description="Rapport operator commands")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    db = commands.add_parser("db", help="database schema").add_subparsers(dest="db_command", required=True)
+    db.add_parser("init", help="create or upgrade the schema (Alembic)").set_defaults(handler=_db_init)
+
+    seed = commands.add_parser("seed", help="add demo data")
+    seed.add_argument("--demo", action="store_true", help="the demo shop: catalog, customers, points history")
+    seed.set_defaults(handler=_seed)
+
+    customers = commands.add_parser("customers", help="customers and their chat identities").add_subparsers(
+        dest="customers_command", required=True
+    )
+    customers.add_parser("list", help="customers with points, tier and linked senders").set_defaults(handler=_customers_list)
+    link = customers.add_parser("link", help="link a chat sender to a customer")
+    link.add_argument("--email", required=True)
+    link.add_argument("--channel", required=True, help="rest, telegram, instagram, …")
+    link.add_argument("--sender", required=True, help="the sender id on that channel")
+    link.set_defaults(handler=_customers_link)
+
+    ledger = commands.add_parser("ledger", help="points ledger").add_subparsers(dest="ledger_command", required=True)
+    ledger.add_parser("verify", help="check every balance equals the sum of its ledger entries").set_defaults(
+        handler=_ledger_verify
+    )
+
+    handoffs = commands.add_parser("handoffs", help="requests to talk to a person").add_subparsers(
+        dest="handoffs_command", required=True
+    )
+    handoffs.add_parser("list", help="open requests, oldest first").set_defaults(handler=_handoffs_list)
+
+    config = commands.add_parser("config", help="configuration files").add_subparsers(dest="config_command", required=True)
+    config.add_parser("check", help="validate data/program.yml and data/shop.yml").set_defaults(handler=_config_check)
+
+    train = commands.add_parser("train", help="train the Rasa model if its data changed")
+    train.add_argument("--force", action="store_true", help="train even if the model is current")
+    train.set_defaults(handler=_train)
+
+    commands.add_parser("run", help="set up the store, train if needed, start both servers").set_defaults(handler=_run)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except (ConfigError, SettingsError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2

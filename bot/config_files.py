@@ -1,0 +1,30 @@
+"""Reading the YAML files merchants edit, with errors that name the file and the key."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration file is missing, unreadable or holds an invalid value."""
+
+    def __init__(self, path: Path, key: str, problem: str) -> None:
+        self.path, self.key, self.problem = path, key, problem
+        where = f"{path}: {key}" if key else str(path)
+        super().__init__(f"{where}: {problem}")
+
+
+def read_yaml_mapping(path: Path) -> Dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(path, "", f"cannot read file ({error.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(path, "", f"not valid YAML ({error})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(path, "", "must be a mapping of keys to values")
+    return data

@@ -1,0 +1,80 @@
+"""Rasa tracker and lock stores chosen from the environment.
+
+Rasa's ${VAR} substitution in endpoints.yml has no defaults — an unset variable is an error — so
+one endpoints.yml cannot say "SQLite unless REDIS_URL is set". These two classes, named as custom
+stores in endpoints.yml, make that choice from bot.settings and return Rasa's own stores:
+  REDIS_URL set            → RedisTrackerStore + RedisLockStore (required with several workers)
+  otherwise                → SQLTrackerStore on TRACKER_DATABASE_URL (default: SQLite under var/)
+                             + InMemoryLockStore (one process)
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+from urllib.parse import urlparse
+
+from rasa.core.brokers.broker import EventBroker
+from rasa.core.lock_store import InMemoryLockStore, LockStore, RedisLockStore
+from rasa.core.tracker_store import RedisTrackerStore, SQLTrackerStore, TrackerStore
+from rasa.shared.core.domain import Domain
+
+from bot.settings import get_settings
+
+
+def _redis_kwargs(url: str) -> dict:
+    parsed = urlparse(url)
+    if parsed.scheme not in ("redis", "rediss"):
+        raise ValueError("REDIS_URL must start with redis:// or rediss://")
+    return {
+        "host": parsed.hostname or "localhost",
+        "port": parsed.port or 6379,
+        "db": int(parsed.path.lstrip("/") or 0),
+        "username": parsed.username,
+        "password": parsed.password,
+        "use_ssl": parsed.scheme == "rediss",
+    }
+
+
+def _sql_kwargs(url: str) -> dict:
+    parsed = urlparse(url)
+    dialect = parsed.scheme.split("+")[0]
+    if dialect == "sqlite":
+        path = url.split("///", 1)[-1]
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return {"dialect": "sqlite", "db": path}
+    if dialect in ("postgres", "postgresql"):
+        return {
+            "dialect": "postgresql",
+            "host": parsed.hostname or "localhost",
+            "port": parsed.port or 5432,
+            "db": parsed.path.lstrip("/") or "postgres",
+            "username": parsed.username,
+            "password": parsed.password,
+        }
+    raise ValueError("TRACKER_DATABASE_URL must be a sqlite:/// or postgresql:// URL")
+
+
+class EnvironmentTrackerStore:
+    """Factory named in endpoints.yml; instantiating it returns one of Rasa's tracker stores."""
+
+    def __new__(  # type: ignore[misc]
+        cls,
+        domain: Optional[Domain] = None,
+        event_broker: Optional[EventBroker] = None,
+        host: Optional[str] = None,
+        **_: Any,
+    ) -> TrackerStore:
+        settings = get_settings()
+        if settings.redis_url:
+            return RedisTrackerStore(domain=domain, event_broker=event_broker, **_redis_kwargs(settings.redis_url))
+        return SQLTrackerStore(domain=domain, event_broker=event_broker, **_sql_kwargs(settings.tracker_database_url))
+
+
+class EnvironmentLockStore:
+    """Factory named in endpoints.yml; instantiating it returns one of Rasa's lock stores."""
+
+    def __new__(cls, endpoint_config: Any = None) -> LockStore:  # type: ignore[misc]
+        settings = get_settings()
+        if settings.redis_url:
+            return RedisLockStore(**_redis_kwargs(settings.redis_url))
+        return InMemoryLockStore()

@@ -1,0 +1,106 @@
+"""The loyalty store's database: one engine per process, sessions, migrations.
+
+The URL comes from settings (DATABASE_URL): SQLite by default, PostgreSQL when configured.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Optional
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.settings import get_settings
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+
+class Database:
+    """Engine and session factory for one database URL."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = self._create_engine(url)
+        self._sessions = sessionmaker(bind=self.engine, future=True, expire_on_commit=False)
+        # On SQLite a transaction that will write takes the write lock up front (BEGIN IMMEDIATE):
+        # a deferred one that upgrades later can fail with "database is locked" under contention.
+        self._write_sessions = sessionmaker(
+            bind=self.engine.execution_options(sqlite_begin="IMMEDIATE"),
+            future=True,
+            expire_on_commit=False,
+        )
+
+    @staticmethod
+    def _create_engine(url: str) -> Engine:
+        if url.startswith("sqlite"):
+            path = url.split("///", 1)[-1]
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(
+                url, future=True, connect_args={"check_same_thread": False, "timeout": 30}
+            )
+            event.listen(engine, "connect", _sqlite_pragmas)
+            # pysqlite's own transaction handling defers BEGIN and breaks SAVEPOINT; take it over.
+            event.listen(engine, "begin", _sqlite_begin)
+            return engine
+        return create_engine(url, future=True, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+    @contextmanager
+    def session(self, write: bool = False) -> Iterator[Session]:
+        """A session in one transaction: committed on success, rolled back on error.
+
+        Pass write=True when the transaction changes data.
+        """
+        factory = self._write_sessions if write else self._sessions
+        with factory() as session:
+            with session.begin():
+                yield session
+
+    def create_schema(self) -> None:
+        """Bring the schema to the latest migration (Alembic upgrade head)."""
+        from alembic import command
+        from alembic.config import Config
+
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS_DIR))
+        config.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
+        with self.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _sqlite_begin(connection) -> None:  # type: ignore[no-untyped-def]
+    mode = connection.get_execution_options().get("sqlite_begin", "")
+    connection.exec_driver_sql(f"BEGIN {mode}".strip())
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+_database: Optional[Database] = None
+
+
+def get_database() -> Database:
+    """The process's database, built from settings on first use."""
+    global _database
+    if _database is None:
+        _database = Database(get_settings().database_url)
+    return _database
+
+
+def reset_database() -> None:
+    global _database
+    if _database is not None:
+        _database.dispose()
+    _database = None

@@ -1,0 +1,97 @@
+"""Seeds the demo shop: catalog, customers, their chat identities and points history."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Dict, List
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot import clock
+from bot.config_files import ConfigError, read_yaml_mapping
+from bot.identity import create_customer, link_identity
+from bot.loyalty.ledger import post_entry
+from bot.loyalty.orders import record_paid_order
+from bot.loyalty.program import Program
+from bot.models import Customer, Product
+from bot.settings import PROJECT_ROOT
+
+DEMO_DIR = PROJECT_ROOT / "data" / "demo"
+
+
+@dataclass(frozen=True)
+class SeedReport:
+    products_added: int
+    customers_added: int
+    customers_existing: int
+
+
+def seed_demo(session: Session, program: Program, store_url: str, demo_dir: Path = DEMO_DIR) -> SeedReport:
+    """Add the demo catalog and customers; what already exists is left as it is."""
+    products = _load_list(demo_dir / "catalog.yml", "products")
+    customers = _load_list(demo_dir / "customers.yml", "customers")
+    products_added = sum(_add_product(session, program, store_url, item) for item in products)
+    added = 0
+    for item in customers:
+        if _add_customer(session, program, item):
+            added += 1
+    return SeedReport(products_added, added, len(customers) - added)
+
+
+def _load_list(path: Path, key: str) -> List[Dict[str, Any]]:
+    items = read_yaml_mapping(path).get(key)
+    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+        raise ConfigError(path, key, "must be a list of mappings")
+    return items
+
+
+def _add_product(session: Session, program: Program, store_url: str, item: Dict[str, Any]) -> bool:
+    if session.execute(select(Product.id).where(Product.sku == item["sku"])).first():
+        return False
+    slug = item["title"].lower().replace(" ", "-").replace("(", "").replace(")", "")
+    session.add(
+        Product(
+            sku=item["sku"],
+            title=item["title"],
+            description=item.get("description", ""),
+            price=Decimal(str(item["price"])),
+            currency=program.currency,
+            url=f"{store_url.rstrip('/')}/products/{slug}",
+            image_url=f"{store_url.rstrip('/')}/images/{item['sku'].lower()}.jpg",
+            tags=list(item.get("tags", [])),
+            collection=item.get("collection"),
+            in_stock=bool(item.get("in_stock", True)),
+        )
+    )
+    return True
+
+
+def _add_customer(session: Session, program: Program, item: Dict[str, Any]) -> bool:
+    if session.execute(select(Customer.id).where(Customer.email == item["email"])).first():
+        return False
+    now = clock.now()
+    customer = create_customer(session, item["email"], item.get("first_name"), item.get("last_name"))
+    customer.created_at = now - timedelta(days=item.get("signup_days_ago", 0))
+    for channel, sender in (item.get("senders") or {}).items():
+        link_identity(session, customer.id, channel, str(sender))
+    if program.earning.signup:
+        post_entry(
+            session, customer.id, program.earning.signup, kind="earn", reason="Welcome bonus for joining",
+            source="signup", idempotency_key=f"signup:{customer.id}", at=customer.created_at,
+        )
+    events = [("order", order, order["days_ago"]) for order in item.get("orders", [])]
+    events += [("activity", entry, entry["days_ago"]) for entry in item.get("activity", [])]
+    # Oldest first, so each order earns at the tier the customer had when it was placed.
+    for kind, event, days_ago in sorted(events, key=lambda e: -e[2]):
+        when = now - timedelta(days=days_ago)
+        if kind == "order":
+            record_paid_order(session, program, customer.id, event["id"], Decimal(str(event["total"])), when)
+        else:
+            post_entry(
+                session, customer.id, int(event["points"]), kind=event["kind"], reason=event["reason"],
+                source=event["source"], idempotency_key=event["key"], at=when,
+            )
+    return True

@@ -1,0 +1,1 @@
+"""Loyalty: program configuration, ledger, tiers and the summaries the bot reports."""

@@ -1,0 +1,122 @@
+"""The points ledger: every change is an appended entry; the balance moves with it."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import List, Optional
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from bot import clock
+from bot.models import Customer, LedgerEntry
+
+ENTRY_KINDS = ("earn", "redeem", "expire", "reverse", "adjust")
+
+
+class LedgerError(ValueError):
+    """A ledger write that must not happen (unknown customer, bad amount, overdraft)."""
+
+
+@dataclass(frozen=True)
+class PostedEntry:
+    entry: LedgerEntry
+    created: bool  # False when (source, key) had already been applied
+
+
+def post_entry(
+    session: Session,
+    customer_id: int,
+    points: int,
+    *,
+    kind: str,
+    reason: str,
+    source: str,
+    idempotency_key: str,
+    source_ref: Optional[str] = None,
+    expires_at: Optional[datetime] = None,
+    allow_negative_balance: bool = False,
+    at: Optional[datetime] = None,
+) -> PostedEntry:
+    """Append one entry and move the customer's balance by the same amount, once per (source, key).
+
+    `at` dates the entry (imports of past activity); it defaults to now.
+    """
+    if kind not in ENTRY_KINDS:
+        raise LedgerError(f"unknown ledger entry kind {kind!r}")
+    if isinstance(points, bool) or not isinstance(points, int) or points == 0:
+        raise LedgerError(f"points must be a non-zero whole number, not {points!r}")
+    existing = _find(session, source, idempotency_key)
+    if existing is not None:
+        return PostedEntry(existing, created=False)
+    if session.get(Customer, customer_id) is None:
+        raise LedgerError(f"no customer with id {customer_id}")
+
+    entry = LedgerEntry(
+        customer_id=customer_id,
+        kind=kind,
+        points=points,
+        reason=reason,
+        source=source,
+        source_ref=source_ref,
+        idempotency_key=idempotency_key,
+        created_at=at or clock.now(),
+        expires_at=expires_at,
+    )
+    balance_update = update(Customer).where(Customer.id == customer_id)
+    if points < 0 and not allow_negative_balance:
+        balance_update = balance_update.where(Customer.points_balance + points >= 0)
+    balance_update = balance_update.values(points_balance=Customer.points_balance + points)
+    try:
+        # Entry and balance move together or not at all (a failed overdraft leaves no entry).
+        with session.begin_nested():
+            session.add(entry)
+            session.flush()
+            result = session.execute(balance_update.execution_options(synchronize_session=False))
+            if result.rowcount != 1:
+                raise LedgerError(f"customer {customer_id} does not have {-points} points")
+    except IntegrityError:
+        # Another transaction applied the same (source, key) first.
+        winner = _find(session, source, idempotency_key)
+        if winner is None:
+            raise
+        return PostedEntry(winner, created=False)
+    session.expire_all()
+    return PostedEntry(entry, created=True)
+
+
+def _find(session: Session, source: str, key: str) -> Optional[LedgerEntry]:
+    return session.execute(
+        select(LedgerEntry).where(LedgerEntry.source == source, LedgerEntry.idempotency_key == key)
+    ).scalar_one_or_none()
+
+
+def balance(session: Session, customer_id: int) -> int:
+    value = session.execute(select(Customer.points_balance).where(Customer.id == customer_id)).scalar_one_or_none()
+    if value is None:
+        raise LedgerError(f"no customer with id {customer_id}")
+    return int(value)
+
+
+@dataclass(frozen=True)
+class BalanceMismatch:
+    customer_id: int
+    balance: int
+    ledger_sum: int
+
+
+def verify_balances(session: Session) -> List[BalanceMismatch]:
+    """Every customer whose stored balance differs from the sum of their ledger entries."""
+    sums = (
+        select(LedgerEntry.customer_id, func.sum(LedgerEntry.points).label("total"))
+        .group_by(LedgerEntry.customer_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(Customer.id, Customer.points_balance, func.coalesce(sums.c.total, 0))
+        .outerjoin(sums, sums.c.customer_id == Customer.id)
+        .where(Customer.points_balance != func.coalesce(sums.c.total, 0))
+        .order_by(Customer.id)
+    ).all()
+    return [BalanceMismatch(int(cid), int(bal), int(total)) for cid, bal, total in rows]

@@ -1,0 +1,9 @@
+"""SQLAlchemy models of the loyalty store, one module per domain."""
+from bot.models.base import Base
+from bot.models.catalog import Product
+from bot.models.customers import ChannelIdentity, Customer
+from bot.models.handoff import HandoffRequest
+from bot.models.ledger import LedgerEntry
+from bot.models.orders import Order
+
+__all__ = ["Base", "ChannelIdentity", "Customer", "HandoffRequest", "LedgerEntry", "Order", "Product"]

@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+from sqlalchemy import JSON, Column, ForeignKey, Integer, String
+
+from bot.models.base import Base, UTCDateTime
+
+
+class HandoffRequest(Base):
+    """A shopper asked for a person; merchants work through these in the console."""
+
+    __tablename__ = "handoff_requests"
+
+    id = Column(Integer, primary_key=True)
+    customer_id = Column(Integer, ForeignKey("customers.id", ondelete="SET NULL"), nullable=True, index=True)
+    channel = Column(String(32), nullable=False)
+    sender_id = Column(String(255), nullable=False)
+    status = Column(String(16), nullable=False, default="open")  # open | closed
+    last_messages = Column(JSON, nullable=False)  # [{"role": "shopper"|"bot", "text": ..., "at": ...}]
+    requested_at = Column(UTCDateTime(), nullable=False, index=True)

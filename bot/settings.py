@@ -1,0 +1,97 @@
+"""Environment → typed settings. The one place that reads os.environ for the project."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Optional
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value the project cannot use."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1, maximum: int = 1 << 31) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a whole number") from None
+    if not minimum <= value <= maximum:
+        raise SettingsError(f"{name}={value} must be between {minimum} and {maximum}")
+    return value
+
+
+def _optional(env: Mapping[str, str], name: str) -> Optional[str]:
+    raw = env.get(name, "").strip()
+    return raw or None
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    database_url: str
+    tracker_database_url: str
+    redis_url: Optional[str]
+    rasa_port: int
+    actions_port: int
+    web_port: int
+    bind_host: str
+    program_file: Path
+    shop_file: Path
+    max_message_chars: int
+    max_body_bytes: int
+    log_level: str
+    log_format: str
+    rest_channel_token: Optional[str] = field(repr=False, default=None)
+
+    @property
+    def action_endpoint_url(self) -> str:
+        return f"http://localhost:{self.actions_port}/webhook"
+
+    @classmethod
+    def from_env(cls, env: Optional[Mapping[str, str]] = None) -> "Settings":
+        env = os.environ if env is None else env
+        data_dir = Path(env.get("RAPPORT_DATA_DIR") or PROJECT_ROOT / "var").resolve()
+        log_format = env.get("LOG_FORMAT", "json").lower()
+        if log_format not in ("json", "console"):
+            raise SettingsError(f"LOG_FORMAT={log_format!r} must be 'json' or 'console'")
+        return cls(
+            data_dir=data_dir,
+            database_url=_optional(env, "DATABASE_URL") or f"sqlite:///{data_dir / 'rapport.db'}",
+            tracker_database_url=_optional(env, "TRACKER_DATABASE_URL")
+            or f"sqlite:///{data_dir / 'conversations.db'}",
+            redis_url=_optional(env, "REDIS_URL"),
+            rasa_port=_int(env, "RASA_PORT", 5005, maximum=65535),
+            actions_port=_int(env, "ACTIONS_PORT", 5055, maximum=65535),
+            web_port=_int(env, "WEB_PORT", 8000, maximum=65535),
+            bind_host=env.get("BIND_HOST", "127.0.0.1"),
+            program_file=Path(env.get("PROGRAM_FILE") or PROJECT_ROOT / "data" / "program.yml"),
+            shop_file=Path(env.get("SHOP_FILE") or PROJECT_ROOT / "data" / "shop.yml"),
+            max_message_chars=_int(env, "MAX_MESSAGE_CHARS", 2000),
+            max_body_bytes=_int(env, "MAX_BODY_BYTES", 64 * 1024),
+            log_level=env.get("LOG_LEVEL", "INFO").upper(),
+            log_format=log_format,
+            rest_channel_token=_optional(env, "REST_CHANNEL_TOKEN"),
+        )
+
+
+_settings: Optional[Settings] = None
+
+
+def get_settings() -> Settings:
+    """Settings of this process, read once."""
+    global _settings
+    if _settings is None:
+        _settings = Settings.from_env()
+    return _settings
+
+
+def reset_settings() -> None:
+    """Forget the cached settings (tests change the environment between cases)."""
+    global _settings
+    _settings = None

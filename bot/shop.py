@@ -1,0 +1,63 @@
+"""The store the assistant works for (data/shop.yml)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Optional
+
+from bot.config_files import ConfigError, read_yaml_mapping
+
+
+@dataclass(frozen=True)
+class Shop:
+    name: str
+    store_url: str
+    account_url: str
+    signup_url: str
+    support_hours: str
+    support_first_reply: str
+
+
+def load_shop(path: Path) -> Shop:
+    data = read_yaml_mapping(path)
+    support = data.get("support") or {}
+    if not isinstance(support, dict):
+        raise ConfigError(path, "support", "must be a mapping")
+    values = {}
+    for key, source in (
+        ("name", data), ("store_url", data), ("account_url", data), ("signup_url", data),
+        ("hours", support), ("first_reply", support),
+    ):
+        value = source.get(key)
+        if not isinstance(value, str) or not value.strip():
+            where = key if source is data else f"support.{key}"
+            raise ConfigError(path, where, "is required and must be non-empty text")
+        values[key] = value.strip()
+    for key in ("store_url", "account_url", "signup_url"):
+        if not values[key].startswith(("https://", "http://")):
+            raise ConfigError(path, key, f"must be an http(s) URL, not {values[key]!r}")
+    return Shop(
+        name=values["name"],
+        store_url=values["store_url"],
+        account_url=values["account_url"],
+        signup_url=values["signup_url"],
+        support_hours=values["hours"],
+        support_first_reply=values["first_reply"],
+    )
+
+
+@lru_cache(maxsize=4)
+def _cached(path: str, mtime_ns: int) -> Shop:
+    return load_shop(Path(path))
+
+
+def get_shop(path: Optional[Path] = None) -> Shop:
+    from bot.settings import get_settings
+
+    target = path or get_settings().shop_file
+    try:
+        mtime = target.stat().st_mtime_ns
+    except OSError as error:
+        raise ConfigError(target, "", f"cannot read file ({error.strerror})") from None
+    return _cached(str(target), mtime)

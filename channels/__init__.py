@@ -1,0 +1,1 @@
+"""Rasa input channels and the one rendering layer they share."""

@@ -1,0 +1,132 @@
+"""Rasa's REST channel with input guards.
+
+Stock `rasa.core.channels.rest.RestInput` answers 500 or nothing to non-UTF-8 or non-JSON bodies,
+passes any size of message to the NLU pipeline, and lets the client choose `input_channel` and
+`metadata` — so a caller could pose as another channel. This one keeps the same URL and reply
+format (/webhooks/rest/webhook) and fixes those: every request gets a reply or a clear 4xx.
+"""
+from __future__ import annotations
+
+import hmac
+import json
+import unicodedata
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Text, Union
+
+from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
+from rasa.core.channels.rest import RestInput
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+from bot.log import get_logger
+from bot.settings import get_settings
+
+log = get_logger(__name__)
+
+MAX_SENDER_CHARS = 128
+# C0/C1 control characters other than tab and newline; they carry nothing a shopper meant to say.
+_KEEP = {"\n", "\t"}
+
+
+@dataclass(frozen=True)
+class Rejection:
+    status: int
+    error: str
+
+
+@dataclass(frozen=True)
+class Accepted:
+    sender: str
+    text: str
+    reply: Optional[str] = None  # answered here without the model (empty or oversized message)
+
+
+def clean_text(text: str) -> str:
+    """NFC-normalised text without control characters, trimmed."""
+    normalized = unicodedata.normalize("NFC", text)
+    kept = "".join(ch for ch in normalized if ch in _KEEP or unicodedata.category(ch) not in ("Cc", "Cf"))
+    return kept.strip()
+
+
+def parse_request(body: bytes, max_body_bytes: int, max_message_chars: int) -> Union[Accepted, Rejection]:
+    """Validate a REST webhook body: JSON object with a `sender` and a `message`."""
+    if len(body) > max_body_bytes:
+        return Rejection(413, f"request body too large: the limit is {max_body_bytes} bytes")
+    try:
+        payload = json.loads(body.decode("utf-8"))
+    except UnicodeDecodeError:
+        return Rejection(400, "request body must be UTF-8 encoded JSON")
+    except ValueError:
+        return Rejection(400, "request body must be a JSON object with 'sender' and 'message'")
+    if not isinstance(payload, dict):
+        return Rejection(400, "request body must be a JSON object with 'sender' and 'message'")
+    sender = payload.get("sender")
+    if not isinstance(sender, str) or not clean_text(sender):
+        return Rejection(400, "'sender' is required and must be a non-empty string")
+    sender = clean_text(sender)
+    if len(sender) > MAX_SENDER_CHARS or any(ch.isspace() for ch in sender):
+        return Rejection(400, f"'sender' must be at most {MAX_SENDER_CHARS} characters with no spaces")
+    message = payload.get("message")
+    if not isinstance(message, str):
+        return Rejection(400, "'message' is required and must be a string")
+    text = clean_text(message)
+    if not text:
+        return Accepted(sender, "", reply="I received an empty message. What can I help you with? Try \"how many points do I have?\"")
+    if len(text) > max_message_chars:
+        return Accepted(
+            sender,
+            "",
+            reply=f"That message is too long for me ({len(text):,} characters). "
+            f"Please keep it under {max_message_chars:,} characters and I'll gladly help.",
+        )
+    return Accepted(sender, text)
+
+
+class GuardedRestInput(RestInput):
+    """REST channel at /webhooks/rest/webhook with validation and an optional bearer token."""
+
+    @classmethod
+    def name(cls) -> Text:
+        return "rest"
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        webhook = Blueprint("guarded_rest_webhook", __name__)
+
+        @webhook.route("/", methods=["GET"])
+        async def health(_: Request) -> HTTPResponse:
+            return response.json({"status": "ok"})
+
+        @webhook.route("/webhook", methods=["POST"])
+        async def receive(request: Request) -> HTTPResponse:
+            settings = get_settings()
+            if settings.rest_channel_token and not _authorized(request, settings.rest_channel_token):
+                return response.json({"error": "missing or wrong bearer token"}, status=401)
+            parsed = parse_request(request.body or b"", settings.max_body_bytes, settings.max_message_chars)
+            if isinstance(parsed, Rejection):
+                log.info("rest.request.rejected", status=parsed.status, error=parsed.error)
+                return response.json({"error": parsed.error}, status=parsed.status)
+            if parsed.reply is not None:
+                return response.json([{"recipient_id": parsed.sender, "text": parsed.reply}])
+            collector = CollectingOutputChannel()
+            try:
+                # input_channel is fixed and client metadata dropped: neither is signed.
+                await on_new_message(
+                    UserMessage(parsed.text, collector, parsed.sender, input_channel=self.name(), metadata=None)
+                )
+            except Exception:  # the conversation must answer even when a turn fails
+                log.exception("rest.message.failed", sender_chars=len(parsed.sender))
+                return response.json(
+                    [{"recipient_id": parsed.sender, "text": "Sorry, something went wrong on my side. Please try again in a moment."}],
+                    status=503,
+                )
+            messages: List[Dict[str, Any]] = collector.messages
+            return response.json(messages)
+
+        return webhook
+
+
+def _authorized(request: Request, token: str) -> bool:
+    header = request.headers.get("Authorization", "")
+    expected = f"Bearer {token}"
+    return hmac.compare_digest(header.encode("utf-8", "surrogateescape"), expected.encode("utf-8"))

