@@ -26,8 +26,9 @@ run: setup
 
 validate: setup
 	@echo "== rasa data validate"
-	@$(RASA) data validate --fail-on-warnings 2>&1 | grep -vE "tensorflow|DeprecationWarning|declare_namespace|^\s*$$" || true
-	@$(RASA) data validate --fail-on-warnings > /dev/null 2>&1 || { echo "rasa data validate failed"; exit 1; }
+	@mkdir -p var && $(RASA) data validate > var/validate.log 2>&1 \
+	  || { grep -vE "tensorflow|Warning:|declare_namespace" var/validate.log | tail -40; echo "rasa data validate failed"; exit 1; }
+	@grep -E "rasa.validator|UserWarning" var/validate.log | sed 's/^.*rasa.validator *- /  /' || true
 
 test-python: setup train
 	@echo "== pytest"

@@ -368,7 +368,7 @@ def prepare_stock_bot(stock_dir: Path = STOCK_DIR) -> Path:
     if model.exists() and stamp.exists() and stamp.read_text().strip() == fingerprint:
         log(f"stock model is current: {model.relative_to(PROJECT_ROOT)}")
         return model
-    log("training the stock bot with our config.yml (takes a few minutes)")
+    log("training the stock bot with our config.yml (about a minute on 2 cores)")
     started = time.monotonic()
     run_checked(
         [sys.executable, "-m", "rasa", "train", "--fixed-model-name", STOCK_MODEL_NAME, "--out", "models"],

@@ -102,6 +102,8 @@ def run_stack(settings: Settings) -> int:
         stopping["signal"] = signum
         raise KeyboardInterrupt
 
+    # Installed explicitly: a process started in the background inherits SIGINT ignored.
+    signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     try:
         if _wait_until_up(f"http://127.0.0.1:{settings.rasa_port}/", processes) and _wait_until_up(

@@ -1,0 +1,75 @@
+"""The tracker and lock stores endpoints.yml names, against real SQLite, PostgreSQL and Redis."""
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from rasa.core.lock_store import InMemoryLockStore, RedisLockStore
+from rasa.core.tracker_store import RedisTrackerStore, SQLTrackerStore
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import UserUttered
+from rasa.shared.core.trackers import DialogueStateTracker
+
+from bot.conversation_stores import EnvironmentLockStore, EnvironmentTrackerStore
+from bot.settings import reset_settings
+from tests.services import POSTGRES_URL, REDIS_URL, require_service
+
+DOMAIN = Domain.from_dict({"intents": ["greet"]})
+
+
+async def _round_trip(store) -> None:
+    sender = f"store-test-{uuid.uuid4().hex[:8]}"
+    tracker = DialogueStateTracker(sender, DOMAIN.slots)
+    tracker.update(UserUttered("hello there", {"name": "greet", "confidence": 1.0}))
+    await store.save(tracker)
+    loaded = await store.retrieve(sender)
+    assert loaded is not None and loaded.latest_message.text == "hello there"
+
+
+async def test_default_is_sqlite_under_the_data_folder(environment) -> None:
+    store = EnvironmentTrackerStore(domain=DOMAIN)
+    assert isinstance(store, SQLTrackerStore)
+    await _round_trip(store)
+    assert (environment / "conversations.db").exists()
+    assert isinstance(EnvironmentLockStore(), InMemoryLockStore)
+
+
+async def test_tracker_database_url_selects_postgresql(environment, monkeypatch) -> None:
+    require_service("PostgreSQL", 5432)
+    monkeypatch.setenv("TRACKER_DATABASE_URL", POSTGRES_URL)
+    reset_settings()
+    store = EnvironmentTrackerStore(domain=DOMAIN)
+    assert isinstance(store, SQLTrackerStore) and store.engine.dialect.name == "postgresql"
+    await _round_trip(store)
+
+
+async def test_redis_url_selects_redis_for_trackers_and_locks(environment, monkeypatch) -> None:
+    require_service("Redis", 6379)
+    monkeypatch.setenv("REDIS_URL", REDIS_URL)
+    reset_settings()
+    store = EnvironmentTrackerStore(domain=DOMAIN)
+    assert isinstance(store, RedisTrackerStore)
+    await _round_trip(store)
+    lock_store = EnvironmentLockStore()
+    assert isinstance(lock_store, RedisLockStore)
+    conversation = f"lock-test-{uuid.uuid4().hex[:8]}"
+    first_ticket = lock_store.issue_ticket(conversation, lock_lifetime=30)
+    # A second process (another worker) sees the same lock through Redis.
+    other_worker = EnvironmentLockStore()
+    assert other_worker.get_lock(conversation) is not None
+    # The next ticket must wait for the first one: the conversation is locked across workers.
+    assert other_worker.get_lock(conversation).is_locked(first_ticket + 1)
+    lock_store.delete_lock(conversation)
+    assert other_worker.get_lock(conversation) is None
+
+
+def test_bad_urls_are_refused(environment, monkeypatch) -> None:
+    monkeypatch.setenv("REDIS_URL", "http://cache:6379")
+    reset_settings()
+    with pytest.raises(ValueError, match="redis://"):
+        EnvironmentTrackerStore(domain=DOMAIN)
+    monkeypatch.delenv("REDIS_URL")
+    monkeypatch.setenv("TRACKER_DATABASE_URL", "mysql://x/y")
+    reset_settings()
+    with pytest.raises(ValueError, match="TRACKER_DATABASE_URL"):
+        EnvironmentTrackerStore(domain=DOMAIN)
