@@ -11,6 +11,7 @@ from typing import Iterator, Optional
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import QueuePool
 
 from bot.settings import get_settings
 
@@ -38,8 +39,14 @@ class Database:
             path = url.split("///", 1)[-1]
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
+            # A pool of open connections (SQLAlchemy 1.4 would open a new file connection per session).
             engine = create_engine(
-                url, future=True, connect_args={"check_same_thread": False, "timeout": 30}
+                url,
+                future=True,
+                poolclass=QueuePool,
+                pool_size=5,
+                max_overflow=10,
+                connect_args={"check_same_thread": False, "timeout": 30},
             )
             event.listen(engine, "connect", _sqlite_pragmas)
             # pysqlite's own transaction handling defers BEGIN and breaks SAVEPOINT; take it over.

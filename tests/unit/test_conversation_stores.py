@@ -31,6 +31,8 @@ async def test_default_is_sqlite_under_the_data_folder(environment) -> None:
     assert isinstance(store, SQLTrackerStore)
     await _round_trip(store)
     assert (environment / "conversations.db").exists()
+    with store.engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
     assert isinstance(EnvironmentLockStore(), InMemoryLockStore)
 
 
