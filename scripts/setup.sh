@@ -28,7 +28,7 @@ find_python() {
     fi
   done
   if command -v uv >/dev/null 2>&1; then
-    candidate=$(uv python find '>=3.9,<3.11' 2>/dev/null || true)
+    candidate=$(uv python find --system '>=3.9,<3.11' 2>/dev/null || true)
     if [ -n "$candidate" ] && usable_python "$candidate"; then echo "$candidate"; return; fi
   fi
   # pyenv's shims answer "command not found" for versions that are installed but not selected,
@@ -54,7 +54,7 @@ PIN
   say "  - installing python3.9 and python3.9-dev (bullseye)"
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -t bullseye python3.9 python3.9-dev >/dev/null
   say "  - unpacking distutils from bullseye's python3-distutils .deb into /usr/lib/python3.9 (bookworm's package conflicts)"
-  local tmp; tmp=$(mktemp -d)
+  local tmp; tmp=$(mktemp -d) && chmod 755 "$tmp"  # apt downloads as the _apt user
   (cd "$tmp" && apt-get download -qq python3-distutils/bullseye >/dev/null && dpkg-deb -x python3-distutils_*.deb extracted)
   cp -r "$tmp"/extracted/usr/lib/python3.9/distutils /usr/lib/python3.9/
   rm -rf "$tmp"
