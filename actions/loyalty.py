@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal
-from typing import Any, Dict, List, Optional, Text
+from typing import Any, Callable, Dict, List, Optional, Text
 
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
@@ -36,7 +36,7 @@ class MemberView:
     tier: Optional[TierStatus]
 
 
-def load_member_view(channel: str, sender_id: str):  # type: ignore[no-untyped-def]
+def load_member_view(channel: str, sender_id: str) -> Callable[[Session], MemberView]:
     def work(session: Session) -> MemberView:
         program, shop = get_program(), get_shop()
         customer = customer_for_sender(session, channel, sender_id)
@@ -56,10 +56,14 @@ def _multiplier(value: Decimal) -> str:
     return f"{value.normalize():f}×"
 
 
+def _article(word: str) -> str:
+    return "an" if word[:1].lower() in "aeiou" else "a"
+
+
 def guest_text(program: Program, shop: Shop, what: str) -> str:
     signup = f" and get {_n(program.earning.signup)} points as a welcome bonus" if program.earning.signup else ""
     return (
-        f"I can't see a {shop.name} rewards account linked to this chat yet, so I can't show {what}. "
+        f"I can't see {_article(shop.name)} {shop.name} rewards account linked to this chat yet, so I can't show {what}. "
         f"If you have an account, sign in at {shop.account_url} and open the chat from there to link it. "
         f"New here? Join free at {shop.signup_url}{signup}."
     )

@@ -21,22 +21,20 @@ import json
 import os
 import platform
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 import uuid
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterator, List, Mapping, Optional, Sequence
 
 import aiohttp
 
+from bot.processes import ManagedProcess, ProcessFailed, stop_all
 from bot.settings import PROJECT_ROOT
 
 CACHE_DIR = PROJECT_ROOT / ".cache" / "bench"
@@ -47,7 +45,6 @@ STOCK_MODEL_NAME = "stock"
 STOCK_TRAINING_INPUTS = ("config.yml", "domain.yml", "data")
 
 READY_TIMEOUT_SECONDS = 300
-STOP_GRACE_SECONDS = 10
 TURN_TIMEOUT_SECONDS = 120
 PROGRESS_EVERY_SECONDS = 5.0
 MAX_ERROR_SAMPLES = 5
@@ -193,80 +190,32 @@ def ensure_port_free(port: int) -> None:
             raise SystemExit(f"[bench] port {port} is already in use; pick others with --*-port")
 
 
-@dataclass
-class Server:
-    name: str
-    process: subprocess.Popen
-    log_path: Path
-
-
-def start_server(name: str, command: List[str], cwd: Path, env: Mapping[str, str]) -> Server:
-    LOG_DIR.mkdir(parents=True, exist_ok=True)
-    log_path = LOG_DIR / f"{name}.log"
-    log(f"starting {name} (log: {log_path.relative_to(PROJECT_ROOT)})")
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            command, cwd=cwd, env=dict(env), stdout=log_file, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
-        )
-    return Server(name, process, log_path)
-
-
-def wait_ready(url: str, servers: Sequence[Server], timeout: float = READY_TIMEOUT_SECONDS) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        exited = [s for s in servers if s.process.poll() is not None]
-        if exited:
-            raise RuntimeError(f"{exited[0].name} exited (code {exited[0].process.returncode}) before {url} answered")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(1)
-    raise RuntimeError(f"{url} did not answer within {timeout:.0f} s")
-
-
-def stop_servers(servers: Sequence[Server]) -> None:
-    """SIGTERM to each server's process group, SIGKILL after a grace period."""
-    for server in servers:
-        if server.process.poll() is None:
-            _signal_group(server.process, signal.SIGTERM)
-    deadline = time.monotonic() + STOP_GRACE_SECONDS
-    for server in servers:
-        try:
-            server.process.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            _signal_group(server.process, signal.SIGKILL)
-            server.process.wait()
-
-
-def _signal_group(process: subprocess.Popen, signum: int) -> None:
-    try:
-        os.killpg(process.pid, signum)
-    except ProcessLookupError:
-        pass
+def start_server(name: str, command: List[str], cwd: Path, env: Mapping[str, str]) -> ManagedProcess:
+    server = ManagedProcess(name, command, cwd, env, log_path=LOG_DIR / f"{name}.log")
+    log(f"starting {name} (log: {_relative(server.log_path)})")
+    return server.start()
 
 
 @contextmanager
-def running() -> Iterator[List[Server]]:
+def running() -> Iterator[List[ManagedProcess]]:
     """A list to start servers into; every one is stopped on the way out, whatever happens."""
-    servers: List[Server] = []
+    servers: List[ManagedProcess] = []
     try:
         yield servers
-    except BaseException:
+    except BaseException as error:
+        # A ProcessFailed already shows the log tail of the server it is about.
+        explained = error.process if isinstance(error, ProcessFailed) else None
         for server in servers:
-            _print_log_tail(server.log_path)
+            if server is not explained:
+                print(f"--- last lines of {_relative(server.log_path)} ---", file=sys.stderr)
+                print(server.log_tail(20), file=sys.stderr, flush=True)
         raise
     finally:
-        stop_servers(servers)
+        stop_all(servers)
 
 
-def _print_log_tail(path: Path, lines: int = 20) -> None:
-    tail = path.read_text(errors="replace").splitlines()[-lines:]
-    print(f"--- last lines of {path.relative_to(PROJECT_ROOT)} ---", file=sys.stderr)
-    print("\n".join(tail), file=sys.stderr, flush=True)
+def _relative(path: Optional[Path]) -> str:
+    return str(path.relative_to(PROJECT_ROOT)) if path is not None else "-"
 
 
 def run_checked(command: List[str], cwd: Path, env: Mapping[str, str], what: str) -> None:
@@ -337,9 +286,10 @@ def rapport_stack(rasa_port: int, actions_port: int, senders: Sequence[str]) -> 
                 ],
                 PROJECT_ROOT, env,
             ))
+            actions, rasa = servers
             started = time.monotonic()
-            wait_ready(f"http://127.0.0.1:{actions_port}/health", servers)
-            wait_ready(f"http://127.0.0.1:{rasa_port}/", servers)
+            actions.wait_until_ready(f"http://127.0.0.1:{actions_port}/health", READY_TIMEOUT_SECONDS, also_watch=servers)
+            rasa.wait_until_ready(f"http://127.0.0.1:{rasa_port}/", READY_TIMEOUT_SECONDS, also_watch=servers)
             log(f"rapport is up after {time.monotonic() - started:.0f} s")
             yield webhook_url(rasa_port)
     finally:
@@ -405,7 +355,7 @@ def stock_stack(port: int, model: Path, stock_dir: Path = STOCK_DIR) -> Iterator
             stock_dir, base_env(),
         ))
         started = time.monotonic()
-        wait_ready(f"http://127.0.0.1:{port}/", servers)
+        servers[0].wait_until_ready(f"http://127.0.0.1:{port}/", READY_TIMEOUT_SECONDS)
         log(f"stock is up after {time.monotonic() - started:.0f} s")
         yield webhook_url(port)
 

@@ -3,17 +3,13 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
+from bot.processes import ManagedProcess, ProcessFailed, stop_all
 from bot.settings import PROJECT_ROOT, Settings
-
-STOP_GRACE_SECONDS = 10
 
 
 def endpoints_file(settings: Settings) -> Path:
@@ -36,32 +32,6 @@ def _child_env() -> dict:
     return env
 
 
-def _wait_until_up(url: str, processes: List[subprocess.Popen], timeout: float = 300) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if any(p.poll() is not None for p in processes):
-            return False
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return True
-        except (urllib.error.URLError, OSError):
-            time.sleep(1)
-    return False
-
-
-def _stop(processes: List[subprocess.Popen]) -> None:
-    for process in processes:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-    deadline = time.monotonic() + STOP_GRACE_SECONDS
-    for process in processes:
-        try:
-            process.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
 def how_to_chat(settings: Settings) -> str:
     rest = f"http://localhost:{settings.rasa_port}/webhooks/rest/webhook"
     return f"""
@@ -80,11 +50,13 @@ Press Ctrl-C to stop both servers.
 def run_stack(settings: Settings) -> int:
     env = _child_env()
     python = sys.executable
-    actions = subprocess.Popen(
+    actions = ManagedProcess(
+        "action server",
         [python, "-m", "rasa_sdk", "--actions", "actions", "--port", str(settings.actions_port)],
-        cwd=PROJECT_ROOT, env=env, start_new_session=True,
+        cwd=PROJECT_ROOT, env=env,
     )
-    rasa = subprocess.Popen(
+    rasa = ManagedProcess(
+        "rasa server",
         [
             python, "-m", "rasa", "run",
             "--interface", settings.bind_host,
@@ -93,30 +65,34 @@ def run_stack(settings: Settings) -> int:
             "--credentials", str(PROJECT_ROOT / "credentials.yml"),
             "--model", "models",
         ],
-        cwd=PROJECT_ROOT, env=env, start_new_session=True,
+        cwd=PROJECT_ROOT, env=env,
     )
     processes = [actions, rasa]
-    stopping = {"signal": None}
 
-    def on_signal(signum: int, _frame: Optional[object]) -> None:
-        stopping["signal"] = signum
+    def on_signal(_signum: int, _frame: Optional[object]) -> None:
         raise KeyboardInterrupt
 
     # Installed explicitly: a process started in the background inherits SIGINT ignored.
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     try:
-        if _wait_until_up(f"http://127.0.0.1:{settings.rasa_port}/", processes) and _wait_until_up(
-            f"http://127.0.0.1:{settings.actions_port}/health", processes, timeout=60
-        ):
+        for process in processes:
+            process.start()
+        try:
+            rasa.wait_until_ready(f"http://127.0.0.1:{settings.rasa_port}/", timeout=300, also_watch=processes)
+            actions.wait_until_ready(f"http://127.0.0.1:{settings.actions_port}/health", timeout=60, also_watch=processes)
             print(how_to_chat(settings), flush=True)
-        while all(p.poll() is None for p in processes):
+        except ProcessFailed as error:
+            # An exit is reported below; a server that is merely slow may still come up, so keep going.
+            if error.returncode is None:
+                print(f"[run] {error}", file=sys.stderr, flush=True)
+        while all(process.alive() for process in processes):
             time.sleep(0.5)
-        failed = [p for p in processes if p.poll() is not None]
-        print(f"[run] a server exited (code {failed[0].returncode}); stopping the other", file=sys.stderr, flush=True)
-        return failed[0].returncode or 1
+        failed = next(process for process in processes if not process.alive())
+        print(f"[run] a server exited (code {failed.returncode}); stopping the other", file=sys.stderr, flush=True)
+        return failed.returncode or 1
     except KeyboardInterrupt:
         print("\n[run] stopping…", flush=True)
         return 0
     finally:
-        _stop(processes)
+        stop_all(processes)

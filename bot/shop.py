@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Optional
 
-from bot.config_files import ConfigError, read_yaml_mapping
+from bot.config_files import ConfigError, load_cached, read_yaml_mapping
 
 
 @dataclass(frozen=True)
@@ -47,17 +46,8 @@ def load_shop(path: Path) -> Shop:
     )
 
 
-@lru_cache(maxsize=4)
-def _cached(path: str, mtime_ns: int) -> Shop:
-    return load_shop(Path(path))
-
-
 def get_shop(path: Optional[Path] = None) -> Shop:
+    """The shop file from settings, reloaded when it changes on disk."""
     from bot.settings import get_settings
 
-    target = path or get_settings().shop_file
-    try:
-        mtime = target.stat().st_mtime_ns
-    except OSError as error:
-        raise ConfigError(target, "", f"cannot read file ({error.strerror})") from None
-    return _cached(str(target), mtime)
+    return load_cached(path or get_settings().shop_file, load_shop)

@@ -3,11 +3,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-from bot.config_files import ConfigError, read_yaml_mapping
+from bot.config_files import ConfigError, load_cached, read_yaml_mapping
 
 TIER_TERMS = ("rolling_12_months", "calendar_year", "lifetime")
 REWARD_KINDS = ("amount_off", "percent_off", "free_shipping", "free_product")
@@ -212,18 +211,8 @@ def load_program(path: Path) -> Program:
     return parse_program(read_yaml_mapping(path), path)
 
 
-@lru_cache(maxsize=4)
-def _cached(path: str, mtime_ns: int) -> Program:
-    return load_program(Path(path))
-
-
 def get_program(path: Optional[Path] = None) -> Program:
-    """The program from settings (reloaded when the file changes on disk)."""
+    """The program file from settings, reloaded when it changes on disk."""
     from bot.settings import get_settings
 
-    target = path or get_settings().program_file
-    try:
-        mtime = target.stat().st_mtime_ns
-    except OSError as error:
-        raise ConfigError(target, "", f"cannot read file ({error.strerror})") from None
-    return _cached(str(target), mtime)
+    return load_cached(path or get_settings().program_file, load_program)

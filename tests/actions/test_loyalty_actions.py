@@ -43,7 +43,7 @@ async def test_top_tier_shopper_with_every_reward_in_reach(demo_store) -> None:
 async def test_guest_gets_a_way_to_link_or_join_and_no_number(demo_store) -> None:
     [message] = await _run(ActionCheckPoints(), make_tracker("stranger-42", "how many points", "check_points"))
     text = message["text"]
-    assert "can't see a Oak & Ember rewards account linked to this chat" in text
+    assert "can't see an Oak & Ember rewards account linked to this chat" in text
     assert "https://oak-and-ember.example/account" in text and "https://oak-and-ember.example/account/register" in text
     assert "100 points as a welcome bonus" in text
     assert not any(ch.isdigit() for ch in text.replace("100 points", "").replace("oak-and-ember", ""))
@@ -58,9 +58,9 @@ async def test_tier_explains_perks_and_the_way_up(demo_store) -> None:
     [message] = await _run(ActionCheckTier(), make_tracker("alice", "what tier am i", "check_tier"))
     text = message["text"]
     assert text.startswith("Alice, you're a Silver member, with $532.50 of qualifying spend in the last 12 months.")
-    assert "• 1.25x points on every order" in text
+    assert "• 1.25× points on every order" in text
     assert "Spend $217.50 more within 12 months to reach Gold" in text
-    assert "Gold adds: 1.5x points on every order; free shipping on every order." in text
+    assert "Gold adds: 1.5× points on every order; free shipping on every order." in text
 
 
 async def test_tier_for_a_guest_shows_the_ladder(demo_store) -> None:

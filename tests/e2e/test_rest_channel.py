@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import urllib.error
 import urllib.request
 import uuid
@@ -10,7 +9,8 @@ from typing import Dict, List, Tuple, Union
 
 import pytest
 
-from tests.e2e.conftest import ServerProcess, free_port, rasa_server_process
+from bot.processes import free_port
+from tests.e2e.conftest import start_action_server, start_rasa_server
 
 pytestmark = pytest.mark.e2e
 
@@ -76,7 +76,7 @@ def test_conversations_survive_a_restart_and_the_rest_token_is_enforced(trained_
     env = {**e2e_env, "RASA_PORT": str(free_port())}
     url = f"http://127.0.0.1:{env['RASA_PORT']}/webhooks/rest/webhook"
     sender = f"restart-{uuid.uuid4().hex[:8]}"
-    server = rasa_server_process(env, e2e_dir / "rasa-restart.log").start()
+    server = start_rasa_server(env, e2e_dir / "rasa-restart.log")
     try:
         status, replies = post(url, {"sender": sender, "message": "can I talk to a human please"})
         assert status == 200 and "pass this conversation to a person" in texts(replies)
@@ -84,7 +84,7 @@ def test_conversations_survive_a_restart_and_the_rest_token_is_enforced(trained_
         server.stop()
     # Second start also requires a bearer token on the REST channel (REST_CHANNEL_TOKEN).
     env["REST_CHANNEL_TOKEN"] = "test-token-" + uuid.uuid4().hex
-    server = rasa_server_process(env, e2e_dir / "rasa-restart.log").start()
+    server = start_rasa_server(env, e2e_dir / "rasa-restart-token.log")
     try:
         assert post(url, {"sender": sender, "message": "yes"})[0] == 401
         assert post(url, {"sender": sender, "message": "yes"}, {"Authorization": "Bearer wrong"})[0] == 401
@@ -99,11 +99,7 @@ def test_conversations_survive_a_restart_and_the_rest_token_is_enforced(trained_
 def test_action_server_keeps_serving_when_the_store_is_down(e2e_env, e2e_dir) -> None:
     env = {**e2e_env, "DATABASE_URL": "postgresql://postgres@127.0.0.1:1/nowhere", "ACTIONS_PORT": str(free_port())}
     port = env["ACTIONS_PORT"]
-    server = ServerProcess(
-        "action server (store down)",
-        [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", port],
-        env, f"http://127.0.0.1:{port}/health", e2e_dir / "actions-down.log",
-    ).start()
+    server = start_action_server(env, e2e_dir / "actions-down.log", name="action server (store down)")
     try:
         for _ in range(3):
             status, answer = post(f"http://127.0.0.1:{port}/webhook", {

@@ -13,8 +13,8 @@ from typing import List
 
 import pytest
 
+from bot.processes import free_port
 from bot.settings import PROJECT_ROOT
-from tests.e2e.conftest import free_port
 
 pytestmark = pytest.mark.e2e
 

@@ -96,3 +96,29 @@ def test_order_points_round_down_and_totals_must_be_positive(sqlite_db: Database
     with sqlite_db.session(write=True) as session:
         with pytest.raises(LedgerError, match="must be positive"):
             record_paid_order(session, program, customer_id, "Z", Decimal("-3"), datetime.now(timezone.utc))
+
+
+def test_concurrent_replays_of_one_award_apply_once(any_db: Database) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    from bot.models import LedgerEntry
+    from sqlalchemy import func, select
+
+    customer_id = _customer(any_db)
+    workers = 8
+    barrier = Barrier(workers)
+
+    def award(_: int) -> bool:
+        barrier.wait()
+        with any_db.session(write=True) as session:
+            return post_entry(session, customer_id, 500, kind="earn", reason="Order 99", source="order",
+                              idempotency_key="order:99").created
+
+    with ThreadPoolExecutor(workers) as pool:
+        created = list(pool.map(award, range(workers)))
+    assert created.count(True) == 1
+    with any_db.session() as session:
+        assert balance(session, customer_id) == 500
+        assert session.execute(select(func.count(LedgerEntry.id))).scalar_one() == 1
+        assert verify_balances(session) == []
