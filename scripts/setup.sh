@@ -124,8 +124,10 @@ if [ "$(cat "$VENV/.spacy-model" 2>/dev/null)" != "$MODEL-$MODEL_VERSION" ]; the
   echo "$MODEL-$MODEL_VERSION" > "$VENV/.spacy-model"
 fi
 # The project's packages (bot, actions, channels) import from any directory, as Rasa's
-# `rasa run`, `rasa run actions` and pytest need, without installing the project itself.
+# `rasa run`, `rasa run actions` and pytest need, without installing the project itself; the
+# second line gives Rasa's CLI the project's defaults (bot/rasa_defaults.py says why).
 site=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-[ "$(cat "$site/rapport.pth" 2>/dev/null)" = "$ROOT" ] || echo "$ROOT" > "$site/rapport.pth"
+pth=$(printf '%s\nimport bot.rasa_defaults' "$ROOT")
+[ "$(cat "$site/rapport.pth" 2>/dev/null)" = "$pth" ] || printf '%s\n' "$pth" > "$site/rapport.pth"
 
 say "Environment ready: $VENV (Python $want_version)"
