@@ -20,7 +20,7 @@ log = get_logger(__name__)
 T = TypeVar("T")
 
 STORE_APOLOGY = (
-    "Sorry — I can't reach our rewards system right now, so I can't look that up. "
+    "Sorry — I can't reach our rewards system right now, so I can't do that. "
     "Please try again in a few minutes; nothing on your account has changed."
 )
 
@@ -69,6 +69,10 @@ class StoreAction(Action, metaclass=ABCMeta):
         try:
             return await self.respond(dispatcher, tracker, domain)
         except StoreUnavailable:
+            dispatcher.utter_message(text=STORE_APOLOGY)
+            return []
+        except Exception:  # a bug must not leave the shopper with silence
+            log.exception("action.failed", action=self.name())
             dispatcher.utter_message(text=STORE_APOLOGY)
             return []
 

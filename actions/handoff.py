@@ -49,9 +49,9 @@ class ActionRequestHandoff(StoreAction):
         log.info("handoff.requested", request_id=request_id, channel=channel)
         dispatcher.utter_message(
             text=(
-                f"Done — I've passed this conversation to the {shop.name} team (request #{request_id}). "
-                f"Someone will reply right here {shop.support_first_reply} (team hours: {shop.support_hours}). "
-                f"Meanwhile I'm still here for points and rewards questions."
+                f"Done — I've passed this conversation to the {shop.name} team (request #{request_id}), "
+                f"with our chat so far so you don't have to repeat yourself. They answer {shop.support_first_reply} "
+                f"(team hours: {shop.support_hours}). Meanwhile I'm still here for points and rewards questions."
             )
         )
         return []

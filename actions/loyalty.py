@@ -64,7 +64,7 @@ def guest_text(program: Program, shop: Shop, what: str) -> str:
     signup = f" and get {_n(program.earning.signup)} points as a welcome bonus" if program.earning.signup else ""
     return (
         f"I can't see {_article(shop.name)} {shop.name} rewards account linked to this chat yet, so I can't show {what}. "
-        f"If you have an account, sign in at {shop.account_url} and open the chat from there to link it. "
+        f"Already a member? Say \"talk to a person\" and our team will link this chat to your account. "
         f"New here? Join free at {shop.signup_url}{signup}."
     )
 
@@ -120,22 +120,28 @@ def _spend_window(program: Program) -> str:
     }[program.tier_term]
 
 
-def perks_text(tier: Tier) -> str:
-    return "\n".join(f"• {perk}" for perk in tier.perks) if tier.perks else "• the standard points rate"
+def tier_perks(program: Program, tier: Tier) -> List[str]:
+    """What a tier brings: its points rate, from the config's numbers, then its listed perks."""
+    rate = Decimal(program.earning.points_per_currency_unit) * tier.multiplier
+    earning = f"{rate.normalize():f} points per {program.money(Decimal(1))} spent"
+    if tier.multiplier != 1:
+        earning += f" ({_multiplier(tier.multiplier)} points)"
+    return [earning, *tier.perks]
 
 
 def tier_text(program: Program, name: Optional[str], status: TierStatus) -> str:
+    perks = tier_perks(program, status.tier)
     lines = [
         f"{name + ', y' if name else 'Y'}ou're a {status.tier.name} member, with "
         f"{program.money(status.qualifying_spend)} of qualifying spend {_spend_window(program)}.",
         f"Your {status.tier.name} perks:",
-        perks_text(status.tier),
+        *(f"• {perk}" for perk in perks),
         tier_progress_text(program, status),
     ]
-    if status.next_tier is not None and status.next_tier.perks:
-        lines.append(f"{status.next_tier.name} adds: " + "; ".join(
-            perk for perk in status.next_tier.perks if perk not in status.tier.perks
-        ) + ".")
+    if status.next_tier is not None:
+        added = [perk for perk in tier_perks(program, status.next_tier) if perk not in perks]
+        if added:
+            lines.append(f"{status.next_tier.name} adds: " + "; ".join(added) + ".")
     return "\n".join(lines)
 
 

@@ -175,11 +175,12 @@ def base_env() -> Dict[str, str]:
     return env
 
 
-def rapport_env(data_dir: Path, actions_port: int) -> Dict[str, str]:
+def rapport_env(data_dir: Path, rasa_port: int, actions_port: int) -> Dict[str, str]:
     env = base_env()
-    env["PYTHONPATH"] = str(PROJECT_ROOT)
     env["RAPPORT_DATA_DIR"] = str(data_dir)
+    env["RASA_PORT"] = str(rasa_port)
     env["ACTIONS_PORT"] = str(actions_port)
+    env["BIND_HOST"] = "127.0.0.1"
     return env
 
 
@@ -258,34 +259,21 @@ def link_senders(database_url: str, senders: Sequence[str]) -> None:
 @contextmanager
 def rapport_stack(rasa_port: int, actions_port: int, senders: Sequence[str]) -> Iterator[str]:
     """Our action server and Rasa server on a fresh data dir; yields the REST webhook URL."""
-    from bot.runner import endpoints_file
+    from bot.runner import action_server_command, rasa_server_command, server_env
     from bot.settings import Settings
 
     for port in (rasa_port, actions_port):
         ensure_port_free(port)
     data_dir = Path(tempfile.mkdtemp(prefix="rapport-bench-"))
     try:
-        env = rapport_env(data_dir, actions_port)
+        env = rapport_env(data_dir, rasa_port, actions_port)
         settings = Settings.from_env(env)
         seed_store(env)
         link_senders(settings.database_url, senders)
-        endpoints = endpoints_file(settings)
-        python = sys.executable
+        env = server_env(env, settings)
         with running() as servers:
-            servers.append(start_server(
-                "rapport-actions",
-                [python, "-m", "rasa_sdk", "--actions", "actions", "--port", str(actions_port)],
-                PROJECT_ROOT, env,
-            ))
-            servers.append(start_server(
-                "rapport-rasa",
-                [
-                    python, "-m", "rasa", "run", "--port", str(rasa_port), "--interface", "127.0.0.1",
-                    "--model", str(RAPPORT_MODEL), "--credentials", str(PROJECT_ROOT / "credentials.yml"),
-                    "--endpoints", str(endpoints),
-                ],
-                PROJECT_ROOT, env,
-            ))
+            servers.append(start_server("rapport-actions", action_server_command(settings), PROJECT_ROOT, env))
+            servers.append(start_server("rapport-rasa", rasa_server_command(settings, RAPPORT_MODEL), PROJECT_ROOT, env))
             actions, rasa = servers
             started = time.monotonic()
             actions.wait_until_ready(f"http://127.0.0.1:{actions_port}/health", READY_TIMEOUT_SECONDS, also_watch=servers)

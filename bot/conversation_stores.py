@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Optional
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 from rasa.core.brokers.broker import EventBroker
 from sqlalchemy import create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import sessionmaker
 from sqlalchemy.pool import QueuePool
 from rasa.core.lock_store import InMemoryLockStore, LockStore, RedisLockStore
@@ -32,27 +34,31 @@ def _redis_kwargs(url: str) -> dict:
         "host": parsed.hostname or "localhost",
         "port": parsed.port or 6379,
         "db": int(parsed.path.lstrip("/") or 0),
-        "username": parsed.username,
-        "password": parsed.password,
+        "username": unquote(parsed.username) if parsed.username else None,
+        "password": unquote(parsed.password) if parsed.password else None,
         "use_ssl": parsed.scheme == "rediss",
     }
 
 
 def _sql_kwargs(url: str) -> dict:
-    parsed = urlparse(url)
-    dialect = parsed.scheme.split("+")[0]
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ValueError("TRACKER_DATABASE_URL must be a sqlite:/// or postgresql:// URL") from None
+    dialect = parsed.get_backend_name()
     if dialect == "sqlite":
-        path = url.split("///", 1)[-1]
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        return {"dialect": "sqlite", "db": path}
-    if dialect in ("postgres", "postgresql"):
+        Path(parsed.database or "").parent.mkdir(parents=True, exist_ok=True)
+        return {"dialect": "sqlite", "db": parsed.database}
+    if dialect == "postgresql":
+        # Rasa builds its own URL from these parts; query options (sslmode, …) go in query.
         return {
             "dialect": "postgresql",
-            "host": parsed.hostname or "localhost",
+            "host": parsed.host or "localhost",
             "port": parsed.port or 5432,
-            "db": parsed.path.lstrip("/") or "postgres",
+            "db": parsed.database or "postgres",
             "username": parsed.username,
             "password": parsed.password,
+            "query": dict(parsed.query),
         }
     raise ValueError("TRACKER_DATABASE_URL must be a sqlite:/// or postgresql:// URL")
 

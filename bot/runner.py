@@ -6,10 +6,11 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Dict, List, Mapping, Optional
 
 from bot.processes import ManagedProcess, ProcessFailed, stop_all
 from bot.settings import PROJECT_ROOT, Settings
+from bot.training import model_path
 
 
 def endpoints_file(settings: Settings) -> Path:
@@ -25,11 +26,36 @@ def endpoints_file(settings: Settings) -> Path:
     return target
 
 
-def _child_env() -> dict:
-    env = dict(os.environ)
+def server_env(base: Mapping[str, str], settings: Settings) -> Dict[str, str]:
+    """Environment of the two servers: the project importable, quiet TensorFlow, and the action
+    server on the same interface as the Rasa server (rasa-sdk listens on 0.0.0.0 unless SANIC_HOST
+    says otherwise, and the action endpoint has no authentication of its own)."""
+    env = dict(base)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    env["SANIC_HOST"] = settings.bind_host
     return env
+
+
+def action_server_command(settings: Settings) -> List[str]:
+    return [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", str(settings.actions_port)]
+
+
+def rasa_server_command(settings: Settings, model: Optional[Path] = None) -> List[str]:
+    """`rasa run` on the project's model, channels and stores; the HTTP API stays off."""
+    return [
+        sys.executable, "-m", "rasa", "run",
+        "--interface", settings.bind_host,
+        "--port", str(settings.rasa_port),
+        "--model", str(model or model_path()),
+        "--credentials", str(PROJECT_ROOT / "credentials.yml"),
+        "--endpoints", str(endpoints_file(settings)),
+    ]
+
+
+def local_address(settings: Settings) -> str:
+    """Where this machine reaches the servers."""
+    return "127.0.0.1" if settings.bind_host in ("0.0.0.0", "::", "") else settings.bind_host
 
 
 def how_to_chat(settings: Settings) -> str:
@@ -48,25 +74,9 @@ Press Ctrl-C to stop both servers.
 
 
 def run_stack(settings: Settings) -> int:
-    env = _child_env()
-    python = sys.executable
-    actions = ManagedProcess(
-        "action server",
-        [python, "-m", "rasa_sdk", "--actions", "actions", "--port", str(settings.actions_port)],
-        cwd=PROJECT_ROOT, env=env,
-    )
-    rasa = ManagedProcess(
-        "rasa server",
-        [
-            python, "-m", "rasa", "run",
-            "--interface", settings.bind_host,
-            "--port", str(settings.rasa_port),
-            "--endpoints", str(endpoints_file(settings)),
-            "--credentials", str(PROJECT_ROOT / "credentials.yml"),
-            "--model", "models",
-        ],
-        cwd=PROJECT_ROOT, env=env,
-    )
+    env = server_env(os.environ, settings)
+    actions = ManagedProcess("action server", action_server_command(settings), cwd=PROJECT_ROOT, env=env)
+    rasa = ManagedProcess("rasa server", rasa_server_command(settings), cwd=PROJECT_ROOT, env=env)
     processes = [actions, rasa]
 
     def on_signal(_signum: int, _frame: Optional[object]) -> None:
@@ -79,8 +89,9 @@ def run_stack(settings: Settings) -> int:
         for process in processes:
             process.start()
         try:
-            rasa.wait_until_ready(f"http://127.0.0.1:{settings.rasa_port}/", timeout=300, also_watch=processes)
-            actions.wait_until_ready(f"http://127.0.0.1:{settings.actions_port}/health", timeout=60, also_watch=processes)
+            host = local_address(settings)
+            rasa.wait_until_ready(f"http://{host}:{settings.rasa_port}/", timeout=300, also_watch=processes)
+            actions.wait_until_ready(f"http://{host}:{settings.actions_port}/health", timeout=60, also_watch=processes)
             print(how_to_chat(settings), flush=True)
         except ProcessFailed as error:
             # An exit is reported below; a server that is merely slow may still come up, so keep going.
@@ -95,4 +106,7 @@ def run_stack(settings: Settings) -> int:
         print("\n[run] stopping…", flush=True)
         return 0
     finally:
+        # A second Ctrl-C while stopping must not leave the servers (own sessions) running.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         stop_all(processes)

@@ -34,9 +34,10 @@ def _optional(env: Mapping[str, str], name: str) -> Optional[str]:
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path
-    database_url: str
-    tracker_database_url: str
-    redis_url: Optional[str]
+    # URLs may carry passwords: kept out of repr (and so out of logs and tracebacks).
+    database_url: str = field(repr=False)
+    tracker_database_url: str = field(repr=False)
+    redis_url: Optional[str] = field(repr=False)
     rasa_port: int
     actions_port: int
     web_port: int

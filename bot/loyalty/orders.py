@@ -4,8 +4,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_FLOOR, Decimal
+from typing import Optional
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.loyalty.ledger import LedgerError, post_entry
@@ -39,9 +41,9 @@ def record_paid_order(
     total = Decimal(total)
     if total <= 0:
         raise LedgerError(f"order {external_id}: total must be positive, not {total}")
-    existing = session.execute(select(Order).where(Order.external_id == external_id)).scalar_one_or_none()
+    existing = _find(session, external_id)
     if existing is not None:
-        return RecordedOrder(existing, points_awarded=0, created=False)
+        return _replayed(existing, customer_id, total)
     multiplier = tier_status(session, customer_id, program, placed_at).tier.multiplier
     order = Order(
         external_id=external_id,
@@ -51,8 +53,16 @@ def record_paid_order(
         status="paid",
         placed_at=placed_at,
     )
-    session.add(order)
-    session.flush()
+    try:
+        with session.begin_nested():
+            session.add(order)
+            session.flush()
+    except IntegrityError:
+        # A concurrent delivery of the same order got there first.
+        winner = _find(session, external_id)
+        if winner is None:
+            raise
+        return _replayed(winner, customer_id, total)
     points = points_for_order(program, total, multiplier)
     if points > 0:
         post_entry(
@@ -67,3 +77,16 @@ def record_paid_order(
             at=placed_at,
         )
     return RecordedOrder(order, points_awarded=points, created=True)
+
+
+def _find(session: Session, external_id: str) -> Optional[Order]:
+    return session.execute(select(Order).where(Order.external_id == external_id)).scalar_one_or_none()
+
+
+def _replayed(existing: Order, customer_id: int, total: Decimal) -> RecordedOrder:
+    if (existing.customer_id, existing.total) != (customer_id, total):
+        raise LedgerError(
+            f"order {existing.external_id} was already recorded for customer {existing.customer_id} "
+            f"with total {existing.total}"
+        )
+    return RecordedOrder(existing, points_awarded=0, created=False)

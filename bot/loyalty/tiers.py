@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Optional
 
+from dateutil.relativedelta import relativedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -25,7 +26,7 @@ class TierStatus:
 def term_start(program: Program, now: datetime) -> Optional[datetime]:
     """First moment whose spend counts; None for a lifetime term."""
     if program.tier_term == "rolling_12_months":
-        return now - timedelta(days=365)
+        return now - relativedelta(months=12)
     if program.tier_term == "calendar_year":
         return datetime(now.year, 1, 1, tzinfo=timezone.utc)
     return None

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from sqlalchemy import JSON, Column, ForeignKey, Integer, String
+from sqlalchemy import JSON, Column, ForeignKey, Index, Integer, String, text
 
 from bot.models.base import Base, UTCDateTime
 
@@ -9,6 +9,13 @@ class HandoffRequest(Base):
     """A shopper asked for a person; merchants work through these in the console."""
 
     __tablename__ = "handoff_requests"
+    __table_args__ = (
+        # One open request per sender, even when two arrive at once.
+        Index(
+            "uq_handoff_requests_open_sender", "channel", "sender_id", unique=True,
+            sqlite_where=text("status = 'open'"), postgresql_where=text("status = 'open'"),
+        ),
+    )
 
     id = Column(Integer, primary_key=True)
     customer_id = Column(Integer, ForeignKey("customers.id", ondelete="SET NULL"), nullable=True, index=True)

@@ -44,7 +44,8 @@ async def test_guest_gets_a_way_to_link_or_join_and_no_number(demo_store) -> Non
     [message] = await _run(ActionCheckPoints(), make_tracker("stranger-42", "how many points", "check_points"))
     text = message["text"]
     assert "can't see an Oak & Ember rewards account linked to this chat" in text
-    assert "https://oak-and-ember.example/account" in text and "https://oak-and-ember.example/account/register" in text
+    assert 'Say "talk to a person" and our team will link this chat' in text
+    assert "https://oak-and-ember.example/account/register" in text
     assert "100 points as a welcome bonus" in text
     assert not any(ch.isdigit() for ch in text.replace("100 points", "").replace("oak-and-ember", ""))
 
@@ -58,9 +59,9 @@ async def test_tier_explains_perks_and_the_way_up(demo_store) -> None:
     [message] = await _run(ActionCheckTier(), make_tracker("alice", "what tier am i", "check_tier"))
     text = message["text"]
     assert text.startswith("Alice, you're a Silver member, with $532.50 of qualifying spend in the last 12 months.")
-    assert "• 1.25× points on every order" in text
+    assert "• 6.25 points per $1 spent (1.25× points)\n• a birthday bonus every year\n• early access to sales" in text
     assert "Spend $217.50 more within 12 months to reach Gold" in text
-    assert "Gold adds: 1.5× points on every order; free shipping on every order." in text
+    assert "Gold adds: 7.5 points per $1 spent (1.5× points); free shipping on every order." in text
 
 
 async def test_tier_for_a_guest_shows_the_ladder(demo_store) -> None:
@@ -109,3 +110,18 @@ async def test_broken_program_file_gets_an_apology(environment, tmp_path, monkey
     [message] = await _run(ActionHowToEarn(), make_tracker("alice", "how to earn", "how_to_earn"))
     assert message["text"] == STORE_APOLOGY
     assert "config.invalid" in capsys.readouterr().err
+
+
+async def test_an_unexpected_error_still_gets_an_answer(demo_store, capsys) -> None:
+    from actions.common import StoreAction
+
+    class ActionThatBreaks(StoreAction):
+        def name(self) -> str:
+            return "action_that_breaks"
+
+        async def respond(self, dispatcher, tracker, domain):
+            raise KeyError("a bug")
+
+    [message] = await _run(ActionThatBreaks(), make_tracker("alice", "points", "check_points"))
+    assert message["text"] == STORE_APOLOGY
+    assert '"event": "action.failed"' in capsys.readouterr().err

@@ -3,7 +3,6 @@ store, and real action server and Rasa server processes."""
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 from typing import Dict, Iterator
 
@@ -13,7 +12,7 @@ from bot.db import Database
 from bot.demo import seed_demo
 from bot.loyalty.program import load_program
 from bot.processes import ManagedProcess, free_port
-from bot.runner import endpoints_file
+from bot.runner import action_server_command, rasa_server_command, server_env
 from bot.settings import PROJECT_ROOT, Settings
 from bot.shop import load_shop
 from bot.training import model_path, train_if_changed
@@ -33,23 +32,17 @@ def _serve(process: ManagedProcess, ready_url: str) -> ManagedProcess:
 
 
 def start_action_server(env: Dict[str, str], log_path: Path, name: str = "action server") -> ManagedProcess:
-    port = env["ACTIONS_PORT"]
+    settings = Settings.from_env(env)
     return _serve(
-        ManagedProcess(name, [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", port],
-                       PROJECT_ROOT, env, log_path),
-        f"http://127.0.0.1:{port}/health",
+        ManagedProcess(name, action_server_command(settings), PROJECT_ROOT, server_env(env, settings), log_path),
+        f"http://127.0.0.1:{settings.actions_port}/health",
     )
 
 
 def start_rasa_server(env: Dict[str, str], log_path: Path) -> ManagedProcess:
     settings = Settings.from_env(env)
-    command = [
-        sys.executable, "-m", "rasa", "run", "--interface", "127.0.0.1", "--port", str(settings.rasa_port),
-        "--model", str(model_path()), "--credentials", str(PROJECT_ROOT / "credentials.yml"),
-        "--endpoints", str(endpoints_file(settings)),
-    ]
     return _serve(
-        ManagedProcess("rasa server", command, PROJECT_ROOT, env, log_path),
+        ManagedProcess("rasa server", rasa_server_command(settings), PROJECT_ROOT, server_env(env, settings), log_path),
         f"http://127.0.0.1:{settings.rasa_port}/webhooks/rest/",
     )
 

@@ -103,6 +103,25 @@ async def test_declined_handoff_records_nothing(agent) -> None:
     assert await chat.intent_and_action() == ("deny", "utter_handoff_cancelled")
 
 
+async def test_a_yes_out_of_the_blue_records_no_handoff(agent, e2e_env) -> None:
+    from sqlalchemy import func, select
+
+    from bot.db import Database
+    from bot.models import HandoffRequest
+    from bot.settings import Settings
+
+    sender = _guest()
+    chat = Conversation(agent, sender)
+    await chat.text("hello")
+    await chat.text("yes")
+    assert await chat.intent_and_action() == ("affirm", "utter_what_next")
+    database = Database(Settings.from_env(e2e_env).database_url)
+    with database.session() as session:
+        count = session.execute(select(func.count()).where(HandoffRequest.sender_id == sender)).scalar_one()
+    database.dispose()
+    assert count == 0
+
+
 async def test_gibberish_gets_the_menu_not_silence(agent) -> None:
     chat = Conversation(agent, _guest())
     replies = await chat.say("qwzx vbnm plk")

@@ -40,6 +40,17 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+def _listening_addresses(port: int) -> List[str]:
+    """IPv4 addresses with a socket listening on `port` (from /proc/net/tcp)."""
+    found = []
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        address, local_port = local.split(":")
+        if state == "0A" and int(local_port, 16) == port:
+            found.append(".".join(str(int(address[i:i + 2], 16)) for i in (6, 4, 2, 0)))
+    return found
+
+
 def test_run_serves_real_points_and_ctrl_c_stops_everything(trained_model, tmp_path) -> None:
     env = {
         **os.environ,
@@ -48,7 +59,7 @@ def test_run_serves_real_points_and_ctrl_c_stops_everything(trained_model, tmp_p
         "ACTIONS_PORT": str(free_port()),
         "TF_CPP_MIN_LOG_LEVEL": "2",
     }
-    for name in ("DATABASE_URL", "REDIS_URL", "TRACKER_DATABASE_URL"):
+    for name in ("DATABASE_URL", "REDIS_URL", "TRACKER_DATABASE_URL", "BIND_HOST", "SANIC_HOST"):
         env.pop(name, None)
     log_path = tmp_path / "run.log"
     with open(log_path, "wb") as log:
@@ -73,6 +84,10 @@ def test_run_serves_real_points_and_ctrl_c_stops_everything(trained_model, tmp_p
             replies = json.loads(response.read())
         assert replies[0]["text"].startswith("Bob, you have 545 points")
 
+        # Neither server is reachable from other machines by default (BIND_HOST=127.0.0.1).
+        assert _listening_addresses(int(env["RASA_PORT"])) == ["127.0.0.1"]
+        assert _listening_addresses(int(env["ACTIONS_PORT"])) == ["127.0.0.1"]
+
         servers = _children(runner.pid)
         assert len(servers) == 2 and all(_alive(pid) for pid in servers)
         runner.send_signal(signal.SIGINT)
@@ -80,5 +95,11 @@ def test_run_serves_real_points_and_ctrl_c_stops_everything(trained_model, tmp_p
         time.sleep(0.5)
         assert not any(_alive(pid) for pid in servers), "orphaned server processes"
     finally:
+        leftovers = _children(runner.pid) if runner.poll() is None else []
         if runner.poll() is None:
             runner.kill()
+        for pid in leftovers:  # each server leads its own process group
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except OSError:
+                pass

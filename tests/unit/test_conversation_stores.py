@@ -75,3 +75,13 @@ def test_bad_urls_are_refused(environment, monkeypatch) -> None:
     reset_settings()
     with pytest.raises(ValueError, match="TRACKER_DATABASE_URL"):
         EnvironmentTrackerStore(domain=DOMAIN)
+
+
+def test_urls_with_encoded_passwords_and_options() -> None:
+    from bot.conversation_stores import _redis_kwargs, _sql_kwargs
+
+    sql = _sql_kwargs("postgresql+psycopg2://shop:p%40ss@db.internal:5433/convos?sslmode=require")
+    assert (sql["dialect"], sql["host"], sql["port"], sql["db"]) == ("postgresql", "db.internal", 5433, "convos")
+    assert (sql["username"], sql["password"], sql["query"]) == ("shop", "p@ss", {"sslmode": "require"})
+    redis = _redis_kwargs("rediss://:s%2Fcret@cache:6380/3")
+    assert (redis["host"], redis["port"], redis["db"], redis["password"], redis["use_ssl"]) == ("cache", 6380, 3, "s/cret", True)

@@ -122,3 +122,57 @@ def test_concurrent_replays_of_one_award_apply_once(any_db: Database) -> None:
         assert balance(session, customer_id) == 500
         assert session.execute(select(func.count(LedgerEntry.id))).scalar_one() == 1
         assert verify_balances(session) == []
+
+
+def test_a_posted_entry_is_readable_after_the_transaction(sqlite_db: Database) -> None:
+    customer_id = _customer(sqlite_db)
+    with sqlite_db.session(write=True) as session:
+        posted = post_entry(session, customer_id, 70, kind="earn", reason="quiz", source="quiz", idempotency_key="q1")
+        customer = session.get(Customer, customer_id)
+        assert customer.points_balance == 70
+    assert (posted.entry.points, posted.entry.reason) == (70, "quiz")
+    assert customer.points_balance == 70
+
+
+def test_the_same_key_for_a_different_change_is_refused(any_db: Database) -> None:
+    customer_id = _customer(any_db)
+    other_id = _customer(any_db, "bo@example.com")
+    with any_db.session(write=True) as session:
+        post_entry(session, customer_id, 100, kind="earn", reason="x", source="order", idempotency_key="order:5")
+    for change in ({"customer_id": other_id, "points": 100}, {"customer_id": customer_id, "points": 90}):
+        with any_db.session(write=True) as session:
+            with pytest.raises(LedgerError, match="already used for 100 points"):
+                post_entry(session, change["customer_id"], change["points"], kind="earn", reason="x",
+                           source="order", idempotency_key="order:5")
+    with any_db.session() as session:
+        assert balance(session, customer_id) == 100 and balance(session, other_id) == 0
+
+
+def test_an_order_id_cannot_be_reused_for_another_order(any_db: Database, program) -> None:
+    customer_id = _customer(any_db)
+    now = datetime.now(timezone.utc)
+    with any_db.session(write=True) as session:
+        record_paid_order(session, program, customer_id, "B7", Decimal("40.00"), now)
+        with pytest.raises(LedgerError, match="already recorded"):
+            record_paid_order(session, program, customer_id, "B7", Decimal("41.00"), now)
+
+
+def test_concurrent_deliveries_of_one_order_award_once(any_db: Database, program) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    customer_id = _customer(any_db)
+    workers = 6
+    barrier = Barrier(workers)
+    placed = datetime.now(timezone.utc)
+
+    def deliver(_: int) -> int:
+        barrier.wait()
+        with any_db.session(write=True) as session:
+            return record_paid_order(session, program, customer_id, "C1", Decimal("20.00"), placed).points_awarded
+
+    with ThreadPoolExecutor(workers) as pool:
+        awarded = list(pool.map(deliver, range(workers)))
+    assert sorted(awarded) == [0] * (workers - 1) + [100]
+    with any_db.session() as session:
+        assert balance(session, customer_id) == 100

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from channels.rest import Accepted, Rejection, clean_text, parse_request
+from channels.rest import Accepted, Rejection, check_caller, clean_text, parse_request
 
 LIMITS = dict(max_body_bytes=64 * 1024, max_message_chars=2000)
 
@@ -49,3 +49,28 @@ def test_oversized_messages_are_answered_with_the_limit() -> None:
 def test_control_characters_are_removed_and_text_kept() -> None:
     assert clean_text("  points\x00?\x1b[31m\u202e  ") == "points?[31m"
     assert clean_text("e\u0301moji 🎉\nline") == "émoji 🎉\nline"
+
+
+def test_deeply_nested_json_is_a_400_not_a_crash() -> None:
+    result = parse_request(b"[" * 60_000, **LIMITS)  # under the size limit, past the parser's recursion limit
+    assert isinstance(result, Rejection) and result.status == 400
+
+
+@pytest.mark.parametrize(
+    "ip, header, token, status",
+    [
+        ("127.0.0.1", "", None, None),
+        ("::1", "", None, None),
+        ("127.0.0.2", "", None, None),
+        ("203.0.113.5", "", None, 403),
+        ("10.1.2.3", "Bearer anything", None, 403),
+        ("not-an-ip", "", None, 403),
+        ("203.0.113.5", "Bearer s3cret", "s3cret", None),
+        ("127.0.0.1", "", "s3cret", 401),
+        ("127.0.0.1", "Bearer s3cre", "s3cret", 401),
+        ("203.0.113.5", "bearer s3cret", "s3cret", 401),
+    ],
+)
+def test_only_trusted_callers_use_the_rest_channel(ip, header, token, status) -> None:
+    refusal = check_caller(ip, header, token)
+    assert (refusal.status if refusal else None) == status

@@ -28,5 +28,10 @@ def test_bad_values_name_the_variable(name, value) -> None:
 
 
 def test_secrets_are_not_in_the_repr() -> None:
-    settings = Settings.from_env({"REST_CHANNEL_TOKEN": "s3cret-token"})
-    assert "s3cret-token" not in repr(settings)
+    settings = Settings.from_env({
+        "REST_CHANNEL_TOKEN": "s3cret-token",
+        "DATABASE_URL": "postgresql://shop:db-pass@db/shop",
+        "REDIS_URL": "redis://:redis-pass@cache:6379/0",
+    })
+    for secret in ("s3cret-token", "db-pass", "redis-pass"):
+        assert secret not in repr(settings)
