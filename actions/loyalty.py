@@ -15,7 +15,7 @@ from bot.identity import customer_for_sender
 from bot.log import get_logger
 from bot.loyalty.program import Program, Tier, get_program
 from bot.loyalty.summary import PointsSummary, points_summary
-from bot.loyalty.tiers import TierStatus, tier_status
+from bot.loyalty.tiers import TierStatus
 from bot.shop import Shop, get_shop
 
 log = get_logger(__name__)

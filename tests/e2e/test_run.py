@@ -8,47 +8,14 @@ import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
-from typing import List
 
 import pytest
 
 from bot.processes import free_port
 from bot.settings import PROJECT_ROOT
+from tests.procfs import children_of, listening_addresses, pid_running
 
 pytestmark = pytest.mark.e2e
-
-
-def _children(pid: int) -> List[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
-def _listening_addresses(port: int) -> List[str]:
-    """IPv4 addresses with a socket listening on `port` (from /proc/net/tcp)."""
-    found = []
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        local, state = line.split()[1], line.split()[3]
-        address, local_port = local.split(":")
-        if state == "0A" and int(local_port, 16) == port:
-            found.append(".".join(str(int(address[i:i + 2], 16)) for i in (6, 4, 2, 0)))
-    return found
 
 
 def test_run_serves_real_points_and_ctrl_c_stops_everything(trained_model, tmp_path) -> None:
@@ -85,17 +52,17 @@ def test_run_serves_real_points_and_ctrl_c_stops_everything(trained_model, tmp_p
         assert replies[0]["text"].startswith("Bob, you have 545 points")
 
         # Neither server is reachable from other machines by default (BIND_HOST=127.0.0.1).
-        assert _listening_addresses(int(env["RASA_PORT"])) == ["127.0.0.1"]
-        assert _listening_addresses(int(env["ACTIONS_PORT"])) == ["127.0.0.1"]
+        assert listening_addresses(int(env["RASA_PORT"])) == ["127.0.0.1"]
+        assert listening_addresses(int(env["ACTIONS_PORT"])) == ["127.0.0.1"]
 
-        servers = _children(runner.pid)
-        assert len(servers) == 2 and all(_alive(pid) for pid in servers)
+        servers = children_of(runner.pid)
+        assert len(servers) == 2 and all(pid_running(pid) for pid in servers)
         runner.send_signal(signal.SIGINT)
         assert runner.wait(timeout=30) == 0
         time.sleep(0.5)
-        assert not any(_alive(pid) for pid in servers), "orphaned server processes"
+        assert not any(pid_running(pid) for pid in servers), "orphaned server processes"
     finally:
-        leftovers = _children(runner.pid) if runner.poll() is None else []
+        leftovers = children_of(runner.pid) if runner.poll() is None else []
         if runner.poll() is None:
             runner.kill()
         for pid in leftovers:  # each server leads its own process group

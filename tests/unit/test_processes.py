@@ -11,6 +11,7 @@ from typing import Iterator, List
 import pytest
 
 from bot.processes import ManagedProcess, ProcessFailed, free_port, stop_all
+from tests.procfs import pid_running
 
 IGNORES_SIGTERM = (
     "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ignoring SIGTERM', flush=True); "
@@ -36,14 +37,6 @@ def wait_for_log(process: ManagedProcess, text: str, timeout: float = 10) -> Non
         assert process.alive(), process.log_tail()
         assert time.monotonic() < deadline, f"{text!r} not in the log of {process.name}"
         time.sleep(0.05)
-
-
-def pid_exists(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def test_an_http_server_comes_up_and_stops(tmp_path: Path, started: List[ManagedProcess]) -> None:
@@ -143,14 +136,14 @@ def test_stop_reaches_what_the_server_started_itself(tmp_path: Path, started: Li
     started.append(parent.start())
     wait_for_log(parent, "child ")
     child_pid = int(parent.log_tail().split()[-1])
-    assert pid_exists(child_pid)
+    assert pid_running(child_pid)
 
     parent.stop(grace_seconds=5)
 
     deadline = time.monotonic() + 5
-    while pid_exists(child_pid) and time.monotonic() < deadline:
+    while pid_running(child_pid) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not pid_exists(child_pid), "the server's own child outlived it"
+    assert not pid_running(child_pid), "the server's own child outlived it"
 
 
 def test_stop_all_shares_one_grace_period(tmp_path: Path, started: List[ManagedProcess]) -> None:
