@@ -15,6 +15,7 @@ from bot.config_files import ConfigError, read_yaml_mapping
 from bot.identity import create_customer, link_identity
 from bot.loyalty.ledger import post_entry
 from bot.loyalty.orders import record_paid_order
+from bot.loyalty.tiers import mark_announced, recompute_tier, unannounced_changes
 from bot.loyalty.program import Program
 from bot.models import Customer, Product
 from bot.settings import PROJECT_ROOT
@@ -88,10 +89,15 @@ def _add_customer(session: Session, program: Program, item: Dict[str, Any]) -> b
     for kind, event, days_ago in sorted(events, key=lambda e: -e[2]):
         when = now - timedelta(days=days_ago)
         if kind == "order":
-            record_paid_order(session, program, customer.id, event["id"], Decimal(str(event["total"])), when)
+            record_paid_order(
+                session, program, customer.id, event["id"], Decimal(str(event["total"])), when, update_tier=False
+            )
         else:
             post_entry(
                 session, customer.id, int(event["points"]), kind=event["kind"], reason=event["reason"],
                 source=event["source"], idempotency_key=event["key"], at=when,
             )
+    # The tier their history earned, recorded as old news: no entry reward, nothing to announce.
+    recompute_tier(session, program, customer.id, now, "demo history")
+    mark_announced(session, unannounced_changes(session, customer.id), now)
     return True

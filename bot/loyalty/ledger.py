@@ -5,14 +5,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import List, Optional
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, case, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot import clock
 from bot.models import Customer, LedgerEntry
+from bot.models.base import UTCDateTime
 
 ENTRY_KINDS = ("earn", "redeem", "expire", "reverse", "adjust")
+# Earning or spending keeps points alive (expiry counts from the last of these).
+ACTIVITY_KINDS = ("earn", "redeem")
 
 
 class LedgerError(ValueError):
@@ -54,21 +57,29 @@ def post_entry(
     if customer is None:
         raise LedgerError(f"no customer with id {customer_id}")
 
+    created_at = at or clock.now()
     entry = LedgerEntry(
         customer_id=customer_id,
         kind=kind,
         points=points,
-        reason=reason,
+        reason=reason[:255],
         source=source,
         source_ref=source_ref,
         idempotency_key=idempotency_key,
-        created_at=at or clock.now(),
+        created_at=created_at,
         expires_at=expires_at,
     )
     balance_update = update(Customer).where(Customer.id == customer_id)
     if points < 0 and not allow_negative_balance:
         balance_update = balance_update.where(Customer.points_balance + points >= 0)
-    balance_update = balance_update.values(points_balance=Customer.points_balance + points)
+    changes = {Customer.points_balance: Customer.points_balance + points}
+    if kind in ACTIVITY_KINDS:
+        when = bindparam("activity_at", created_at, type_=UTCDateTime())
+        changes[Customer.last_activity_at] = case(
+            (or_(Customer.last_activity_at.is_(None), Customer.last_activity_at < when), when),
+            else_=Customer.last_activity_at,
+        )
+    balance_update = balance_update.values(changes)
     try:
         # Entry and balance move together or not at all (a failed overdraft leaves no entry).
         with session.begin_nested():
@@ -83,7 +94,7 @@ def post_entry(
         if winner is None:
             raise
         return _replayed(winner, customer_id, points, kind)
-    session.expire(customer, ["points_balance"])  # moved in SQL; reload on next access
+    session.expire(customer, ["points_balance", "last_activity_at"])  # moved in SQL; reload on next access
     return PostedEntry(entry, created=True)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from bot.config_files import ConfigError, load_cached, read_yaml_mapping
 
@@ -28,7 +28,10 @@ class Reward:
     title: str
     kind: str
     points: int
-    value: Optional[Decimal]
+    value: Optional[Decimal]  # amount off (currency) or percent off; None for the other kinds
+    min_order: Optional[Decimal]
+    valid_months: int
+    product_sku: Optional[str]  # the product a free_product reward gives
 
 
 @dataclass(frozen=True)
@@ -37,12 +40,15 @@ class EarningRules:
     signup: int
     birthday: int
     social_follow: int
+    social_networks: Tuple[str, ...]
     review_text: int
     review_photo: int
     review_video: int
     quiz_completion: int
     referral_advocate: int
     referral_friend_percent_off: int
+    referral_friend_min_order: Decimal
+    custom_actions: Dict[str, int]  # credited through the API: name → points
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,13 @@ class Program:
     reward_code_valid_months: int
     expiry_inactive_months: int
     expiry_warn_days: int
+    refunds_allow_negative_balance: bool
+
+    def reward(self, reward_id: str) -> Optional[Reward]:
+        return next((reward for reward in self.rewards if reward.id == reward_id), None)
+
+    def tier(self, name: Optional[str]) -> Optional[Tier]:
+        return next((tier for tier in self.tiers if tier.name == name), None)
 
     def money(self, amount: Decimal) -> str:
         """An amount in the program's currency, e.g. "$12.50" or "$300"."""
@@ -102,6 +115,27 @@ class _Reader:
             raise self.fail(key, f"must be at least {minimum}, not {value}")
         return number
 
+    def known_keys(self, data: Mapping[str, Any], key: str, allowed: Tuple[str, ...]) -> None:
+        """A misspelt key would silently fall back to a default; name it instead."""
+        for name in data:
+            if name not in allowed:
+                where = f"{key}.{name}" if key else str(name)
+                raise self.fail(where, f"is not a known setting (expected one of: {', '.join(allowed)})")
+
+    def boolean(self, data: Mapping[str, Any], key: str, name: str, default: bool) -> bool:
+        value = data.get(name, default)
+        if not isinstance(value, bool):
+            raise self.fail(key, f"must be true or false, not {value!r}")
+        return value
+
+    def optional_mapping(self, data: Mapping[str, Any], key: str, name: str) -> Mapping[str, Any]:
+        value = data.get(name)
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise self.fail(key, "must be a mapping")
+        return value
+
     def text(self, data: Mapping[str, Any], key: str, name: str, default: Optional[str] = None) -> str:
         value = data.get(name, default)
         if not isinstance(value, str) or not value.strip():
@@ -111,29 +145,50 @@ class _Reader:
 
 def parse_program(data: Mapping[str, Any], path: Path) -> Program:
     r = _Reader(path)
+    r.known_keys(data, "", ("currency", "currency_symbol", "earning", "tiers", "rewards", "reward_codes", "expiry",
+                            "refunds"))
     currency = r.text(data, "currency", "currency")
     if len(currency) != 3 or not currency.isalpha():
         raise r.fail("currency", f"must be a 3-letter ISO code such as USD, not {currency!r}")
 
     earning = r.mapping(data, "earning", "earning")
+    r.known_keys(earning, "earning", ("points_per_currency_unit", "signup", "birthday", "social_follow", "review",
+                                      "quiz_completion", "referral", "custom_actions"))
     review = r.mapping(earning, "earning.review", "review")
+    r.known_keys(review, "earning.review", ("text", "photo", "video"))
     referral = r.mapping(earning, "earning.referral", "referral")
+    r.known_keys(referral, "earning.referral", ("advocate", "friend_percent_off", "friend_min_order"))
+    social = r.mapping(earning, "earning.social_follow", "social_follow")
+    r.known_keys(social, "earning.social_follow", ("points", "networks"))
+    networks = social.get("networks", [])
+    if not isinstance(networks, list) or not all(isinstance(n, str) and n.strip() for n in networks):
+        raise r.fail("earning.social_follow.networks", "must be a list of network names")
+    custom = r.optional_mapping(earning, "earning.custom_actions", "custom_actions")
+    custom_actions = {}
+    for name in custom:
+        if not isinstance(name, str) or not name.replace("_", "").replace("-", "").isalnum():
+            raise r.fail(f"earning.custom_actions.{name}", "action names are letters, digits, - and _")
+        custom_actions[name] = r.integer(custom, f"earning.custom_actions.{name}", name, minimum=1)
     rules = EarningRules(
         points_per_currency_unit=r.integer(earning, "earning.points_per_currency_unit", "points_per_currency_unit"),
         signup=r.integer(earning, "earning.signup", "signup"),
         birthday=r.integer(earning, "earning.birthday", "birthday"),
-        social_follow=r.integer(earning, "earning.social_follow", "social_follow"),
+        social_follow=r.integer(social, "earning.social_follow.points", "points"),
+        social_networks=tuple(n.strip().lower() for n in networks),
         review_text=r.integer(review, "earning.review.text", "text"),
         review_photo=r.integer(review, "earning.review.photo", "photo"),
         review_video=r.integer(review, "earning.review.video", "video"),
         quiz_completion=r.integer(earning, "earning.quiz_completion", "quiz_completion"),
         referral_advocate=r.integer(referral, "earning.referral.advocate", "advocate"),
         referral_friend_percent_off=r.integer(referral, "earning.referral.friend_percent_off", "friend_percent_off"),
+        referral_friend_min_order=r.decimal(referral, "earning.referral.friend_min_order", "friend_min_order", default=0),
+        custom_actions=custom_actions,
     )
     if rules.referral_friend_percent_off > 100:
         raise r.fail("earning.referral.friend_percent_off", "must be at most 100")
 
     tiers_block = r.mapping(data, "tiers", "tiers")
+    r.known_keys(tiers_block, "tiers", ("term", "levels"))
     term = r.text(tiers_block, "tiers.term", "term")
     if term not in TIER_TERMS:
         raise r.fail("tiers.term", f"must be one of {', '.join(TIER_TERMS)}, not {term!r}")
@@ -147,6 +202,7 @@ def parse_program(data: Mapping[str, Any], path: Path) -> Program:
         key = f"tiers.levels[{index}]"
         if not isinstance(level, dict):
             raise r.fail(key, "must be a mapping")
+        r.known_keys(level, key, ("name", "min_spend", "multiplier", "entry_reward_points", "perks"))
         perks = level.get("perks", [])
         if not isinstance(perks, list) or not all(isinstance(p, str) for p in perks):
             raise r.fail(f"{key}.perks", "must be a list of text")
@@ -168,11 +224,15 @@ def parse_program(data: Mapping[str, Any], path: Path) -> Program:
     rewards_list = data.get("rewards")
     if not isinstance(rewards_list, list) or not rewards_list:
         raise r.fail("rewards", "must be a non-empty list")
+    codes = r.optional_mapping(data, "reward_codes", "reward_codes")
+    r.known_keys(codes, "reward_codes", ("valid_months",))
+    default_valid_months = r.integer(codes, "reward_codes.valid_months", "valid_months", default=6, minimum=1)
     rewards: List[Reward] = []
     for index, item in enumerate(rewards_list):
         key = f"rewards[{index}]"
         if not isinstance(item, dict):
             raise r.fail(key, "must be a mapping")
+        r.known_keys(item, key, ("id", "title", "kind", "value", "points", "min_order", "valid_months", "product_sku"))
         kind = r.text(item, f"{key}.kind", "kind")
         if kind not in REWARD_KINDS:
             raise r.fail(f"{key}.kind", f"must be one of {', '.join(REWARD_KINDS)}, not {kind!r}")
@@ -181,19 +241,36 @@ def parse_program(data: Mapping[str, Any], path: Path) -> Program:
             value = r.decimal(item, f"{key}.value", "value", minimum=Decimal("0.01"))
             if kind == "percent_off" and value > 100:
                 raise r.fail(f"{key}.value", "a percentage must be at most 100")
+        elif "value" in item:
+            raise r.fail(f"{key}.value", f"a {kind} reward has no value")
+        product_sku = None
+        if kind == "free_product":
+            product_sku = r.text(item, f"{key}.product_sku", "product_sku")
+        min_order = r.decimal(item, f"{key}.min_order", "min_order") if "min_order" in item else None
+        if min_order is not None and kind == "amount_off" and value is not None and min_order < value:
+            raise r.fail(f"{key}.min_order", f"must be at least the amount off ({value})")
         reward = Reward(
             id=r.text(item, f"{key}.id", "id"),
             title=r.text(item, f"{key}.title", "title"),
             kind=kind,
             points=r.integer(item, f"{key}.points", "points", minimum=1),
             value=value,
+            min_order=min_order,
+            valid_months=r.integer(item, f"{key}.valid_months", "valid_months", default=default_valid_months, minimum=1),
+            product_sku=product_sku,
         )
         if any(existing.id == reward.id for existing in rewards):
             raise r.fail(f"{key}.id", f"duplicate reward id {reward.id!r}")
         rewards.append(reward)
 
-    codes = data.get("reward_codes", {}) or {}
-    expiry = data.get("expiry", {}) or {}
+    expiry = r.optional_mapping(data, "expiry", "expiry")
+    r.known_keys(expiry, "expiry", ("inactive_months", "warn_days"))
+    refunds = r.optional_mapping(data, "refunds", "refunds")
+    r.known_keys(refunds, "refunds", ("allow_negative_balance",))
+    inactive_months = r.integer(expiry, "expiry.inactive_months", "inactive_months", default=12, minimum=1)
+    warn_days = r.integer(expiry, "expiry.warn_days", "warn_days", default=30)
+    if warn_days >= inactive_months * 28:
+        raise r.fail("expiry.warn_days", f"must be shorter than the {inactive_months}-month expiry period")
     return Program(
         currency=currency.upper(),
         currency_symbol=str(data.get("currency_symbol") or currency.upper() + " "),
@@ -201,9 +278,12 @@ def parse_program(data: Mapping[str, Any], path: Path) -> Program:
         tier_term=term,
         tiers=tuple(tiers),
         rewards=tuple(sorted(rewards, key=lambda reward: reward.points)),
-        reward_code_valid_months=r.integer(codes, "reward_codes.valid_months", "valid_months", default=6, minimum=1),
-        expiry_inactive_months=r.integer(expiry, "expiry.inactive_months", "inactive_months", default=12, minimum=1),
-        expiry_warn_days=r.integer(expiry, "expiry.warn_days", "warn_days", default=30),
+        reward_code_valid_months=default_valid_months,
+        expiry_inactive_months=inactive_months,
+        expiry_warn_days=warn_days,
+        refunds_allow_negative_balance=r.boolean(
+            refunds, "refunds.allow_negative_balance", "allow_negative_balance", default=False
+        ),
     )
 
 

@@ -1,17 +1,24 @@
-"""VIP tiers by qualifying spend over the program's term."""
+"""VIP tiers by qualifying spend over the program's term.
+
+A customer moves up as soon as their spend qualifies and keeps a tier until the end of its term
+(`Customer.tier_held_until`); only then can they move down. Every move is a TierChange the bot announces.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Optional
+from typing import Callable, Iterator, List, Optional
 
 from dateutil.relativedelta import relativedelta
-from sqlalchemy import func, select
+from sqlalchemy import BigInteger, func, select, type_coerce
 from sqlalchemy.orm import Session
 
 from bot.loyalty.program import Program, Tier
-from bot.models import Order
+from bot.models import Customer, Order, TierChange
+
+# Orders whose money the store kept, in part or in full.
+SPEND_STATUSES = ("paid", "partially_refunded")
 
 
 @dataclass(frozen=True)
@@ -21,6 +28,7 @@ class TierStatus:
     qualifying_spend: Decimal
     spend_to_next: Optional[Decimal]
     term_start: Optional[datetime]
+    held_until: Optional[datetime] = None  # the tier is kept at least until then
 
 
 def term_start(program: Program, now: datetime) -> Optional[datetime]:
@@ -32,14 +40,27 @@ def term_start(program: Program, now: datetime) -> Optional[datetime]:
     return None
 
 
+def term_end(program: Program, reached_at: datetime) -> Optional[datetime]:
+    """Until when a tier reached at `reached_at` is kept: 12 months on a rolling term, through the next
+    calendar year on a calendar term (it was earned with this year's spend), forever on a lifetime term."""
+    if program.tier_term == "rolling_12_months":
+        return reached_at + relativedelta(months=12)
+    if program.tier_term == "calendar_year":
+        return datetime(reached_at.year + 2, 1, 1, tzinfo=timezone.utc)
+    return None
+
+
 def qualifying_spend(session: Session, customer_id: int, program: Program, now: datetime) -> Decimal:
-    query = select(func.coalesce(func.sum(Order.total), 0)).where(
-        Order.customer_id == customer_id, Order.status == "paid", Order.placed_at <= now
+    """What the customer paid and kept over the term that ends at `now`."""
+    # Summed as raw cents: exact on every backend.
+    kept_cents = type_coerce(Order.total, BigInteger) - type_coerce(Order.refunded_total, BigInteger)
+    query = select(func.coalesce(func.sum(kept_cents), 0)).where(
+        Order.customer_id == customer_id, Order.status.in_(SPEND_STATUSES), Order.placed_at <= now
     )
     start = term_start(program, now)
     if start is not None:
         query = query.where(Order.placed_at >= start)
-    return Decimal(str(session.execute(query).scalar_one()))
+    return Decimal(int(session.execute(query).scalar_one())) / 100
 
 
 def tier_for_spend(program: Program, spend: Decimal) -> Tier:
@@ -55,14 +76,159 @@ def next_tier(program: Program, tier: Tier) -> Optional[Tier]:
     return program.tiers[index + 1] if index + 1 < len(program.tiers) else None
 
 
+def _rank(program: Program, tier: Tier) -> int:
+    return program.tiers.index(tier)
+
+
+def held_tier(program: Program, customer: Customer, now: datetime) -> Optional[Tier]:
+    """The tier the customer keeps regardless of spend: the recorded one while its term lasts."""
+    tier = program.tier(customer.tier_name)
+    if tier is None:
+        return None
+    if customer.tier_held_until is not None and customer.tier_held_until <= now:
+        return None
+    return tier
+
+
 def tier_status(session: Session, customer_id: int, program: Program, now: datetime) -> TierStatus:
     spend = qualifying_spend(session, customer_id, program, now)
     tier = tier_for_spend(program, spend)
+    customer = session.get(Customer, customer_id)
+    held = held_tier(program, customer, now) if customer is not None else None
+    held_until = None
+    if held is not None and _rank(program, held) >= _rank(program, tier):
+        tier, held_until = held, customer.tier_held_until
     upcoming = next_tier(program, tier)
     return TierStatus(
         tier=tier,
         next_tier=upcoming,
         qualifying_spend=spend,
-        spend_to_next=(upcoming.min_spend - spend) if upcoming else None,
+        spend_to_next=max(upcoming.min_spend - spend, Decimal(0)) if upcoming else None,
         term_start=term_start(program, now),
+        held_until=held_until,
     )
+
+
+# Entry rewards are posted through this hook (bot.loyalty.earning) so tiers need not import earning.
+EntryRewardPoster = Callable[[Session, Program, int, Tier, datetime], None]
+
+
+def recompute_tier(
+    session: Session,
+    program: Program,
+    customer_id: int,
+    now: datetime,
+    reason: str,
+    post_entry_reward: Optional[EntryRewardPoster] = None,
+) -> Optional[TierChange]:
+    """Bring the customer's recorded tier up to date; returns the change, if there was one.
+
+    Up as soon as spend qualifies; down only once the held tier's term has ended, to the best of the
+    tier earned by the term that just ended and the tier current spend earns.
+    """
+    customer = _locked_customer(session, customer_id)
+    by_spend = tier_for_spend(program, qualifying_spend(session, customer_id, program, now))
+    recorded = program.tier(customer.tier_name)
+    if recorded is None:
+        # First evaluation (or the tier was renamed in the config): start from what spend earns.
+        customer.tier_name = by_spend.name
+        customer.tier_held_until = term_end(program, now)
+        if _rank(program, by_spend) == 0:
+            return None
+        return _change(session, program, customer, None, by_spend, now, reason, post_entry_reward)
+
+    if _rank(program, by_spend) > _rank(program, recorded):
+        customer.tier_name = by_spend.name
+        customer.tier_held_until = term_end(program, now)
+        return _change(session, program, customer, recorded, by_spend, now, reason, post_entry_reward)
+
+    held_until = customer.tier_held_until
+    if held_until is None or held_until > now:
+        return None
+    # The term ended: keep what the ended term's spend earned, or what spend earns now if that is more.
+    ended_term = tier_for_spend(
+        program, qualifying_spend(session, customer_id, program, held_until - timedelta(microseconds=1))
+    )
+    kept = max(ended_term, by_spend, key=lambda tier: _rank(program, tier))
+    kept = min(kept, recorded, key=lambda tier: _rank(program, tier))
+    customer.tier_name = kept.name
+    # The next term starts where the last one ended (so a late job run does not shift terms).
+    next_end = held_until + relativedelta(years=1)
+    while next_end <= now:
+        next_end += relativedelta(years=1)
+    customer.tier_held_until = next_end if _rank(program, kept) > 0 else term_end(program, now)
+    if kept == recorded:
+        return None
+    return _change(session, program, customer, recorded, kept, now, "term ended", post_entry_reward)
+
+
+def _locked_customer(session: Session, customer_id: int) -> Customer:
+    # Row lock on PostgreSQL so two recomputations cannot both record the same move;
+    # SQLite's write transactions are already serialised (BEGIN IMMEDIATE).
+    customer = session.execute(
+        select(Customer).where(Customer.id == customer_id).with_for_update()
+    ).scalar_one_or_none()
+    if customer is None:
+        from bot.loyalty.ledger import LedgerError
+
+        raise LedgerError(f"no customer with id {customer_id}")
+    return customer
+
+
+def _change(
+    session: Session,
+    program: Program,
+    customer: Customer,
+    old: Optional[Tier],
+    new: Tier,
+    now: datetime,
+    reason: str,
+    post_entry_reward: Optional[EntryRewardPoster],
+) -> TierChange:
+    up = old is None or _rank(program, new) > _rank(program, old)
+    change = TierChange(
+        customer_id=customer.id,
+        from_tier=old.name if old else None,
+        to_tier=new.name,
+        direction="up" if up else "down",
+        reason=reason[:255],
+        created_at=now,
+    )
+    session.add(change)
+    session.flush()
+    if up and post_entry_reward is not None and new.entry_reward_points:
+        post_entry_reward(session, program, customer.id, new, now)
+    return change
+
+
+def unannounced_changes(session: Session, customer_id: int) -> List[TierChange]:
+    return list(
+        session.execute(
+            select(TierChange)
+            .where(TierChange.customer_id == customer_id, TierChange.announced_at.is_(None))
+            .order_by(TierChange.id)
+        ).scalars()
+    )
+
+
+def mark_announced(session: Session, changes: List[TierChange], now: datetime) -> None:
+    for change in changes:
+        change.announced_at = now
+
+
+def customers_due_for_review(session: Session, now: datetime, batch_size: int = 1000) -> Iterator[List[int]]:
+    """Ids of customers whose held tier's term has ended, in batches (for the scheduled job)."""
+    last_id = 0
+    while True:
+        ids = list(
+            session.execute(
+                select(Customer.id)
+                .where(Customer.tier_held_until <= now, Customer.id > last_id)
+                .order_by(Customer.id)
+                .limit(batch_size)
+            ).scalars()
+        )
+        if not ids:
+            return
+        yield ids
+        last_id = ids[-1]

@@ -2,8 +2,13 @@
 from bot.models.base import Base
 from bot.models.catalog import Product
 from bot.models.customers import ChannelIdentity, Customer
+from bot.models.events import OutboundMessage, TierChange
 from bot.models.handoff import HandoffRequest
 from bot.models.ledger import LedgerEntry
-from bot.models.orders import Order
+from bot.models.orders import Order, OrderLine, OrderRefund
+from bot.models.rewards import RewardCode
 
-__all__ = ["Base", "ChannelIdentity", "Customer", "HandoffRequest", "LedgerEntry", "Order", "Product"]
+__all__ = [
+    "Base", "ChannelIdentity", "Customer", "HandoffRequest", "LedgerEntry", "Order", "OrderLine", "OrderRefund",
+    "OutboundMessage", "Product", "RewardCode", "TierChange",
+]

@@ -87,7 +87,7 @@ def test_paid_order_earns_at_the_tier_before_it_and_only_once(any_db: Database, 
     assert second.points_awarded == 625  # Silver after $320: 1.25x
     assert not replay.created and replay.points_awarded == 0
     with any_db.session() as session:
-        assert balance(session, customer_id) == 2225
+        assert balance(session, customer_id) == 1600 + 100 + 625  # + Silver's entry reward
 
 
 def test_order_points_round_down_and_totals_must_be_positive(sqlite_db: Database, program) -> None:

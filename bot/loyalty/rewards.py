@@ -1,0 +1,206 @@
+"""Redeeming rewards for points, and the codes the store honours at checkout."""
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import List, Optional
+
+from dateutil.relativedelta import relativedelta
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from bot import clock
+from bot.loyalty.ledger import LedgerError, post_entry
+from bot.loyalty.program import Program, Reward
+from bot.models import Customer, RewardCode
+
+# Crockford's base32 without look-alikes (no I, L, O, U): easy to read out and type at checkout.
+CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+CODE_GROUPS = 3
+CODE_GROUP_LENGTH = 4  # 12 random symbols = 60 bits: unguessable, and still short enough to type
+CODE_PREFIX = "RW"
+
+
+class RedemptionError(LedgerError):
+    """A redemption that cannot happen (unknown reward, not enough points)."""
+
+
+class CodeRefused(ValueError):
+    """A reward code the store must not honour; `reason` is one of REFUSALS."""
+
+    def __init__(self, code: str, reason: str, detail: str) -> None:
+        self.code, self.reason = code, reason
+        super().__init__(detail)
+
+
+REFUSALS = ("unknown", "used", "expired", "cancelled", "below_minimum", "wrong_currency")
+
+
+@dataclass(frozen=True)
+class Redemption:
+    code: RewardCode
+    created: bool  # False when the same request (idempotency key) had already redeemed
+
+
+def new_code() -> str:
+    symbols = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_GROUPS * CODE_GROUP_LENGTH))
+    groups = [symbols[i:i + CODE_GROUP_LENGTH] for i in range(0, len(symbols), CODE_GROUP_LENGTH)]
+    return "-".join([CODE_PREFIX, *groups])
+
+
+def normalize_code(code: str) -> str:
+    """What a person typed → the stored form (case, spaces, look-alike letters)."""
+    cleaned = "".join(ch for ch in (code or "").upper() if ch.isalnum())
+    if cleaned.startswith(CODE_PREFIX):
+        body = cleaned[len(CODE_PREFIX):].replace("O", "0").replace("I", "1").replace("L", "1")
+        if len(body) == CODE_GROUPS * CODE_GROUP_LENGTH:
+            groups = [body[i:i + CODE_GROUP_LENGTH] for i in range(0, len(body), CODE_GROUP_LENGTH)]
+            return "-".join([CODE_PREFIX, *groups])
+    return cleaned[:32]
+
+
+def affordable_rewards(program: Program, balance: int) -> List[Reward]:
+    return [reward for reward in program.rewards if reward.points <= balance]
+
+
+def redeem(
+    session: Session,
+    program: Program,
+    customer_id: int,
+    reward_id: str,
+    *,
+    idempotency_key: Optional[str] = None,
+    now: Optional[datetime] = None,
+) -> Redemption:
+    """Spend the reward's points and issue its code, in the caller's transaction.
+
+    The deduction is a conditional UPDATE (balance ≥ cost), so concurrent redemptions against one
+    balance can never spend more than it holds. The same idempotency key (a double-submitted
+    button) returns the first redemption's code instead of redeeming twice.
+    """
+    reward = program.reward(reward_id)
+    if reward is None:
+        raise RedemptionError(f"no reward with id {reward_id!r}")
+    key = idempotency_key or secrets.token_hex(16)
+    if len(key) > 200:
+        raise RedemptionError("idempotency key is longer than 200 characters")
+    when = now or clock.now()
+    if session.get(Customer, customer_id) is None:
+        raise RedemptionError(f"no customer with id {customer_id}")
+    try:
+        posted = post_entry(
+            session,
+            customer_id,
+            -reward.points,
+            kind="redeem",
+            reason=f"Redeemed: {reward.title}",
+            source="redemption",
+            source_ref=reward.id,
+            idempotency_key=f"{customer_id}:{key}",
+            at=when,
+        )
+    except LedgerError as error:
+        if "does not have" in str(error):
+            raise RedemptionError(
+                f"customer {customer_id} does not have the {reward.points} points {reward.title} costs"
+            ) from None
+        raise
+    if not posted.created:
+        existing = session.execute(
+            select(RewardCode).where(RewardCode.ledger_entry_id == posted.entry.id)
+        ).scalar_one()
+        return Redemption(existing, created=False)
+    code = RewardCode(
+        code=new_code(),
+        customer_id=customer_id,
+        reward_id=reward.id,
+        title=reward.title,
+        kind=reward.kind,
+        value=reward.value,
+        product_sku=reward.product_sku,
+        currency=program.currency,
+        points_spent=reward.points,
+        min_order=reward.min_order,
+        ledger_entry_id=posted.entry.id,
+        status="issued",
+        issued_at=when,
+        expires_at=when + relativedelta(months=reward.valid_months),
+    )
+    session.add(code)
+    session.flush()
+    return Redemption(code, created=True)
+
+
+def find_code(session: Session, code: str) -> Optional[RewardCode]:
+    return session.execute(select(RewardCode).where(RewardCode.code == normalize_code(code))).scalar_one_or_none()
+
+
+def check_code(
+    session: Session, code: str, *, order_total: Optional[Decimal] = None, currency: Optional[str] = None,
+    now: Optional[datetime] = None,
+) -> RewardCode:
+    """The code if the store may honour it now (for this order total); CodeRefused with the reason if not."""
+    found = find_code(session, code)
+    _refuse_if_invalid(code, found, order_total, currency, now or clock.now())
+    assert found is not None
+    return found
+
+
+def use_code(
+    session: Session, code: str, order_ref: str, *, order_total: Optional[Decimal] = None,
+    currency: Optional[str] = None, now: Optional[datetime] = None,
+) -> RewardCode:
+    """Mark a code used for an order, once. Marking it again for the same order is a no-op;
+    for any other order (or a second concurrent checkout) it is refused as used."""
+    when = now or clock.now()
+    order_ref = (order_ref or "").strip()
+    if not order_ref or len(order_ref) > 64:
+        raise CodeRefused(code, "unknown", "an order reference of 1-64 characters is required")
+    found = find_code(session, code)
+    if found is not None and found.status == "used" and found.used_order_ref == order_ref:
+        return found
+    _refuse_if_invalid(code, found, order_total, currency, when)
+    assert found is not None
+    # Conditional update: of two checkouts racing for one code, exactly one sees rowcount 1.
+    result = session.execute(
+        update(RewardCode)
+        .where(RewardCode.id == found.id, RewardCode.status == "issued")
+        .values(status="used", used_at=when, used_order_ref=order_ref)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        session.expire(found)
+        raise CodeRefused(found.code, "used", f"code {found.code} was already used")
+    session.expire(found)
+    return found
+
+
+def _refuse_if_invalid(
+    typed: str, found: Optional[RewardCode], order_total: Optional[Decimal], currency: Optional[str], now: datetime
+) -> None:
+    if found is None:
+        raise CodeRefused(typed, "unknown", f"no reward code {typed!r}")
+    if found.status == "used":
+        raise CodeRefused(found.code, "used", f"code {found.code} was already used on order {found.used_order_ref}")
+    if found.status == "cancelled":
+        raise CodeRefused(found.code, "cancelled", f"code {found.code} was cancelled")
+    if found.expires_at <= now:
+        raise CodeRefused(found.code, "expired", f"code {found.code} expired on {found.expires_at:%Y-%m-%d}")
+    if currency is not None and currency.strip().upper() != found.currency:
+        raise CodeRefused(found.code, "wrong_currency", f"code {found.code} is for {found.currency} orders")
+    if order_total is not None and found.min_order is not None and Decimal(order_total) < found.min_order:
+        raise CodeRefused(
+            found.code, "below_minimum",
+            f"code {found.code} needs an order of at least {found.min_order} (this one is {order_total})",
+        )
+
+
+def codes_of(session: Session, customer_id: int, limit: int = 10) -> List[RewardCode]:
+    return list(
+        session.execute(
+            select(RewardCode).where(RewardCode.customer_id == customer_id)
+            .order_by(RewardCode.issued_at.desc(), RewardCode.id.desc()).limit(limit)
+        ).scalars()
+    )
