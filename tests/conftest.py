@@ -62,3 +62,30 @@ def environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Pat
     yield tmp_path / "var"
     reset_settings()
     db_module.reset_database()
+
+
+class MovableClock:
+    """The project's clock, set by the test: `clock.at(datetime)`, `clock.advance(days=…)`."""
+
+    def __init__(self, start: "datetime") -> None:
+        self.current = start
+
+    def at(self, moment: "datetime") -> None:
+        self.current = moment
+
+    def advance(self, **delta: float) -> None:
+        from datetime import timedelta
+
+        self.current += timedelta(**delta)
+
+
+@pytest.fixture()
+def clock() -> Iterator[MovableClock]:
+    from datetime import datetime, timezone
+
+    from bot import clock as clock_module
+
+    movable = MovableClock(datetime(2026, 6, 15, 12, tzinfo=timezone.utc))
+    clock_module.set_clock(lambda: movable.current)
+    yield movable
+    clock_module.set_clock(None)

@@ -142,3 +142,15 @@ def verify_balances(session: Session) -> List[BalanceMismatch]:
         .order_by(Customer.id)
     ).all()
     return [BalanceMismatch(int(cid), int(bal), int(total)) for cid, bal, total in rows]
+
+
+def recent_entries(session: Session, customer_id: int, limit: int = 10) -> List[LedgerEntry]:
+    """The customer's latest ledger entries, newest first."""
+    return list(
+        session.execute(
+            select(LedgerEntry)
+            .where(LedgerEntry.customer_id == customer_id)
+            .order_by(LedgerEntry.created_at.desc(), LedgerEntry.id.desc())
+            .limit(limit)
+        ).scalars()
+    )

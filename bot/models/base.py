@@ -56,4 +56,4 @@ class Money(TypeDecorator):
         return int(cents)
 
     def process_result_value(self, value: Optional[int], dialect: Any) -> Optional[Decimal]:
-        return None if value is None else Decimal(int(value)) / 100
+        return None if value is None else (Decimal(int(value)) / 100).quantize(Decimal("0.01"))

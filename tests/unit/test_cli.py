@@ -9,7 +9,7 @@ from bot.models import Customer
 
 
 def test_init_seed_list_verify(environment, capsys) -> None:
-    assert main(["db", "init"]) == 0
+    assert main(["db", "upgrade"]) == 0
     assert main(["seed", "--demo"]) == 0
     assert "12 products added, 4 customers added, 0 already present" in capsys.readouterr().out
     assert main(["seed", "--demo"]) == 0

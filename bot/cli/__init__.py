@@ -5,13 +5,14 @@ import argparse
 import sys
 from typing import List, Optional
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
+from bot.cli.loyalty import CommandError, add_loyalty_commands
 from bot.config_files import ConfigError
 from bot.settings import SettingsError, get_settings
 
 
-def _db_init(_: argparse.Namespace) -> int:
+def _db_upgrade(_: argparse.Namespace) -> int:
     from bot.db import get_database
 
     database = get_database()
@@ -80,20 +81,6 @@ def _customers_link(args: argparse.Namespace) -> int:
     return 0
 
 
-def _ledger_verify(_: argparse.Namespace) -> int:
-    from bot.db import get_database
-    from bot.loyalty.ledger import verify_balances
-    from bot.models import Customer
-
-    with get_database().session() as session:
-        mismatches = verify_balances(session)
-        checked = session.execute(select(func.count(Customer.id))).scalar_one()
-    for item in mismatches:
-        print(f"customer {item.customer_id}: balance {item.balance} != ledger sum {item.ledger_sum}")
-    print(f"[ledger] {checked} customers checked, {len(mismatches)} mismatches")
-    return 1 if mismatches else 0
-
-
 def _handoffs_list(_: argparse.Namespace) -> int:
     from bot.db import get_database
     from bot.handoff import open_requests
@@ -129,6 +116,7 @@ def _run(args: argparse.Namespace) -> int:
     from bot.training import train_if_changed
 
     _config_check(args)
+    _db_upgrade(args)
     _seed(argparse.Namespace(demo=True))
     train_if_changed()
     return run_stack(get_settings())
@@ -145,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     db = commands.add_parser("db", help="database schema").add_subparsers(dest="db_command", required=True)
-    db.add_parser("init", help="create or upgrade the schema (Alembic)").set_defaults(handler=_db_init)
+    db.add_parser("upgrade", help="create or upgrade the schema (Alembic migrations)").set_defaults(handler=_db_upgrade)
 
     seed = commands.add_parser("seed", help="add demo data")
     seed.add_argument("--demo", action="store_true", help="the demo shop: catalog, customers, points history")
@@ -161,10 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     link.add_argument("--sender", required=True, help="the sender id on that channel")
     link.set_defaults(handler=_customers_link)
 
-    ledger = commands.add_parser("ledger", help="points ledger").add_subparsers(dest="ledger_command", required=True)
-    ledger.add_parser("verify", help="check every balance equals the sum of its ledger entries").set_defaults(
-        handler=_ledger_verify
-    )
+    add_loyalty_commands(commands)
 
     handoffs = commands.add_parser("handoffs", help="requests to talk to a person").add_subparsers(
         dest="handoffs_command", required=True
@@ -189,3 +174,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     except (ConfigError, SettingsError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except CommandError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
