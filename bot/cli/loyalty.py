@@ -8,7 +8,7 @@ import argparse
 import sys
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, List, Optional
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -237,7 +237,13 @@ def _loyalty_expire(_: argparse.Namespace) -> int:
     from bot.loyalty.expiry import expire_points
     from bot.loyalty.program import get_program
 
-    report = expire_points(get_database(), get_program(), clock.now())
+    def progress(report: Any) -> None:
+        print(f"\r[expiry] {report.customers_checked:,} customers with points near or past expiry checked",
+              end="", file=sys.stderr, flush=True)
+
+    report = expire_points(get_database(), get_program(), clock.now(), progress=progress)
+    if report.customers_checked:
+        print(file=sys.stderr)
     print(f"[expiry] {report.expired_points:,} points expired for {report.expired_customers} customers; "
           f"{report.warnings_queued} warnings queued")
     return 0

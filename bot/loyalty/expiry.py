@@ -2,7 +2,7 @@
 entry); shoppers are warned `warn_days` before, through a queued outbound message."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Callable, Optional
 
@@ -26,6 +26,7 @@ class ExpiryReport:
     expired_customers: int = 0
     expired_points: int = 0
     warnings_queued: int = 0
+    customers_checked: int = 0
 
 
 def expires_on(program: Program, last_activity_at: datetime) -> datetime:
@@ -73,6 +74,9 @@ def expire_points(
                     .where(Customer.id > last_id, Customer.points_balance > 0, Customer.last_activity_at <= warn_cutoff)
                     .order_by(Customer.id)
                     .limit(batch_size)
+                    # PostgreSQL: hold the batch's rows so a concurrent earn cannot slip in between
+                    # reading a balance and expiring it (SQLite write transactions are exclusive).
+                    .with_for_update()
                 ).scalars()
             )
             if not customers:
@@ -81,10 +85,11 @@ def expire_points(
                 if customer.last_activity_at <= cutoff:
                     points = _expire(session, program, customer)
                     if points:
-                        report = ExpiryReport(report.expired_customers + 1, report.expired_points + points,
-                                              report.warnings_queued)
+                        report = replace(report, expired_customers=report.expired_customers + 1,
+                                         expired_points=report.expired_points + points)
                 elif _queue_warning(session, program, customer, now):
-                    report = ExpiryReport(report.expired_customers, report.expired_points, report.warnings_queued + 1)
+                    report = replace(report, warnings_queued=report.warnings_queued + 1)
+            report = replace(report, customers_checked=report.customers_checked + len(customers))
             last_id = customers[-1].id
         if progress is not None:
             progress(report)

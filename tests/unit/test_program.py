@@ -25,6 +25,15 @@ def test_demo_program_has_the_product_defaults() -> None:
     assert [t.multiplier for t in program.tiers] == [Decimal("1.0"), Decimal("1.25"), Decimal("1.5"), Decimal("2.0")]
     assert [(r.title, r.points) for r in program.rewards][:3] == [("Free shipping", 400), ("$5 off", 500), ("$10 off", 1000)]
     assert program.expiry_inactive_months == 12 and program.expiry_warn_days == 30
+    assert program.earning.social_networks == ("instagram", "tiktok", "facebook") and program.earning.social_follow == 50
+    assert (program.earning.review_text, program.earning.review_photo, program.earning.review_video) == (100, 200, 300)
+    assert program.earning.referral_advocate == 500 and program.earning.referral_friend_min_order == 30
+    assert program.earning.custom_actions == {"newsletter_signup": 50, "profile_completed": 25}
+    assert {r.kind for r in program.rewards} == {"amount_off", "percent_off", "free_shipping", "free_product"}
+    assert program.reward("twenty-off").min_order == 40 and program.reward("five-off").valid_months == 6
+    assert program.reward("free-lamp").product_sku == "OE-LT-002"
+    assert [t.entry_reward_points for t in program.tiers] == [0, 100, 250, 500]
+    assert program.refunds_allow_negative_balance is False
 
 
 @pytest.mark.parametrize(
@@ -43,6 +52,20 @@ def test_demo_program_has_the_product_defaults() -> None:
         (lambda d: d["rewards"][1].pop("value"), "rewards[1].value", "is required"),
         (lambda d: d["rewards"][2].update(id="five-off"), "rewards[2].id", "duplicate"),
         (lambda d: d["rewards"][0].update(points=0), "rewards[0].points", "at least 1"),
+        (lambda d: d.update(earnings={}), "earnings", "is not a known setting"),
+        (lambda d: d["earning"].update(signup_bonus=5), "earning.signup_bonus", "is not a known setting"),
+        (lambda d: d["rewards"][0].update(minimum_order=5), "rewards[0].minimum_order", "is not a known setting"),
+        (lambda d: d["earning"]["social_follow"].update(networks="instagram"), "earning.social_follow.networks",
+         "list of network names"),
+        (lambda d: d["earning"]["custom_actions"].update(newsletter_signup=0), "earning.custom_actions.newsletter_signup",
+         "at least 1"),
+        (lambda d: d["earning"]["referral"].update(friend_min_order=-1), "earning.referral.friend_min_order", "at least 0"),
+        (lambda d: d["rewards"][0].update(value=5), "rewards[0].value", "a free_shipping reward has no value"),
+        (lambda d: d["rewards"][6].pop("product_sku"), "rewards[6].product_sku", "is required"),
+        (lambda d: d["rewards"][1].update(min_order=2), "rewards[1].min_order", "at least the amount off"),
+        (lambda d: d["rewards"][1].update(valid_months=0), "rewards[1].valid_months", "at least 1"),
+        (lambda d: d["expiry"].update(warn_days=400), "expiry.warn_days", "shorter than the 12-month"),
+        (lambda d: d["refunds"].update(allow_negative_balance="yes"), "refunds.allow_negative_balance", "true or false"),
     ],
 )
 def test_invalid_program_names_the_key_and_the_problem(change, key, problem) -> None:
