@@ -1,4 +1,4 @@
-"""`make run`: the action server and the Rasa server together; one Ctrl-C stops both."""
+"""`make run`: the action server, the Rasa server and the web app together; one Ctrl-C stops them all."""
 from __future__ import annotations
 
 import os
@@ -53,6 +53,11 @@ def rasa_server_command(settings: Settings, model: Optional[Path] = None) -> Lis
     ]
 
 
+def web_app_command() -> List[str]:
+    """The web app (store API, scheduled loyalty jobs): `python -m bot web`."""
+    return [sys.executable, "-m", "bot", "web"]
+
+
 def local_address(settings: Settings) -> str:
     """Where this machine reaches the servers."""
     return "127.0.0.1" if settings.bind_host in ("0.0.0.0", "::", "") else settings.bind_host
@@ -60,16 +65,23 @@ def local_address(settings: Settings) -> str:
 
 def how_to_chat(settings: Settings) -> str:
     rest = f"http://localhost:{settings.rasa_port}/webhooks/rest/webhook"
+    web_app = f"http://localhost:{settings.web_port}"
+    # Whether the API is on, never the token itself.
+    api = (f"store API: {web_app}/api/… with Authorization: Bearer $STORE_API_TOKEN" if settings.store_api_token
+           else "store API off: set STORE_API_TOKEN to turn it on")
+    jobs = (f"loyalty jobs every {settings.loyalty_jobs_interval_minutes} min"
+            if settings.loyalty_jobs_interval_minutes else "loyalty jobs off")
     return f"""
 Rapport is running.
   Rasa server    http://localhost:{settings.rasa_port}   (REST channel: {rest})
   Action server  http://localhost:{settings.actions_port}
+  Web app        {web_app}   ({api}; {jobs})
 Chat over REST as a demo shopper (alice, bob, chloe or dev; any other sender is a guest):
   curl -s {rest} -H 'Content-Type: application/json' \\
        -d '{{"sender": "alice", "message": "how many points do I have?"}}'
 Or in a terminal, in another shell:
   .venv/bin/rasa shell --conversation-id alice --port {settings.rasa_port + 1}   (its own Rasa server, same actions)
-Press Ctrl-C to stop both servers.
+Press Ctrl-C to stop all three servers.
 """
 
 
@@ -77,7 +89,8 @@ def run_stack(settings: Settings) -> int:
     env = server_env(os.environ, settings)
     actions = ManagedProcess("action server", action_server_command(settings), cwd=PROJECT_ROOT, env=env)
     rasa = ManagedProcess("rasa server", rasa_server_command(settings), cwd=PROJECT_ROOT, env=env)
-    processes = [actions, rasa]
+    web_app = ManagedProcess("web app", web_app_command(), cwd=PROJECT_ROOT, env=env)
+    processes = [actions, rasa, web_app]
 
     def on_signal(_signum: int, _frame: Optional[object]) -> None:
         raise KeyboardInterrupt
@@ -92,6 +105,7 @@ def run_stack(settings: Settings) -> int:
             host = local_address(settings)
             rasa.wait_until_ready(f"http://{host}:{settings.rasa_port}/", timeout=300, also_watch=processes)
             actions.wait_until_ready(f"http://{host}:{settings.actions_port}/health", timeout=60, also_watch=processes)
+            web_app.wait_until_ready(f"http://{host}:{settings.web_port}/health", timeout=60, also_watch=processes)
             print(how_to_chat(settings), flush=True)
         except ProcessFailed as error:
             # An exit is reported below; a server that is merely slow may still come up, so keep going.
@@ -100,7 +114,8 @@ def run_stack(settings: Settings) -> int:
         while all(process.alive() for process in processes):
             time.sleep(0.5)
         failed = next(process for process in processes if not process.alive())
-        print(f"[run] a server exited (code {failed.returncode}); stopping the other", file=sys.stderr, flush=True)
+        print(f"[run] the {failed.name} exited (code {failed.returncode}); stopping the others",
+              file=sys.stderr, flush=True)
         return failed.returncode or 1
     except KeyboardInterrupt:
         print("\n[run] stopping…", flush=True)

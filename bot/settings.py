@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Mapping, Optional
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+_MINUTES_PER_WEEK = 7 * 24 * 60
 
 
 class SettingsError(ValueError):
@@ -49,6 +50,13 @@ class Settings:
     log_level: str
     log_format: str
     rest_channel_token: Optional[str] = field(repr=False, default=None)
+    # The store API's bearer token; unset, the API answers 503 (off) rather than run unauthenticated.
+    store_api_token: Optional[str] = field(repr=False, default=None)
+    # Where shoppers and the store reach the web app from outside (links, webhooks); from_env defaults
+    # it to http://localhost:WEB_PORT.
+    public_base_url: str = ""
+    # How often the web app runs tier reviews and points expiry; 0 turns the scheduled jobs off.
+    loyalty_jobs_interval_minutes: int = 60
 
     @property
     def action_endpoint_url(self) -> str:
@@ -61,6 +69,7 @@ class Settings:
         log_format = env.get("LOG_FORMAT", "json").lower()
         if log_format not in ("json", "console"):
             raise SettingsError(f"LOG_FORMAT={log_format!r} must be 'json' or 'console'")
+        web_port = _int(env, "WEB_PORT", 8000, maximum=65535)
         return cls(
             data_dir=data_dir,
             database_url=_optional(env, "DATABASE_URL") or f"sqlite:///{data_dir / 'rapport.db'}",
@@ -69,7 +78,7 @@ class Settings:
             redis_url=_optional(env, "REDIS_URL"),
             rasa_port=_int(env, "RASA_PORT", 5005, maximum=65535),
             actions_port=_int(env, "ACTIONS_PORT", 5055, maximum=65535),
-            web_port=_int(env, "WEB_PORT", 8000, maximum=65535),
+            web_port=web_port,
             bind_host=env.get("BIND_HOST", "127.0.0.1"),
             program_file=Path(env.get("PROGRAM_FILE") or PROJECT_ROOT / "data" / "program.yml"),
             shop_file=Path(env.get("SHOP_FILE") or PROJECT_ROOT / "data" / "shop.yml"),
@@ -78,6 +87,11 @@ class Settings:
             log_level=env.get("LOG_LEVEL", "INFO").upper(),
             log_format=log_format,
             rest_channel_token=_optional(env, "REST_CHANNEL_TOKEN"),
+            store_api_token=_optional(env, "STORE_API_TOKEN"),
+            public_base_url=(_optional(env, "PUBLIC_BASE_URL") or f"http://localhost:{web_port}").rstrip("/"),
+            loyalty_jobs_interval_minutes=_int(
+                env, "LOYALTY_JOBS_INTERVAL_MINUTES", 60, minimum=0, maximum=_MINUTES_PER_WEEK
+            ),
         )
 
 

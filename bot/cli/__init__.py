@@ -111,6 +111,12 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _web(_: argparse.Namespace) -> int:
+    from bot.web import serve
+
+    return serve(get_settings())
+
+
 def _run(args: argparse.Namespace) -> int:
     from bot.runner import run_stack
     from bot.training import train_if_changed
@@ -163,7 +169,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--force", action="store_true", help="train even if the model is current")
     train.set_defaults(handler=_train)
 
-    commands.add_parser("run", help="set up the store, train if needed, start both servers").set_defaults(handler=_run)
+    commands.add_parser("web", help="the web app alone: store API and scheduled loyalty jobs").set_defaults(handler=_web)
+    commands.add_parser(
+        "run", help="set up the store, train if needed, start the Rasa server, action server and web app"
+    ).set_defaults(handler=_run)
     return parser
 
 

@@ -252,22 +252,13 @@ def _loyalty_expire(_: argparse.Namespace) -> int:
 def _loyalty_tiers(_: argparse.Namespace) -> int:
     from bot import clock
     from bot.db import get_database
-    from bot.loyalty.earning import award_tier_entry
+    from bot.loyalty.jobs import review_tiers
     from bot.loyalty.program import get_program
-    from bot.loyalty.tiers import customers_due_for_review, recompute_tier
 
-    database, program, now = get_database(), get_program(), clock.now()
-    with database.session() as session:
-        batches = list(customers_due_for_review(session, now))
-    reviewed = changed = 0
-    for ids in batches:
-        with database.session(write=True) as session:
-            for customer_id in ids:
-                reviewed += 1
-                if recompute_tier(session, program, customer_id, now, "term ended", award_tier_entry) is not None:
-                    changed += 1
-    print(f"[tiers] {reviewed} customers at the end of their tier term reviewed, {changed} changed tier")
-    return 0
+    report = review_tiers(get_database(), get_program(), clock.now())
+    print(f"[tiers] {report.reviewed} customers at the end of their tier term reviewed: {report.promoted} up, "
+          f"{report.demoted} down" + (f", {report.failed} failed (see the log)" if report.failed else ""))
+    return 1 if report.failed else 0
 
 
 def add_loyalty_commands(commands: Any) -> None:

@@ -65,7 +65,7 @@ def custom_credit(program: Program, customer_id: int, name: str, idempotency_key
         raise LedgerError(f"unknown custom action {name!r} (configured: {known})")
     if not idempotency_key or len(idempotency_key) > 200:
         raise LedgerError("a custom action needs an idempotency key of 1-200 characters")
-    return Credit("custom", points, name.replace("_", " ").capitalize(), f"custom:{name}:{idempotency_key}")
+    return Credit("custom", points, name.replace("_", " ").capitalize(), f"custom:{customer_id}:{name}:{idempotency_key}")
 
 
 def award(

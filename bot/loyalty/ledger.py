@@ -22,6 +22,14 @@ class LedgerError(ValueError):
     """A ledger write that must not happen (unknown customer, bad amount, overdraft)."""
 
 
+class NotFound(LedgerError):
+    """The customer, order or reward a change refers to does not exist."""
+
+
+class Conflict(LedgerError):
+    """An id or idempotency key already used for a different change."""
+
+
 @dataclass(frozen=True)
 class PostedEntry:
     entry: LedgerEntry
@@ -55,7 +63,7 @@ def post_entry(
         return _replayed(existing, customer_id, points, kind)
     customer = session.get(Customer, customer_id)
     if customer is None:
-        raise LedgerError(f"no customer with id {customer_id}")
+        raise NotFound(f"no customer with id {customer_id}")
 
     created_at = at or clock.now()
     entry = LedgerEntry(
@@ -101,7 +109,7 @@ def post_entry(
 def _replayed(existing: LedgerEntry, customer_id: int, points: int, kind: str) -> PostedEntry:
     """A replay must be the same change; the same key for a different one is a caller's bug."""
     if (existing.customer_id, existing.points, existing.kind) != (customer_id, points, kind):
-        raise LedgerError(
+        raise Conflict(
             f"{existing.source} key {existing.idempotency_key!r} was already used for {existing.points} points "
             f"({existing.kind}) for customer {existing.customer_id}"
         )
@@ -117,7 +125,7 @@ def _find(session: Session, source: str, key: str) -> Optional[LedgerEntry]:
 def balance(session: Session, customer_id: int) -> int:
     value = session.execute(select(Customer.points_balance).where(Customer.id == customer_id)).scalar_one_or_none()
     if value is None:
-        raise LedgerError(f"no customer with id {customer_id}")
+        raise NotFound(f"no customer with id {customer_id}")
     return int(value)
 
 

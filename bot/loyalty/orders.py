@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from decimal import ROUND_FLOOR, Decimal
 from typing import Optional, Sequence
 
@@ -12,10 +12,15 @@ from sqlalchemy.orm import Session
 
 from bot import clock
 from bot.loyalty.earning import award_tier_entry, points_expiry
-from bot.loyalty.ledger import LedgerError, post_entry
+from bot.loyalty.ledger import Conflict, LedgerError, NotFound, post_entry
 from bot.loyalty.program import Program
 from bot.loyalty.tiers import recompute_tier, tier_status
 from bot.models import Customer, Order, OrderLine, OrderRefund
+
+# Orders placed before this are a parsing mistake (or year 1), not history.
+EARLIEST_ORDER = datetime(2000, 1, 1, tzinfo=timezone.utc)
+# Stores' clocks drift; an order an hour ahead of ours is still real, one days ahead is not.
+CLOCK_SKEW = timedelta(hours=1)
 
 # Larger than any real basket; a total above it is a unit mix-up (cents sent as dollars) or an attack.
 MAX_ORDER_TOTAL = Decimal("1000000")
@@ -70,6 +75,16 @@ def check_amount(what: str, amount: Decimal) -> Decimal:
     return amount
 
 
+def check_placed_at(external_id: str, placed_at: datetime) -> None:
+    if placed_at.tzinfo is None:
+        raise LedgerError(f"order {external_id}: placed_at needs a time zone")
+    if not EARLIEST_ORDER <= placed_at <= clock.now() + CLOCK_SKEW:
+        raise LedgerError(
+            f"order {external_id}: placed_at {placed_at.isoformat()} is not between "
+            f"{EARLIEST_ORDER:%Y-%m-%d} and now"
+        )
+
+
 def _check_currency(program: Program, currency: Optional[str]) -> str:
     if currency is None:
         return program.currency
@@ -109,13 +124,14 @@ def record_paid_order(
     if not external_id or len(external_id) > 64:
         raise LedgerError("an order id of 1-64 characters is required")
     total = check_amount(f"order {external_id}: total", total)
+    check_placed_at(external_id, placed_at)
     currency = _check_currency(program, currency)
     _check_lines(lines)
     existing = _find(session, external_id)
     if existing is not None:
         return _replayed(existing, customer_id, total)
     if session.get(Customer, customer_id) is None:
-        raise LedgerError(f"no customer with id {customer_id}")
+        raise NotFound(f"no customer with id {customer_id}")
     multiplier = tier_status(session, customer_id, program, placed_at).tier.multiplier
     points = points_for_order(program, total, multiplier)
     order = Order(
@@ -185,7 +201,7 @@ def refund_order(
     existing = _find_refund(session, order, refund_id)
     if existing is not None:
         if existing.amount != amount:
-            raise LedgerError(
+            raise Conflict(
                 f"refund {refund_id} of order {external_id} was already recorded for {existing.amount}, not {amount}"
             )
         return RecordedRefund(order, existing, created=False)
@@ -259,7 +275,7 @@ def _locked(session: Session, external_id: str) -> Order:
         select(Order).where(Order.external_id == (external_id or "").strip()).with_for_update()
     ).scalar_one_or_none()
     if order is None:
-        raise LedgerError(f"no order with id {external_id!r}")
+        raise NotFound(f"no order with id {external_id!r}")
     return order
 
 
@@ -275,7 +291,7 @@ def _find(session: Session, external_id: str) -> Optional[Order]:
 
 def _replayed(existing: Order, customer_id: int, total: Decimal) -> RecordedOrder:
     if (existing.customer_id, existing.total) != (customer_id, total):
-        raise LedgerError(
+        raise Conflict(
             f"order {existing.external_id} was already recorded for customer {existing.customer_id} "
             f"with total {existing.total}"
         )

@@ -11,6 +11,9 @@ from bot.config_files import ConfigError, load_cached, read_yaml_mapping
 TIER_TERMS = ("rolling_12_months", "calendar_year", "lifetime")
 REWARD_KINDS = ("amount_off", "percent_off", "free_shipping", "free_product")
 MAX_TIERS = 5
+# Earning rules with their own settings; a custom action may not reuse these names.
+BUILT_IN_ACTIONS = ("signup", "birthday", "social_follow", "review_text", "review_photo", "review_video",
+                    "quiz_completion", "order", "referral")
 
 
 @dataclass(frozen=True)
@@ -168,6 +171,8 @@ def parse_program(data: Mapping[str, Any], path: Path) -> Program:
     for name in custom:
         if not isinstance(name, str) or not name.replace("_", "").replace("-", "").isalnum():
             raise r.fail(f"earning.custom_actions.{name}", "action names are letters, digits, - and _")
+        if name in BUILT_IN_ACTIONS:
+            raise r.fail(f"earning.custom_actions.{name}", "is a built-in earning rule; choose another name")
         custom_actions[name] = r.integer(custom, f"earning.custom_actions.{name}", name, minimum=1)
     rules = EarningRules(
         points_per_currency_unit=r.integer(earning, "earning.points_per_currency_unit", "points_per_currency_unit"),

@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from bot import clock
-from bot.loyalty.ledger import LedgerError, post_entry
+from bot.loyalty.ledger import LedgerError, NotFound, post_entry
 from bot.loyalty.program import Program, Reward
 from bot.models import Customer, RewardCode
 
@@ -24,7 +24,11 @@ CODE_PREFIX = "RW"
 
 
 class RedemptionError(LedgerError):
-    """A redemption that cannot happen (unknown reward, not enough points)."""
+    """A redemption that cannot happen (not enough points)."""
+
+
+class UnknownReward(RedemptionError, NotFound):
+    """The reward or the customer does not exist."""
 
 
 class CodeRefused(ValueError):
@@ -35,7 +39,7 @@ class CodeRefused(ValueError):
         super().__init__(detail)
 
 
-REFUSALS = ("unknown", "used", "expired", "cancelled", "below_minimum", "wrong_currency")
+REFUSALS = ("unknown", "used", "expired", "cancelled", "below_minimum", "wrong_currency", "invalid_order")
 
 
 @dataclass(frozen=True)
@@ -82,13 +86,13 @@ def redeem(
     """
     reward = program.reward(reward_id)
     if reward is None:
-        raise RedemptionError(f"no reward with id {reward_id!r}")
+        raise UnknownReward(f"no reward with id {reward_id!r}")
     key = idempotency_key or secrets.token_hex(16)
     if len(key) > 200:
         raise RedemptionError("idempotency key is longer than 200 characters")
     when = now or clock.now()
     if session.get(Customer, customer_id) is None:
-        raise RedemptionError(f"no customer with id {customer_id}")
+        raise UnknownReward(f"no customer with id {customer_id}")
     try:
         posted = post_entry(
             session,
@@ -157,7 +161,7 @@ def use_code(
     when = now or clock.now()
     order_ref = (order_ref or "").strip()
     if not order_ref or len(order_ref) > 64:
-        raise CodeRefused(code, "unknown", "an order reference of 1-64 characters is required")
+        raise CodeRefused(code, "invalid_order", "an order reference of 1-64 characters is required")
     found = find_code(session, code)
     if found is not None and found.status == "used" and found.used_order_ref == order_ref:
         return found

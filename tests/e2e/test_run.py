@@ -1,4 +1,4 @@
-"""`python -m bot run` (what `make run` starts): both servers up, one Ctrl-C stops both."""
+"""`python -m bot run` (what `make run` starts): the three servers up, one Ctrl-C stops them all."""
 from __future__ import annotations
 
 import json
@@ -24,6 +24,8 @@ def test_run_serves_real_points_and_ctrl_c_stops_everything(trained_model, tmp_p
         "RAPPORT_DATA_DIR": str(tmp_path / "var"),
         "RASA_PORT": str(free_port()),
         "ACTIONS_PORT": str(free_port()),
+        "WEB_PORT": str(free_port()),
+        "STORE_API_TOKEN": "e2e-store-token",
         "TF_CPP_MIN_LOG_LEVEL": "2",
     }
     for name in ("DATABASE_URL", "REDIS_URL", "TRACKER_DATABASE_URL", "BIND_HOST", "SANIC_HOST"):
@@ -51,12 +53,25 @@ def test_run_serves_real_points_and_ctrl_c_stops_everything(trained_model, tmp_p
             replies = json.loads(response.read())
         assert replies[0]["text"].startswith("Bob, you have 545 points")
 
+        # The store reports an order through the web app's API; the bot's next answer includes it.
+        order = urllib.request.Request(
+            f"http://127.0.0.1:{env['WEB_PORT']}/api/orders",
+            data=json.dumps({"event": "paid", "order_id": "E2E-1", "customer": {"email": "bob.okafor@example.com"},
+                             "total": "20.00", "currency": "USD"}).encode(),
+            headers={"Content-Type": "application/json", "Authorization": "Bearer e2e-store-token"},
+        )
+        with urllib.request.urlopen(order, timeout=30) as response:
+            assert response.status == 201 and json.loads(response.read())["points_awarded"] == 100
+        with urllib.request.urlopen(request, timeout=60) as response:
+            assert json.loads(response.read())[0]["text"].startswith("Bob, you have 645 points")
+
         # Neither server is reachable from other machines by default (BIND_HOST=127.0.0.1).
         assert listening_addresses(int(env["RASA_PORT"])) == ["127.0.0.1"]
         assert listening_addresses(int(env["ACTIONS_PORT"])) == ["127.0.0.1"]
+        assert listening_addresses(int(env["WEB_PORT"])) == ["127.0.0.1"]
 
         servers = children_of(runner.pid)
-        assert len(servers) == 2 and all(pid_running(pid) for pid in servers)
+        assert len(servers) == 3 and all(pid_running(pid) for pid in servers)
         runner.send_signal(signal.SIGINT)
         assert runner.wait(timeout=30) == 0
         time.sleep(0.5)

@@ -56,7 +56,7 @@ def test_jobs_expire_points_and_review_tiers(environment, capsys, clock) -> None
     capsys.readouterr()
     clock.advance(days=800)  # everyone inactive for more than 12 months; every tier term over
     code, out = _run(capsys, "loyalty", "tiers")
-    assert code == 0 and re.search(r"\d+ customers at the end of their tier term reviewed, [1-9]\d* changed tier", out)
+    assert code == 0 and re.search(r"\d+ customers at the end of their tier term reviewed: 0 up, [1-9]\d* down", out)
     code, out = _run(capsys, "loyalty", "expire")
     assert code == 0 and "points expired for 4 customers" in out
     assert _run(capsys, "loyalty", "expire")[1].startswith("[expiry] 0 points expired")

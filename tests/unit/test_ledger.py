@@ -94,7 +94,7 @@ def test_order_points_round_down_and_totals_must_be_positive(sqlite_db: Database
     assert points_for_order(program, Decimal("19.99"), Decimal("1.25")) == 124
     customer_id = _customer(sqlite_db)
     with sqlite_db.session(write=True) as session:
-        with pytest.raises(LedgerError, match="must be positive"):
+        with pytest.raises(LedgerError, match="must be a positive amount"):
             record_paid_order(session, program, customer_id, "Z", Decimal("-3"), datetime.now(timezone.utc))
 
 

@@ -123,14 +123,18 @@ def test_impossible_totals_are_refused_and_write_nothing(sqlite_db: Database, pr
         ({"lines": [LineInput("Chair", 0, Decimal("1"))]}, "quantity must be a whole number"),
         ({"lines": [LineInput("Chair", 1, Decimal("-1"))]}, "unit price -1 is not a valid amount"),
         ({"lines": [LineInput(" ", 1, Decimal("1"))]}, "title is required"),
+        ({"placed_at": datetime(1, 1, 1, tzinfo=timezone.utc)}, "is not between 2000-01-01 and now"),
+        ({"placed_at": datetime(2099, 1, 1, tzinfo=timezone.utc)}, "is not between 2000-01-01 and now"),
+        ({"placed_at": datetime(2026, 1, 1)}, "needs a time zone"),
     ],
 )
-def test_bad_orders_name_the_problem_and_write_nothing(sqlite_db: Database, program, change, problem) -> None:
+def test_bad_orders_name_the_problem_and_write_nothing(sqlite_db: Database, program, clock, change, problem) -> None:
+    clock.at(NOW)
     customer_id = _customer(sqlite_db)
-    args = {"customer_id": customer_id, "external_id": "5001", "currency": "USD", "lines": []} | change
+    args = {"customer_id": customer_id, "external_id": "5001", "currency": "USD", "lines": [], "placed_at": NOW} | change
     with pytest.raises(LedgerError, match=problem):
         with sqlite_db.session(write=True) as session:
-            record_paid_order(session, program, args["customer_id"], args["external_id"], Decimal("10"), NOW,
+            record_paid_order(session, program, args["customer_id"], args["external_id"], Decimal("10"), args["placed_at"],
                               currency=args["currency"], lines=args["lines"])
     assert _count(sqlite_db, Order) == 0 and _count(sqlite_db, OrderLine) == 0
 

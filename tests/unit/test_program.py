@@ -59,6 +59,8 @@ def test_demo_program_has_the_product_defaults() -> None:
          "list of network names"),
         (lambda d: d["earning"]["custom_actions"].update(newsletter_signup=0), "earning.custom_actions.newsletter_signup",
          "at least 1"),
+        (lambda d: d["earning"]["custom_actions"].update(birthday=10), "earning.custom_actions.birthday",
+         "is a built-in earning rule"),
         (lambda d: d["earning"]["referral"].update(friend_min_order=-1), "earning.referral.friend_min_order", "at least 0"),
         (lambda d: d["rewards"][0].update(value=5), "rewards[0].value", "a free_shipping reward has no value"),
         (lambda d: d["rewards"][6].pop("product_sku"), "rewards[6].product_sku", "is required"),

@@ -1,0 +1,230 @@
+"""Request bodies → typed values.
+
+A body of the wrong shape or type is 400 (the caller's integration is broken); a well-formed value a
+loyalty rule refuses (zero total, three decimals, an absurd amount) is 422.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal, InvalidOperation
+from typing import Any, Dict, List, Mapping, Optional
+
+from aiohttp import web
+
+from bot.loyalty.ledger import LedgerError
+from bot.loyalty.orders import LineInput, check_amount
+from bot.web.errors import ApiError, bad_request, unprocessable
+
+MAX_LINES = 500
+# A store's clock may run a little ahead of ours; an order much later than now is a wrong time zone or
+# a forged date (it would count toward no tier term until then).
+FUTURE_TOLERANCE = timedelta(hours=1)
+# Earlier is a zero or mis-parsed date on the store's side (and tier terms a year before year 1 overflow).
+EARLIEST_MOMENT = datetime(2000, 1, 1, tzinfo=timezone.utc)
+CUSTOMER_KEYS = ("id", "email", "external_id")
+MAX_ID = 2 ** 31 - 1  # our ids are 32-bit integers: a larger one would be a database error (500), not a 400
+
+
+async def json_object(request: web.Request) -> Dict[str, Any]:
+    """The body as a JSON object. Over client_max_size, read() raises 413 before parsing."""
+    return parse_json_object(await request.read())
+
+
+def parse_json_object(raw: bytes) -> Dict[str, Any]:
+    if not raw.strip():
+        raise bad_request("the body must be a JSON object")
+    try:
+        # Numbers with a fraction become Decimal straight from their text (no float rounding), and the
+        # non-standard NaN / Infinity that Python's json would accept are refused.
+        data = json.loads(raw, parse_float=Decimal, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError) as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        reason = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
+        raise ApiError(400, "malformed_json", f"the body is not valid JSON ({reason})") from None
+    if not isinstance(data, dict):
+        raise bad_request("the body must be a JSON object")
+    return data
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number")
+
+
+def text(body: Mapping[str, Any], name: str, *, max_length: int) -> str:
+    value = optional_text(body, name, max_length=max_length)
+    if value is None:
+        raise bad_request(f"{name} is required")
+    return value
+
+
+def optional_text(body: Mapping[str, Any], name: str, *, max_length: int) -> Optional[str]:
+    """A string field, stripped; None when absent or blank."""
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise bad_request(f"{name} must be a string")
+    return _checked(value.strip(), name, max_length) or None
+
+
+def identifier(body: Mapping[str, Any], name: str, *, max_length: int = 64) -> str:
+    """A store's id: a string, or a whole number (several platforms send numeric ids)."""
+    value = body.get(name)
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not value.strip():
+        raise bad_request(f"{name} is required (a string of 1-{max_length} characters)")
+    return _checked(value.strip(), name, max_length)
+
+
+def _checked(value: str, name: str, max_length: int) -> str:
+    if len(value) > max_length:
+        raise bad_request(f"{name} is longer than {max_length} characters")
+    if "\x00" in value:  # PostgreSQL refuses NUL in text: a 500 if it got that far
+        raise bad_request(f"{name} must not contain NUL characters")
+    return value
+
+
+def optional_identifier(body: Mapping[str, Any], name: str, *, max_length: int = 64) -> Optional[str]:
+    return None if body.get(name) is None else identifier(body, name, max_length=max_length)
+
+
+def number(value: Any, name: str) -> Decimal:
+    """A JSON number or numeric string as an exact Decimal; anything else (bool, NaN, text) is 400."""
+    if isinstance(value, bool) or not isinstance(value, (int, Decimal, str)):
+        raise bad_request(f'{name} must be an amount such as "59.00"')
+    try:
+        result = Decimal(value.strip()) if isinstance(value, str) else Decimal(value)
+    except InvalidOperation:
+        raise bad_request(f'{name} must be an amount such as "59.00", not {value!r}') from None
+    if not result.is_finite():
+        raise bad_request(f"{name} must be a finite amount")
+    return result
+
+
+def amount(body: Mapping[str, Any], name: str) -> Decimal:
+    """A money amount the store charged or refunded: positive, two decimals at most, not absurd (422)."""
+    if body.get(name) is None:
+        raise bad_request(f"{name} is required")
+    try:
+        return check_amount(name, number(body[name], name))
+    except LedgerError as error:
+        raise unprocessable(str(error)) from None
+
+
+def basket_total(value: Any, name: str) -> Decimal:
+    """An order total to check a code against: zero is a possible basket, a negative one is not."""
+    result = number(value, name)
+    if result < 0:
+        raise bad_request(f"{name} must not be negative")
+    return result
+
+
+def currency(body: Mapping[str, Any], name: str = "currency") -> str:
+    value = optional_currency(body, name)
+    if value is None:
+        raise bad_request(f"{name} is required")
+    return value
+
+
+def optional_currency(body: Mapping[str, Any], name: str = "currency") -> Optional[str]:
+    value = optional_text(body, name, max_length=3)
+    if value is not None and (len(value) != 3 or not value.isalpha()):
+        raise bad_request(f"{name} must be a 3-letter ISO code such as USD")
+    return value.upper() if value else None
+
+
+def moment(body: Mapping[str, Any], name: str, now: datetime) -> datetime:
+    """An ISO-8601 time with its zone (a naive one is ambiguous: 400), not in the future; default now."""
+    value = body.get(name)
+    if value is None:
+        return now
+    if not isinstance(value, str):
+        raise bad_request(f"{name} must be an ISO-8601 date and time string")
+    raw = value.strip()
+    # Python 3.10's fromisoformat does not read the common "Z" suffix.
+    if raw[-1:] in ("Z", "z"):
+        raw = raw[:-1] + "+00:00"
+    try:
+        parsed = datetime.fromisoformat(raw)
+    except ValueError:
+        raise bad_request(f"{name} {value!r} is not an ISO-8601 date and time") from None
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        raise bad_request(f"{name} {value!r} needs a time zone, e.g. 2026-06-15T10:00:00+00:00")
+    try:
+        parsed = parsed.astimezone(timezone.utc)
+    except OverflowError:  # 0001-01-01T00:00+05:00 has no UTC equivalent
+        raise bad_request(f"{name} {value!r} is out of range") from None
+    if parsed > now + FUTURE_TOLERANCE:
+        raise unprocessable(f"{name} {value} is in the future")
+    if parsed < EARLIEST_MOMENT:
+        raise unprocessable(f"{name} {value} is before {EARLIEST_MOMENT:%Y-%m-%d}")
+    return parsed
+
+
+def birthday(body: Mapping[str, Any], name: str = "birthday") -> Optional[date]:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise bad_request(f"{name} must be a date string such as 1990-04-23")
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError:
+        raise bad_request(f"{name} {value!r} is not a date such as 1990-04-23") from None
+
+
+@dataclass(frozen=True)
+class CustomerRef:
+    """How the store names a customer: our id, their email, or the store's own customer id."""
+
+    key: str  # one of CUSTOMER_KEYS
+    value: Any
+
+
+def customer_ref(body: Mapping[str, Any], name: str = "customer") -> CustomerRef:
+    value = body.get(name)
+    if not isinstance(value, dict):
+        raise bad_request(f'{name} is required: {{"id": 5}}, {{"email": "…"}} or {{"external_id": "…"}}')
+    given = [key for key in CUSTOMER_KEYS if value.get(key) is not None]
+    if len(given) != 1:
+        raise bad_request(f"{name} needs exactly one of {', '.join(CUSTOMER_KEYS)}")
+    key = given[0]
+    if key == "id":
+        if isinstance(value["id"], bool) or not isinstance(value["id"], int) or not 1 <= value["id"] <= MAX_ID:
+            raise bad_request(f"{name}.id must be a whole number from 1 to {MAX_ID}")
+        return CustomerRef("id", value["id"])
+    if key == "email":
+        return CustomerRef("email", text(value, "email", max_length=320).lower())
+    return CustomerRef("external_id", identifier(value, "external_id"))
+
+
+def order_lines(body: Mapping[str, Any], name: str = "lines") -> List[LineInput]:
+    value = body.get(name)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise bad_request(f"{name} must be a list")
+    if len(value) > MAX_LINES:
+        raise unprocessable(f"an order of more than {MAX_LINES} lines is refused")
+    lines = []
+    for index, item in enumerate(value, start=1):
+        where = f"{name}[{index}]"
+        if not isinstance(item, dict):
+            raise bad_request(f"{where} must be an object")
+        quantity = item.get("quantity", 1)
+        if isinstance(quantity, bool) or not isinstance(quantity, int):
+            raise bad_request(f"{where}.quantity must be a whole number")
+        if item.get("unit_price") is None:
+            raise bad_request(f"{where}.unit_price is required")
+        lines.append(
+            LineInput(
+                title=text(item, "title", max_length=255),
+                quantity=quantity,
+                # Range and decimals are the order service's rules (422); a free gift's price is 0.
+                unit_price=number(item["unit_price"], f"{where}.unit_price"),
+                sku=optional_text(item, "sku", max_length=64),
+            )
+        )
+    return lines
