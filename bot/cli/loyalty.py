@@ -8,6 +8,7 @@ import argparse
 import sys
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
@@ -261,6 +262,17 @@ def _loyalty_tiers(_: argparse.Namespace) -> int:
     return 1 if report.failed else 0
 
 
+def _import(args: argparse.Namespace) -> int:
+    from bot.db import get_database
+    from bot.loyalty.imports import import_command
+    from bot.loyalty.program import get_program
+
+    database = get_database()
+    database.create_schema()
+    return import_command(args.files, customers=args.customers, orders=args.orders, database=database,
+                          program=get_program())
+
+
 def add_loyalty_commands(commands: Any) -> None:
     ledger = commands.add_parser("ledger", help="points ledger").add_subparsers(dest="ledger_command", required=True)
     ledger.add_parser("verify", help="check every balance equals the sum of its ledger entries").set_defaults(
@@ -321,3 +333,14 @@ def add_loyalty_commands(commands: Any) -> None:
         dest="loyalty_command", required=True)
     loyalty.add_parser("expire", help="expire inactive points and queue warnings").set_defaults(handler=_loyalty_expire)
     loyalty.add_parser("tiers", help="review tiers whose term ended (demotions)").set_defaults(handler=_loyalty_tiers)
+
+    bulk = commands.add_parser(
+        "import", help="import Shopify customer and order exports (CSV); safe to run again",
+        description="Import a Shopify customer export and/or order export. The files are told apart by their "
+                    "header row, so give them in any order. Exit code 0: every row imported; 1: some rows were "
+                    "rejected (listed with line and reason); 2: a file cannot be used, nothing was imported.",
+    )
+    bulk.add_argument("files", nargs="*", type=Path, metavar="FILE", help="customers.csv and/or orders.csv")
+    bulk.add_argument("--customers", type=Path, metavar="FILE", help="the Shopify customer export")
+    bulk.add_argument("--orders", type=Path, metavar="FILE", help="the Shopify order export")
+    bulk.set_defaults(handler=_import)

@@ -95,6 +95,13 @@ def tier_status(session: Session, customer_id: int, program: Program, now: datet
     tier = tier_for_spend(program, spend)
     customer = session.get(Customer, customer_id)
     held = held_tier(program, customer, now) if customer is not None else None
+    if held is not None:
+        reached = session.execute(
+            select(func.max(TierChange.created_at)).where(
+                TierChange.customer_id == customer_id, TierChange.to_tier == held.name)
+        ).scalar()
+        if reached is not None and reached > now:
+            held = None  # not reached yet at `now`: a past order recorded late or imported earns as it was then
     held_until = None
     if held is not None and _rank(program, held) >= _rank(program, tier):
         tier, held_until = held, customer.tier_held_until

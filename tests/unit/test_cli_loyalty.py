@@ -74,3 +74,16 @@ def test_bad_arguments_are_explained(environment, capsys) -> None:
     assert code == 1 and "does not match the program's currency" in out
     code, out = _run(capsys, "codes", "show", "RW-NOPE-NOPE-NOPE")
     assert code == 1 and "no reward code" in out
+
+
+def test_import_the_sample_exports_twice(environment, capsys) -> None:
+    from bot.settings import PROJECT_ROOT
+
+    samples = PROJECT_ROOT / "data" / "demo" / "import"
+    code, first = _run(capsys, "import", str(samples / "orders.csv"), str(samples / "customers.csv"))
+    assert code == 0, first
+    code, second = _run(capsys, "import", str(samples / "customers.csv"), str(samples / "orders.csv"))
+    assert code == 0 and "10 already present" in second, second
+    assert _run(capsys, "ledger", "verify")[0] == 0
+    code, out = _run(capsys, "import", "--orders", str(samples / "customers.csv"))
+    assert code == 2, out

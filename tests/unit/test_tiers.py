@@ -128,3 +128,13 @@ def test_summary_lists_redeemable_rewards_and_the_next_one(sqlite_db: Database, 
     assert summary.balance == 550
     assert [r.id for r in summary.redeemable] == ["free-shipping", "five-off"]
     assert summary.next_reward.id == "ten-off" and summary.points_to_next_reward == 450
+
+
+def test_an_order_from_before_a_promotion_earns_at_the_tier_of_its_time(sqlite_db: Database, program, clock) -> None:
+    clock.at(NOW)
+    with sqlite_db.session(write=True) as session:
+        customer_id = create_customer(session, "late@example.com").id
+        record_paid_order(session, program, customer_id, "big", Decimal("800"), NOW)  # Gold from now on
+        late = record_paid_order(session, program, customer_id, "old", Decimal("100"), NOW - timedelta(days=90))
+        assert late.points_awarded == 500  # Bronze then, not Gold's 1.5×
+        assert record_paid_order(session, program, customer_id, "new", Decimal("100"), NOW).points_awarded == 750

@@ -1,0 +1,968 @@
+"""Bulk import of a store's history from Shopify's CSV exports (`python -m bot import`).
+
+Files are streamed: one CSV record at a time, a short transaction per batch (BATCH_ROWS rows or BATCH_SECONDS),
+and each customer row or order (all the rows that share an order Name) inside its own SAVEPOINT, so a
+row the store cannot take is rolled back alone, reported with its line number, and never stops the rest.
+Memory does not grow with the file: only counters, at most MAX_REJECTION_SAMPLES rejection samples, and
+the ids of the customers whose orders were seen (their tiers are recomputed once, at the end).
+
+Running the same files again changes nothing: customers are matched by Shopify Customer ID or by email,
+orders by their Name, refunds are keyed by the refunded total they bring the order to, and cancellations,
+signup bonuses and tier entry rewards are recorded once per customer or order.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import re
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import (
+    TYPE_CHECKING, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set, TextIO, Tuple,
+)
+
+from sqlalchemy import select
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
+from sqlalchemy.orm import Session
+
+from bot import clock
+from bot.identity.customers import IdentityError, create_customer
+from bot.loyalty.earning import award, award_tier_entry, credit_for
+from bot.loyalty.ledger import LedgerError
+from bot.loyalty.orders import (
+    MAX_LINE_QUANTITY, MAX_ORDER_TOTAL, LineInput, cancel_order, record_paid_order, refund_order,
+)
+from bot.loyalty.program import Program
+from bot.loyalty.tiers import mark_announced, recompute_tier
+from bot.models import Customer, Order
+
+if TYPE_CHECKING:
+    from bot.db import Database
+
+BATCH_ROWS = 500  # CSV rows per transaction, at most
+BATCH_SECONDS = 2.0  # a batch commits sooner if it has taken this long (SQLite: the bot's writes wait meanwhile)
+MAX_REJECTION_SAMPLES = 1000  # rejections kept for the summary; all are counted
+MAX_LINE_BYTES = 1 << 20  # a physical line longer than this is refused without being held in memory
+TIER_BATCH = 500  # customers per transaction when tiers are recomputed
+MAX_ORDER_ROWS = 1000  # line items of one order; more is not an order but a broken export (and memory)
+
+ProgressCallback = Callable[[int, int, int], None]  # (done_bytes, total_bytes, rows)
+
+# Why a row was refused, in the order the summary lists them.
+REASONS = {
+    "malformed_row": "malformed row",
+    "bad_email": "bad email",
+    "bad_total": "bad total",
+    "bad_refund": "bad refund",
+    "unknown_currency": "unknown currency",
+    "unknown_customer": "unknown customer",
+    "unknown_status": "unknown financial status",
+    "duplicate_order": "duplicate order id with different facts",
+    "conflicting_customer": "conflicting customer",
+    "refused": "refused by the store",
+}
+
+# Shopify column → our field. Header names match whatever their case and spacing.
+CUSTOMER_COLUMNS: Dict[str, Tuple[str, ...]] = {
+    "customer_id": ("Customer ID",),
+    "first_name": ("First Name",),
+    "last_name": ("Last Name",),
+    "email": ("Email",),
+    "accepts_marketing": ("Accepts Email Marketing", "Accepts Marketing"),
+    "total_spent": ("Total Spent",),
+    "total_orders": ("Total Orders",),
+}
+CUSTOMER_REQUIRED = ("first_name", "last_name", "email")
+
+ORDER_COLUMNS: Dict[str, Tuple[str, ...]] = {
+    "name": ("Name",),
+    "email": ("Email",),
+    "financial_status": ("Financial Status",),
+    "paid_at": ("Paid at",),
+    "created_at": ("Created at",),
+    "currency": ("Currency",),
+    "total": ("Total",),
+    "refunded_amount": ("Refunded Amount",),
+    "cancelled_at": ("Cancelled at",),
+    "line_quantity": ("Lineitem quantity",),
+    "line_name": ("Lineitem name",),
+    "line_price": ("Lineitem price",),
+    "line_sku": ("Lineitem sku",),
+}
+ORDER_REQUIRED = ("name", "email", "financial_status", "currency", "total", "created_at")
+LINE_COLUMNS = ("line_quantity", "line_name", "line_price")  # all or none
+
+# Shopify financial statuses. Paid money earns points; the others were never (fully) paid.
+PAID_STATUSES = ("paid", "partially_refunded", "refunded")
+UNPAID_STATUSES = ("pending", "authorized", "partially_paid", "unpaid", "voided", "expired")
+
+_EMAIL = re.compile(r"^[^@\s,;<>\"]+@[^@\s,;<>\"'.]+(\.[^@\s,;<>\"'.]+)+$")
+_DATE_FORMATS = ("%Y-%m-%d %H:%M:%S %z", "%Y-%m-%d %H:%M %z", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S.%f%z")
+_CENT = Decimal("0.01")
+
+
+class ImportFileError(ValueError):
+    """A file that cannot be imported at all (missing, unreadable, not a Shopify export, columns missing)."""
+
+
+@dataclass(frozen=True)
+class Rejection:
+    file: str
+    line: int  # first physical line of the row (or of the order's rows) in the file, 1 = header
+    reason: str  # a key of REASONS
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file} line {self.line}" if self.line else self.file
+        return f"{where}: {REASONS.get(self.reason, self.reason)}: {self.message}"
+
+
+@dataclass
+class ImportReport:
+    customer_rows: int = 0
+    order_rows: int = 0
+    customers_created: int = 0
+    customers_existing: int = 0
+    customers_updated: int = 0  # existing customers given their Customer ID, name or new email
+    signup_points: int = 0
+    orders_recorded: int = 0
+    orders_replayed: int = 0
+    points_awarded: int = 0
+    refunds_recorded: int = 0
+    refunds_replayed: int = 0
+    cancellations: int = 0
+    cancellations_replayed: int = 0
+    orders_skipped: Counter = field(default_factory=Counter)  # financial status (or "zero total") → orders
+    tier_changes: int = 0
+    rejected: int = 0
+    rejected_by_reason: Counter = field(default_factory=Counter)
+    rejections: List[Rejection] = field(default_factory=list)  # the first MAX_REJECTION_SAMPLES
+
+    @property
+    def rows_read(self) -> int:
+        return self.customer_rows + self.order_rows
+
+    def reject(self, rejection: Rejection) -> None:
+        self.rejected += 1
+        self.rejected_by_reason[rejection.reason] += 1
+        if len(self.rejections) < MAX_REJECTION_SAMPLES:
+            self.rejections.append(rejection)
+
+
+# --- reading -----------------------------------------------------------------------------------------
+
+
+class _LineTooLong(Exception):
+    pass
+
+
+class _Lines:
+    """Physical lines of a UTF-8 file for csv.reader, counting bytes and lines as they are read.
+
+    A class rather than a generator: after it raises (a line too long to hold) it can go on reading.
+    """
+
+    def __init__(self, binary: io.BufferedReader) -> None:
+        self._file = binary
+        self.bytes = 0
+        self.lines = 0
+        self.last_undecodable = 0  # number of the last line that was not UTF-8
+        self._first = True
+
+    def __iter__(self) -> "_Lines":
+        return self
+
+    def __next__(self) -> str:
+        raw = self._file.readline(MAX_LINE_BYTES)
+        if not raw:
+            raise StopIteration
+        self.bytes += len(raw)
+        self.lines += 1
+        if len(raw) == MAX_LINE_BYTES and not raw.endswith(b"\n"):
+            while raw and not raw.endswith(b"\n"):  # skip the rest of it, a block at a time
+                raw = self._file.readline(MAX_LINE_BYTES)
+                self.bytes += len(raw)
+            raise _LineTooLong(f"a line longer than {MAX_LINE_BYTES:,} bytes")
+        if self._first:
+            self._first = False
+            if raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            self.last_undecodable = self.lines
+            return raw.decode("utf-8", errors="replace")
+
+
+@dataclass
+class _Record:
+    first_line: int
+    last_line: int
+    fields: Optional[List[str]]  # None when the record cannot be used (see error)
+    error: Optional[str] = None
+    raw: Optional[List[str]] = None  # what csv made of an unusable record, if anything
+
+    @property
+    def where(self) -> str:
+        return _lines_label(self.first_line, self.last_line)
+
+
+class _CsvFile:
+    """One export: its header (mapped to our fields) and its records, streamed."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.label = self.path.name
+        try:
+            self.size = self.path.stat().st_size
+            self._binary = open(self.path, "rb")
+        except OSError as error:
+            raise ImportFileError(f"{self.path}: cannot be read ({error.strerror or error})") from None
+        self._lines = _Lines(self._binary)  # type: ignore[arg-type]
+        self._reader = csv.reader(self._lines)
+        header = self._next()
+        if header is None:
+            self.close()
+            raise ImportFileError(f"{self.path}: the file is empty (expected a header row)")
+        if header.fields is None:
+            self.close()
+            raise ImportFileError(f"{self.path}: the header row cannot be read ({header.error})")
+        self.header = [name.replace("\ufeff", "").strip() for name in header.fields]
+        self.columns: Dict[str, int] = {}  # normalized header name → index (the first, if repeated)
+        for index, name in enumerate(self.header):
+            self.columns.setdefault(_normalize(name), index)
+
+    @property
+    def done_bytes(self) -> int:
+        return self._lines.bytes
+
+    def close(self) -> None:
+        self._binary.close()
+
+    def kind(self) -> Optional[str]:
+        """"orders", "customers", or None when the header is neither Shopify export."""
+        if "financial status" in self.columns or "lineitem name" in self.columns:
+            return "orders"
+        if "email" in self.columns and ({"first name", "last name", "customer id", "total spent"} & set(self.columns)):
+            return "customers"
+        return None
+
+    def mapping(self, spec: Dict[str, Tuple[str, ...]], required: Sequence[str], kind: str) -> Dict[str, int]:
+        """Our field → column index; refuses the file when a required column is missing."""
+        found: Dict[str, int] = {}
+        for key, names in spec.items():
+            for name in names:
+                if _normalize(name) in self.columns:
+                    found[key] = self.columns[_normalize(name)]
+                    break
+        needed = list(required)
+        if any(key in found for key in LINE_COLUMNS if key in spec):
+            needed += [key for key in LINE_COLUMNS if key in spec]
+        missing = [spec[key][0] for key in needed if key not in found]
+        if missing:
+            raise ImportFileError(
+                f"{self.path}: not a Shopify {kind} export: missing column{'s' if len(missing) > 1 else ''} "
+                f"{', '.join(missing)} (the header has: {', '.join(name for name in self.header if name) or 'nothing'})"
+            )
+        return found
+
+    def _next(self) -> Optional[_Record]:
+        while True:
+            before = self._lines.lines
+            try:
+                fields = next(self._reader)
+            except StopIteration:
+                return None
+            except (csv.Error, _LineTooLong) as error:
+                return _Record(before + 1, max(self._lines.lines, before + 1), None, f"not valid CSV: {error}")
+            if not fields or (len(fields) == 1 and not fields[0].strip()):
+                continue  # blank line
+            if self._lines.last_undecodable > before:
+                return _Record(before + 1, max(self._lines.lines, before + 1), None,
+                               "is not UTF-8 text (export the file as UTF-8)", fields)
+            return _Record(before + 1, max(self._lines.lines, before + 1), fields)
+
+    def records(self) -> Iterator[_Record]:
+        width = len(self.header)
+        try:
+            while True:
+                record = self._next()
+                if record is None:
+                    return
+                if record.fields is not None and len(record.fields) != width:
+                    hint = " (an unclosed quote?)" if record.last_line > record.first_line else ""
+                    record = _Record(
+                        record.first_line, record.last_line, None,
+                        f"has {len(record.fields)} fields, the header has {width}{hint}", record.fields,
+                    )
+                yield record
+        finally:
+            self.close()
+
+
+def _normalize(name: str) -> str:
+    return " ".join(name.replace("\ufeff", "").split()).lower()
+
+
+def _lines_label(first: int, last: int) -> str:
+    return f"line {first}" if first == last else f"lines {first}-{last}"
+
+
+# --- parsing -----------------------------------------------------------------------------------------
+
+
+class _RowError(Exception):
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+def _email(raw: str) -> str:
+    email = raw.strip().lower()
+    if not email:
+        raise _RowError("bad_email", "the Email is empty")
+    if len(email) > 254 or not _EMAIL.match(email) or ".." in email:
+        raise _RowError("bad_email", f"{raw.strip()!r} is not an email address")
+    return email
+
+
+def _money(what: str, raw: str, *, required: bool = True) -> Optional[Decimal]:
+    text = raw.strip()
+    if not text:
+        if required:
+            raise _RowError("malformed_row", f"{what} is empty")
+        return None
+    try:
+        amount = Decimal(text)
+    except InvalidOperation:
+        raise _RowError("malformed_row", f"{what} {text!r} is not a number") from None
+    if not amount.is_finite():
+        raise _RowError("malformed_row", f"{what} {text!r} is not a number")
+    return amount
+
+
+def _date(what: str, raw: str, now: datetime) -> Optional[datetime]:
+    text = raw.strip()
+    if not text:
+        return None
+    parsed: Optional[datetime] = None
+    for fmt in _DATE_FORMATS:
+        try:
+            parsed = datetime.strptime(text[:-1] + "+0000" if text.endswith("Z") else text, fmt)
+            break
+        except ValueError:
+            continue
+    if parsed is None:
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            raise _RowError("malformed_row", f"{what} {text!r} is not a date like 2024-03-05 14:22:10 -0500") from None
+    if parsed.tzinfo is None:
+        raise _RowError("malformed_row", f"{what} {text!r} has no time zone offset (like -0500)")
+    parsed = parsed.astimezone(timezone.utc)
+    if parsed > now + timedelta(days=1):
+        raise _RowError("malformed_row", f"{what} {text} is in the future")
+    return parsed
+
+
+def _order_name(raw: str) -> str:
+    name = raw.strip()
+    if name.startswith("#"):
+        name = name[1:].strip()
+    if not name:
+        raise _RowError("malformed_row", "the order Name is empty")
+    if len(name) > 64:
+        raise _RowError("malformed_row", f"the order Name {name[:20]!r}… is longer than 64 characters")
+    return name
+
+
+def _status(raw: str) -> str:
+    return "_".join(raw.strip().lower().replace("-", " ").split())
+
+
+@dataclass(frozen=True)
+class _CustomerRow:
+    email: str
+    customer_id: Optional[str]
+    first_name: Optional[str]
+    last_name: Optional[str]
+
+
+def _parse_customer(fields: List[str], columns: Dict[str, int]) -> _CustomerRow:
+    def get(key: str) -> str:
+        return fields[columns[key]].strip() if key in columns else ""
+
+    email = _email(get("email"))
+    customer_id = get("customer_id").lstrip("'").strip() or None  # Shopify quotes ids for spreadsheets: '7091…
+    if customer_id is not None and len(customer_id) > 64:
+        raise _RowError("malformed_row", "the Customer ID is longer than 64 characters")
+    return _CustomerRow(email, customer_id, get("first_name")[:100] or None, get("last_name")[:100] or None)
+
+
+@dataclass
+class _OrderGroup:
+    name: str
+    first_line: int
+    last_line: int
+    email: str
+    status: str
+    placed_at: Optional[datetime]
+    currency: str
+    total: Optional[Decimal]
+    refunded: Decimal
+    cancelled_at: Optional[datetime]
+    lines: Tuple[LineInput, ...]
+
+
+def _parse_line_item(fields: List[str], columns: Dict[str, int], line: int) -> Optional[LineInput]:
+    if "line_name" not in columns:
+        return None
+    title = fields[columns["line_name"]].strip()
+    quantity_text = fields[columns["line_quantity"]].strip()
+    price_text = fields[columns["line_price"]].strip()
+    if not (title or quantity_text or price_text):
+        return None
+    where = f"line {line}: line item"
+    if not title:
+        raise _RowError("malformed_row", f"{where}: Lineitem name is empty")
+    try:
+        quantity = int(quantity_text)
+    except ValueError:
+        raise _RowError("malformed_row", f"{where} {title!r}: Lineitem quantity {quantity_text!r} is not a whole number") from None
+    if not 1 <= quantity <= MAX_LINE_QUANTITY:
+        raise _RowError("malformed_row", f"{where} {title!r}: Lineitem quantity must be 1 to {MAX_LINE_QUANTITY}, not {quantity}")
+    price = _money(f"{where} {title!r}: Lineitem price", price_text)
+    assert price is not None
+    if price < 0 or price > MAX_ORDER_TOTAL or price != price.quantize(_CENT):
+        raise _RowError("malformed_row", f"{where} {title!r}: Lineitem price {price_text} is not a valid amount")
+    sku = fields[columns["line_sku"]].strip() if "line_sku" in columns else ""
+    if len(sku) > 64:
+        raise _RowError("malformed_row", f"{where} {title!r}: Lineitem sku is longer than 64 characters")
+    return LineInput(title=title, quantity=quantity, unit_price=price, sku=sku or None)
+
+
+def _parse_order(rows: List[Tuple[int, List[str]]], columns: Dict[str, int], now: datetime) -> _OrderGroup:
+    """One order from its rows; the first row carries the order's facts, every row one line item."""
+    first_line, head = rows[0]
+    last_line = rows[-1][0]
+
+    def get(key: str) -> str:
+        return head[columns[key]].strip() if key in columns else ""
+
+    name = _order_name(get("name"))
+    status = _status(get("financial_status"))
+    if not status:
+        raise _RowError("malformed_row", f"order {name}: Financial Status is empty (is its first row missing?)")
+    if status in UNPAID_STATUSES:
+        # Never paid: nothing of it is recorded, so nothing else of it needs to be read.
+        return _OrderGroup(name, first_line, last_line, "", status, None, "", None, Decimal(0), None, ())
+    if status not in PAID_STATUSES:
+        raise _RowError("unknown_status", f"order {name}: Financial Status {get('financial_status')!r} is not one Shopify uses")
+    paid_at = _date(f"order {name}: Paid at", get("paid_at"), now)
+    created_at = _date(f"order {name}: Created at", get("created_at"), now)
+    cancelled_at = _date(f"order {name}: Cancelled at", get("cancelled_at"), now)
+    if not get("email"):
+        raise _RowError("unknown_customer", f"order {name} has no Email, so it cannot be matched to a customer")
+    email = _email(get("email"))
+    placed_at = paid_at or created_at
+    if placed_at is None:
+        raise _RowError("malformed_row", f"order {name} has neither Paid at nor Created at")
+    currency = get("currency").upper()
+    total = _money(f"order {name}: Total", get("total"))
+    assert total is not None
+    if total < 0:
+        raise _RowError("bad_total", f"order {name}: Total {total} is negative")
+    if total > MAX_ORDER_TOTAL:
+        raise _RowError("bad_total", f"order {name}: Total {total} is larger than any order this store can take ({MAX_ORDER_TOTAL})")
+    if total != total.quantize(_CENT):
+        raise _RowError("bad_total", f"order {name}: Total {total} has more than two decimal places")
+    refunded = _money(f"order {name}: Refunded Amount", get("refunded_amount"), required=False) or Decimal(0)
+    if status == "refunded" and refunded == 0:
+        refunded = total
+    if refunded > total:
+        raise _RowError("bad_refund", f"order {name}: Refunded Amount {refunded} is more than its Total {total}")
+    if refunded < 0 or refunded != refunded.quantize(_CENT):
+        raise _RowError("bad_refund", f"order {name}: Refunded Amount {refunded} is not a valid amount")
+    lines = []
+    for line, fields in rows:
+        item = _parse_line_item(fields, columns, line)
+        if item is not None:
+            lines.append(item)
+    return _OrderGroup(
+        name, first_line, last_line, email, status, placed_at, currency, total, refunded, cancelled_at, tuple(lines)
+    )
+
+
+# --- applying ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Unit:
+    """One customer row or one order (its rows), ready to apply, or already known to be rejected."""
+
+    rows: int
+    first_line: int
+    apply: Optional[Callable[[Session], Callable[[], None]]] = None  # returns what to count once committed
+    rejection: Optional[Rejection] = None
+    skipped: Optional[str] = None  # an order with nothing to record (not paid, or free), and why
+
+
+class _Importer:
+    def __init__(self, database: "Database", program: Program, report: ImportReport,
+                 progress: Optional[ProgressCallback], total_bytes: int) -> None:
+        self.database = database
+        self.program = program
+        self.report = report
+        self.progress = progress
+        self.total_bytes = total_bytes
+        self.done_before = 0  # bytes of the files already finished
+        self.now = clock.now()
+        self.touched: Set[int] = set()  # customers whose orders this run saw: their tier is recomputed
+
+    def run_file(self, source: _CsvFile, units: Iterator[_Unit], rows_attribute: str) -> None:
+        """Apply the units in transactions of about BATCH_ROWS rows, each unit in its own savepoint."""
+        finished = False
+        while not finished:
+            finished = True
+            rows_in_batch = 0
+            deadline = time.monotonic() + BATCH_SECONDS
+            with self.database.session(write=True) as session:
+                for unit in units:
+                    setattr(self.report, rows_attribute, getattr(self.report, rows_attribute) + unit.rows)
+                    rows_in_batch += unit.rows
+                    if unit.rejection is not None:
+                        self.report.reject(unit.rejection)
+                    elif unit.skipped is not None:
+                        self.report.orders_skipped[unit.skipped] += 1
+                    else:
+                        self._apply(session, source, unit)
+                    if rows_in_batch >= BATCH_ROWS or time.monotonic() > deadline:
+                        finished = False
+                        break
+            self.report_progress(source.done_bytes)
+        self.done_before += source.size
+
+    def _apply(self, session: Session, source: _CsvFile, unit: _Unit) -> None:
+        assert unit.apply is not None
+        try:
+            with session.begin_nested():
+                count = unit.apply(session)
+        except _RowError as error:
+            self.report.reject(Rejection(source.label, unit.first_line, error.reason, error.message))
+        except IdentityError as error:
+            self.report.reject(Rejection(source.label, unit.first_line, "conflicting_customer", str(error)))
+        except LedgerError as error:
+            self.report.reject(Rejection(source.label, unit.first_line, "refused", str(error)))
+        except (IntegrityError, DataError) as error:
+            detail = str(error.orig).strip().splitlines()[0] if error.orig is not None else str(error)
+            self.report.reject(Rejection(source.label, unit.first_line, "refused", f"the database refused it: {detail}"))
+        else:
+            count()  # counted only once its savepoint is released
+
+    def report_progress(self, done_in_file: int) -> None:
+        if self.progress is not None:
+            self.progress(min(self.done_before + done_in_file, self.total_bytes), self.total_bytes, self.report.rows_read)
+
+    # customers
+
+    def customer_units(self, source: _CsvFile, columns: Dict[str, int]) -> Iterator[_Unit]:
+        for record in source.records():
+            if record.fields is None:
+                yield _Unit(1, record.first_line, rejection=Rejection(
+                    source.label, record.first_line, "malformed_row", f"{record.where} {record.error}"))
+                continue
+            try:
+                row = _parse_customer(record.fields, columns)
+            except _RowError as error:
+                yield _Unit(1, record.first_line, rejection=Rejection(
+                    source.label, record.first_line, error.reason, error.message))
+                continue
+            yield _Unit(1, record.first_line, apply=self._customer_applier(row))
+
+    def _customer_applier(self, row: _CustomerRow) -> Callable[[Session], Callable[[], None]]:
+        def apply(session: Session) -> Callable[[], None]:
+            outcome, points = self._apply_customer(session, row)
+
+            def count() -> None:
+                if outcome == "created":
+                    self.report.customers_created += 1
+                    self.report.signup_points += points
+                else:
+                    self.report.customers_existing += 1
+                    self.report.customers_updated += outcome == "updated"
+            return count
+        return apply
+
+    def _apply_customer(self, session: Session, row: _CustomerRow) -> Tuple[str, int]:
+        by_email = session.execute(select(Customer).where(Customer.email == row.email)).scalar_one_or_none()
+        by_id = None
+        if row.customer_id is not None:
+            by_id = session.execute(select(Customer).where(Customer.external_id == row.customer_id)).scalar_one_or_none()
+        if by_id is not None and by_email is not None and by_id.id != by_email.id:
+            raise _RowError("conflicting_customer", f"Customer ID {row.customer_id} is {by_id.email}, "
+                                                    f"but {row.email} is another customer")
+        if by_id is None and by_email is not None and row.customer_id and by_email.external_id not in (None, row.customer_id):
+            raise _RowError("conflicting_customer", f"{row.email} has Customer ID {by_email.external_id}, "
+                                                    f"not {row.customer_id}")
+        customer = by_id or by_email
+        if customer is not None:
+            changed = False
+            if row.customer_id and customer.external_id is None:
+                customer.external_id, changed = row.customer_id, True
+            if customer.email != row.email:  # matched by Customer ID: the shopper changed their email
+                customer.email, changed = row.email, True
+            if row.first_name and not customer.first_name:
+                customer.first_name, changed = row.first_name, True
+            if row.last_name and not customer.last_name:
+                customer.last_name, changed = row.last_name, True
+            if changed:
+                session.flush()
+            return ("updated" if changed else "existing"), 0
+        customer = create_customer(session, row.email, row.first_name, row.last_name)
+        if row.customer_id:
+            customer.external_id = row.customer_id
+            session.flush()
+        points = 0
+        if self.program.earning.signup > 0:
+            posted = award(session, self.program, customer.id,
+                           credit_for(self.program, customer.id, "signup", None, self.now), at=self.now)
+            points = posted.entry.points if posted.created else 0
+        return "created", points
+
+    # orders
+
+    def order_units(self, source: _CsvFile, columns: Dict[str, int]) -> Iterator[_Unit]:
+        """Consecutive rows with the same Name are one order; only the current order is held in memory."""
+        name_index = columns["name"]
+        group: Optional[_Group] = None
+        for record in source.records():
+            fields = record.fields if record.fields is not None else record.raw
+            name = fields[name_index].strip() if fields is not None and len(fields) > name_index else ""
+            if group is not None and name and name == group.name:
+                group.add(record)
+                continue
+            if group is not None:
+                yield self._order_unit(source, columns, group)
+            group = _Group(name, record.first_line)
+            group.add(record)
+        if group is not None:
+            yield self._order_unit(source, columns, group)
+
+    def _order_unit(self, source: _CsvFile, columns: Dict[str, int], group: "_Group") -> _Unit:
+        where = _lines_label(group.first_line, group.last_line)
+        if group.spoiled is not None:
+            name = group.name[1:].strip() if group.name.startswith("#") else group.name
+            message = f"order {name} ({where}): {group.spoiled}" if name and group.count > 1 else group.spoiled
+            return _Unit(group.count, group.first_line,
+                         rejection=Rejection(source.label, group.first_line, "malformed_row", message))
+        try:
+            order = _parse_order(group.rows, columns, self.now)
+        except _RowError as error:
+            message = error.message if group.count == 1 else f"{error.message} ({where})"
+            return _Unit(group.count, group.first_line,
+                         rejection=Rejection(source.label, group.first_line, error.reason, message))
+        # What needs no database is settled here, without a savepoint.
+        if order.status not in PAID_STATUSES:
+            return _Unit(group.count, group.first_line, skipped=order.status)
+        if order.currency != self.program.currency:
+            message = (f"order {order.name}: Currency {order.currency or '(empty)'} is not the program's "
+                       f"currency {self.program.currency}")
+            return _Unit(group.count, group.first_line,
+                         rejection=Rejection(source.label, group.first_line, "unknown_currency", message))
+        if order.total == 0:
+            return _Unit(group.count, group.first_line, skipped="zero total")
+        return _Unit(group.count, group.first_line, apply=lambda session: self._apply_order(session, order))
+
+    def _apply_order(self, session: Session, order: _OrderGroup) -> Callable[[], None]:
+        report = self.report
+        assert order.total is not None and order.placed_at is not None
+        customer_id = session.execute(select(Customer.id).where(Customer.email == order.email)).scalar_one_or_none()
+        if customer_id is None:
+            raise _RowError("unknown_customer", f"order {order.name}: no customer with email {order.email} "
+                                                f"(import the customers file first)")
+        existing = session.execute(select(Order).where(Order.external_id == order.name)).scalar_one_or_none()
+        if existing is not None and (existing.customer_id != customer_id or existing.total != order.total):
+            whose = "another customer" if existing.customer_id != customer_id else "the same customer"
+            raise _RowError("duplicate_order", f"order {order.name} was already recorded for {whose} with total "
+                                               f"{existing.total}; this one is {order.email}, {order.total}")
+        recorded = record_paid_order(
+            session, self.program, customer_id, order.name, order.total, order.placed_at,
+            currency=order.currency, lines=order.lines, update_tier=False,
+        )
+        placed = recorded.order
+        refund_created = cancelled = False
+        refund_replayed = placed.status == "cancelled" and order.refunded > 0
+        cancel_replayed = placed.status == "cancelled" and order.cancelled_at is not None
+        if placed.status != "cancelled" and order.refunded > 0:
+            already = placed.refunded_total
+            if order.refunded > already:
+                # Keyed by the refunded total it brings the order to: a re-run finds it, a later export
+                # with more refunded adds only the difference.
+                refund_order(
+                    session, self.program, order.name, f"import-refund-{order.refunded.quantize(_CENT)}",
+                    order.refunded - already, currency=order.currency, at=order.cancelled_at or order.placed_at,
+                )
+                refund_created = True
+            elif order.refunded < already:
+                raise _RowError("bad_refund", f"order {order.name}: Refunded Amount {order.refunded} is less than the "
+                                              f"{already} already refunded")
+            else:
+                refund_replayed = True
+        if order.cancelled_at is not None and placed.status != "cancelled":
+            cancel_order(session, self.program, order.name, at=order.cancelled_at)
+            cancelled = True
+
+        def count() -> None:
+            self.touched.add(customer_id)
+            if recorded.created:
+                report.orders_recorded += 1
+                report.points_awarded += recorded.points_awarded
+            else:
+                report.orders_replayed += 1
+            report.refunds_recorded += refund_created
+            report.refunds_replayed += refund_replayed
+            report.cancellations += cancelled
+            report.cancellations_replayed += cancel_replayed
+        return count
+
+    # tiers
+
+    def recompute_tiers(self) -> None:
+        """Each touched customer's tier, once: entry rewards posted, the change recorded as already told."""
+        ids = sorted(self.touched)
+        position = 0
+        while position < len(ids):
+            deadline = time.monotonic() + BATCH_SECONDS
+            with self.database.session(write=True) as session:
+                for customer_id in ids[position:position + TIER_BATCH]:
+                    position += 1
+                    try:
+                        with session.begin_nested():
+                            change = recompute_tier(session, self.program, customer_id, self.now, "import",
+                                                    award_tier_entry)
+                            if change is not None:
+                                # History is not news: the bot does not announce tiers reached by imported orders.
+                                mark_announced(session, [change], self.now)
+                    except LedgerError as error:
+                        self.report.reject(Rejection("(tiers)", 0, "refused", f"customer {customer_id}: {error}"))
+                    else:
+                        self.report.tier_changes += change is not None
+                    if time.monotonic() > deadline:
+                        break
+
+
+class _Group:
+    """The rows of the order being read."""
+
+    def __init__(self, name: str, first_line: int) -> None:
+        self.name = name
+        self.first_line = first_line
+        self.last_line = first_line
+        self.count = 0
+        self.rows: List[Tuple[int, List[str]]] = []
+        self.spoiled: Optional[str] = None  # a malformed row of this order: the whole order is refused
+
+    def add(self, record: _Record) -> None:
+        self.count += 1
+        self.last_line = record.last_line
+        if record.fields is None:
+            self.spoiled = self.spoiled or f"{record.where} {record.error}"
+        elif len(self.rows) >= MAX_ORDER_ROWS:
+            self.spoiled = self.spoiled or f"more than {MAX_ORDER_ROWS:,} rows share this order Name"
+            self.rows.clear()  # nothing of it will be recorded: hold none of it
+        elif self.spoiled is None:
+            self.rows.append((record.first_line, record.fields))
+
+
+# --- entry points ------------------------------------------------------------------------------------
+
+
+def detect_kind(path: Path) -> str:
+    """"customers" or "orders", from the file's header row; ImportFileError for anything else."""
+    source = _CsvFile(path)
+    try:
+        kind = source.kind()
+    finally:
+        source.close()
+    if kind is None:
+        raise ImportFileError(
+            f"{path}: neither a Shopify customer export (Email, First Name, Last Name, …) nor an order export "
+            f"(Name, Email, Financial Status, Total, …)"
+        )
+    return kind
+
+
+def classify_files(files: Iterable[Path], customers: Optional[Path] = None,
+                   orders: Optional[Path] = None) -> Tuple[Optional[Path], Optional[Path]]:
+    """Tell positional files apart by their header: (customers file, orders file)."""
+    found = {"customers": customers, "orders": orders}
+    for path in files:
+        kind = detect_kind(Path(path))
+        if found[kind] is not None:
+            raise ImportFileError(f"two {kind} files given ({found[kind]} and {path}); import them one run at a time")
+        found[kind] = Path(path)
+    if found["customers"] is None and found["orders"] is None:
+        raise ImportFileError("nothing to import: give a customers export, an orders export, or both")
+    return found["customers"], found["orders"]
+
+
+def run_import(
+    database: "Database",
+    program: Program,
+    customers_csv: Optional[Path],
+    orders_csv: Optional[Path],
+    progress: Optional[ProgressCallback] = None,
+) -> ImportReport:
+    """Import the customers file, then the orders file, then recompute the tiers of everyone touched.
+
+    Both headers are checked before anything is written: a file that cannot be imported raises
+    ImportFileError and nothing is written. Rows that cannot be imported are in the report.
+    """
+    if customers_csv is None and orders_csv is None:
+        raise ImportFileError("nothing to import: give a customers export, an orders export, or both")
+    sources: List[Tuple[str, _CsvFile, Dict[str, int]]] = []
+    try:
+        for kind, path in (("customers", customers_csv), ("orders", orders_csv)):
+            if path is None:
+                continue
+            source = _CsvFile(Path(path))
+            sources.append((kind, source, {}))
+            try:
+                if kind == "customers":
+                    columns = source.mapping(CUSTOMER_COLUMNS, CUSTOMER_REQUIRED, "customer")
+                else:
+                    columns = source.mapping(ORDER_COLUMNS, ORDER_REQUIRED, "order")
+            except ImportFileError as error:
+                other = source.kind()
+                if other is not None and other != kind:
+                    raise ImportFileError(f"{error} — it looks like a Shopify {other[:-1]} export") from None
+                raise
+            sources[-1] = (kind, source, columns)
+    except ImportFileError:
+        for _, source, _ in sources:
+            source.close()
+        raise
+
+    report = ImportReport()
+    importer = _Importer(database, program, report, progress, sum(source.size for _, source, _ in sources))
+    importer.report_progress(0)
+    try:
+        for kind, source, columns in sources:
+            if kind == "customers":
+                importer.run_file(source, importer.customer_units(source, columns), "customer_rows")
+            else:
+                importer.run_file(source, importer.order_units(source, columns), "order_rows")
+    finally:
+        for _, source, _ in sources:
+            source.close()
+    importer.recompute_tiers()
+    return report
+
+
+def format_report(report: ImportReport) -> str:
+    """The summary the CLI prints: what was imported, then every rejection reason with samples."""
+    lines: List[str] = []
+    if report.customer_rows:
+        updated = f" ({report.customers_updated} updated)" if report.customers_updated else ""
+        lines.append(
+            f"customers: {report.customer_rows:,} rows: {report.customers_created:,} created "
+            f"({report.signup_points:,} signup points), {report.customers_existing:,} already present{updated}"
+        )
+    if report.order_rows:
+        skipped = sum(report.orders_skipped.values())
+        detail = ", ".join(f"{status} {count:,}" for status, count in sorted(report.orders_skipped.items()))
+        lines.append(
+            f"orders: {report.order_rows:,} rows: {report.orders_recorded:,} recorded "
+            f"({report.points_awarded:,} points), {report.orders_replayed:,} already present; "
+            f"{report.refunds_recorded:,} refunds ({report.refunds_replayed:,} already present), "
+            f"{report.cancellations:,} cancellations ({report.cancellations_replayed:,} already present); "
+            f"{skipped:,} skipped{f' ({detail})' if detail else ''}"
+        )
+    lines.append(f"tiers: {report.tier_changes:,} customers changed tier (recorded as already announced)")
+    if not report.rejected:
+        lines.append("rejected: none")
+        return "\n".join(lines)
+    lines.append(f"rejected: {report.rejected:,}")
+    for reason, label in REASONS.items():
+        if report.rejected_by_reason.get(reason):
+            lines.append(f"  {label}: {report.rejected_by_reason[reason]:,}")
+    for rejection in report.rejections:
+        lines.append(f"  {rejection}")
+    if report.rejected > len(report.rejections):
+        lines.append(f"  … and {report.rejected - len(report.rejections):,} more not listed")
+    return "\n".join(lines)
+
+
+def import_command(
+    files: Sequence[Path],
+    customers: Optional[Path] = None,
+    orders: Optional[Path] = None,
+    *,
+    database: "Database",
+    program: Program,
+    out: Optional[TextIO] = None,
+    err: Optional[TextIO] = None,
+) -> int:
+    """`python -m bot import`: 0 when every row went in, 1 when some were rejected, 2 when a file is unusable
+    (or the database failed part way: what was committed stays, and running the same command again finishes)."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+    try:
+        customers_csv, orders_csv = classify_files(files, customers, orders)
+        bar = _ProgressBar(err)
+        try:
+            report = run_import(database, program, customers_csv, orders_csv, progress=bar)
+        finally:
+            bar.close()
+    except ImportFileError as error:
+        print(f"error: {error}", file=err)
+        print("nothing was imported", file=err)
+        return 2
+    except OperationalError as error:
+        detail = str(error.orig).strip().splitlines()[0] if error.orig is not None else str(error)
+        print(f"error: the store database failed during the import: {detail}", file=err)
+        print("the batches committed before the failure stay imported; run the same command again to finish", file=err)
+        return 2
+    print(f"[import] {format_report(report)}", file=out)
+    return 1 if report.rejected else 0
+
+
+class _ProgressBar:
+    """tqdm on stderr when it is installed (Rasa brings it), else a plain one-line bar."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self._bar = None
+        self._done = 0
+        try:
+            from tqdm import tqdm
+        except ImportError:  # pragma: no cover - tqdm comes with Rasa
+            self._tqdm = None
+        else:
+            self._tqdm = tqdm
+
+    def __call__(self, done: int, total: int, rows: int) -> None:
+        if self._tqdm is not None:
+            if self._bar is None:
+                self._bar = self._tqdm(total=total, unit="B", unit_scale=True, desc="import", file=self.stream,
+                                       mininterval=0.5)
+            self._bar.update(max(0, done - self._done))
+            self._bar.set_postfix(rows=f"{rows:,}", refresh=False)
+        else:
+            width = 30
+            filled = width * done // total if total else width
+            self.stream.write(f"\rimport [{'#' * filled}{'.' * (width - filled)}] {done * 100 // max(total, 1):3d}% {rows:,} rows")
+            self.stream.flush()
+        self._done = done
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+        elif self._tqdm is None and self._done:
+            self.stream.write("\n")

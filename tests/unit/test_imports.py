@@ -1,0 +1,490 @@
+"""Bulk import of Shopify customer and order exports (bot/loyalty/imports.py), on SQLite and PostgreSQL."""
+from __future__ import annotations
+
+import csv
+import io
+import tracemalloc
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Dict, List, Sequence
+
+import pytest
+from sqlalchemy import func, select
+
+from bot.db import Database
+from bot.identity import create_customer
+from bot.loyalty import imports
+from bot.loyalty.imports import (
+    ImportFileError, classify_files, format_report, import_command, run_import,
+)
+from bot.loyalty.ledger import LedgerError, verify_balances
+from bot.models import Customer, LedgerEntry, Order, OrderLine, TierChange
+from bot.settings import PROJECT_ROOT
+
+NOW = datetime(2026, 11, 23, 12, tzinfo=timezone.utc)
+DEMO = PROJECT_ROOT / "data" / "demo" / "import"
+
+CUSTOMER_HEADER = ["Customer ID", "First Name", "Last Name", "Email", "Accepts Email Marketing", "Total Spent", "Total Orders"]
+ORDER_HEADER = [
+    "Name", "Email", "Financial Status", "Paid at", "Currency", "Subtotal", "Total", "Created at", "Lineitem quantity",
+    "Lineitem name", "Lineitem price", "Lineitem sku", "Cancelled at", "Refunded Amount",
+]
+WHEN = "2026-03-05 14:22:10 -0500"
+
+
+@pytest.fixture(autouse=True)
+def fixed_clock(clock) -> None:
+    """The demo exports are dated up to November 2026; tiers over a rolling year depend on today."""
+    clock.at(NOW)
+
+
+def customer(email: str, customer_id: str = "", first: str = "Ann", last: str = "Lee") -> List[str]:
+    return [f"'{customer_id}" if customer_id else "", first, last, email, "yes", "0.00", "0"]
+
+
+def order(name: str, email: str, total: str = "100.00", *, status: str = "paid", when: str = WHEN,
+          currency: str = "USD", item: str = "Pebble table lamp", qty: str = "1", price: str = "",
+          sku: str = "OE-LT-002", cancelled: str = "", refunded: str = "") -> List[str]:
+    return [name, email, status, when if status != "pending" else "", currency, total, total, when, qty, item,
+            price or total, sku, cancelled, refunded]
+
+
+def line(name: str, email: str, item: str, qty: str, price: str, sku: str = "") -> List[str]:
+    """A further line item of the order above: Shopify leaves the order's own columns empty."""
+    row = [""] * len(ORDER_HEADER)
+    row[0], row[1], row[8], row[9], row[10], row[11] = name, email, qty, item, price, sku
+    return row
+
+
+def write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[str]]) -> Path:
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def balances(database: Database) -> Dict[str, int]:
+    with database.session() as session:
+        return dict(session.execute(select(Customer.email, Customer.points_balance)).all())
+
+
+def ledger_size(database: Database) -> int:
+    with database.session() as session:
+        return session.execute(select(func.count(LedgerEntry.id))).scalar_one()
+
+
+def reasons(report: imports.ImportReport) -> set:
+    return {(rejection.file, rejection.line, rejection.reason) for rejection in report.rejections}
+
+
+def test_demo_exports_import_then_rerun_changes_nothing(any_db: Database, program) -> None:
+    report = run_import(any_db, program, DEMO / "customers.csv", DEMO / "orders.csv")
+    assert report.rejected == 0, format_report(report)
+    assert (report.customer_rows, report.customers_created, report.customers_existing) == (10, 10, 0)
+    assert report.signup_points == 1000
+    assert (report.order_rows, report.orders_recorded, report.orders_replayed) == (30, 19, 0)
+    assert (report.refunds_recorded, report.cancellations) == (3, 1)
+    assert report.orders_skipped == {"pending": 1}
+    assert report.tier_changes == 8
+    first = balances(any_db)
+    # Maya: signup 100; #2001 $183 at Bronze 915; #2005 $637 at Bronze 3,185 less $79 refunded (395);
+    # #2018 $587 at Silver (×1.25) 3,668; $1,328 kept in the last year makes her Gold: entry reward 250.
+    assert first["maya.lindqvist@example.com"] == 100 + 915 + 3185 - 395 + 3668 + 250
+    assert first["sofia.rossi@example.com"] > 0  # the export's mixed-case email is stored lower-case
+    with any_db.session() as session:
+        assert verify_balances(session) == []
+        maya = session.execute(select(Customer).where(Customer.email == "maya.lindqvist@example.com")).scalar_one()
+        assert (maya.external_id, maya.first_name, maya.tier_name) == ("7091000001", "Maya", "Gold")
+        # History is not news: no tier change is left for the bot to announce.
+        assert session.execute(select(func.count(TierChange.id)).where(TierChange.announced_at.is_(None))).scalar_one() == 0
+        assert session.execute(select(func.count(Order.id))).scalar_one() == 19
+        assert session.execute(select(Order.status).where(Order.external_id == "2007")).scalar_one() == "cancelled"
+    entries = ledger_size(any_db)
+
+    again = run_import(any_db, program, DEMO / "customers.csv", DEMO / "orders.csv")
+    assert again.rejected == 0, format_report(again)
+    assert (again.customers_created, again.customers_existing, again.customers_updated) == (0, 10, 0)
+    assert (again.orders_recorded, again.orders_replayed, again.points_awarded) == (0, 19, 0)
+    assert (again.refunds_recorded, again.cancellations, again.tier_changes, again.signup_points) == (0, 0, 0, 0)
+    assert again.refunds_replayed == 3 and again.cancellations_replayed == 1
+    assert balances(any_db) == first
+    assert ledger_size(any_db) == entries
+    with any_db.session() as session:
+        assert verify_balances(session) == []
+
+
+def test_every_rejection_reason_is_reported_with_its_line(any_db: Database, program, tmp_path: Path) -> None:
+    customers = write_csv(tmp_path / "customers.csv", CUSTOMER_HEADER, [
+        customer("ann@example.com", "101"),                 # 2
+        customer("bob@", "102"),                            # 3 bad email
+        customer("", "103"),                                # 4 no email
+        customer("Cat@Example.com", "104", "Cat"),          # 5
+        ["105", "Dan", "dan@example.com"],                  # 6 wrong number of fields
+        customer("ann@example.com", "999"),                 # 7 Ann has another Customer ID
+    ])
+    orders = write_csv(tmp_path / "orders.csv", ORDER_HEADER, [
+        order("#1001", "ann@example.com", "100.00"),                            # 2
+        order("#1002", "ann@example.com", "-5.00"),                             # 3 negative total
+        order("#1003", "ann@example.com", "10.00", currency="EUR"),             # 4 unknown currency
+        order("#1004", "zed@example.com", "10.00"),                             # 5 unknown customer
+        ["#1005", "ann@example.com", "paid"],                                   # 6 wrong number of fields
+        order("#1006", "ann@example.com", when="yesterday"),                    # 7 unreadable date
+        order("#1007", "ann@example.com", "ten"),                               # 8 unreadable number
+        order("#1001", "cat@example.com", "100.00"),                            # 9 same id, other facts
+        order("#1008", "ann@example.com", status="shipped"),                    # 10 not a financial status
+        order("#1009", "ann@example.com", "50.00", status="partially_refunded", refunded="80.00"),  # 11
+        order("#1010", "", "10.00"),                                            # 12 no email
+        order("#1011", "ann@example.com", "2000000.00"),                        # 13 absurd total
+        order("#1012", "cat@example.com", "40.00"),                             # 14
+        order("#1013", "not-an-email", "40.00"),                                # 15 bad email
+        order("#1014", "ann@example.com", "9.999"),                             # 16 fractions of a cent
+    ])
+    report = run_import(any_db, program, customers, orders)
+    assert reasons(report) == {
+        ("customers.csv", 3, "bad_email"), ("customers.csv", 4, "bad_email"),
+        ("customers.csv", 6, "malformed_row"), ("customers.csv", 7, "conflicting_customer"),
+        ("orders.csv", 3, "bad_total"), ("orders.csv", 4, "unknown_currency"), ("orders.csv", 5, "unknown_customer"),
+        ("orders.csv", 6, "malformed_row"), ("orders.csv", 7, "malformed_row"), ("orders.csv", 8, "malformed_row"),
+        ("orders.csv", 9, "duplicate_order"), ("orders.csv", 10, "unknown_status"), ("orders.csv", 11, "bad_refund"),
+        ("orders.csv", 12, "unknown_customer"), ("orders.csv", 13, "bad_total"), ("orders.csv", 15, "bad_email"),
+        ("orders.csv", 16, "bad_total"),
+    }
+    assert report.rejected == 17 and sum(report.rejected_by_reason.values()) == 17
+    assert (report.customers_created, report.orders_recorded) == (2, 2)
+    assert balances(any_db) == {"ann@example.com": 100 + 500, "cat@example.com": 100 + 200}
+    with any_db.session() as session:
+        assert verify_balances(session) == []
+        assert session.execute(select(func.count(Order.id))).scalar_one() == 2
+
+    text = format_report(report)
+    assert "rejected: 17" in text and "bad email: 3" in text and "unknown currency: 1" in text
+    assert "customers.csv line 3: bad email: 'bob@' is not an email address" in text
+    assert "orders.csv line 4: unknown currency: order 1003: Currency EUR is not the program's currency USD" in text
+    assert "orders.csv line 5: unknown customer: order 1004: no customer with email zed@example.com" in text
+    assert "orders.csv line 6: malformed row: line 6 has 3 fields, the header has 14" in text
+    assert "order 1006: Paid at 'yesterday' is not a date" in text and "Total 'ten' is not a number" in text
+    assert "order 1001 was already recorded for another customer with total 100.00" in text
+    assert "ann@example.com has Customer ID 101, not 999" in text
+
+
+def test_a_row_that_fails_in_the_database_rolls_back_alone(any_db: Database, program, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(imports, "BATCH_ROWS", 4)
+    real_refund = imports.refund_order
+
+    def failing_refund(session, program, external_id, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if external_id == "1006":
+            raise LedgerError("the refund service is broken for this order")
+        return real_refund(session, program, external_id, *args, **kwargs)
+
+    monkeypatch.setattr(imports, "refund_order", failing_refund)
+    with any_db.session(write=True) as session:
+        create_customer(session, "ann@example.com", "Ann")
+    rows = [order(f"#{1000 + n}", "ann@example.com", "10.00") for n in range(1, 11)]
+    rows[5] = order("#1006", "ann@example.com", "10.00", status="partially_refunded", refunded="5.00")  # line 7
+    rows[6] = order("#1007", "ann@example.com", "-1.00")  # line 8, in the same batch
+    report = run_import(any_db, program, None, write_csv(tmp_path / "orders.csv", ORDER_HEADER, rows))
+
+    assert reasons(report) == {("orders.csv", 7, "refused"), ("orders.csv", 8, "bad_total")}
+    assert report.orders_recorded == 8 and report.refunds_recorded == 0
+    with any_db.session() as session:
+        recorded = set(session.execute(select(Order.external_id)).scalars())
+        assert recorded == {f"{1000 + n}" for n in range(1, 11)} - {"1006", "1007"}
+        # The order itself was written before its refund failed: the savepoint took it back, points too.
+        assert session.execute(select(LedgerEntry).where(LedgerEntry.idempotency_key == "order:1006")).first() is None
+        assert verify_balances(session) == []
+    assert balances(any_db) == {"ann@example.com": 8 * 50}
+
+
+def test_line_items_of_an_order_are_grouped(any_db: Database, program, tmp_path: Path) -> None:
+    with any_db.session(write=True) as session:
+        create_customer(session, "ann@example.com", "Ann")
+    orders = write_csv(tmp_path / "orders.csv", ORDER_HEADER, [
+        order("#2001", "ann@example.com", "247.00", item="Linden lounge chair", price="149.00", sku="OE-CH-001"),
+        line("#2001", "ann@example.com", "Pebble table lamp", "1", "79.00", "OE-LT-002"),
+        line("#2001", "ann@example.com", "Coaster", "2", "9.50"),
+        order("#2002", "ann@example.com", "79.00"),
+        order("#2003", "ann@example.com", "30.00", item="Candle", qty="2", price="10.00"),
+        line("#2003", "ann@example.com", "Match box", "1", "10.00"),
+        order("#2004", "ann@example.com", "20.00"),               # line 8
+        ["#2004", "ann@example.com", "1", "Broken row"],          # line 9: spoils the whole order #2004
+        line("#2004", "ann@example.com", "Lamp", "1", "10.00"),   # line 10
+        order("#2005", "ann@example.com", "15.00"),               # line 11
+    ])
+    report = run_import(any_db, program, None, orders)
+    assert report.order_rows == 10
+    assert (report.orders_recorded, report.rejected) == (4, 1)
+    (rejection,) = report.rejections
+    assert (rejection.line, rejection.reason) == (8, "malformed_row")
+    assert rejection.message == "order 2004 (lines 8-10): line 9 has 4 fields, the header has 14"
+    with any_db.session() as session:
+        lines = session.execute(
+            select(Order.external_id, OrderLine.title, OrderLine.quantity, OrderLine.unit_price, OrderLine.sku)
+            .join(OrderLine, OrderLine.order_id == Order.id).order_by(OrderLine.id)
+        ).all()
+        totals = dict(session.execute(select(Order.external_id, Order.total)).all())
+    assert [tuple(map(str, row)) for row in lines] == [
+        ("2001", "Linden lounge chair", "1", "149.00", "OE-CH-001"),
+        ("2001", "Pebble table lamp", "1", "79.00", "OE-LT-002"),
+        ("2001", "Coaster", "2", "9.50", "None"),
+        ("2002", "Pebble table lamp", "1", "79.00", "OE-LT-002"),
+        ("2003", "Candle", "2", "10.00", "OE-LT-002"),
+        ("2003", "Match box", "1", "10.00", "None"),
+        ("2005", "Pebble table lamp", "1", "15.00", "OE-LT-002"),
+    ]
+    assert set(totals) == {"2001", "2002", "2003", "2005"}
+
+
+def test_an_order_of_endless_rows_is_refused_without_holding_them(sqlite_db: Database, program, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(imports, "MAX_ORDER_ROWS", 3)
+    with sqlite_db.session(write=True) as session:
+        create_customer(session, "ann@example.com")
+    rows = [order("#1", "ann@example.com", "50.00")] + [line("#1", "ann@example.com", "Lamp", "1", "10.00")] * 4
+    report = run_import(sqlite_db, program, None, write_csv(tmp_path / "orders.csv", ORDER_HEADER,
+                                                            rows + [order("#2", "ann@example.com", "10.00")]))
+    assert report.orders_recorded == 1 and report.order_rows == 6
+    assert [str(r) for r in report.rejections] == [
+        "orders.csv line 2: malformed row: order 1 (lines 2-6): more than 3 rows share this order Name"]
+
+
+def test_refunds_and_cancellations_take_back_points_pro_rata(any_db: Database, program, tmp_path: Path) -> None:
+    with any_db.session(write=True) as session:
+        create_customer(session, "ann@example.com", "Ann")
+    first = write_csv(tmp_path / "orders.csv", ORDER_HEADER, [
+        order("#3001", "ann@example.com", "100.00", when="2026-02-01 10:00:00 +0000"),
+        order("#3002", "ann@example.com", "100.00", when="2026-02-02 10:00:00 +0000",
+              status="partially_refunded", refunded="25.00"),
+        order("#3003", "ann@example.com", "80.00", when="2026-02-03 10:00:00 +0000", status="refunded"),
+        order("#3004", "ann@example.com", "60.00", when="2026-02-04 10:00:00 +0000",
+              cancelled="2026-02-05 09:00:00 +0000"),
+        order("#3005", "ann@example.com", "70.00", when="2026-02-06 10:00:00 +0000", status="voided",
+              cancelled="2026-02-06 11:00:00 +0000"),
+    ])
+    report = run_import(any_db, program, None, first)
+    assert report.rejected == 0, format_report(report)
+    assert (report.orders_recorded, report.refunds_recorded, report.cancellations) == (4, 2, 1)
+    assert report.orders_skipped == {"voided": 1}
+    # Bronze all along (5 points per $1): 500 kept; 500 less a quarter; 400 all back; 300 back on cancel.
+    assert balances(any_db) == {"ann@example.com": 500 + 375}
+    with any_db.session() as session:
+        statuses = dict(session.execute(select(Order.external_id, Order.status)).all())
+        refund_entry = session.execute(
+            select(LedgerEntry).where(LedgerEntry.idempotency_key == "refund:3002:import-refund-25.00")
+        ).scalar_one()
+    assert statuses == {"3001": "paid", "3002": "partially_refunded", "3003": "refunded", "3004": "cancelled"}
+    assert (refund_entry.points, refund_entry.kind) == (-125, "reverse")
+    assert refund_entry.created_at == datetime(2026, 2, 2, 10, tzinfo=timezone.utc)  # dated with its order
+
+    assert run_import(any_db, program, None, first).refunds_replayed == 2
+    assert balances(any_db) == {"ann@example.com": 875}
+
+    # A later export: the rest of #3002 was refunded too. Only the difference is taken back, once.
+    later = write_csv(tmp_path / "orders-later.csv", ORDER_HEADER, [
+        order("#3002", "ann@example.com", "100.00", when="2026-02-02 10:00:00 +0000", status="refunded",
+              refunded="100.00"),
+    ])
+    for _ in range(2):
+        run_import(any_db, program, None, later)
+        assert balances(any_db) == {"ann@example.com": 500}
+    # An export that shows less refunded than the store already took back is a conflict, not a change.
+    older = write_csv(tmp_path / "orders-older.csv", ORDER_HEADER, [
+        order("#3002", "ann@example.com", "100.00", when="2026-02-02 10:00:00 +0000",
+              status="partially_refunded", refunded="10.00"),
+    ])
+    report = run_import(any_db, program, None, older)
+    assert reasons(report) == {("orders-older.csv", 2, "bad_refund")}
+    assert balances(any_db) == {"ann@example.com": 500}
+    with any_db.session() as session:
+        assert verify_balances(session) == []
+
+
+def test_orders_with_nothing_to_record_are_skipped_not_rejected(sqlite_db: Database, program, tmp_path: Path) -> None:
+    with sqlite_db.session(write=True) as session:
+        create_customer(session, "ann@example.com")
+    orders = write_csv(tmp_path / "orders.csv", ORDER_HEADER, [
+        order("#1", "ann@example.com", "0.00"),                                   # free (100% discount)
+        order("#2", "ann@example.com", "10.00", status="pending"),
+        order("#3", "ann@example.com", "10.00", status="Partially paid"),
+        order("#4", "", "10.00", status="voided", when="not even a date"),       # never paid: not read further
+        order("#5", "ann@example.com", "10.00", status="authorized"),
+    ])
+    report = run_import(sqlite_db, program, None, orders)
+    assert report.rejected == 0 and report.orders_recorded == 0
+    assert report.orders_skipped == {"zero total": 1, "pending": 1, "partially_paid": 1, "voided": 1, "authorized": 1}
+    assert "5 skipped (authorized 1, partially_paid 1, pending 1, voided 1, zero total 1)" in format_report(report)
+
+
+def test_a_file_missing_columns_is_refused_before_anything_is_written(any_db: Database, program, tmp_path: Path) -> None:
+    customers = write_csv(tmp_path / "customers.csv", CUSTOMER_HEADER, [customer("ann@example.com")])
+    header = [name for name in ORDER_HEADER if name not in ("Total", "Currency")]
+    orders = write_csv(tmp_path / "orders.csv", header, [["#1"] + [""] * (len(header) - 1)])
+    with pytest.raises(ImportFileError) as refused:
+        run_import(any_db, program, customers, orders)
+    assert "orders.csv: not a Shopify order export: missing columns Currency, Total" in str(refused.value)
+    assert balances(any_db) == {}
+
+    partial_lines = write_csv(tmp_path / "lines.csv", ["Name", "Email", "Financial Status", "Currency", "Total",
+                                                      "Created at", "Lineitem name"], [])
+    with pytest.raises(ImportFileError, match="missing columns Lineitem quantity, Lineitem price"):
+        run_import(any_db, program, None, partial_lines)
+    (tmp_path / "empty.csv").write_text("\n\n")
+    with pytest.raises(ImportFileError, match="the file is empty"):
+        run_import(any_db, program, tmp_path / "empty.csv", None)
+    with pytest.raises(ImportFileError, match="cannot be read"):
+        run_import(any_db, program, tmp_path / "nowhere.csv", None)
+
+
+def test_headers_match_whatever_their_case_and_spacing(any_db: Database, program, tmp_path: Path) -> None:
+    path = tmp_path / "customers.csv"
+    path.write_bytes("\ufeff  EMAIL ,first   name,LAST NAME,Customer Id\r\nAnn@Example.com,Ann,Lee,'55\r\n".encode())
+    report = run_import(any_db, program, path, None)
+    assert report.customers_created == 1 and report.rejected == 0
+    with any_db.session() as session:
+        ann = session.execute(select(Customer)).scalar_one()
+    assert (ann.email, ann.first_name, ann.last_name, ann.external_id) == ("ann@example.com", "Ann", "Lee", "55")
+
+
+def test_existing_customers_are_matched_not_duplicated(any_db: Database, program, tmp_path: Path) -> None:
+    with any_db.session(write=True) as session:
+        create_customer(session, "ann@example.com")  # joined through the bot: no name, no Shopify id yet
+    rows = [customer("ANN@example.com", "101", "Ann", "Lee"), customer("bea@example.com", "102", "Bea")]
+    path = write_csv(tmp_path / "customers.csv", CUSTOMER_HEADER, rows)
+    report = run_import(any_db, program, path, None)
+    assert (report.customers_created, report.customers_existing, report.customers_updated) == (1, 1, 1)
+    again = run_import(any_db, program, path, None)
+    assert (again.customers_created, again.customers_existing, again.customers_updated) == (0, 2, 0)
+    # The shopper changed their email in the store: matched by Customer ID, the email follows.
+    moved = write_csv(tmp_path / "moved.csv", CUSTOMER_HEADER, [customer("bea.new@example.com", "102", "Bea")])
+    assert run_import(any_db, program, moved, None).customers_updated == 1
+    with any_db.session() as session:
+        rows = session.execute(select(Customer.email, Customer.external_id, Customer.first_name).order_by(Customer.id)).all()
+    assert [tuple(row) for row in rows] == [("ann@example.com", "101", "Ann"), ("bea.new@example.com", "102", "Bea")]
+    assert balances(any_db) == {"ann@example.com": 0, "bea.new@example.com": 100}  # signup bonus for new ones only
+
+
+def test_malformed_csv_is_rejected_row_by_row(sqlite_db: Database, program, tmp_path: Path) -> None:
+    with sqlite_db.session(write=True) as session:
+        create_customer(session, "ann@example.com", "Ann")
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(ORDER_HEADER)
+    writer.writerow(order("#1", "ann@example.com", "10.00"))                            # 2
+    content = buffer.getvalue().encode()
+    content += b"#2,ann@example.com,paid,x\x00y\n"                                        # 3 NUL byte
+    content += ",".join(order("#3", "ann@example.com", "10.00", item="L\xe9mpara")).encode("latin-1") + b"\n"  # 4
+    content += ",".join(order("#4", "ann@example.com", "10.00", item="x" * 140_000)).encode() + b"\n"  # 5 huge field
+    content += b"#5," + b"y" * (imports.MAX_LINE_BYTES + 10) + b"\n"                     # 6 huge line
+    content += ",".join(order("#6", "ann@example.com", "10.00")).encode() + b"\n"        # 7
+    content += b'#7,ann@example.com,"paid\n#8,ann@example.com\n'                          # 8-9 unclosed quote to the end
+    path = tmp_path / "orders.csv"
+    path.write_bytes(content)
+    report = run_import(sqlite_db, program, None, path)
+    assert report.orders_recorded == 2
+    assert {(r.line, r.reason) for r in report.rejections} == {
+        (3, "malformed_row"), (4, "malformed_row"), (5, "malformed_row"), (6, "malformed_row"), (8, "malformed_row"),
+    }
+    messages = {r.line: r.message for r in report.rejections}
+    assert "line contains NUL" in messages[3]
+    assert "not UTF-8" in messages[4]
+    assert "field larger than field limit" in messages[5]
+    assert "longer than 1,048,576 bytes" in messages[6]
+    assert messages[8] == "lines 8-9 has 3 fields, the header has 14 (an unclosed quote?)"
+
+
+def test_files_are_told_apart_by_their_header(sqlite_db: Database, program, tmp_path: Path) -> None:
+    assert classify_files([DEMO / "orders.csv", DEMO / "customers.csv"]) == (DEMO / "customers.csv", DEMO / "orders.csv")
+    assert classify_files([DEMO / "orders.csv"]) == (None, DEMO / "orders.csv")
+    other = write_csv(tmp_path / "products.csv", ["Handle", "Title", "Variant SKU"], [])
+    with pytest.raises(ImportFileError, match="neither a Shopify customer export"):
+        classify_files([other])
+    with pytest.raises(ImportFileError, match="two orders files"):
+        classify_files([DEMO / "orders.csv", DEMO / "orders.csv"])
+    with pytest.raises(ImportFileError, match="nothing to import"):
+        classify_files([])
+
+
+def test_import_command_exit_codes_and_progress_bar(sqlite_db: Database, program, tmp_path: Path) -> None:
+    out, err = io.StringIO(), io.StringIO()
+    code = import_command([DEMO / "orders.csv", DEMO / "customers.csv"], database=sqlite_db, program=program,
+                          out=out, err=err)
+    assert code == 0, out.getvalue() + err.getvalue()
+    assert "10 created" in out.getvalue() and "19 recorded" in out.getvalue() and "rejected: none" in out.getvalue()
+    assert "100%" in err.getvalue()  # the progress bar reached the end
+
+    bad = write_csv(tmp_path / "orders.csv", ORDER_HEADER, [order("#9", "nobody@example.com")])
+    out = io.StringIO()
+    assert import_command([], orders=bad, database=sqlite_db, program=program, out=out, err=io.StringIO()) == 1
+    assert "unknown customer: 1" in out.getvalue()
+
+    err = io.StringIO()
+    unusable = write_csv(tmp_path / "broken.csv", ["Name", "Email", "Financial Status"], [])
+    assert import_command([unusable], database=sqlite_db, program=program, out=io.StringIO(), err=err) == 2
+    assert "missing columns Currency, Total, Created at" in err.getvalue() and "nothing was imported" in err.getvalue()
+
+
+def test_a_customers_file_given_as_orders_is_named_for_what_it_is(sqlite_db: Database, program) -> None:
+    with pytest.raises(ImportFileError, match="it looks like a Shopify customer export"):
+        run_import(sqlite_db, program, None, DEMO / "customers.csv")
+
+
+def test_a_database_failure_stops_the_command_with_exit_2(program) -> None:
+    unreachable = Database("postgresql://postgres@127.0.0.1:1/nowhere")
+    err = io.StringIO()
+    try:
+        code = import_command([DEMO / "customers.csv"], database=unreachable, program=program, out=io.StringIO(), err=err)
+    finally:
+        unreachable.dispose()
+    assert code == 2
+    assert "the store database failed during the import" in err.getvalue()
+    assert "run the same command again to finish" in err.getvalue()
+
+
+def test_progress_reports_growing_byte_counts(sqlite_db: Database, program, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(imports, "BATCH_ROWS", 7)
+    calls: list = []
+    run_import(sqlite_db, program, DEMO / "customers.csv", DEMO / "orders.csv",
+               progress=lambda done, total, rows: calls.append((done, total, rows)))
+    total = (DEMO / "customers.csv").stat().st_size + (DEMO / "orders.csv").stat().st_size
+    assert len(calls) >= 6
+    assert calls[0] == (0, total, 0) and calls[-1] == (total, total, 40)
+    assert all(a[0] <= b[0] and a[2] <= b[2] for a, b in zip(calls, calls[1:]))
+    assert len({done for done, _, _ in calls}) >= 6
+
+
+def _orders_file(path: Path, rows: int) -> Path:
+    """Mostly unpaid orders (cheap to read, nothing to write), one in 1,000 paid, one in 1,000 refused."""
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(ORDER_HEADER)
+        for n in range(rows):
+            status, currency = ("paid", "USD") if n % 1000 == 0 else ("paid", "EUR") if n % 1000 == 500 else ("pending", "USD")
+            writer.writerow(order(f"#{n}", f"c{n % 5}@example.com", "10.00", status=status, currency=currency))
+    return path
+
+
+def _peak_import_memory(tmp_path: Path, program, rows: int) -> int:
+    database = Database(f"sqlite:///{tmp_path / f'memory-{rows}.db'}")
+    database.create_schema()
+    with database.session(write=True) as session:
+        for n in range(5):
+            create_customer(session, f"c{n}@example.com")
+    path = _orders_file(tmp_path / f"orders-{rows}.csv", rows)
+    tracemalloc.start()
+    try:
+        report = run_import(database, program, None, path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+        database.dispose()
+    assert (report.order_rows, report.orders_recorded, report.rejected) == (rows, rows // 1000, rows // 1000)
+    return peak
+
+
+def test_memory_does_not_grow_with_the_file(tmp_path: Path, program) -> None:
+    _peak_import_memory(tmp_path, program, 2_000)  # warm up: imports and SQLAlchemy's statement caches
+    small = _peak_import_memory(tmp_path, program, 20_000)
+    large = _peak_import_memory(tmp_path, program, 200_000)
+    assert large < 2 * small, (small, large)
+    assert large < 8 * 1024 * 1024
