@@ -8,12 +8,13 @@ export RASA_TELEMETRY_ENABLED ?= false
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONWARNINGS ?= ignore::DeprecationWarning
 
-.PHONY: help setup run test validate train test-python test-stories bench-chat clean
+.PHONY: help setup run test validate train test-python test-stories bench-chat bench-loyalty clean
 
 help:
 	@echo "make run         set up, train if the data changed, seed the demo shop, start both servers"
 	@echo "make test        set up and run every check (validate, pytest, rasa test stories)"
 	@echo "make bench-chat  chat latency/throughput against the running stack and a stock rasa init bot"
+	@echo "make bench-loyalty  seed 1M customers / 10M ledger entries on SQLite and PostgreSQL, time balance/earn/redeem"
 
 setup:
 	@bash scripts/setup.sh
@@ -43,6 +44,9 @@ test: validate test-python test-stories
 
 bench-chat: setup train
 	@$(PY) -m bench.chat
+
+bench-loyalty: setup
+	@$(PY) -m bench.loyalty
 
 clean:
 	rm -rf var results models/*.tar.gz models/*.fingerprint .pytest_cache

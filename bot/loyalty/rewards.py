@@ -91,7 +91,9 @@ def redeem(
     if len(key) > 200:
         raise RedemptionError("idempotency key is longer than 200 characters")
     when = now or clock.now()
-    if session.get(Customer, customer_id) is None:
+    # Kept in a local: the session holds loaded objects weakly, and post_entry reads the same customer.
+    customer = session.get(Customer, customer_id)
+    if customer is None:
         raise UnknownReward(f"no customer with id {customer_id}")
     try:
         posted = post_entry(
