@@ -11,7 +11,7 @@ export PYTHONWARNINGS ?= ignore::DeprecationWarning
 .PHONY: help setup run test validate train test-python test-stories bench-chat bench-loyalty clean
 
 help:
-	@echo "make run         set up, train if the data changed, seed the demo shop, start both servers"
+	@echo "make run         set up, train if the data changed, migrate and seed the demo shop, start the three servers"
 	@echo "make test        set up and run every check (validate, pytest, rasa test stories)"
 	@echo "make bench-chat  chat latency/throughput against the running stack and a stock rasa init bot"
 	@echo "make bench-loyalty  seed 1M customers / 10M ledger entries on SQLite and PostgreSQL, time balance/earn/redeem"
