@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import ROUND_CEILING, Decimal
 from typing import Any, Callable, Dict, List, Optional, Text
 
@@ -13,9 +14,11 @@ from actions.common import StoreAction, read_config, sender_of, with_store
 from bot import clock
 from bot.identity import customer_for_sender
 from bot.log import get_logger
+from bot.loyalty.expiry import expiring_soon
 from bot.loyalty.program import Program, Tier, get_program
 from bot.loyalty.summary import PointsSummary, points_summary
-from bot.loyalty.tiers import TierStatus
+from bot.loyalty.tiers import TierStatus, mark_announced, unannounced_changes
+from bot.models import TierChange
 from bot.shop import Shop, get_shop
 
 log = get_logger(__name__)
@@ -23,6 +26,8 @@ log = get_logger(__name__)
 EARN_BUTTON = {"title": "How to earn", "payload": "/how_to_earn"}
 TIER_BUTTON = {"title": "My tier", "payload": "/check_tier"}
 POINTS_BUTTON = {"title": "My points", "payload": "/check_points"}
+REDEEM_BUTTON = {"title": "Redeem points", "payload": "/redeem_reward"}
+HISTORY_BUTTON = {"title": "Points history", "payload": "/points_history"}
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,9 @@ class MemberView:
     name: Optional[str]
     summary: Optional[PointsSummary]  # None for a guest
     tier: Optional[TierStatus]
+    customer_id: Optional[int] = None
+    expires_at: Optional[datetime] = None  # when the balance expires, if that is within the warning window
+    tier_news: bool = False  # a tier change is waiting to be announced
 
 
 def load_member_view(channel: str, sender_id: str) -> Callable[[Session], MemberView]:
@@ -42,10 +50,47 @@ def load_member_view(channel: str, sender_id: str) -> Callable[[Session], Member
         customer = customer_for_sender(session, channel, sender_id)
         if customer is None:
             return MemberView(program, shop, None, None, None)
-        summary = points_summary(session, customer.id, program, clock.now())
-        return MemberView(program, shop, customer.display_name, summary, summary.tier)
+        now = clock.now()
+        summary = points_summary(session, customer.id, program, now)
+        return MemberView(
+            program, shop, customer.display_name, summary, summary.tier,
+            customer_id=customer.id,
+            expires_at=expiring_soon(program, customer, now),
+            tier_news=bool(unannounced_changes(session, customer.id)),
+        )
 
     return work
+
+
+def tier_news_text(program: Program, change: TierChange) -> str:
+    """The announcement of a recorded tier move, e.g. "Good news: you're Gold now — 1.5× points …"."""
+    tier = program.tier(change.to_tier)
+    rate = f" — {_multiplier(tier.multiplier)} points on every order" if tier is not None else ""
+    if change.direction == "up":
+        return f"Good news: you're {change.to_tier} now{rate}!"
+    previous = f" (your {change.from_tier} term has ended)" if change.from_tier else ""
+    return f"Your VIP tier is now {change.to_tier}{previous}{rate}."
+
+
+def claim_tier_news(session: Session, program: Program, customer_id: int) -> Optional[str]:
+    """Mark the customer's unannounced tier changes announced and return the text announcing the
+    latest one (the tier they hold now). Call inside a write transaction."""
+    changes = unannounced_changes(session, customer_id)
+    if not changes:
+        return None
+    mark_announced(session, changes, clock.now())
+    log.info("tier.announced", changes=len(changes), tier=changes[-1].to_tier)
+    return tier_news_text(program, changes[-1])
+
+
+async def announce_tier_news(dispatcher: CollectingDispatcher, view: MemberView) -> None:
+    """Start the reply with a pending tier change, once (the write happens only when one is pending)."""
+    if not view.tier_news or view.customer_id is None:
+        return
+    customer_id = view.customer_id
+    news = await with_store(lambda session: claim_tier_news(session, view.program, customer_id), write=True)
+    if news:
+        dispatcher.utter_message(text=news)
 
 
 def _n(points: int) -> str:
@@ -58,6 +103,22 @@ def _multiplier(value: Decimal) -> str:
 
 def _article(word: str) -> str:
     return "an" if word[:1].lower() in "aeiou" else "a"
+
+
+def inline_title(title: str) -> str:
+    """A reward's title inside a sentence: "A free Pebble table lamp" → "a free Pebble table lamp"."""
+    first, _, rest = title.partition(" ")
+    if rest and first in ("A", "An", "The"):
+        return f"{first.lower()} {rest}"
+    return title
+
+
+def long_date(moment: datetime) -> str:
+    return f"{moment:%B} {moment.day}, {moment.year}"
+
+
+def points_buttons(summary: PointsSummary, *others: Dict[str, str]) -> List[Dict[str, str]]:
+    return ([REDEEM_BUTTON] if summary.redeemable else []) + list(others)
 
 
 def guest_text(program: Program, shop: Shop, what: str) -> str:
@@ -74,13 +135,23 @@ def spend_for_points(program: Program, points: int, multiplier: Decimal) -> Deci
     return (Decimal(points) / per_unit).to_integral_value(rounding=ROUND_CEILING) if per_unit else Decimal(0)
 
 
-def points_text(program: Program, name: Optional[str], summary: PointsSummary) -> str:
+def expiry_text(points: int, when: datetime) -> str:
+    return f"{_n(points)} points expire on {long_date(when)} — earn or redeem before then to keep them."
+
+
+def points_text(
+    program: Program, name: Optional[str], summary: PointsSummary, expires_at: Optional[datetime] = None
+) -> str:
     tier = summary.tier
     lines = [f"{name + ', y' if name else 'Y'}ou have {_n(summary.balance)} points and you're a {tier.tier.name} member."]
+    if expires_at is not None and summary.balance > 0:
+        lines.append(expiry_text(summary.balance, expires_at))
     if summary.redeemable:
         best = summary.redeemable[-1]
         if summary.next_reward is None:
-            lines.append(f"That's enough for any reward we offer — up to {best.title} ({_n(best.points)} points).")
+            lines.append(
+                f"That's enough for any reward we offer — up to {inline_title(best.title)} ({_n(best.points)} points)."
+            )
         else:
             titles = ", ".join(f"{reward.title} ({_n(reward.points)})" for reward in summary.redeemable)
             lines.append(f"You can redeem now: {titles}.")
@@ -206,8 +277,12 @@ class ActionCheckPoints(StoreAction):
             log.info("points.checked", linked=False)
             dispatcher.utter_message(text=guest_text(view.program, view.shop, "your points"), buttons=[EARN_BUTTON])
             return []
-        log.info("points.checked", linked=True)
-        dispatcher.utter_message(text=points_text(view.program, view.name, view.summary), buttons=[TIER_BUTTON, EARN_BUTTON])
+        log.info("points.checked", linked=True, expiring=view.expires_at is not None)
+        await announce_tier_news(dispatcher, view)
+        dispatcher.utter_message(
+            text=points_text(view.program, view.name, view.summary, view.expires_at),
+            buttons=points_buttons(view.summary, TIER_BUTTON, EARN_BUTTON),
+        )
         return []
 
 
@@ -227,6 +302,7 @@ class ActionCheckTier(StoreAction):
             )
             return []
         log.info("tier.checked", linked=True, tier=view.tier.tier.name)
+        await announce_tier_news(dispatcher, view)
         dispatcher.utter_message(text=tier_text(view.program, view.name, view.tier), buttons=[POINTS_BUTTON, EARN_BUTTON])
         return []
 

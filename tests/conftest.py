@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Iterator
 
@@ -67,22 +68,18 @@ def environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Pat
 class MovableClock:
     """The project's clock, set by the test: `clock.at(datetime)`, `clock.advance(days=…)`."""
 
-    def __init__(self, start: "datetime") -> None:
+    def __init__(self, start: datetime) -> None:
         self.current = start
 
-    def at(self, moment: "datetime") -> None:
+    def at(self, moment: datetime) -> None:
         self.current = moment
 
     def advance(self, **delta: float) -> None:
-        from datetime import timedelta
-
         self.current += timedelta(**delta)
 
 
 @pytest.fixture()
 def clock() -> Iterator[MovableClock]:
-    from datetime import datetime, timezone
-
     from bot import clock as clock_module
 
     movable = MovableClock(datetime(2026, 6, 15, 12, tzinfo=timezone.utc))

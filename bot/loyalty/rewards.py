@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from bot import clock
-from bot.loyalty.ledger import LedgerError, NotFound, post_entry
+from bot.loyalty.ledger import Conflict, LedgerError, NotFound, post_entry
 from bot.loyalty.program import Program, Reward
 from bot.models import Customer, RewardCode
 
@@ -114,6 +114,8 @@ def redeem(
             ) from None
         raise
     if not posted.created:
+        if posted.entry.source_ref != reward.id:
+            raise Conflict(f"idempotency key {key!r} was already used to redeem {posted.entry.source_ref!r}")
         existing = session.execute(
             select(RewardCode).where(RewardCode.ledger_entry_id == posted.entry.id)
         ).scalar_one()

@@ -214,6 +214,8 @@ def unannounced_changes(session: Session, customer_id: int) -> List[TierChange]:
             select(TierChange)
             .where(TierChange.customer_id == customer_id, TierChange.announced_at.is_(None))
             .order_by(TierChange.id)
+            # Two turns of one customer at once (PostgreSQL) must not both announce the same change.
+            .with_for_update()
         ).scalars()
     )
 

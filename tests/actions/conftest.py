@@ -16,13 +16,22 @@ TRACKERS = Path(__file__).parent / "trackers"
 
 
 def make_tracker(sender_id: str, text: str, intent: str, channel: str = "rest",
-                 history: Optional[List[Dict[str, Any]]] = None) -> Tracker:
-    """A tracker as the action server receives it, ending with the shopper's message."""
-    latest = {"text": text, "intent": {"name": intent, "confidence": 0.98}, "entities": []}
+                 history: Optional[List[Dict[str, Any]]] = None, entities: Optional[Dict[str, str]] = None,
+                 slots: Optional[Dict[str, Any]] = None) -> Tracker:
+    """A tracker as the action server receives it, ending with the shopper's message.
+
+    `entities` maps entity names to values (as NLU and the synonym mapper extract them); `slots` are
+    the conversation's slot values at that point.
+    """
+    extracted = [
+        {"entity": name, "value": value, "start": 0, "end": len(text), "extractor": "DIETClassifier"}
+        for name, value in (entities or {}).items()
+    ]
+    latest = {"text": text, "intent": {"name": intent, "confidence": 0.98}, "entities": extracted}
     events = list(history or []) + [
         {"event": "user", "text": text, "parse_data": latest, "input_channel": channel, "timestamp": 1_790_000_000.0}
     ]
-    return Tracker(sender_id, {}, latest, events, False, None, {}, "action_listen")
+    return Tracker(sender_id, dict(slots or {}), latest, events, False, None, {}, "action_listen")
 
 
 def saved_tracker(name: str) -> Tracker:

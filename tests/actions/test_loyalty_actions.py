@@ -21,10 +21,12 @@ async def test_points_for_a_linked_shopper_come_from_the_store(demo_store) -> No
     [message] = await _run(ActionCheckPoints(), make_tracker("alice", "how many points do I have?", "check_points"))
     text = message["text"]
     assert "Alice, you have 1,598 points and you're a Silver member." in text
-    assert "You can redeem now: Free shipping (400), $5 off (500), $10 off (1,000), $15 off (1,500)." in text
+    assert ("You can redeem now: Free shipping (400), $5 off (500), $10 off (1,000), 10% off your next order (1,200), "
+            "$15 off (1,500).") in text
     assert "Next reward: $20 off at 2,000 points — 402 to go (about $65 of shopping)." in text
     assert "Spend $217.50 more within 12 months to reach Gold (1.5× points)." in text
-    assert {b["payload"] for b in message["buttons"]} == {"/check_tier", "/how_to_earn"}
+    assert [b["payload"] for b in message["buttons"]] == ["/redeem_reward", "/check_tier", "/how_to_earn"]
+    assert "expire" not in text  # Alice earned 35 days ago: nothing expires soon
 
 
 async def test_points_in_rasa_shell_use_the_rest_identity(demo_store) -> None:
@@ -36,7 +38,7 @@ async def test_points_in_rasa_shell_use_the_rest_identity(demo_store) -> None:
 async def test_top_tier_shopper_with_every_reward_in_reach(demo_store) -> None:
     [message] = await _run(ActionCheckPoints(), make_tracker("chloe", "balance", "check_points"))
     assert "Chloe, you have 14,530 points and you're a Platinum member." in message["text"]
-    assert "enough for any reward we offer — up to $20 off (2,000 points)" in message["text"]
+    assert "enough for any reward we offer — up to a free Pebble table lamp (6,000 points)" in message["text"]
     assert "You're in our top tier, Platinum, earning 2× points." in message["text"]
 
 
@@ -48,6 +50,13 @@ async def test_guest_gets_a_way_to_link_or_join_and_no_number(demo_store) -> Non
     assert "https://oak-and-ember.example/account/register" in text
     assert "100 points as a welcome bonus" in text
     assert not any(ch.isdigit() for ch in text.replace("100 points", "").replace("oak-and-ember", ""))
+    assert [b["payload"] for b in message["buttons"]] == ["/how_to_earn"]
+
+
+async def test_no_redeem_button_when_nothing_is_affordable(demo_store) -> None:
+    [message] = await _run(ActionCheckPoints(), make_tracker("dev", "points", "check_points"))
+    assert message["text"].startswith("Dev, you have 100 points")
+    assert "/redeem_reward" not in [b["payload"] for b in message["buttons"]]
 
 
 async def test_same_sender_id_on_another_channel_is_not_the_customer(demo_store) -> None:

@@ -1,6 +1,7 @@
 """Multi-turn conversations with the trained model (rasa.core.agent) and the real action server."""
 from __future__ import annotations
 
+import re
 import uuid
 from typing import List
 
@@ -134,3 +135,104 @@ async def test_button_payloads_work_like_typed_messages(agent) -> None:
     chat = Conversation(agent, "bob")
     reply = await chat.text("/check_points")
     assert reply.startswith("Bob, you have 545 points")
+
+
+# ---------------------------------------------------------------- rewards and history
+
+CODE = re.compile(r"\bRW-[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}\b")
+
+
+def new_member(e2e_env, points: int) -> str:
+    """A customer of their own (the demo shoppers' balances are asserted elsewhere), linked to a new
+    REST sender and credited `points` through the ledger; returns the sender id."""
+    from bot.db import Database
+    from bot.identity import create_customer, link_identity
+    from bot.loyalty.ledger import post_entry
+    from bot.settings import Settings
+
+    sender = f"member-{uuid.uuid4().hex[:8]}"
+    database = Database(Settings.from_env(e2e_env).database_url)
+    with database.session(write=True) as session:
+        customer = create_customer(session, f"{sender}@example.com", "Sam")
+        link_identity(session, customer.id, "rest", sender)
+        post_entry(session, customer.id, points, kind="earn", reason="Order 9001", source="order",
+                   source_ref="9001", idempotency_key=f"order:{sender}")
+    database.dispose()
+    return sender
+
+
+def member_state(e2e_env, sender: str) -> tuple:
+    """(balance, reward codes, ledger verifies clean) of a test member."""
+    from sqlalchemy import select
+
+    from bot.db import Database
+    from bot.identity import customer_for_sender
+    from bot.loyalty.ledger import verify_balances
+    from bot.models import RewardCode
+    from bot.settings import Settings
+
+    database = Database(Settings.from_env(e2e_env).database_url)
+    with database.session() as session:
+        customer = customer_for_sender(session, "rest", sender)
+        codes = [c.code for c in session.execute(select(RewardCode).where(RewardCode.customer_id == customer.id)).scalars()]
+        state = (customer.points_balance, codes, verify_balances(session) == [])
+    database.dispose()
+    return state
+
+
+async def test_a_named_reward_is_confirmed_then_redeemed_once(agent, e2e_env) -> None:
+    sender = new_member(e2e_env, 1000)
+    chat = Conversation(agent, sender)
+    [offer] = await chat.say("can I get the free shipping reward?")
+    assert offer["text"].startswith("Redeem 400 points for free shipping?"), offer
+    assert [b["payload"] for b in offer["buttons"]] == ["/affirm", "/deny"]
+    assert member_state(e2e_env, sender) == (1000, [], True)  # nothing spent before the yes
+    done = await chat.text("yes")
+    assert await chat.intent_and_action() == ("affirm", "action_redeem_reward")
+    balance, codes, clean = member_state(e2e_env, sender)
+    assert (balance, len(codes), clean) == (600, 1, True)
+    assert CODE.search(done).group(0) == codes[0]
+    assert "Enter it at checkout in the discount code box" in done and "You now have 600 points." in done
+    # A second tap on "Yes, redeem" confirms nothing new.
+    await chat.text("/affirm")
+    assert await chat.intent_and_action() == ("affirm", "utter_what_next")
+    assert member_state(e2e_env, sender) == (600, codes, True)
+
+
+async def test_redeem_lists_affordable_rewards_as_buttons_that_lead_to_a_code(agent, e2e_env) -> None:
+    sender = new_member(e2e_env, 550)
+    chat = Conversation(agent, sender)
+    [listing] = await chat.say("I want to redeem my points")
+    assert await chat.intent_and_action() == ("redeem_reward", "action_offer_reward")
+    payloads = [b["payload"] for b in listing["buttons"]]
+    assert payloads == ['/redeem_reward{"reward":"free-shipping"}', '/redeem_reward{"reward":"five-off"}']
+    [offer] = await chat.say(payloads[1])
+    assert offer["text"].startswith("Redeem 500 points for $5 off? You'll have 50 points left.")
+    done = await chat.text(offer["buttons"][0]["payload"])
+    assert done.startswith("Done! Here's your code for $5 off:")
+    assert member_state(e2e_env, sender)[0] == 50
+
+
+async def test_declining_the_offer_spends_nothing(agent, e2e_env) -> None:
+    sender = new_member(e2e_env, 1200)
+    chat = Conversation(agent, sender)
+    await chat.text("I'd like the $10 off please")
+    reply = await chat.text("no")
+    assert await chat.intent_and_action() == ("deny", "action_cancel_redemption")
+    assert "your points are still there" in reply
+    assert member_state(e2e_env, sender) == (1200, [], True)
+
+
+async def test_not_enough_points_says_how_far_the_cheapest_reward_is(agent) -> None:
+    chat = Conversation(agent, "dev")
+    reply = await chat.text("redeem my points")
+    assert "needs 400 points and you have 100 — 300 more to go (about $60 of shopping)" in reply
+
+
+async def test_points_history_in_plain_words(agent) -> None:
+    chat = Conversation(agent, "alice")
+    reply = await chat.text("points history")
+    assert await chat.intent_and_action() == ("points_history", "action_points_history")
+    assert reply.startswith("Your latest points activity (newest first):")
+    assert "points — Order #1042" in reply and "−1,500 points — Redeemed $15 off" in reply
+    assert reply.endswith("Your balance is 1,598 points.")

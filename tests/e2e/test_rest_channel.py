@@ -115,3 +115,26 @@ def test_action_server_keeps_serving_when_the_store_is_down(e2e_env, e2e_dir) ->
         assert "store.unavailable" in (e2e_dir / "actions-down.log").read_text()
     finally:
         server.stop()
+
+
+def test_a_reward_is_redeemed_over_http_after_an_explicit_yes(rest_url, e2e_env) -> None:
+    from tests.e2e.test_conversations import CODE, member_state, new_member
+
+    sender = new_member(e2e_env, 900)
+    status, replies = post(rest_url, {"sender": sender, "message": "can I get the free shipping reward?"})
+    assert status == 200 and texts(replies).startswith("Redeem 400 points for free shipping?"), replies
+    assert [b["title"] for b in replies[0]["buttons"]] == ["Yes, redeem", "No, keep my points"]
+    status, replies = post(rest_url, {"sender": sender, "message": "yes"})
+    assert status == 200
+    balance, codes, clean = member_state(e2e_env, sender)
+    assert (balance, len(codes), clean) == (500, 1, True)
+    assert CODE.search(texts(replies)).group(0) == codes[0]
+    assert "You now have 500 points." in texts(replies)
+
+
+def test_points_history_over_http(rest_url) -> None:
+    status, replies = post(rest_url, {"sender": "chloe", "message": "points history"})
+    assert status == 200
+    text = texts(replies)
+    assert "points — Order #1055" in text and "+50 points — Followed us on Instagram" in text
+    assert text.endswith("Your balance is 14,530 points.")

@@ -167,3 +167,14 @@ def test_two_checkouts_racing_for_one_code_use_it_once(any_db: Database, program
     with ThreadPoolExecutor(workers) as pool:
         results = list(pool.map(checkout, range(workers)))
     assert results.count("used") == workers - 1
+
+
+def test_one_idempotency_key_cannot_redeem_a_different_reward(sqlite_db: Database, program) -> None:
+    from bot.loyalty.ledger import Conflict
+
+    customer_id = _member(sqlite_db, 2000)
+    with sqlite_db.session(write=True) as session:
+        redeem(session, program, customer_id, "five-off", idempotency_key="k1")
+    with pytest.raises(Conflict, match="already used"):
+        with sqlite_db.session(write=True) as session:
+            redeem(session, program, customer_id, "ten-off", idempotency_key="k1")
