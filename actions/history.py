@@ -71,6 +71,9 @@ def plain_reason(line: HistoryLine, program: Program) -> str:
         return f"Points expired ({program.expiry_inactive_months} months without earning or redeeming)"
     if line.source in _REVIEW_KINDS:
         return "Product review" + _REVIEW_KINDS[line.source]
+    credited = re.fullmatch(r"Review \((text|photo|video)\)", reason)
+    if line.source == "review" and credited:
+        return "Product review" + _REVIEW_KINDS[f"review_{credited.group(1)}"]
     if line.source == "tier_entry":
         return re.sub(r"^Welcome to (.+)$", r"Bonus for reaching \1", reason)
     if line.source == "social_follow":

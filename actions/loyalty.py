@@ -250,11 +250,8 @@ def earning_text(program: Program) -> str:
         lines.append(", ".join(review_parts) + " (after moderation, whatever your rating)")
     if earning.quiz_completion:
         lines.append(f"{_n(earning.quiz_completion)} points for completing a product quiz (once per quiz)")
-    if earning.referral_advocate:
-        friend = (
-            f" — they get {earning.referral_friend_percent_off}% off" if earning.referral_friend_percent_off else ""
-        )
-        lines.append(f"{_n(earning.referral_advocate)} points when a friend you refer places their first order{friend}")
+    # Referral rewards are configured but not paid yet (referral links and attribution come with the
+    # advocacy feature), so the bot does not promise them.
     if not lines:
         return "Our rewards program has no earning rules switched on at the moment."
     cheapest = program.rewards[0]

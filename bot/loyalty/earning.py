@@ -6,11 +6,13 @@ from datetime import datetime
 from typing import Optional
 
 from dateutil.relativedelta import relativedelta
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot import clock
 from bot.loyalty.ledger import LedgerError, PostedEntry, post_entry
 from bot.loyalty.program import Program, Tier
+from bot.models import LedgerEntry
 
 # The non-order earning rules and what identifies one occasion of each.
 ACTIONS = ("signup", "birthday", "social_follow", "review_text", "review_photo", "review_video", "quiz_completion",
@@ -49,7 +51,8 @@ def credit_for(program: Program, customer_id: int, action: str, reference: Optio
             raise LedgerError(f"{action} needs the review's id as reference")
         points = getattr(earning, action)
         kind = action.split("_", 1)[1]
-        return Credit(action, points, f"Review ({kind})", f"review:{reference}")
+        # One source for the three kinds: a review earns once, at the kind it had when credited.
+        return Credit("review", points, f"Review ({kind})", f"review:{reference}")
     if action == "quiz_completion":
         if not reference:
             raise LedgerError("quiz_completion needs the quiz id as reference")
@@ -89,7 +92,14 @@ def award(
 
 
 def award_tier_entry(session: Session, program: Program, customer_id: int, tier: Tier, at: datetime) -> None:
-    """A tier's entry reward, once per customer per tier however often they move in and out of it."""
+    """A tier's entry reward, once per customer per tier however often they move in and out of it
+    (and whatever the amount is configured to later: a changed amount must not block orders)."""
+    key = f"tier:{customer_id}:{tier.name}"
+    already = session.execute(
+        select(LedgerEntry.id).where(LedgerEntry.source == "tier_entry", LedgerEntry.idempotency_key == key)
+    ).first()
+    if already is not None:
+        return
     post_entry(
         session,
         customer_id,
@@ -97,7 +107,7 @@ def award_tier_entry(session: Session, program: Program, customer_id: int, tier:
         kind="earn",
         reason=f"Welcome to {tier.name}",
         source="tier_entry",
-        idempotency_key=f"tier:{customer_id}:{tier.name}",
+        idempotency_key=key,
         expires_at=points_expiry(program, at),
         at=at,
     )

@@ -7,13 +7,12 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Callable, Optional
 
 from dateutil.relativedelta import relativedelta
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from bot.loyalty.ledger import LedgerError, post_entry
+from bot.loyalty.ledger import Overdraft, post_entry
 from bot.loyalty.program import Program
-from bot.models import Customer, OutboundMessage
+from bot.models import Customer, LedgerEntry, OutboundMessage
 
 if TYPE_CHECKING:
     from bot.db import Database
@@ -57,13 +56,14 @@ def expire_points(
     batch_size: int = 500,
     progress: Optional[Callable[[ExpiryReport], None]] = None,
 ) -> ExpiryReport:
-    """Expire every inactive balance and queue warnings, one short transaction per batch.
+    """Queue warnings and expire inactive balances, one short transaction per batch.
 
-    Safe to run at any time and any number of times: an expiry is keyed by the activity it ends,
-    a warning by the expiry it announces.
+    Points never expire unannounced: each expiry is announced by a warning first, and happens at the
+    date that warning gave — the regular date when the warning went out in time, otherwise `warn_days`
+    after it (the job was off, or the store has just been migrated). Safe to run at any time and any
+    number of times: a warning is keyed by the inactivity it announces, an expiry by the ledger it ends.
     """
-    cutoff = now - relativedelta(months=program.expiry_inactive_months)
-    warn_cutoff = cutoff + timedelta(days=program.expiry_warn_days)
+    warn_cutoff = now - relativedelta(months=program.expiry_inactive_months) + timedelta(days=program.expiry_warn_days)
     report = ExpiryReport()
     last_id = 0
     while True:
@@ -82,22 +82,38 @@ def expire_points(
             if not customers:
                 return report
             for customer in customers:
-                if customer.last_activity_at <= cutoff:
-                    points = _expire(session, program, customer)
+                warning = _warning_for(session, program, customer)
+                if warning is None:
+                    _queue_warning(session, program, customer, now)
+                    report = replace(report, warnings_queued=report.warnings_queued + 1)
+                    continue
+                deadline = datetime.fromisoformat(warning.payload["expires_at"])
+                if deadline <= now:
+                    points = _expire(session, program, customer, deadline)
                     if points:
                         report = replace(report, expired_customers=report.expired_customers + 1,
                                          expired_points=report.expired_points + points)
-                elif _queue_warning(session, program, customer, now):
-                    report = replace(report, warnings_queued=report.warnings_queued + 1)
             report = replace(report, customers_checked=report.customers_checked + len(customers))
             last_id = customers[-1].id
         if progress is not None:
             progress(report)
 
 
-def _expire(session: Session, program: Program, customer: Customer) -> int:
+def _dedupe_key(program: Program, customer: Customer) -> str:
+    return f"{WARNING_KIND}:{customer.id}:{expires_on(program, customer.last_activity_at).isoformat()}"
+
+
+def _warning_for(session: Session, program: Program, customer: Customer) -> Optional[OutboundMessage]:
+    return session.execute(
+        select(OutboundMessage).where(OutboundMessage.dedupe_key == _dedupe_key(program, customer))
+    ).scalar_one_or_none()
+
+
+def _expire(session: Session, program: Program, customer: Customer, deadline: datetime) -> int:
     points = customer.points_balance
-    activity = customer.last_activity_at
+    latest_entry = session.execute(
+        select(func.max(LedgerEntry.id)).where(LedgerEntry.customer_id == customer.id)
+    ).scalar_one()
     try:
         posted = post_entry(
             session,
@@ -106,32 +122,28 @@ def _expire(session: Session, program: Program, customer: Customer) -> int:
             kind="expire",
             reason=f"Points expired after {program.expiry_inactive_months} months without activity",
             source="expiry",
-            idempotency_key=f"expiry:{customer.id}:{activity.isoformat()}",
-            at=expires_on(program, activity),
+            # The ledger state it ends: points added later (a late order) expire in a later run.
+            idempotency_key=f"expiry:{customer.id}:{latest_entry}",
+            at=deadline,
         )
-    except LedgerError:
+    except Overdraft:
         # The balance moved since it was read (a concurrent redemption); the next run sees the new state.
         return 0
     return points if posted.created else 0
 
 
-def _queue_warning(session: Session, program: Program, customer: Customer, now: datetime) -> bool:
-    when = expires_on(program, customer.last_activity_at)
-    message = OutboundMessage(
+def _queue_warning(session: Session, program: Program, customer: Customer, now: datetime) -> None:
+    # Announced in time: the regular date. Announced late: warn_days from now, never in the past.
+    regular = expires_on(program, customer.last_activity_at)
+    when = regular if regular > now else now + timedelta(days=program.expiry_warn_days)
+    session.add(OutboundMessage(
         customer_id=customer.id,
         kind=WARNING_KIND,
         text=warning_text(program, customer.points_balance, when),
         payload={"points": customer.points_balance, "expires_at": when.isoformat()},
-        dedupe_key=f"{WARNING_KIND}:{customer.id}:{when.isoformat()}",
+        dedupe_key=_dedupe_key(program, customer),
         status="queued",
         created_at=now,
         send_after=now,
-    )
-    try:
-        with session.begin_nested():
-            session.add(message)
-            session.flush()
-    except IntegrityError:
-        return False  # already queued for this expiry
-    return True
-
+    ))
+    session.flush()

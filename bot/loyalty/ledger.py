@@ -30,6 +30,10 @@ class Conflict(LedgerError):
     """An id or idempotency key already used for a different change."""
 
 
+class Overdraft(LedgerError):
+    """The balance does not cover the points taken."""
+
+
 @dataclass(frozen=True)
 class PostedEntry:
     entry: LedgerEntry
@@ -95,7 +99,7 @@ def post_entry(
             session.flush()
             result = session.execute(balance_update.execution_options(synchronize_session=False))
             if result.rowcount != 1:
-                raise LedgerError(f"customer {customer_id} does not have {-points} points")
+                raise Overdraft(f"customer {customer_id} does not have {-points} points")
     except IntegrityError:
         # Another transaction applied the same (source, key) first.
         winner = _find(session, source, idempotency_key)

@@ -25,6 +25,8 @@ CLOCK_SKEW = timedelta(hours=1)
 # Larger than any real basket; a total above it is a unit mix-up (cents sent as dollars) or an attack.
 MAX_ORDER_TOTAL = Decimal("1000000")
 MAX_LINE_QUANTITY = 10000
+# The refund record a cancellation makes; the store's own refund ids may not take this name.
+CANCELLATION_ID = "cancellation"
 
 
 @dataclass(frozen=True)
@@ -195,6 +197,8 @@ def refund_order(
     refund_id = (refund_id or "").strip()
     if not refund_id or len(refund_id) > 64:
         raise LedgerError("a refund id of 1-64 characters is required")
+    if refund_id == CANCELLATION_ID:
+        raise LedgerError(f"refund id {CANCELLATION_ID!r} is reserved for the order's cancellation")
     amount = check_amount(f"refund {refund_id}: amount", amount)
     _check_currency(program, currency)
     order = _locked(session, external_id)
@@ -216,11 +220,11 @@ def refund_order(
 def cancel_order(session: Session, program: Program, external_id: str, *, at: Optional[datetime] = None) -> RecordedRefund:
     """Cancel an order: whatever was not refunded yet is refunded, and the order stops counting as spend."""
     order = _locked(session, external_id)
-    existing = _find_refund(session, order, "cancellation")
+    existing = _find_refund(session, order, CANCELLATION_ID)
     if existing is not None:
         return RecordedRefund(order, existing, created=False)
     remaining = order.total - order.refunded_total
-    return _take_back(session, program, order, "cancellation", remaining, "cancelled", at)
+    return _take_back(session, program, order, CANCELLATION_ID, remaining, "cancelled", at)
 
 
 def _take_back(

@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from bot import clock
-from bot.loyalty.ledger import Conflict, LedgerError, NotFound, post_entry
+from bot.loyalty.ledger import Conflict, LedgerError, NotFound, Overdraft, post_entry
 from bot.loyalty.program import Program, Reward
 from bot.models import Customer, RewardCode
 
@@ -107,12 +107,10 @@ def redeem(
             idempotency_key=f"{customer_id}:{key}",
             at=when,
         )
-    except LedgerError as error:
-        if "does not have" in str(error):
-            raise RedemptionError(
-                f"customer {customer_id} does not have the {reward.points} points {reward.title} costs"
-            ) from None
-        raise
+    except Overdraft:
+        raise RedemptionError(
+            f"customer {customer_id} does not have the {reward.points} points {reward.title} costs"
+        ) from None
     if not posted.created:
         if posted.entry.source_ref != reward.id:
             raise Conflict(f"idempotency key {key!r} was already used to redeem {posted.entry.source_ref!r}")

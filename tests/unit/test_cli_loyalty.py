@@ -58,6 +58,9 @@ def test_jobs_expire_points_and_review_tiers(environment, capsys, clock) -> None
     code, out = _run(capsys, "loyalty", "tiers")
     assert code == 0 and re.search(r"\d+ customers at the end of their tier term reviewed: 0 up, [1-9]\d* down", out)
     code, out = _run(capsys, "loyalty", "expire")
+    assert code == 0 and "0 points expired for 0 customers; 4 warnings queued" in out  # announced first
+    clock.advance(days=30)
+    code, out = _run(capsys, "loyalty", "expire")
     assert code == 0 and "points expired for 4 customers" in out
     assert _run(capsys, "loyalty", "expire")[1].startswith("[expiry] 0 points expired")
     assert _run(capsys, "ledger", "verify")[0] == 0

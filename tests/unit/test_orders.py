@@ -184,3 +184,12 @@ def test_concurrent_deliveries_of_one_refund_reverse_once(any_db: Database, prog
     assert created.count(True) == 1
     with any_db.session() as session:
         assert balance(session, customer_id) == 150 and verify_balances(session) == []
+
+
+def test_the_cancellation_refund_id_is_reserved(sqlite_db: Database, program, clock) -> None:
+    clock.at(NOW)
+    customer_id = _customer(sqlite_db)
+    with sqlite_db.session(write=True) as session:
+        record_paid_order(session, program, customer_id, "8001", Decimal("50"), NOW)
+        with pytest.raises(LedgerError, match="reserved for the order's cancellation"):
+            refund_order(session, program, "8001", "cancellation", Decimal("10"))

@@ -53,21 +53,26 @@ def test_one_run_reviews_ended_terms_and_expires_inactive_points(any_db: Databas
     soon = points_earned_at(any_db, "soon@example.com", 300, NOW - relativedelta(months=12) + timedelta(days=10))
 
     result = run_loyalty_jobs(any_db, program, NOW)
+    # Both balances are announced first; the one already past its date expires warn_days later.
     assert result == {
         "tiers_reviewed": 1, "tiers_promoted": 0, "tiers_demoted": 1, "tiers_failed": 0,
-        "customers_expired": 1, "points_expired": 700, "expiry_warnings_queued": 1,
+        "customers_expired": 0, "points_expired": 0, "expiry_warnings_queued": 2,
     }
     assert customer(any_db, ended).tier_name == "Bronze" and customer(any_db, ended).tier_held_until > NOW
     assert customer(any_db, current).tier_name == "Silver"
-    assert customer(any_db, inactive).points_balance == 0 and customer(any_db, soon).points_balance == 300
     with any_db.session() as session:
         change = session.execute(select(TierChange)).scalar_one()
         assert (change.customer_id, change.from_tier, change.to_tier, change.direction) == (ended, "Silver", "Bronze", "down")
-        assert session.execute(select(OutboundMessage.customer_id)).scalars().all() == [soon]
-        assert verify_balances(session) == []
+        assert sorted(session.execute(select(OutboundMessage.customer_id)).scalars().all()) == sorted([inactive, soon])
 
     # Idempotent: a second run (another web process, a manual run) changes nothing.
     assert set(run_loyalty_jobs(any_db, program, NOW).values()) == {0}
+
+    later = run_loyalty_jobs(any_db, program, NOW + timedelta(days=30))
+    assert (later["customers_expired"], later["points_expired"]) == (2, 1000)
+    assert customer(any_db, inactive).points_balance == 0 and customer(any_db, soon).points_balance == 0
+    with any_db.session() as session:
+        assert verify_balances(session) == []
 
 
 def test_reviews_go_in_batches_and_a_failing_customer_is_skipped_not_retried_forever(
