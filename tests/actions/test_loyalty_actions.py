@@ -85,7 +85,7 @@ async def test_how_to_earn_lists_the_configured_rules(demo_store) -> None:
     assert "• 5 points for every $1 you spend (more in higher tiers: Silver 1.25×, Gold 1.5×, Platinum 2×)" in text
     assert "• 500 points on your birthday, once a year" in text
     assert "• 100 points for a product review, 200 with a photo, 300 with a video (after moderation, whatever your rating)" in text
-    assert "• 500 points when a friend you refer places their first order — they get 10% off" in text
+    assert "friend you refer" not in text  # referral rewards are not paid yet (advocacy issue)
     assert "Rewards start at 400 points (Free shipping)." in text
 
 
