@@ -55,8 +55,21 @@ class Settings:
     # Where shoppers and the store reach the web app from outside (links, webhooks); from_env defaults
     # it to http://localhost:WEB_PORT.
     public_base_url: str = ""
+    # Instagram channel (channels/instagram.py): app secret (X-Hub-Signature-256), the webhook verify token
+    # and the Graph API access token; unset, the channel answers 503 and processes nothing.
+    # INSTAGRAM_API_BASE points the sender at another Graph API (tests).
+    instagram_app_secret: Optional[str] = field(repr=False, default=None)
+    instagram_verify_token: Optional[str] = field(repr=False, default=None)
+    instagram_access_token: Optional[str] = field(repr=False, default=None)
+    instagram_api_base: str = "https://graph.instagram.com/v21.0"
     # How often the web app runs tier reviews and points expiry; 0 turns the scheduled jobs off.
     loyalty_jobs_interval_minutes: int = 60
+    # Telegram channel: the bot token and the webhook secret (setWebhook's secret_token); unset, the
+    # channel answers 503 and processes nothing. TELEGRAM_API_BASE points PTB at another Bot API server
+    # (tests, self-hosted servers); PTB appends the token to it.
+    telegram_token: Optional[str] = field(repr=False, default=None)
+    telegram_webhook_secret: Optional[str] = field(repr=False, default=None)
+    telegram_api_base: str = "https://api.telegram.org/bot"
 
     @property
     def action_endpoint_url(self) -> str:
@@ -89,9 +102,16 @@ class Settings:
             rest_channel_token=_optional(env, "REST_CHANNEL_TOKEN"),
             store_api_token=_optional(env, "STORE_API_TOKEN"),
             public_base_url=(_optional(env, "PUBLIC_BASE_URL") or f"http://localhost:{web_port}").rstrip("/"),
+            instagram_app_secret=_optional(env, "INSTAGRAM_APP_SECRET"),
+            instagram_verify_token=_optional(env, "INSTAGRAM_VERIFY_TOKEN"),
+            instagram_access_token=_optional(env, "INSTAGRAM_ACCESS_TOKEN"),
+            instagram_api_base=(_optional(env, "INSTAGRAM_API_BASE") or "https://graph.instagram.com/v21.0").rstrip("/"),
             loyalty_jobs_interval_minutes=_int(
                 env, "LOYALTY_JOBS_INTERVAL_MINUTES", 60, minimum=0, maximum=_MINUTES_PER_WEEK
             ),
+            telegram_token=_optional(env, "TELEGRAM_TOKEN"),
+            telegram_webhook_secret=_optional(env, "TELEGRAM_WEBHOOK_SECRET"),
+            telegram_api_base=_optional(env, "TELEGRAM_API_BASE") or "https://api.telegram.org/bot",
         )
 
 

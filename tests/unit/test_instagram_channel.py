@@ -1,0 +1,438 @@
+"""The Instagram channel through its real HTTP endpoints: a Sanic app with the channel mounted the way Rasa
+mounts it (/webhooks/instagram/webhook), the fixtures from ../shared/fixtures/instagram replayed and signed,
+and a fake Graph API (tests/fakes/graph_api.py) recording what the bot sends. No trained model:
+`on_new_message` is a recorder that answers through the output channel it is given."""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import socket
+import uuid
+from pathlib import Path
+from typing import Any, Awaitable, Callable, Dict, List, Optional
+
+import aiohttp
+import pytest
+from rasa.core.channels.channel import UserMessage, register
+from sanic import Sanic
+
+from bot.settings import reset_settings
+from channels.instagram import (
+    QUICK_REPLY_TITLE_MAX,
+    REPLY_WINDOW_SECONDS,
+    InstagramInput,
+    InstagramOutput,
+    generic_template_for,
+    parse_event,
+    signature_is_valid,
+)
+from channels.render import utf8_length
+from tests.fakes.graph_api import FakeGraphApi
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "instagram"
+APP_SECRET = "test-app-secret"
+VERIFY_TOKEN = "test-verify-token"
+ACCESS_TOKEN = "test-access-token"
+SHOPPER = "1234567890123456"
+
+
+def fixture(name: str) -> bytes:
+    return (FIXTURES / name).read_bytes()
+
+
+def sign(body: bytes, secret: str = APP_SECRET) -> Dict[str, str]:
+    digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return {"X-Hub-Signature-256": f"sha256={digest}", "Content-Type": "application/json"}
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_700_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Recorder:
+    """Stands in for Rasa's agent: records each message and, if told to, answers through its output channel."""
+
+    def __init__(self) -> None:
+        self.messages: List[UserMessage] = []
+        self.reply: Optional[Callable[[UserMessage], Awaitable[Any]]] = None
+
+    async def __call__(self, message: UserMessage) -> None:
+        self.messages.append(message)
+        if self.reply is not None:
+            await self.reply(message)
+
+
+class Harness:
+    def __init__(self, graph: FakeGraphApi, channel: InstagramInput, recorder: Recorder, base: str) -> None:
+        self.graph, self.channel, self.recorder, self.base = graph, channel, recorder, base
+        self.http = aiohttp.ClientSession()
+
+    @property
+    def url(self) -> str:
+        return f"{self.base}/webhooks/instagram/webhook"
+
+    async def post(self, body: bytes, headers: Optional[Dict[str, str]] = None) -> aiohttp.ClientResponse:
+        async with self.http.post(self.url, data=body, headers=sign(body) if headers is None else headers) as reply:
+            await reply.read()
+            return reply
+
+    async def get(self, params: Dict[str, str]) -> aiohttp.ClientResponse:
+        async with self.http.get(self.url, params=params) as reply:
+            await reply.read()
+            return reply
+
+
+class FakeAgent:
+    """What Rasa's `register` calls: `app.ctx.agent.handle_message(message)`."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        self.handle_message = recorder
+
+
+async def _serve(channel: InstagramInput, recorder: Recorder):
+    Sanic.test_mode = True  # lets several Sanic apps start in one process (Sanic 21.12's touch-ups)
+    app = Sanic(f"instagram_test_{uuid.uuid4().hex[:8]}")
+    app.ctx.agent = FakeAgent(recorder)
+    register([channel], app, route="/webhooks/")  # mounted exactly as `rasa run` mounts channels
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = await app.create_server(sock=sock, return_asyncio_server=True, access_log=False)
+    await server.startup()
+    await server.before_start()
+    await server.after_start()
+    return app, server, f"http://127.0.0.1:{port}"
+
+
+async def _stop(server: Any) -> None:
+    await server.before_stop()
+    server.close()
+    await server.wait_closed()
+    await server.after_stop()
+
+
+@pytest.fixture()
+def instagram_env(monkeypatch: pytest.MonkeyPatch):
+    def configure(api_base: Optional[str]) -> None:
+        for name, value in [
+            ("INSTAGRAM_APP_SECRET", APP_SECRET),
+            ("INSTAGRAM_VERIFY_TOKEN", VERIFY_TOKEN),
+            ("INSTAGRAM_ACCESS_TOKEN", ACCESS_TOKEN),
+            ("INSTAGRAM_API_BASE", api_base),
+        ]:
+            if api_base is None:
+                monkeypatch.delenv(name, raising=False)
+            else:
+                monkeypatch.setenv(name, value)
+        reset_settings()
+
+    yield configure
+    reset_settings()
+
+
+@pytest.fixture()
+async def harness(instagram_env):
+    graph = await FakeGraphApi(access_token=ACCESS_TOKEN).start()
+    instagram_env(graph.base_url)
+    recorder = Recorder()
+    channel = InstagramInput(clock=Clock())
+    app, server, base = await _serve(channel, recorder)
+    h = Harness(graph, channel, recorder, base)
+    yield h
+    await h.http.close()
+    await _stop(server)
+    await graph.stop()
+
+
+def echo_reply(text: str = "You said: {}") -> Callable[[UserMessage], Awaitable[None]]:
+    async def reply(message: UserMessage) -> None:
+        await message.output_channel.send_response(message.sender_id, {"text": text.format(message.text)})
+
+    return reply
+
+
+# ---------------------------------------------------------------- GET verification
+
+
+async def test_get_verification_answers_the_challenge(harness: Harness) -> None:
+    reply = await harness.get({"hub.mode": "subscribe", "hub.verify_token": VERIFY_TOKEN, "hub.challenge": "1158201444"})
+    assert reply.status == 200
+    async with harness.http.get(
+        harness.url, params={"hub.mode": "subscribe", "hub.verify_token": VERIFY_TOKEN, "hub.challenge": "1158201444"}
+    ) as again:
+        assert await again.text() == "1158201444"
+        assert again.content_type == "text/plain"
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"hub.mode": "subscribe", "hub.verify_token": "wrong", "hub.challenge": "1"},
+        {"hub.mode": "unsubscribe", "hub.verify_token": VERIFY_TOKEN, "hub.challenge": "1"},
+        {"hub.mode": "subscribe", "hub.challenge": "1"},
+        {},
+    ],
+)
+async def test_get_verification_refuses_a_wrong_token(harness: Harness, params) -> None:
+    assert (await harness.get(params)).status == 403
+
+
+# ---------------------------------------------------------------- signatures and bad input
+
+
+async def test_a_signed_text_message_reaches_the_conversation_and_the_reply_is_sent(harness: Harness) -> None:
+    harness.recorder.reply = echo_reply()
+    reply = await harness.post(fixture("text_message.json"))
+    assert reply.status == 200
+    [message] = harness.recorder.messages
+    assert (message.text, message.sender_id, message.input_channel) == ("Do you have standing desks?", SHOPPER, "instagram")
+    assert isinstance(message.output_channel, InstagramOutput)
+    [sent] = harness.graph.requests
+    assert sent.method == "POST" and sent.path == "/v21.0/me/messages"
+    assert sent.headers["Authorization"] == f"Bearer {ACCESS_TOKEN}"
+    assert sent.json == {"recipient": {"id": SHOPPER}, "message": {"text": "You said: Do you have standing desks?"}}
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"X-Hub-Signature-256": "sha256=" + "0" * 64},
+        {"X-Hub-Signature-256": "sha1=abc"},
+        sign(b"another body"),
+        sign(fixture("text_message.json"), secret="not-the-app-secret"),
+    ],
+    ids=["missing", "zeros", "wrong-algorithm", "other-body", "other-secret"],
+)
+async def test_forged_or_missing_signatures_are_refused_and_nothing_is_processed(harness: Harness, headers) -> None:
+    harness.recorder.reply = echo_reply()
+    reply = await harness.post(fixture("text_message.json"), headers=headers)
+    assert reply.status == 403
+    assert harness.recorder.messages == [] and harness.graph.requests == []
+    # ...and a later genuine delivery of the same message is still processed (nothing was remembered).
+    assert (await harness.post(fixture("text_message.json"))).status == 200
+    assert len(harness.recorder.messages) == 1
+
+
+async def test_a_body_over_one_megabyte_is_413(harness: Harness) -> None:
+    body = b'{"object": "instagram", "entry": [], "pad": "' + b"x" * (1024 * 1024) + b'"}'
+    reply = await harness.post(body)
+    assert reply.status == 413 and harness.recorder.messages == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"not json", b"\xff\xfe\x00", b"[1, 2]", b'{"object": "page", "entry": []}', b"[" * 50_000, b'{"object": "instagram"}',
+     b'{"object": "instagram", "entry": [{"messaging": [null, 3, {"message": {"text": "no sender"}}]}]}'],
+    ids=["text", "binary", "array", "page-object", "deep", "no-entries", "junk-events"],
+)
+async def test_malformed_or_unknown_payloads_get_200_and_nothing_processed(harness: Harness, body) -> None:
+    reply = await harness.post(body)
+    assert reply.status == 200
+    assert harness.recorder.messages == [] and harness.graph.requests == []
+
+
+async def test_unconfigured_channel_answers_503_and_processes_nothing(instagram_env) -> None:
+    instagram_env(None)
+    recorder = Recorder()
+    app, server, base = await _serve(InstagramInput(), recorder)
+    try:
+        async with aiohttp.ClientSession() as http:
+            body = fixture("text_message.json")
+            async with http.post(f"{base}/webhooks/instagram/webhook", data=body, headers=sign(body)) as reply:
+                assert reply.status == 503
+            params = {"hub.mode": "subscribe", "hub.verify_token": VERIFY_TOKEN, "hub.challenge": "1"}
+            async with http.get(f"{base}/webhooks/instagram/webhook", params=params) as reply:
+                assert reply.status == 503
+        assert recorder.messages == []
+    finally:
+        await _stop(server)
+
+
+# ---------------------------------------------------------------- events
+
+
+def _batch_of_two_entries() -> bytes:
+    batch = json.loads(fixture("batch_two_messages.json"))
+    second = json.loads(json.dumps(batch["entry"][0]))
+    for index, event in enumerate(second["messaging"]):
+        event["message"]["mid"] = f"aWdfZAG1mid01{index}"
+        event["message"]["text"] = f"second entry {index}"
+    batch["entry"].append(second)
+    return json.dumps(batch).encode()
+
+
+async def test_every_entry_and_every_event_of_a_batch_is_handled(harness: Harness) -> None:
+    harness.recorder.reply = echo_reply()
+    assert (await harness.post(_batch_of_two_entries())).status == 200
+    assert [(m.sender_id, m.text) for m in harness.recorder.messages] == [
+        ("1234567890123456", "hi"),
+        ("6543210987654321", "how many points do I have"),
+        ("1234567890123456", "second entry 0"),
+        ("6543210987654321", "second entry 1"),
+    ]
+    assert [m["recipient"]["id"] for m in harness.graph.messages] == [
+        "1234567890123456", "6543210987654321", "1234567890123456", "6543210987654321"
+    ]
+
+
+async def test_echoes_reads_reactions_and_deleted_messages_are_ignored(harness: Harness) -> None:
+    harness.recorder.reply = echo_reply()
+    assert (await harness.post(fixture("ignored_events.json"))).status == 200
+    assert harness.recorder.messages == [] and harness.graph.requests == []
+
+
+@pytest.mark.parametrize(
+    "message, reason",
+    [
+        ({"mid": "m1", "attachments": [{"type": "audio", "payload": {"url": "https://example.com/a.mp4"}}]}, "unsupported_message"),
+        ({"mid": "m2", "attachments": [{"type": "sticker", "payload": {"url": "https://example.com/s.png"}}]}, "unsupported_message"),
+        ({"mid": "m3", "is_unsupported": True}, "unsupported"),
+        ({"mid": "m4", "text": "   "}, "unsupported_message"),
+    ],
+)
+def test_messages_the_bot_cannot_use_are_ignored(message, reason) -> None:
+    parsed = parse_event({"sender": {"id": SHOPPER}, "message": message})
+    assert getattr(parsed, "reason", None) == reason
+
+
+async def test_a_redelivered_message_is_processed_once(harness: Harness) -> None:
+    harness.recorder.reply = echo_reply()
+    body = fixture("text_message.json")
+    for _ in range(3):
+        assert (await harness.post(body)).status == 200
+    assert len(harness.recorder.messages) == 1 and len(harness.graph.messages) == 1
+
+
+async def test_quick_reply_and_postback_become_their_payloads(harness: Harness) -> None:
+    await harness.post(fixture("quick_reply.json"))
+    await harness.post(fixture("postback.json"))
+    assert [(m.text, m.sender_id) for m in harness.recorder.messages] == [("q1:a", SHOPPER), ("/check_points", SHOPPER)]
+
+
+async def test_a_photo_becomes_slash_photo_with_its_url(harness: Harness) -> None:
+    body = json.dumps({"object": "instagram", "entry": [{"id": "1", "messaging": [{
+        "sender": {"id": SHOPPER}, "recipient": {"id": "1"}, "timestamp": 1,
+        "message": {"mid": "photo1", "attachments": [{"type": "image", "payload": {"url": "https://cdn.example.com/p.jpg"}}]},
+    }]}]}).encode()
+    await harness.post(body)
+    [message] = harness.recorder.messages
+    assert message.text == "/photo" and message.metadata == {"image_url": "https://cdn.example.com/p.jpg"}
+
+
+# ---------------------------------------------------------------- rendering
+
+
+async def _reply_with(harness: Harness, response: Dict[str, Any]) -> List[Dict[str, Any]]:
+    async def reply(message: UserMessage) -> None:
+        await message.output_channel.send_response(message.sender_id, dict(response))
+
+    harness.recorder.reply = reply
+    await harness.post(fixture("text_message.json"))
+    return [m["message"] for m in harness.graph.messages]
+
+
+async def test_buttons_become_quick_replies_with_short_titles(harness: Harness) -> None:
+    buttons = [{"title": "Under $100", "payload": "q1:a"}, {"title": "A very long reward title indeed", "payload": "/redeem{\"r\":\"x\"}"}]
+    [sent] = await _reply_with(harness, {"text": "Pick one", "buttons": buttons})
+    assert sent["text"] == "Pick one"
+    assert sent["quick_replies"][0] == {"content_type": "text", "title": "Under $100", "payload": "q1:a"}
+    assert len(sent["quick_replies"][1]["title"]) <= QUICK_REPLY_TITLE_MAX
+    assert sent["quick_replies"][1]["payload"] == "/redeem{\"r\":\"x\"}"
+
+
+async def test_fourteen_buttons_fall_back_to_numbered_text(harness: Harness) -> None:
+    buttons = [{"title": f"Option {i}", "payload": f"/pick{{\"n\":{i}}}"} for i in range(1, 15)]
+    sent = await _reply_with(harness, {"text": "Pick one", "buttons": buttons})
+    assert all("quick_replies" not in m for m in sent)
+    text = "\n".join(m["text"] for m in sent)
+    assert text.startswith("Pick one\n1. Option 1\n") and "14. Option 14" in text
+
+
+async def test_long_text_is_split_within_1000_utf8_bytes(harness: Harness) -> None:
+    long_text = " ".join(["Punkte für Prämien 🎁."] * 200)  # multi-byte characters, ~5 kB
+    sent = await _reply_with(harness, {"text": long_text})
+    assert len(sent) > 1
+    assert all(utf8_length(m["text"]) <= 1000 for m in sent)
+    assert " ".join(m["text"] for m in sent).split() == long_text.split()
+
+
+async def test_an_image_is_an_image_attachment(harness: Harness) -> None:
+    [sent] = await _reply_with(harness, {"image": "https://cdn.example.com/reward.png"})
+    assert sent == {"attachment": {"type": "image", "payload": {"url": "https://cdn.example.com/reward.png"}}}
+
+
+async def test_simple_product_cards_are_a_generic_template_and_others_text(harness: Harness) -> None:
+    card = {"title": "Standing desk", "subtitle": "$499 · 4,990 points", "image_url": "https://cdn.example.com/desk.jpg",
+            "buttons": [{"title": "View", "url": "https://shop.example.com/desk", "type": "web_url"}]}
+    [sent] = await _reply_with(harness, {"elements": [card]})
+    assert sent["attachment"]["payload"]["template_type"] == "generic"
+    assert sent["attachment"]["payload"]["elements"][0]["buttons"] == [
+        {"type": "web_url", "url": "https://shop.example.com/desk", "title": "View"}
+    ]
+    too_many_buttons = dict(card, buttons=[{"title": f"B{i}", "payload": f"/b{i}"} for i in range(4)])
+    assert generic_template_for([too_many_buttons]) is None
+    assert generic_template_for([card] * 11) is None
+
+
+# ---------------------------------------------------------------- 24-hour window
+
+
+async def test_outside_24_hours_nothing_is_sent_and_the_message_is_kept_pending(harness: Harness) -> None:
+    await harness.post(fixture("text_message.json"))  # the shopper writes at t0
+    output = harness.channel.get_output_channel()
+    clock = harness.channel.state.clock
+    clock.now += REPLY_WINDOW_SECONDS - 60  # still inside
+    await output.send_text_message(SHOPPER, "Your points expire soon")
+    assert len(harness.graph.messages) == 1
+    clock.now += 120  # 24 h and a minute after the shopper's message
+    await output.send_text_message(SHOPPER, "Your points expire tomorrow")
+    assert len(harness.graph.messages) == 1
+    [pending] = harness.channel.state.pending
+    assert pending.recipient_id == SHOPPER and pending.message == {"text": "Your points expire tomorrow"}
+    # A shopper the bot never heard from gets nothing either.
+    await output.send_text_message("999", "hello")
+    assert len(harness.graph.messages) == 1 and len(harness.channel.state.pending) == 2
+
+
+# ---------------------------------------------------------------- units
+
+
+def test_signature_check_is_exact() -> None:
+    body = b'{"object":"instagram"}'
+    good = sign(body)["X-Hub-Signature-256"]
+    assert signature_is_valid(APP_SECRET, body, good)
+    assert signature_is_valid(APP_SECRET, body, good.upper().replace("SHA256=", "sha256="))
+    assert not signature_is_valid(APP_SECRET, body + b" ", good)
+    assert not signature_is_valid(APP_SECRET, body, None)
+    assert not signature_is_valid(APP_SECRET, body, "sha256=\udcff")
+
+
+def test_secrets_stay_out_of_repr(instagram_env) -> None:
+    instagram_env("http://127.0.0.1:1/v21.0")
+    from bot.settings import get_settings
+    from channels.instagram import config_from_settings
+
+    config = config_from_settings()
+    assert config is not None and config.api_base == "http://127.0.0.1:1/v21.0"
+    for text in (repr(config), repr(get_settings())):
+        assert APP_SECRET not in text and ACCESS_TOKEN not in text and VERIFY_TOKEN not in text
+
+
+async def test_a_failing_graph_api_does_not_fail_the_webhook(harness: Harness) -> None:
+    harness.graph.status = 500
+    harness.recorder.reply = echo_reply()
+    assert (await harness.post(fixture("text_message.json"))).status == 200
+    assert len(harness.recorder.messages) == 1 and len(harness.graph.requests) == 1
+
+
+def test_rasa_builds_the_channel_from_credentials_yml() -> None:
+    from rasa.core.run import _create_single_channel
+
+    channel = _create_single_channel("channels.instagram.InstagramInput", {})
+    assert isinstance(channel, InstagramInput) and channel.url_prefix() == "instagram"
