@@ -125,7 +125,7 @@ def guest_text(program: Program, shop: Shop, what: str) -> str:
     signup = f" and get {_n(program.earning.signup)} points as a welcome bonus" if program.earning.signup else ""
     return (
         f"I can't see {_article(shop.name)} {shop.name} rewards account linked to this chat yet, so I can't show {what}. "
-        f"Already a member? Say \"talk to a person\" and our team will link this chat to your account. "
+        f"Already a member? Get a link code on your account page ({shop.account_url}) and send it to me here. "
         f"New here? Join free at {shop.signup_url}{signup}."
     )
 

@@ -76,6 +76,7 @@ def _add_customer(session: Session, program: Program, item: Dict[str, Any]) -> b
     now = clock.now()
     customer = create_customer(session, item["email"], item.get("first_name"), item.get("last_name"))
     customer.created_at = now - timedelta(days=item.get("signup_days_ago", 0))
+    customer.external_id = str(item["external_id"]) if item.get("external_id") else None
     for channel, sender in (item.get("senders") or {}).items():
         link_identity(session, customer.id, channel, str(sender))
     if program.earning.signup:

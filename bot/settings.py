@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import Mapping, Optional, Sequence, Tuple
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 _MINUTES_PER_WEEK = 7 * 24 * 60
@@ -30,6 +30,26 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1, maxi
 def _optional(env: Mapping[str, str], name: str) -> Optional[str]:
     raw = env.get(name, "").strip()
     return raw or None
+
+
+def _choice(env: Mapping[str, str], name: str, choices: Sequence[str]) -> str:
+    """One of `choices` (the first is the default), or a SettingsError naming the variable."""
+    value = (env.get(name) or choices[0]).strip().lower()
+    if value not in choices:
+        raise SettingsError(f"{name}={value!r} must be one of: {', '.join(choices)}")
+    return value
+
+
+def _origins(env: Mapping[str, str], name: str) -> Tuple[str, ...]:
+    """A comma-separated list of web origins (scheme://host[:port]); unset, empty or "*" = any: ()."""
+    origins = [raw.strip().rstrip("/") for raw in (env.get(name) or "").split(",") if raw.strip()]
+    if "*" in origins:
+        return ()
+    for origin in origins:
+        scheme, _, host = origin.partition("://")
+        if scheme not in ("http", "https") or not host or "/" in host:
+            raise SettingsError(f"{name}: {origin!r} is not an origin like https://shop.example")
+    return tuple(origins)
 
 
 @dataclass(frozen=True)
@@ -70,6 +90,19 @@ class Settings:
     telegram_token: Optional[str] = field(repr=False, default=None)
     telegram_webhook_secret: Optional[str] = field(repr=False, default=None)
     telegram_api_base: str = "https://api.telegram.org/bot"
+    # "webhook" (Telegram posts updates to /webhooks/telegram/webhook) or "polling" (the Rasa server asks
+    # Telegram for updates itself: local development without a public URL).
+    telegram_mode: str = "webhook"
+    # Website widget (channels/widget.py): signs the session ids it issues and checks the store's customer
+    # tokens (HMAC-SHA256 of the store's customer id with this secret); unset, the widget is off.
+    widget_signing_secret: Optional[str] = field(repr=False, default=None)
+    # Sites allowed to open the widget's socket (WIDGET_ALLOWED_ORIGINS: comma-separated origins such as
+    # https://shop.example); empty = any site. The signed session is the authentication, not the origin:
+    # this only narrows which pages may embed the widget.
+    widget_allowed_origins: Tuple[str, ...] = ()
+    # "development" or "production" (RAPPORT_ENV). Production starts Rasa with credentials.production.yml,
+    # which has no REST channel: its `sender` field is not signed, so it is for development and tests.
+    environment: str = "development"
 
     @property
     def action_endpoint_url(self) -> str:
@@ -112,6 +145,10 @@ class Settings:
             telegram_token=_optional(env, "TELEGRAM_TOKEN"),
             telegram_webhook_secret=_optional(env, "TELEGRAM_WEBHOOK_SECRET"),
             telegram_api_base=_optional(env, "TELEGRAM_API_BASE") or "https://api.telegram.org/bot",
+            telegram_mode=_choice(env, "TELEGRAM_MODE", ("webhook", "polling")),
+            widget_signing_secret=_optional(env, "WIDGET_SIGNING_SECRET"),
+            widget_allowed_origins=_origins(env, "WIDGET_ALLOWED_ORIGINS"),
+            environment=_choice(env, "RAPPORT_ENV", ("development", "production")),
         )
 
 

@@ -15,6 +15,9 @@ class Shop:
     signup_url: str
     support_hours: str
     support_first_reply: str
+    # The store's account page, where a signed-in shopper gets a code that links a chat to the account
+    # (the page asks POST /api/link-tokens); defaults to store_url + "/account".
+    account_url: str = ""
 
 
 def load_shop(path: Path) -> Shop:
@@ -32,7 +35,11 @@ def load_shop(path: Path) -> Shop:
             where = key if source is data else f"support.{key}"
             raise ConfigError(path, where, "is required and must be non-empty text")
         values[key] = value.strip()
-    for key in ("store_url", "signup_url"):
+    account_url = data.get("account_url", f"{values['store_url'].rstrip('/')}/account")
+    if not isinstance(account_url, str) or not account_url.strip():
+        raise ConfigError(path, "account_url", "must be non-empty text")
+    values["account_url"] = account_url.strip()
+    for key in ("store_url", "signup_url", "account_url"):
         if not values[key].startswith(("https://", "http://")):
             raise ConfigError(path, key, f"must be an http(s) URL, not {values[key]!r}")
     return Shop(
@@ -41,6 +48,7 @@ def load_shop(path: Path) -> Shop:
         signup_url=values["signup_url"],
         support_hours=values["hours"],
         support_first_reply=values["first_reply"],
+        account_url=values["account_url"],
     )
 
 

@@ -5,10 +5,11 @@ from bot.models.customers import ChannelIdentity, Customer
 from bot.models.events import OutboundMessage, TierChange
 from bot.models.handoff import HandoffRequest
 from bot.models.ledger import LedgerEntry
+from bot.models.linking import LinkAttempt, LinkCode
 from bot.models.orders import Order, OrderLine, OrderRefund
 from bot.models.rewards import RewardCode
 
 __all__ = [
-    "Base", "ChannelIdentity", "Customer", "HandoffRequest", "LedgerEntry", "Order", "OrderLine", "OrderRefund",
+    "Base", "ChannelIdentity", "Customer", "HandoffRequest", "LedgerEntry", "LinkAttempt", "LinkCode", "Order", "OrderLine", "OrderRefund",
     "OutboundMessage", "Product", "RewardCode", "TierChange",
 ]

@@ -13,6 +13,8 @@ Every /api/ route needs `Authorization: Bearer <STORE_API_TOKEN>`; with no token
 | POST /api/customers               | a new member (signup points) or existing  | 201 new; 200 existing              |
 | GET  /api/reward-codes/{code}     | may the store honour it (for a basket)    | 200 valid true/false + reason      |
 | POST /api/reward-codes/{code}     | mark it used for an order                 | 200 (again for that order: 200)    |
+| POST /api/link-tokens             | a one-time code linking a chat to the     | 201 code, expires_at,              |
+|                                   | customer (account page shows it)          | telegram_start_parameter           |
 
 A replay (same order, refund, idempotency key) changes nothing and answers 200 with "created": false.
 
@@ -28,6 +30,7 @@ Bodies (`?` optional):
              earning.custom_actions (idempotency_key required: what makes one occasion unique)
   customers  {"email", "first_name"?, "last_name"?, "external_id"?, "birthday"?: "1990-04-23"}
   code use   {"action": "use", "order_id", "order_total"?, "currency"?}; GET takes ?order_total=&currency=
+  link token {"customer"}; the code is single use and expires in 15 minutes; a new one replaces the old
 Amounts are strings ("59.00") or JSON numbers, at most two decimals; times are ISO-8601 with a zone.
 
 Errors are {"error": code, "detail": text}: 400 malformed JSON or wrong types; 401 missing or wrong
@@ -51,6 +54,7 @@ from sqlalchemy.orm import Session
 
 from bot import clock
 from bot.identity import IdentityError, create_customer
+from bot.identity.linking import issue_link_code
 from bot.log import get_logger
 from bot.loyalty.earning import ACTIONS, Credit, award, credit_for, custom_credit
 from bot.loyalty.ledger import balance
@@ -357,6 +361,28 @@ def find_customer(session: Session, ref: CustomerRef) -> Customer:
 
 def _by(session: Session, column: Any, value: Any) -> Optional[Customer]:
     return session.execute(select(Customer).where(column == value)).scalar_one_or_none()
+
+
+# --- chat linking ------------------------------------------------------------------------------------
+
+
+async def post_link_token(request: web.Request) -> web.Response:
+    body = await payloads.json_object(request)
+    ref = payloads.customer_ref(body)
+
+    def issue(session: Session, _program: Program) -> Dict[str, Any]:
+        customer = find_customer(session, ref)
+        issued = issue_link_code(session, customer.id, clock.now())
+        return {
+            "customer_id": customer.id,
+            "code": issued.code,
+            "expires_at": issued.expires_at.isoformat(),
+            "telegram_start_parameter": issued.deep_link_parameter,
+        }
+
+    view = await in_store(request, issue, write=True)
+    log.info("api.link_token", customer_id=view["customer_id"])  # never the code
+    return web.json_response(view, status=201)
 
 
 # --- reward codes ------------------------------------------------------------------------------------

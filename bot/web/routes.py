@@ -4,12 +4,15 @@ from __future__ import annotations
 from aiohttp import web
 
 from bot.web import api
+from bot.web import demo_store
 
 
 def setup_routes(app: web.Application) -> None:
     app.router.add_get("/health", api.health)
+    app.router.add_get("/demo", demo_store.demo_page)
     app.router.add_post("/api/orders", api.post_order)
     app.router.add_post("/api/points", api.post_points)
     app.router.add_post("/api/customers", api.post_customer)
+    app.router.add_post("/api/link-tokens", api.post_link_token)
     app.router.add_get("/api/reward-codes/{code}", api.get_reward_code)
     app.router.add_post("/api/reward-codes/{code}", api.post_reward_code)

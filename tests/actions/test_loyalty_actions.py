@@ -46,7 +46,7 @@ async def test_guest_gets_a_way_to_link_or_join_and_no_number(demo_store) -> Non
     [message] = await _run(ActionCheckPoints(), make_tracker("stranger-42", "how many points", "check_points"))
     text = message["text"]
     assert "can't see an Oak & Ember rewards account linked to this chat" in text
-    assert 'Say "talk to a person" and our team will link this chat' in text
+    assert "Get a link code on your account page (https://oak-and-ember.example/account)" in text
     assert "https://oak-and-ember.example/account/register" in text
     assert "100 points as a welcome bonus" in text
     assert not any(ch.isdigit() for ch in text.replace("100 points", "").replace("oak-and-ember", ""))

@@ -16,6 +16,9 @@ from bot.runner import action_server_command, rasa_server_command, server_env
 from bot.settings import PROJECT_ROOT, Settings
 from bot.shop import load_shop
 from bot.training import model_path, train_if_changed
+from tests.fakes.graph_api import FakeGraphApi
+from tests.fakes.telegram_api import FakeTelegramApi
+from tests.fakes.threaded import ThreadedServers
 
 
 SERVER_READY_TIMEOUT_SECONDS = 240
@@ -58,10 +61,41 @@ def e2e_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("e2e")
 
 
+# Secrets of the channels under test: every channel is on in the end-to-end Rasa server, talking to
+# local fakes of the platforms.
+E2E_SECRETS = {
+    "TELEGRAM_TOKEN": "123456:e2e-test-token",
+    "TELEGRAM_WEBHOOK_SECRET": "e2e-webhook-secret_1",
+    "INSTAGRAM_APP_SECRET": "e2e-instagram-app-secret",
+    "INSTAGRAM_VERIFY_TOKEN": "e2e-verify-token",
+    "INSTAGRAM_ACCESS_TOKEN": "e2e-access-token",
+    "WIDGET_SIGNING_SECRET": "e2e-widget-signing-secret",
+    "STORE_API_TOKEN": "e2e-store-api-token",
+}
+
+
 @pytest.fixture(scope="session")
-def e2e_env(e2e_dir: Path) -> Dict[str, str]:
-    """Environment of the servers under test: own data folder with the demo shop seeded."""
+def platform_fakes() -> Iterator[ThreadedServers]:
+    """Fake Telegram Bot API and Graph API servers for the whole run, on a background event loop (the
+    servers under test are other processes; tests read what the fakes recorded)."""
+    servers = ThreadedServers(
+        telegram=FakeTelegramApi(E2E_SECRETS["TELEGRAM_TOKEN"]),
+        graph=FakeGraphApi(E2E_SECRETS["INSTAGRAM_ACCESS_TOKEN"]),
+    )
+    servers.start()
+    yield servers
+    servers.stop()
+
+
+@pytest.fixture(scope="session")
+def e2e_env(e2e_dir: Path, platform_fakes: ThreadedServers) -> Dict[str, str]:
+    """Environment of the servers under test: own data folder with the demo shop seeded, every channel on."""
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "TRACKER_DATABASE_URL")}
+    env.update(E2E_SECRETS)
+    env.update(
+        TELEGRAM_API_BASE=platform_fakes.servers["telegram"].base_url,
+        INSTAGRAM_API_BASE=platform_fakes.servers["graph"].base_url,
+    )
     env.update(
         RAPPORT_DATA_DIR=str(e2e_dir / "var"),
         ACTIONS_PORT=str(free_port()),

@@ -1,0 +1,167 @@
+"""The demo store page (GET /demo): a small "Oak & Ember" shop page with the website widget on it.
+
+It plays the store's own back-end: for a signed-in demo shopper (`?as=alice`) it renders the widget tag
+with the store's customer id and the customer token (HMAC-SHA256 of that id with WIDGET_SIGNING_SECRET),
+exactly what a real store's page template would do. The demo customers are the seeded ones
+(data/demo/customers.yml, seeded with their store ids); one without a store id (a store seeded before
+those ids) gets "demo-<name>", as a store registers its customer ids with POST /api/customers. With WIDGET_SIGNING_SECRET unset the page still renders and says how
+to turn the widget on.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import List, Optional, Tuple
+
+import jinja2
+from aiohttp import web
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from yarl import URL
+
+from bot.config_files import ConfigError, read_yaml_mapping
+from bot.demo import DEMO_DIR
+from bot.log import get_logger
+from bot.models import Customer, Product
+from bot.settings import Settings
+from bot.shop import Shop, get_shop
+from bot.web.store import DATABASE, SETTINGS, in_executor
+
+log = get_logger(__name__)
+
+TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
+WIDGET_SCRIPT_PATH = "/webhooks/widget/widget.js"
+GUEST = "guest"
+MAX_PRODUCTS = 12
+_CURRENCY_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "CAD": "CA$", "AUD": "A$"}
+
+_templates = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
+    autoescape=jinja2.select_autoescape(["html"]),
+    undefined=jinja2.StrictUndefined,
+)
+
+
+@dataclass(frozen=True)
+class DemoShopper:
+    key: str  # what ?as= takes: the first name, lower case
+    name: str
+    email: str
+
+
+@dataclass(frozen=True)
+class ProductTile:
+    title: str
+    collection: str
+    price: str
+    in_stock: bool
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    """The shopper the page is rendered for; `store_id` None when they are not in the database."""
+
+    shopper: DemoShopper
+    store_id: Optional[str]
+
+
+def demo_shoppers(demo_dir: Path = DEMO_DIR) -> List[DemoShopper]:
+    """The seeded demo customers, in file order."""
+    path = demo_dir / "customers.yml"
+    items = read_yaml_mapping(path).get("customers")
+    if not isinstance(items, list):
+        raise ConfigError(path, "customers", "must be a list of mappings")
+    shoppers = []
+    for item in items:
+        if isinstance(item, dict) and isinstance(item.get("first_name"), str) and isinstance(item.get("email"), str):
+            shoppers.append(DemoShopper(item["first_name"].strip().lower(), item["first_name"].strip(), item["email"]))
+    return shoppers
+
+
+def price_label(price: Decimal, currency: str) -> str:
+    symbol = _CURRENCY_SYMBOLS.get(currency.upper())
+    return f"{symbol}{price:,.2f}" if symbol else f"{price:,.2f} {currency}"
+
+
+def widget_script_url(host_header: str, settings: Settings) -> str:
+    """The widget on the Rasa server, on the host the browser reached this page by (127.0.0.1 or
+    localhost alike); `host_header` is the request's Host ("127.0.0.1:8000")."""
+    try:
+        host = URL(f"http://{host_header}").host or "localhost"
+        return str(URL.build(scheme="http", host=host, port=settings.rasa_port, path=WIDGET_SCRIPT_PATH))
+    except ValueError:  # not a host name: the usual local one
+        return str(URL.build(scheme="http", host="localhost", port=settings.rasa_port, path=WIDGET_SCRIPT_PATH))
+
+
+def store_id_of(session: Session, shopper: DemoShopper) -> Optional[str]:
+    """The demo customer's store id, registering "demo-<key>" when they have none yet (None: not seeded)."""
+    customer = session.execute(select(Customer).where(Customer.email == shopper.email)).scalar_one_or_none()
+    if customer is None:
+        return None
+    if customer.external_id is None:
+        proposed = f"demo-{shopper.key}"
+        taken = session.execute(select(Customer.id).where(Customer.external_id == proposed)).first()
+        if taken is not None:
+            return None
+        customer.external_id = proposed
+        log.info("demo.customer.registered", customer_id=customer.id)
+    return customer.external_id
+
+
+def product_tiles(session: Session) -> List[ProductTile]:
+    products = session.execute(select(Product).order_by(Product.id).limit(MAX_PRODUCTS)).scalars()
+    return [ProductTile(product.title, product.collection or "", price_label(product.price, product.currency),
+                        bool(product.in_stock)) for product in products]
+
+
+def _load(database_app: web.Application, shopper: Optional[DemoShopper]) -> Tuple[List[ProductTile], Optional[str]]:
+    with database_app[DATABASE].session(write=shopper is not None) as session:
+        store_id = store_id_of(session, shopper) if shopper is not None else None
+        return product_tiles(session), store_id
+
+
+async def demo_page(request: web.Request) -> web.StreamResponse:
+    settings = request.app[SETTINGS]
+    shoppers = demo_shoppers()
+    who = request.query.get("as", GUEST).strip().lower()
+    shopper = next((candidate for candidate in shoppers if candidate.key == who), None)
+    if who != GUEST and shopper is None:
+        choices = ", ".join([GUEST] + [candidate.key for candidate in shoppers])
+        return web.Response(status=400, text=f"Unknown demo shopper {who[:40]!r}: choose one of {choices}.")
+
+    products: List[ProductTile] = []
+    store_id: Optional[str] = None
+    database_error = False
+    try:
+        products, store_id = await in_executor(request.app, lambda: _load(request.app, shopper))
+    except Exception:  # the page still shows the widget (as a guest) and says what is wrong
+        log.exception("demo.page.database_failed")
+        database_error = True
+
+    # Imported here, not at the top: channels.widget brings in Rasa (seconds, ~100 MB), which the web
+    # app otherwise never needs; only the demo page pays for it.
+    from channels.widget import customer_token
+
+    secret = settings.widget_signing_secret
+    signed_in = SignedIn(shopper, store_id) if shopper is not None else None
+    shop: Shop = get_shop(settings.shop_file)
+    html = _templates.get_template("demo_store.html").render(
+        shop=shop,
+        shoppers=shoppers,
+        current=who,
+        signed_in=signed_in,
+        products=products,
+        database_error=database_error,
+        widget_on=bool(secret),
+        widget_script=widget_script_url(request.host, settings),
+        customer_id=store_id if secret and store_id else None,
+        customer_token=customer_token(secret, store_id) if secret and store_id else None,
+    )
+    return web.Response(
+        text=html,
+        content_type="text/html",
+        charset="utf-8",
+        # The page carries a customer token: never cached, never sent on as a referrer.
+        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff"},
+    )
