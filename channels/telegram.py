@@ -1,41 +1,57 @@
-"""Telegram input channel on python-telegram-bot 22 (webhook mode), at /webhooks/telegram/webhook.
+"""Telegram input channel on python-telegram-bot 22, at /webhooks/telegram/webhook (or long polling).
 
 Rasa 3.6's own Telegram channel (aiogram) checks no webhook secret and never answers callback queries;
 this one:
 
-- is configured from the environment (bot.settings: TELEGRAM_TOKEN, TELEGRAM_WEBHOOK_SECRET,
-  TELEGRAM_API_BASE); unset, every request gets 503 and nothing is processed;
+- is configured from the environment (bot.settings): TELEGRAM_TOKEN, TELEGRAM_WEBHOOK_SECRET,
+  TELEGRAM_MODE, TELEGRAM_API_BASE. `telegram_status(settings)` says in one line whether it is on and,
+  if not, what to set. In webhook mode (the default) it needs the token and the secret, and the secret
+  must be what Telegram accepts as setWebhook's secret_token: 1-256 characters of A-Z a-z 0-9 _ -.
+  Otherwise every request gets 503 and nothing is processed (a secret Telegram would refuse is logged
+  as an error naming the rule, never the secret);
 - refuses a request whose `X-Telegram-Bot-Api-Secret-Token` is not the webhook secret (403,
   constant-time compare) and bodies over 1 MB (413);
 - answers 200 to malformed JSON and to updates it cannot use, so Telegram does not retry them forever;
 - processes each `update_id` once;
 - hands text, button presses (callback queries, always answered), photos and `/start` deep links to the
-  conversation, and answers stickers, voice and other media with a short note;
+  conversation (`/start link_<token>` → `/link_account{"link_token": "<token>"}`, `/start ref_<code>` →
+  `/greet` with metadata referral_code), and answers stickers, voice and other media with a short note;
 - renders replies natively: text split at 4096 characters, buttons as an inline keyboard, images with
-  sendPhoto; 429 answers are retried after the time Telegram asks for, and messages to one chat are
-  paced (about one a second).
+  sendPhoto, product cards (Rasa `elements`) as a photo with a caption and an inline keyboard of link
+  and payload buttons; 429 answers are retried after the time Telegram asks for; messages to one chat
+  are paced (about one a second) and all messages together are held to about 30 a second (Telegram's
+  overall limit; counted per process).
 
-Per-process memory, by design for now (documented limits): the recent `update_id`s (dedup) and the
-long button payloads (callback_data is limited to 64 bytes; a longer payload is sent as a short random
-key and looked up when pressed) are kept in bounded in-memory maps. With several Rasa processes behind
-one webhook, or after a restart, a replayed update may be processed again and a button sent before the
-restart answers "that button has expired". A shared store (Redis) would lift both limits.
+Long polling (TELEGRAM_MODE=polling, for local development without a public https URL): when the server
+starts, the webhook is deleted and a background task asks Telegram for updates (getUpdates, 25 s long
+polls), handing each through the same path as a webhook update (dedupe included); errors back off
+exponentially up to a minute. The webhook route then answers 409. Only the token is needed.
+
+Shared state (bot.channel_state): the update ids seen (`telegram:update:<id>`, kept 24 h) and the long
+button payloads (callback_data is limited to 64 bytes; a longer payload is sent as an unguessable random
+key, `telegram:button:<key>`, kept 30 days, and looked up when pressed). With REDIS_URL set both live in
+Redis: every Rasa process behind the webhook shares them and they survive restarts. Without it they are
+in this process's memory (the `make run` default): a replay to another process or after a restart may be
+processed again, and a button sent before a restart answers "that button has expired".
 
 The `telegram.Bot` is created and initialised inside the server's own event loop (a
 `before_server_start` listener, or lazily on the first request when the listener could not reach
-Telegram) and shut down after the server stops.
+Telegram) and shut down after the server stops. The bot token is never logged (httpx, which would log
+request URLs that contain it, is kept at WARNING).
 """
 from __future__ import annotations
 
 import asyncio
 import hmac
 import json
+import logging
+import re
 import secrets
 import time
 import warnings
-from collections import OrderedDict
+from collections import deque
 from datetime import timedelta
-from typing import Any, Awaitable, Callable, Dict, Hashable, List, Optional, Text, Tuple, TypeVar
+from typing import Any, Awaitable, Callable, Deque, Dict, Iterable, List, Optional, Text, Tuple, TypeVar
 
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
 from sanic import Blueprint, response
@@ -43,88 +59,155 @@ from sanic.request import Request
 from sanic.exceptions import PayloadTooLarge
 from sanic.response import HTTPResponse
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.error import RetryAfter, TelegramError
+from telegram.error import BadRequest, Conflict, InvalidToken, RetryAfter, TelegramError
 from telegram.warnings import PTBDeprecationWarning
 
+from bot.channel_state import ChannelState, channel_state_for
 from bot.log import get_logger
 from bot.settings import Settings, get_settings
-from channels.render import split_text
+from channels.render import ProductCard, product_cards, split_text
 from channels.rest import clean_text
 
 log = get_logger(__name__)
+logging.getLogger("httpx").setLevel(logging.WARNING)  # its INFO lines carry URLs with the bot token
 
 CHANNEL_NAME = "telegram"
+WEBHOOK_PATH = "/webhooks/telegram/webhook"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+ALLOWED_UPDATES = ("message", "callback_query")
 MAX_BODY_BYTES = 1024 * 1024
 MAX_TEXT_CHARS = 4096
+MAX_CAPTION_CHARS = 1024
 MAX_CALLBACK_DATA_BYTES = 64
-# A callback_data that starts with this is a key into the long-payload store, never a payload itself.
+# A callback_data that starts with this is a key into the shared state, never a payload itself.
 SHORT_KEY_PREFIX = "~k:"
-RECENT_UPDATES = 10_000
-STORED_PAYLOADS = 10_000
+UPDATE_TTL_SECONDS = 24 * 60 * 60
+BUTTON_TTL_SECONDS = 30 * 24 * 60 * 60
+MESSAGES_PER_SECOND = 30
+POLL_TIMEOUT_SECONDS = 25
+
+SECRET_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,256}")
+SECRET_RULE = "TELEGRAM_WEBHOOK_SECRET must be 1-256 characters of A-Z a-z 0-9 _ -"
+MISSING_WEBHOOK_SETTINGS = "set TELEGRAM_TOKEN and TELEGRAM_WEBHOOK_SECRET"
+MISSING_TOKEN = "set TELEGRAM_TOKEN"
+TOKEN_REJECTED = "Telegram rejected TELEGRAM_TOKEN (401 Unauthorized): check the token @BotFather gave you"
+# Deep-link values after link_ / ref_ (Telegram's own start-parameter charset).
+DEEP_LINK_VALUE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+SHORT_KEY = re.compile(r"[A-Za-z0-9_-]{1,43}")
+
 NOT_CONFIGURED = "telegram channel is not configured"
+POLLING_MODE = (
+    "telegram channel is in long-polling mode (TELEGRAM_MODE=polling): it fetches updates itself and "
+    "accepts none on the webhook; set TELEGRAM_MODE=webhook to use the webhook"
+)
 UNSUPPORTED_REPLY = "Sorry, I can only read text and photos here. Please type your question."
 EXPIRED_BUTTON_REPLY = "That button has expired. Please ask me again and I'll show fresh options."
 ERROR_REPLY = "Sorry, something went wrong on my side. Please try again in a moment."
 
 T = TypeVar("T")
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[Any]]
 
 
-class BoundedLru:
-    """Insertion-ordered map that forgets its oldest entries beyond `capacity`."""
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self._items: "OrderedDict[Hashable, Any]" = OrderedDict()
-
-    def __contains__(self, key: Hashable) -> bool:
-        return key in self._items
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def get(self, key: Hashable) -> Any:
-        if key not in self._items:
-            return None
-        self._items.move_to_end(key)
-        return self._items[key]
-
-    def put(self, key: Hashable, value: Any = True) -> None:
-        self._items[key] = value
-        self._items.move_to_end(key)
-        while len(self._items) > self.capacity:
-            self._items.popitem(last=False)
-
-    def discard(self, key: Hashable) -> None:
-        self._items.pop(key, None)
-
-    def add_if_new(self, key: Hashable) -> bool:
-        """Remember `key`; False if it was already remembered."""
-        if key in self._items:
-            self._items.move_to_end(key)
-            return False
-        self.put(key)
-        return True
+# -- configuration ----------------------------------------------------------------------------------
 
 
-class PayloadStore:
-    """Button payloads → callback_data of at most 64 bytes, and back."""
+def valid_webhook_secret(secret: Optional[str]) -> bool:
+    """Whether Telegram accepts `secret` as setWebhook's secret_token."""
+    return bool(secret) and SECRET_PATTERN.fullmatch(secret or "") is not None
 
-    def __init__(self, capacity: int = STORED_PAYLOADS) -> None:
-        self._long = BoundedLru(capacity)
 
-    def callback_data(self, payload: str) -> str:
-        if len(payload.encode("utf-8")) <= MAX_CALLBACK_DATA_BYTES and not payload.startswith(SHORT_KEY_PREFIX):
-            return payload
-        key = SHORT_KEY_PREFIX + secrets.token_urlsafe(12)
-        self._long.put(key, payload)
-        return key
+def telegram_problem(settings: Settings) -> Optional[str]:
+    """Why the channel is off (what to set), or None when it is on."""
+    if settings.telegram_mode == "polling":
+        return None if settings.telegram_token else MISSING_TOKEN
+    if not (settings.telegram_token and settings.telegram_webhook_secret):
+        return MISSING_WEBHOOK_SETTINGS
+    if not valid_webhook_secret(settings.telegram_webhook_secret):
+        return SECRET_RULE
+    return None
 
-    def payload(self, callback_data: str) -> Optional[str]:
-        """The payload a button carried; None for a short key this process no longer knows."""
-        if callback_data.startswith(SHORT_KEY_PREFIX):
-            return self._long.get(callback_data)
+
+def telegram_status(settings: Settings) -> str:
+    """One line for the operator, e.g. "telegram: on (webhook)" or "telegram: off — set TELEGRAM_TOKEN …"."""
+    problem = telegram_problem(settings)
+    if problem is not None:
+        return f"telegram: off — {problem}"
+    return "telegram: on (long polling)" if settings.telegram_mode == "polling" else "telegram: on (webhook)"
+
+
+class TokenRejected(RuntimeError):
+    """Telegram refused the bot token (the message never contains the token)."""
+
+
+class StateUnavailable(RuntimeError):
+    """The shared channel state (Redis) could not be reached."""
+
+
+# -- shared state -----------------------------------------------------------------------------------
+
+
+def update_key(update_id: int) -> str:
+    return f"telegram:update:{update_id}"
+
+
+def button_key(key: str) -> str:
+    return f"telegram:button:{key}"
+
+
+async def callback_data_for(state: ChannelState, payload: str) -> str:
+    """The callback_data for a button payload: itself if it fits in 64 bytes, else a short random key."""
+    if len(payload.encode("utf-8")) <= MAX_CALLBACK_DATA_BYTES and not payload.startswith(SHORT_KEY_PREFIX):
+        return payload
+    key = secrets.token_urlsafe(16)  # 128 random bits: not guessable
+    await state.put(button_key(key), payload, BUTTON_TTL_SECONDS)
+    return SHORT_KEY_PREFIX + key
+
+
+async def payload_for(state: ChannelState, callback_data: str) -> Optional[str]:
+    """The payload a pressed button carried; None for a short key that has expired or never existed."""
+    if not callback_data.startswith(SHORT_KEY_PREFIX):
         return callback_data
+    key = callback_data[len(SHORT_KEY_PREFIX):]
+    if not SHORT_KEY.fullmatch(key):
+        return None
+    return await state.get(button_key(key))
+
+
+# -- pacing -----------------------------------------------------------------------------------------
+
+
+class RateLimiter:
+    """At most `max_calls` in any `period` seconds (a sliding window), callers served in turn.
+
+    Telegram allows a bot about 30 messages a second overall; `acquire()` waits until one more fits.
+    """
+
+    def __init__(
+        self, max_calls: int = MESSAGES_PER_SECOND, period: float = 1.0, clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        if max_calls < 1 or period <= 0:
+            raise ValueError("max_calls must be at least 1 and period positive")
+        self.max_calls = max_calls
+        self.period = period
+        self._clock = clock
+        self._sleep = sleep
+        self._sent: Deque[float] = deque()
+        self._lock: Optional[asyncio.Lock] = None
+
+    async def acquire(self) -> None:
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:  # FIFO: a waiter holds the line, later callers queue behind it
+            now = self._clock()
+            while self._sent and self._sent[0] + self.period <= now:
+                self._sent.popleft()
+            if len(self._sent) >= self.max_calls:
+                # Wait until the oldest of the window leaves it; that frees exactly one place.
+                await self._sleep(self._sent[0] + self.period - now)
+                self._sent.popleft()
+            self._sent.append(self._clock())
 
 
 class ChatPacer:
@@ -167,6 +250,19 @@ def _seconds(error: RetryAfter) -> float:
     return float(retry_after)
 
 
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def card_caption(card: ProductCard) -> str:
+    """A product card's caption: title, then subtitle (its links are buttons), within 1024 characters."""
+    text = f"{card.title}\n{card.subtitle}" if card.subtitle else card.title
+    return _shorten(text, MAX_CAPTION_CHARS)
+
+
+# -- output -----------------------------------------------------------------------------------------
+
+
 class TelegramOutput(OutputChannel):
     """Sends the bot's responses to one Telegram chat."""
 
@@ -177,23 +273,30 @@ class TelegramOutput(OutputChannel):
     def __init__(
         self,
         bot: Bot,
-        payloads: PayloadStore,
+        state: ChannelState,
         pacer: ChatPacer,
+        limiter: RateLimiter,
         max_attempts: int = 4,
         max_retry_wait: float = 60.0,
     ) -> None:
         self.bot = bot
-        self.payloads = payloads
+        self.state = state
         self.pacer = pacer
+        self.limiter = limiter
         self.max_attempts = max_attempts
         self.max_retry_wait = max_retry_wait
 
     async def _send(self, chat_id: str, call: Callable[[], Awaitable[T]]) -> T:
-        """One API call, paced per chat, retried after 429 RetryAfter up to `max_attempts` times."""
+        """One message: paced per chat and overall, retried after 429 RetryAfter up to `max_attempts` times."""
+
+        async def limited() -> T:
+            await self.limiter.acquire()
+            return await call()
+
         attempt = 1
         while True:
             try:
-                return await self.pacer.run(chat_id, call)
+                return await self.pacer.run(chat_id, limited)
             except RetryAfter as error:
                 wait = _seconds(error)
                 if attempt >= self.max_attempts or wait > self.max_retry_wait:
@@ -203,6 +306,14 @@ class TelegramOutput(OutputChannel):
                 await asyncio.sleep(wait)
                 attempt += 1
 
+    async def _keyboard(self, buttons: Iterable[Dict[Text, Any]]) -> InlineKeyboardMarkup:
+        rows = []
+        for button in buttons:
+            payload = str(button.get("payload", button.get("title", "")))
+            data = await callback_data_for(self.state, payload)
+            rows.append([InlineKeyboardButton(str(button.get("title", "")), callback_data=data)])
+        return InlineKeyboardMarkup(rows)
+
     async def send_text_message(self, recipient_id: Text, text: Text, **kwargs: Any) -> None:
         for part in split_text(text, MAX_TEXT_CHARS):
             await self._send(recipient_id, lambda part=part: self.bot.send_message(chat_id=recipient_id, text=part))
@@ -211,13 +322,9 @@ class TelegramOutput(OutputChannel):
         self, recipient_id: Text, text: Text, buttons: List[Dict[Text, Any]], **kwargs: Any
     ) -> None:
         parts = split_text(text, MAX_TEXT_CHARS) or ["Please choose:"]
-        rows = [
-            [InlineKeyboardButton(str(button.get("title", "")), callback_data=self.payloads.callback_data(str(button.get("payload", button.get("title", "")))))]
-            for button in buttons
-        ]
+        markup = await self._keyboard(buttons)
         for part in parts[:-1]:
             await self._send(recipient_id, lambda part=part: self.bot.send_message(chat_id=recipient_id, text=part))
-        markup = InlineKeyboardMarkup(rows)
         await self._send(
             recipient_id,
             lambda: self.bot.send_message(chat_id=recipient_id, text=parts[-1], reply_markup=markup),
@@ -231,8 +338,44 @@ class TelegramOutput(OutputChannel):
     async def send_image_url(self, recipient_id: Text, image: Text, **kwargs: Any) -> None:
         await self._send(recipient_id, lambda: self.bot.send_photo(chat_id=recipient_id, photo=image))
 
+    async def send_elements(self, recipient_id: Text, elements: Iterable[Any], **kwargs: Any) -> None:
+        """Product cards: each a photo (or, without one, a message) with its buttons as an inline keyboard."""
+        cards = product_cards(list(elements) if elements is not None else [])
+        if not cards:
+            log.info("telegram.send.no_cards")
+            return
+        for card in cards:
+            await self._send_card(recipient_id, card)
+
+    async def _send_card(self, recipient_id: Text, card: ProductCard) -> None:
+        rows = []
+        for button in card.buttons:
+            if button.url:
+                rows.append([InlineKeyboardButton(button.title, url=button.url)])
+            elif button.payload:
+                data = await callback_data_for(self.state, button.payload)
+                rows.append([InlineKeyboardButton(button.title, callback_data=data)])
+        markup = InlineKeyboardMarkup(rows) if rows else None
+        caption = card_caption(card)
+        if card.image_url:
+            try:
+                await self._send(
+                    recipient_id,
+                    lambda: self.bot.send_photo(chat_id=recipient_id, photo=card.image_url, caption=caption, reply_markup=markup),
+                )
+                return
+            except BadRequest as error:  # e.g. Telegram could not fetch the image: the card as a message
+                log.warning("telegram.send.card_photo_refused", error=str(error))
+        await self._send(
+            recipient_id, lambda: self.bot.send_message(chat_id=recipient_id, text=caption, reply_markup=markup)
+        )
+
     async def send_custom_json(self, recipient_id: Text, json_message: Dict[Text, Any], **kwargs: Any) -> None:
-        log.info("telegram.send.custom_ignored")
+        text = json_message.get("text") if isinstance(json_message, dict) else None
+        if isinstance(text, str) and text.strip():
+            await self.send_text_message(recipient_id, text)
+        else:
+            log.info("telegram.send.custom_ignored", reason="no text")
 
     async def answer_callback(self, callback_query_id: str) -> None:
         try:
@@ -241,8 +384,11 @@ class TelegramOutput(OutputChannel):
             log.warning("telegram.callback.answer_failed", exc_info=True)
 
 
+# -- input ------------------------------------------------------------------------------------------
+
+
 class TelegramInput(InputChannel):
-    """Telegram webhook channel; see the module docstring."""
+    """Telegram webhook (or long-polling) channel; see the module docstring."""
 
     @classmethod
     def name(cls) -> Text:
@@ -256,26 +402,48 @@ class TelegramInput(InputChannel):
     def __init__(
         self,
         settings: Optional[Settings] = None,
+        state: Optional[ChannelState] = None,
         pacing_interval: float = 1.0,
         max_attempts: int = 4,
         max_retry_wait: float = 60.0,
+        messages_per_second: int = MESSAGES_PER_SECOND,
+        poll_timeout: int = POLL_TIMEOUT_SECONDS,
+        poll_backoff: Tuple[float, float] = (1.0, 60.0),
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self._settings = settings
-        self.payloads = PayloadStore()
+        self._state = state
         self.pacer = ChatPacer(pacing_interval)
-        self.recent_updates = BoundedLru(RECENT_UPDATES)
+        self.limiter = RateLimiter(messages_per_second, 1.0)
         self.max_attempts = max_attempts
         self.max_retry_wait = max_retry_wait
+        self.poll_timeout = poll_timeout
+        self.poll_backoff = poll_backoff
+        self.poll_offset: Optional[int] = None
+        self._sleep = sleep  # the polling back-off's
         self.bot: Optional[Bot] = None
         self._bot_lock: Optional[asyncio.Lock] = None
+        self._poller: Optional["asyncio.Task[None]"] = None
 
     @property
     def settings(self) -> Settings:
         return self._settings or get_settings()
 
     @property
+    def state(self) -> ChannelState:
+        return self._state if self._state is not None else channel_state_for(self.settings)
+
+    @property
+    def problem(self) -> Optional[str]:
+        return telegram_problem(self.settings)
+
+    @property
     def configured(self) -> bool:
-        return bool(self.settings.telegram_token and self.settings.telegram_webhook_secret)
+        return self.problem is None
+
+    @property
+    def polling(self) -> bool:
+        return self.settings.telegram_mode == "polling"
 
     # -- the Bot's life, inside the server's event loop -------------------------------------------
 
@@ -289,23 +457,27 @@ class TelegramInput(InputChannel):
             self._bot_lock = asyncio.Lock()
         async with self._bot_lock:
             if self.bot is None:
-                bot = Bot(self.settings.telegram_token, base_url=self.settings.telegram_api_base)
-                await bot.initialize()
+                bot = Bot(self.settings.telegram_token or "", base_url=self.settings.telegram_api_base)
+                try:
+                    await bot.initialize()
+                except BaseException as error:
+                    await _quietly_shut_down(bot)
+                    if isinstance(error, InvalidToken):  # PTB's message quotes the token
+                        raise TokenRejected(TOKEN_REJECTED) from None
+                    raise
                 self.bot = bot
-                log.info("telegram.bot.started", username=bot.username)
+                log.info("telegram.bot.started", username=bot.username, mode=self.settings.telegram_mode)
         return self.bot
 
     async def stop_bot(self) -> None:
+        await self.stop_polling()
         bot, self.bot = self.bot, None
         self._bot_lock = None
         if bot is not None:
-            try:
-                await bot.shutdown()
-            except Exception:  # stopping must not fail the server's shutdown
-                log.warning("telegram.bot.shutdown_failed", exc_info=True)
+            await _quietly_shut_down(bot)
 
     def output(self, bot: Bot) -> TelegramOutput:
-        return TelegramOutput(bot, self.payloads, self.pacer, self.max_attempts, self.max_retry_wait)
+        return TelegramOutput(bot, self.state, self.pacer, self.limiter, self.max_attempts, self.max_retry_wait)
 
     def get_output_channel(self) -> Optional[OutputChannel]:
         return self.output(self.bot) if self.bot is not None else None
@@ -317,13 +489,26 @@ class TelegramInput(InputChannel):
 
         @webhook.listener("before_server_start")
         async def start(_app: Any, _loop: Any) -> None:
-            if not self.configured:
-                log.info("telegram.channel.disabled", reason=NOT_CONFIGURED)
+            problem = self.problem
+            if problem == SECRET_RULE:
+                log.error("telegram.channel.disabled", reason=SECRET_RULE)
+                return
+            if problem is not None:
+                log.info("telegram.channel.disabled", reason=problem)
+                return
+            if self.polling:
+                self.start_polling(on_new_message)  # starts the Bot itself, retrying until Telegram answers
                 return
             try:
                 await self.start_bot()
+            except TokenRejected as error:
+                log.error("telegram.bot.start_failed", reason=str(error))
             except Exception:  # Telegram unreachable at start: retried on the first update
                 log.warning("telegram.bot.start_failed", exc_info=True)
+
+        @webhook.listener("before_server_stop")
+        async def stop_polling(_app: Any, _loop: Any) -> None:
+            await self.stop_polling()
 
         @webhook.listener("after_server_stop")
         async def stop(_app: Any, _loop: Any) -> None:
@@ -331,7 +516,9 @@ class TelegramInput(InputChannel):
 
         @webhook.route("/", methods=["GET"])
         async def health(_: Request) -> HTTPResponse:
-            return response.json({"status": "ok" if self.configured else "not configured"})
+            if not self.configured:
+                return response.json({"status": "not configured"})
+            return response.json({"status": "ok", "mode": self.settings.telegram_mode})
 
         # Streamed: the secret and Content-Length are checked before the body is read, and no more than
         # MAX_BODY_BYTES of it is ever buffered.
@@ -347,6 +534,9 @@ class TelegramInput(InputChannel):
         settings = self.settings
         if not self.configured:
             return response.json({"error": NOT_CONFIGURED}, status=503)
+        if self.polling:
+            log.info("telegram.request.refused", status=409, reason="polling mode")
+            return response.json({"error": POLLING_MODE}, status=409)
         given = request.headers.get(SECRET_HEADER, "")
         expected = settings.telegram_webhook_secret or ""
         if not hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected.encode("utf-8")):
@@ -367,15 +557,14 @@ class TelegramInput(InputChannel):
             log.warning("telegram.update.malformed", bytes=len(body))
             return response.json({"ok": True, "processed": False})
         update_id = data["update_id"]
-        if not self.recent_updates.add_if_new(update_id):
-            log.info("telegram.update.duplicate", update_id=update_id)
-            return response.json({"ok": True, "processed": False})
         try:
             bot = await self.start_bot()
-        except Exception:
-            # Not reachable now: forget the update so Telegram's retry (after a 5xx) is processed.
-            self.recent_updates.discard(update_id)
-            log.exception("telegram.bot.unavailable", update_id=update_id)
+        except Exception as error:
+            # Not reachable now: 503, so Telegram retries the update later (it was not marked as seen).
+            if isinstance(error, TokenRejected):
+                log.error("telegram.bot.unavailable", update_id=update_id, reason=str(error))
+            else:
+                log.exception("telegram.bot.unavailable", update_id=update_id)
             return response.json({"error": "telegram is not reachable"}, status=503)
         assert bot is not None
         try:
@@ -383,8 +572,88 @@ class TelegramInput(InputChannel):
         except Exception:
             log.warning("telegram.update.malformed", update_id=update_id, exc_info=True)
             return response.json({"ok": True, "processed": False})
-        processed = await self.handle_update(update, bot, on_new_message)
+        try:
+            processed = await self.process_update(update, bot, on_new_message)
+        except StateUnavailable:
+            return response.json({"error": "temporarily unavailable"}, status=503)
         return response.json({"ok": True, "processed": processed})
+
+    # -- long polling -------------------------------------------------------------------------------
+
+    def start_polling(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> None:
+        if self._poller is None or self._poller.done():
+            self._poller = asyncio.get_running_loop().create_task(self._poll(on_new_message), name="telegram-polling")
+
+    async def stop_polling(self) -> None:
+        task, self._poller = self._poller, None
+        if task is None or task.done():
+            return
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+        except Exception:
+            log.warning("telegram.polling.stop_failed", exc_info=True)
+        log.info("telegram.polling.stopped")
+
+    async def _poll(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> None:
+        """getUpdates in a loop until cancelled; see the module docstring."""
+        first_delay, max_delay = self.poll_backoff
+        delay = first_delay
+        webhook_deleted = False
+        while True:
+            try:
+                bot = await self.start_bot()
+                assert bot is not None
+                if not webhook_deleted:
+                    await bot.delete_webhook()  # getUpdates is refused while a webhook is set
+                    webhook_deleted = True
+                    log.info("telegram.polling.started", username=bot.username)
+                updates = await bot.get_updates(
+                    offset=self.poll_offset, timeout=self.poll_timeout, allowed_updates=list(ALLOWED_UPDATES)
+                )
+                for update in updates:
+                    # Raises only when the shared state is down: the update is fetched again later.
+                    await self.process_update(update, bot, on_new_message)
+                    self.poll_offset = update.update_id + 1  # confirmed to Telegram by the next call
+                delay = first_delay
+                continue
+            except asyncio.CancelledError:
+                raise
+            except RetryAfter as error:
+                wait = min(_seconds(error), max_delay)
+                log.info("telegram.polling.retry_after", retry_after=wait)
+                await self._sleep(wait)
+                continue
+            except TokenRejected as error:
+                log.error("telegram.polling.failed", reason=str(error), retry_in=delay)
+            except Conflict as error:  # a webhook was set meanwhile, or another process polls this bot
+                webhook_deleted = False
+                log.error(
+                    "telegram.polling.conflict", error=str(error), retry_in=delay,
+                    hint="only one process may poll a bot, and not while a webhook is set",
+                )
+            except Exception:
+                log.warning("telegram.polling.failed", retry_in=delay, exc_info=True)
+            await self._sleep(delay)
+            delay = min(delay * 2, max_delay)
+
+    # -- one update, from the webhook or from polling ----------------------------------------------------
+
+    async def process_update(
+        self, update: Update, bot: Bot, on_new_message: Callable[[UserMessage], Awaitable[Any]]
+    ) -> bool:
+        """Handle an update unless this update_id was seen before (by any process sharing the state)."""
+        try:
+            fresh = await self.state.first_time(update_key(update.update_id), UPDATE_TTL_SECONDS)
+        except Exception as error:
+            log.exception("telegram.state.unavailable", update_id=update.update_id)
+            raise StateUnavailable(str(error)) from error
+        if not fresh:
+            log.info("telegram.update.duplicate", update_id=update.update_id)
+            return False
+        return await self.handle_update(update, bot, on_new_message)
 
     async def handle_update(
         self, update: Update, bot: Bot, on_new_message: Callable[[UserMessage], Awaitable[Any]]
@@ -398,7 +667,12 @@ class TelegramInput(InputChannel):
                     log.info("telegram.update.ignored", update_id=update.update_id, kind="callback_outside_private_chat")
                     return False
                 sender = str(message.chat.id)
-                payload = self.payloads.payload(query.data or "")
+                try:
+                    payload = await payload_for(self.state, query.data or "")
+                except Exception:
+                    log.exception("telegram.state.unavailable", update_id=update.update_id)
+                    await output.send_text_message(sender, ERROR_REPLY)
+                    return False
                 if not payload:
                     await output.send_text_message(sender, EXPIRED_BUTTON_REPLY)
                     return False
@@ -423,12 +697,7 @@ class TelegramInput(InputChannel):
             text = clean_text(message.text)
             command, _, argument = text.partition(" ")
             if command.split("@", 1)[0] == "/start":
-                argument = argument.strip()
-                if argument.startswith(("ref_", "link_")):
-                    metadata["deep_link"] = argument
-                    text = "/start"
-                else:
-                    text = "/greet"
+                text = _start_text(argument.strip(), metadata)
             if not text:
                 await output.send_text_message(sender, "I received an empty message. What can I help you with?")
                 return False
@@ -469,6 +738,28 @@ class TelegramInput(InputChannel):
             except Exception:
                 log.warning("telegram.error_reply.failed", update_id=update_id, exc_info=True)
             return False
+
+
+def _start_text(argument: str, metadata: Dict[str, Any]) -> str:
+    """The message a `/start [argument]` stands for; deep links add to `metadata`.
+
+    `link_<token>` → /link_account{"link_token": token}; `ref_<code>` → /greet with referral_code; anything
+    else (or a token or code outside [A-Za-z0-9_-]{1,64}) → /greet.
+    """
+    kind, _, value = argument.partition("_")
+    if kind in ("link", "ref") and DEEP_LINK_VALUE.fullmatch(value):
+        metadata["deep_link"] = argument
+        if kind == "link":
+            return "/link_account" + json.dumps({"link_token": value})
+        metadata["referral_code"] = value
+    return "/greet"
+
+
+async def _quietly_shut_down(bot: Bot) -> None:
+    try:
+        await bot.shutdown()
+    except Exception:  # stopping must not fail the server's shutdown
+        log.warning("telegram.bot.shutdown_failed", exc_info=True)
 
 
 def _too_large(size: Optional[int]) -> HTTPResponse:

@@ -1,10 +1,16 @@
 """The Telegram channel through its real HTTP endpoint (a Sanic server on a free port, registered the way
 `rasa run` registers channels) against a local fake Bot API server. The conversation is replaced by a
-handler that records each UserMessage and answers through the message's output channel."""
+handler that records each UserMessage and answers through the message's output channel.
+
+Each server gets its own in-memory channel state (the process-wide one would carry update ids from test
+to test); the Redis tests give two servers one Redis, as two Rasa processes would share it."""
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
+import random
+import socket
 import time
 import uuid
 from pathlib import Path
@@ -15,18 +21,30 @@ import pytest
 from rasa.core.channels.channel import UserMessage, register
 from sanic import Sanic
 
+from bot.channel_state import MemoryChannelState, RedisChannelState
 from bot.settings import Settings
 from channels.telegram import (
+    BUTTON_TTL_SECONDS,
+    EXPIRED_BUTTON_REPLY,
     MAX_BODY_BYTES,
     MAX_CALLBACK_DATA_BYTES,
+    MAX_CAPTION_CHARS,
+    POLLING_MODE,
     SECRET_HEADER,
+    SECRET_RULE,
+    SHORT_KEY_PREFIX,
     UNSUPPORTED_REPLY,
-    BoundedLru,
+    UPDATE_TTL_SECONDS,
     ChatPacer,
-    PayloadStore,
+    RateLimiter,
     TelegramInput,
+    callback_data_for,
+    payload_for,
+    telegram_status,
+    valid_webhook_secret,
 )
 from tests.fakes.telegram_api import FakeTelegramApi
+from tests.services import REDIS_URL, require_service
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "telegram"
 TOKEN = "123456:TEST-token_for-the-fake-api"
@@ -50,7 +68,8 @@ class FakeAgent:
         self.messages.append(message)
         if self.fail:
             raise RuntimeError("the model fell over")
-        await message.output_channel.send_response(message.sender_id, self.reply)
+        # A copy: Rasa's send_response pops the keys of the dict it is given.
+        await message.output_channel.send_response(message.sender_id, copy.deepcopy(self.reply))
 
 
 class Harness:
@@ -68,18 +87,30 @@ class Harness:
             return reply.status, (json.loads(text) if text else None)
 
 
+def settings_for(tmp_path: Path, api: Optional[FakeTelegramApi] = None, **env: str) -> Settings:
+    values = {"RAPPORT_DATA_DIR": str(tmp_path / "var"), "TELEGRAM_TOKEN": TOKEN, "TELEGRAM_WEBHOOK_SECRET": SECRET}
+    if api is not None:
+        values["TELEGRAM_API_BASE"] = api.base_url
+    values.update(env)
+    return Settings.from_env({key: value for key, value in values.items() if value is not None})
+
+
 async def _serve(settings: Settings, **channel_options: Any):
     Sanic.test_mode = True
     app = Sanic(f"telegram_test_{uuid.uuid4().hex[:8]}")
     agent = FakeAgent()
     app.ctx.agent = agent
+    channel_options.setdefault("state", MemoryChannelState())
     channel = TelegramInput(settings, **channel_options)
     register([channel], app, route="/webhooks/")
-    server = await app.create_server(host="127.0.0.1", port=0, return_asyncio_server=True)
+    # A socket of our own on a free port: Sanic 21.12 takes port=0 for its default 8000.
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = await app.create_server(sock=sock, return_asyncio_server=True, access_log=False)
     await server.startup()
     await server.before_start()
     await server.after_start()
-    port = server.server.sockets[0].getsockname()[1]
     return app, server, agent, channel, f"http://127.0.0.1:{port}"
 
 
@@ -186,7 +217,7 @@ async def test_an_expired_short_key_is_answered_and_explained(tg: Harness) -> No
     assert status == 200 and body["processed"] is False
     assert tg.agent.messages == []
     assert len(tg.api.called("answerCallbackQuery")) == 1
-    assert "expired" in tg.api.called("sendMessage")[0]["text"]
+    assert tg.api.called("sendMessage")[0]["text"] == EXPIRED_BUTTON_REPLY
 
 
 async def test_a_callback_query_is_answered_even_when_the_turn_fails(tg: Harness) -> None:
@@ -261,7 +292,7 @@ async def test_telegram_unreachable_gives_503_so_the_update_is_retried(tmp_path:
             async with session.post(url + WEBHOOK, json=fixture("text_message"), headers={SECRET_HEADER: SECRET}) as reply:
                 assert reply.status == 503
         assert agent.messages == []
-        assert 10001 not in channel.recent_updates  # Telegram's retry will be processed
+        assert await channel.state.get("telegram:update:10001") is None  # Telegram's retry will be processed
     finally:
         await _stop(server)
 
@@ -318,23 +349,38 @@ async def test_a_photo_without_caption_is_slash_photo(tg: Harness) -> None:
     assert tg.agent.messages[0].text == "/photo"
 
 
+async def test_the_referral_deep_link_fixture_greets_with_the_referral_code(tg: Harness) -> None:
+    await tg.post(fixture("start_deeplink"))  # "/start ref_AbC123xYz"
+    [message] = tg.agent.messages
+    assert message.text == "/greet" and message.sender_id == "2222222"
+    assert message.metadata["referral_code"] == "AbC123xYz" and message.metadata["deep_link"] == "ref_AbC123xYz"
+
+
 @pytest.mark.parametrize(
-    "text, expected_text, deep_link",
+    "text, expected_text, deep_link, referral_code",
     [
-        ("/start ref_AbC123xYz", "/start", "ref_AbC123xYz"),
-        ("/start link_tok3n-42", "/start", "link_tok3n-42"),
-        ("/start", "/greet", None),
-        ("/start@shop_bot", "/greet", None),
-        ("/start somethingelse", "/greet", None),
+        ("/start ref_AbC123xYz", "/greet", "ref_AbC123xYz", "AbC123xYz"),
+        ("/start link_tok3n-42", '/link_account{"link_token": "tok3n-42"}', "link_tok3n-42", None),
+        ("/start@shop_bot link_" + "A" * 64, '/link_account{"link_token": "' + "A" * 64 + '"}', "link_" + "A" * 64, None),
+        ("/start link_" + "A" * 65, "/greet", None, None),  # too long: plain /start
+        ('/start link_x"}, "customer_id": 1', "/greet", None, None),  # outside the charset: plain /start
+        ("/start link_", "/greet", None, None),
+        ("/start ref_bad.code", "/greet", None, None),
+        ("/start", "/greet", None, None),
+        ("/start@shop_bot", "/greet", None, None),
+        ("/start somethingelse", "/greet", None, None),
     ],
 )
-async def test_start_and_deep_links(tg: Harness, text: str, expected_text: str, deep_link: Optional[str]) -> None:
+async def test_start_and_deep_links(
+    tg: Harness, text: str, expected_text: str, deep_link: Optional[str], referral_code: Optional[str]
+) -> None:
     update = fixture("start_deeplink")
     update["message"]["text"] = text
     await tg.post(update)
     [message] = tg.agent.messages
     assert message.text == expected_text and message.sender_id == "2222222"
     assert message.metadata.get("deep_link") == deep_link
+    assert message.metadata.get("referral_code") == referral_code
 
 
 async def test_a_long_reply_is_split_into_telegram_sized_messages(tg: Harness) -> None:
@@ -344,7 +390,7 @@ async def test_a_long_reply_is_split_into_telegram_sized_messages(tg: Harness) -
     assert len(sent) == 2 and all(len(text) <= 4096 for text in sent)
 
 
-async def test_an_image_is_sent_with_send_photo_and_custom_json_is_ignored(tg: Harness) -> None:
+async def test_an_image_is_sent_with_send_photo_and_custom_json_without_text_is_skipped(tg: Harness) -> None:
     tg.agent.reply = {"image": "https://shop.example/p/1.jpg"}
     await tg.post(fixture("text_message"))
     tg.agent.reply = {"custom": {"anything": 1}}
@@ -384,20 +430,25 @@ def test_secrets_stay_out_of_settings_repr(tmp_path: Path) -> None:
     assert settings.telegram_api_base == "https://api.telegram.org/bot"
 
 
-def test_the_payload_store_keeps_short_payloads_and_keys_long_ones() -> None:
-    store = PayloadStore(capacity=2)
-    assert store.callback_data("/affirm") == "/affirm"
-    keys = [store.callback_data("/x" + "y" * 100 + str(i)) for i in range(3)]
-    assert all(len(key.encode()) <= MAX_CALLBACK_DATA_BYTES for key in keys)
-    assert store.payload(keys[0]) is None  # bounded: the oldest is forgotten
-    assert store.payload(keys[2]) == "/x" + "y" * 100 + "2"
-    assert store.callback_data("~k:looks-like-a-key") != "~k:looks-like-a-key"  # never mistaken for a key
-
-
-def test_the_update_lru_is_bounded() -> None:
-    seen = BoundedLru(3)
-    assert all(seen.add_if_new(i) for i in range(4))
-    assert len(seen) == 3 and seen.add_if_new(0) and not seen.add_if_new(3)
+async def test_short_payloads_travel_as_they_are_and_long_ones_by_random_keys_in_the_state() -> None:
+    now = [1000.0]
+    state = MemoryChannelState(clock=lambda: now[0])
+    assert await callback_data_for(state, "/affirm") == "/affirm"
+    long_payload = "/x" + "y" * 100
+    keys = {await callback_data_for(state, long_payload) for _ in range(50)}
+    assert len(keys) == 50  # a fresh unguessable key each time
+    key = keys.pop()
+    assert key.startswith(SHORT_KEY_PREFIX) and len(key.encode()) <= MAX_CALLBACK_DATA_BYTES
+    assert len(key) - len(SHORT_KEY_PREFIX) >= 22  # 128 random bits, URL-safe base64
+    assert await state.get("telegram:button:" + key[len(SHORT_KEY_PREFIX):]) == long_payload
+    assert await payload_for(state, key) == long_payload
+    assert await payload_for(state, "q1:a") == "q1:a"
+    assert await payload_for(state, SHORT_KEY_PREFIX + "not*a*key") is None
+    assert await callback_data_for(state, "~k:looks-like-a-key") != "~k:looks-like-a-key"  # never mistaken for a key
+    now[0] += BUTTON_TTL_SECONDS - 1
+    assert await payload_for(state, key) == long_payload
+    now[0] += 2
+    assert await payload_for(state, key) is None  # kept 30 days
 
 
 async def test_messages_to_one_chat_are_paced_and_other_chats_are_not_held_up() -> None:
@@ -414,3 +465,420 @@ async def test_messages_to_one_chat_are_paced_and_other_chats_are_not_held_up() 
     one = times["1"]
     assert len(one) == 3 and one[1] - one[0] >= 0.19 and one[2] - one[1] >= 0.19
     assert times["2"][0] - started < 0.1
+
+
+# ---------------------------------------------------------------- dedupe and button keys in the shared state
+
+
+async def test_an_update_is_remembered_for_a_day(tmp_path: Path) -> None:
+    now = [5000.0]
+    api = await FakeTelegramApi(TOKEN).start()
+    _app, server, agent, _channel, url = await _serve(
+        settings_for(tmp_path, api), state=MemoryChannelState(clock=lambda: now[0]), pacing_interval=0.0
+    )
+    harness = Harness(api, agent, _channel, url)
+    try:
+        assert (await harness.post(fixture("text_message")))[1]["processed"] is True
+        now[0] += UPDATE_TTL_SECONDS - 1
+        assert (await harness.post(fixture("text_message")))[1]["processed"] is False
+        now[0] += 2  # Telegram gives up redelivering long before a day
+        assert (await harness.post(fixture("text_message")))[1]["processed"] is True
+    finally:
+        await harness.session.close()
+        await _stop(server)
+        await api.stop()
+
+
+async def test_concurrent_deliveries_of_one_update_make_one_turn(tg: Harness) -> None:
+    results = await asyncio.gather(*(tg.post(fixture("text_message")) for _ in range(5)))
+    assert [body["processed"] for _status, body in results].count(True) == 1
+    assert len(tg.agent.messages) == 1
+
+
+class BrokenState(MemoryChannelState):
+    async def first_time(self, key: str, ttl_seconds: int) -> bool:
+        raise ConnectionError("redis is down")
+
+
+async def test_a_state_store_outage_is_503_so_telegram_retries(tmp_path: Path) -> None:
+    api = await FakeTelegramApi(TOKEN).start()
+    _app, server, agent, channel, url = await _serve(settings_for(tmp_path, api), state=BrokenState())
+    harness = Harness(api, agent, channel, url)
+    try:
+        status, body = await harness.post(fixture("text_message"))
+        assert status == 503 and body["error"]
+        assert agent.messages == [] and api.called("sendMessage") == []
+    finally:
+        await harness.session.close()
+        await _stop(server)
+        await api.stop()
+
+
+def random_update_id() -> int:
+    return random.randint(10**9, 2**31 - 1)
+
+
+async def test_two_processes_sharing_redis_resolve_each_others_button_keys_and_dedupe_together(tmp_path: Path) -> None:
+    """Two TelegramInput servers (as two Rasa processes behind one webhook), each with its own Redis client."""
+    require_service("Redis", 6379)
+    api = await FakeTelegramApi(TOKEN).start()
+    settings = settings_for(tmp_path, api)
+    states = [RedisChannelState(REDIS_URL), RedisChannelState(REDIS_URL)]
+    servers = [await _serve(settings, state=state, pacing_interval=0.0) for state in states]
+    one, two = (Harness(api, agent, channel, url) for _app, _server, agent, channel, url in servers)
+    update_ids = [random_update_id() for _ in range(3)]
+    try:
+        long_payload = '/redeem_reward{"reward": "' + "gift-wrapping-for-every-order-" * 3 + '"}'
+        one.agent.reply = {"text": "Which reward?", "buttons": [{"title": "Gift wrap", "payload": long_payload}]}
+        text = fixture("text_message")
+        text["update_id"] = update_ids[0]
+        assert (await one.post(text))[1]["processed"] is True
+        [sent] = api.called("sendMessage")
+        key = sent["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
+        assert key.startswith(SHORT_KEY_PREFIX) and long_payload not in key
+
+        # The press reaches the other process, which never saw the payload: it comes back in full.
+        press = fixture("callback_query")
+        press["update_id"] = update_ids[1]
+        press["callback_query"]["data"] = key
+        status, body = await two.post(press)
+        assert status == 200 and body["processed"] is True
+        assert [message.text for message in two.agent.messages] == [long_payload]
+
+        # One update delivered to both processes makes one turn.
+        again = fixture("text_message")
+        again["update_id"] = update_ids[2]
+        first, second = await one.post(again), await two.post(again)
+        assert first[1]["processed"] is True and second[1]["processed"] is False
+        assert len(one.agent.messages) == 2 and len(two.agent.messages) == 1
+    finally:
+        for state in states[:1]:
+            for update_id in update_ids:
+                await state.delete(f"telegram:update:{update_id}")
+        for harness in (one, two):
+            await harness.session.close()
+        for _app, server, *_ in servers:
+            await _stop(server)
+        for state in states:
+            await state.close()
+        await api.stop()
+
+
+# ---------------------------------------------------------------- the overall send limit
+
+
+class FakeTime:
+    """A clock that only moves when someone sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: List[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+        await asyncio.sleep(0)
+
+
+async def test_the_rate_limiter_lets_30_a_second_through_and_queues_the_rest_in_order() -> None:
+    fake = FakeTime()
+    limiter = RateLimiter(30, 1.0, clock=fake.clock, sleep=fake.sleep)
+    granted: List[tuple] = []
+
+    async def send(number: int) -> None:
+        await limiter.acquire()
+        granted.append((number, fake.now))
+
+    await asyncio.gather(*(send(number) for number in range(75)))
+    assert [number for number, _ in granted] == list(range(75))  # first come, first served
+    times = [at for _, at in granted]
+    assert times == [0.0] * 30 + [1.0] * 30 + [2.0] * 15
+    assert all(times[i + 30] - times[i] >= 1.0 for i in range(len(times) - 30))  # never 31 within a second
+    assert fake.sleeps == [1.0, 1.0]
+
+
+async def test_the_rate_limiter_does_not_wait_below_the_limit() -> None:
+    fake = FakeTime()
+    limiter = RateLimiter(3, 1.0, clock=fake.clock, sleep=fake.sleep)
+    for _ in range(10):
+        await limiter.acquire()
+        fake.now += 0.5  # 2 a second
+    assert fake.sleeps == [] and fake.now == 5.0
+    for _ in range(3):  # with the one at 4.5 s, three within the last second
+        await limiter.acquire()
+    assert fake.sleeps == [0.5]  # the third waited for the one at 4.5 s to leave the window
+
+
+async def test_messages_to_many_chats_share_the_overall_limit(tg: Harness) -> None:
+    fake = FakeTime()
+    tg.channel.limiter = RateLimiter(2, 1.0, clock=fake.clock, sleep=fake.sleep)
+    output = tg.channel.output(tg.channel.bot)
+    await asyncio.gather(*(output.send_text_message(str(100 + chat), "hello") for chat in range(5)))
+    assert sorted(int(params["chat_id"]) for params in tg.api.called("sendMessage")) == list(range(100, 105))
+    assert fake.sleeps == [1.0, 1.0] and fake.now == 2.0  # 5 messages at 2 a second: 0 s, 1 s, 2 s
+
+
+# ---------------------------------------------------------------- the webhook secret's charset
+
+
+@pytest.mark.parametrize("secret", ["a", "A" * 256, "Az09_-", SECRET])
+def test_secrets_telegram_accepts(secret: str) -> None:
+    assert valid_webhook_secret(secret)
+
+
+@pytest.mark.parametrize("secret", ["", "A" * 257, "with space", "semi;colon", "dots.are.not.allowed", "ümlaut", "tab\there"])
+def test_secrets_telegram_refuses(secret: str) -> None:
+    assert not valid_webhook_secret(secret)
+
+
+@pytest.mark.parametrize(
+    "env, line",
+    [
+        ({}, "telegram: on (webhook)"),
+        ({"TELEGRAM_MODE": "polling"}, "telegram: on (long polling)"),
+        ({"TELEGRAM_MODE": "polling", "TELEGRAM_WEBHOOK_SECRET": None}, "telegram: on (long polling)"),
+        ({"TELEGRAM_TOKEN": None}, "telegram: off — set TELEGRAM_TOKEN and TELEGRAM_WEBHOOK_SECRET"),
+        ({"TELEGRAM_WEBHOOK_SECRET": None}, "telegram: off — set TELEGRAM_TOKEN and TELEGRAM_WEBHOOK_SECRET"),
+        ({"TELEGRAM_TOKEN": None, "TELEGRAM_MODE": "polling"}, "telegram: off — set TELEGRAM_TOKEN"),
+        ({"TELEGRAM_WEBHOOK_SECRET": "has spaces in it"},
+         "telegram: off — TELEGRAM_WEBHOOK_SECRET must be 1-256 characters of A-Z a-z 0-9 _ -"),
+        ({"TELEGRAM_WEBHOOK_SECRET": "x" * 300},
+         "telegram: off — TELEGRAM_WEBHOOK_SECRET must be 1-256 characters of A-Z a-z 0-9 _ -"),
+    ],
+)
+def test_the_status_line(tmp_path: Path, env: Dict[str, Optional[str]], line: str) -> None:
+    assert telegram_status(settings_for(tmp_path, **env)) == line
+
+
+async def test_a_secret_telegram_would_refuse_disables_the_channel_and_says_why(tmp_path: Path, capsys) -> None:
+    bad_secret = "my secret; with spaces"
+    api = await FakeTelegramApi(TOKEN).start()
+    _app, server, agent, channel, url = await _serve(settings_for(tmp_path, api, TELEGRAM_WEBHOOK_SECRET=bad_secret))
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.post(url + WEBHOOK, json=fixture("text_message"), headers={SECRET_HEADER: bad_secret}) as reply:
+                assert reply.status == 503
+                assert await reply.json() == {"error": "telegram channel is not configured"}
+        assert agent.messages == [] and channel.bot is None and api.calls == []
+    finally:
+        await _stop(server)
+        await api.stop()
+    logged = capsys.readouterr().err
+    assert SECRET_RULE in logged and "error" in logged
+    assert bad_secret not in logged
+
+
+async def test_a_rejected_token_is_503_and_never_logged(tmp_path: Path, capsys) -> None:
+    api = await FakeTelegramApi("999:the-real-token").start()
+    _app, server, agent, channel, url = await _serve(settings_for(tmp_path, api))
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.post(url + WEBHOOK, json=fixture("text_message"), headers={SECRET_HEADER: SECRET}) as reply:
+                assert reply.status == 503
+        assert agent.messages == [] and channel.bot is None
+    finally:
+        await _stop(server)
+        await api.stop()
+    logged = capsys.readouterr().err
+    assert "rejected TELEGRAM_TOKEN" in logged
+    assert TOKEN not in logged and TOKEN.split(":")[1] not in logged
+
+
+# ---------------------------------------------------------------- product cards and custom payloads
+
+
+CARDS = [
+    {
+        "title": "Ember floor lamp",
+        "subtitle": "Warm light, walnut base — $120",
+        "image_url": "https://shop.example/p/ember.jpg",
+        "buttons": [
+            {"title": "View", "url": "https://shop.example/products/ember", "type": "web_url"},
+            {"title": "Tell me more", "payload": "/product_search{\"sku\": \"OE-LT-001\"}"},
+            {"title": "Add to wishlist", "payload": "/wishlist{\"sku\": \"OE-LT-001\", \"note\": \"" + "x" * 60 + "\"}"},
+        ],
+    },
+    {"title": "Gift card", "subtitle": "Any amount", "buttons": [{"title": "Buy", "url": "https://shop.example/gift"}]},
+]
+
+
+async def test_product_cards_are_photos_with_link_and_payload_buttons(tg: Harness) -> None:
+    tg.agent.reply = {"elements": CARDS}
+    await tg.post(fixture("text_message"))
+    [photo] = tg.api.called("sendPhoto")
+    assert photo["photo"] == "https://shop.example/p/ember.jpg"
+    assert photo["caption"] == "Ember floor lamp\nWarm light, walnut base — $120"
+    view, more, wishlist = (row[0] for row in photo["reply_markup"]["inline_keyboard"])
+    assert view == {"text": "View", "url": "https://shop.example/products/ember"}
+    assert more == {"text": "Tell me more", "callback_data": "/product_search{\"sku\": \"OE-LT-001\"}"}
+    assert wishlist["text"] == "Add to wishlist" and wishlist["callback_data"].startswith(SHORT_KEY_PREFIX)
+    # The card without an image is a message with the same kind of keyboard.
+    [message] = tg.api.called("sendMessage")
+    assert message["text"] == "Gift card\nAny amount"
+    assert message["reply_markup"]["inline_keyboard"] == [[{"text": "Buy", "url": "https://shop.example/gift"}]]
+
+    # Pressing the long payload button brings the whole payload back.
+    press = fixture("callback_query")
+    press["callback_query"]["data"] = wishlist["callback_data"]
+    tg.agent.reply = {"text": "ok"}
+    await tg.post(press)
+    assert tg.agent.messages[-1].text == CARDS[0]["buttons"][2]["payload"]
+
+
+async def test_a_long_card_caption_is_cut_at_1024_characters(tg: Harness) -> None:
+    tg.agent.reply = {"elements": [{"title": "Lamp", "subtitle": "glow " * 400, "image_url": "https://shop.example/l.jpg"}]}
+    await tg.post(fixture("text_message"))
+    [photo] = tg.api.called("sendPhoto")
+    assert len(photo["caption"]) <= MAX_CAPTION_CHARS and photo["caption"].startswith("Lamp\nglow glow")
+    assert photo["caption"].endswith("…") and "reply_markup" not in photo
+
+
+async def test_a_card_whose_photo_telegram_refuses_is_sent_as_a_message(tg: Harness) -> None:
+    tg.api.fail_next("sendPhoto", 400, "Bad Request: wrong type of the web page content")
+    tg.agent.reply = {"elements": CARDS[:1]}
+    await tg.post(fixture("text_message"))
+    assert len(tg.api.called("sendPhoto")) == 1
+    [message] = tg.api.called("sendMessage")
+    assert message["text"].startswith("Ember floor lamp") and len(message["reply_markup"]["inline_keyboard"]) == 3
+
+
+@pytest.mark.parametrize("elements", [[], [{"subtitle": "no title"}], ["not a card", 42], [{"title": "  "}]])
+async def test_no_valid_cards_send_nothing(tg: Harness, elements: Any) -> None:
+    output = tg.channel.output(tg.channel.bot)
+    await output.send_elements("1111111", elements)
+    assert tg.api.calls[1:] == []  # only the start's getMe
+
+
+async def test_custom_json_with_text_is_sent_and_anything_else_skipped(tg: Harness) -> None:
+    output = tg.channel.output(tg.channel.bot)
+    await output.send_custom_json("1111111", {"text": "Your code is RW-AAAA-BBBB-CCCC", "extra": True})
+    await output.send_custom_json("1111111", {"text": 5})
+    await output.send_custom_json("1111111", {"blocks": []})
+    await output.send_custom_json("1111111", ["not", "a", "dict"])  # type: ignore[arg-type]
+    assert [params["text"] for params in tg.api.called("sendMessage")] == ["Your code is RW-AAAA-BBBB-CCCC"]
+
+
+# ---------------------------------------------------------------- long polling
+
+
+async def eventually(check: Any, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.02)
+
+
+@pytest.fixture()
+async def polling(tmp_path: Path) -> AsyncIterator[Harness]:
+    api = await FakeTelegramApi(TOKEN).start()
+    api.webhook_url = "https://old.example/webhooks/telegram/webhook"  # left over from webhook mode
+    settings = settings_for(tmp_path, api, TELEGRAM_MODE="polling", TELEGRAM_WEBHOOK_SECRET=None)
+    _app, server, agent, channel, url = await _serve(settings, pacing_interval=0.0, poll_backoff=(0.01, 0.04))
+    harness = Harness(api, agent, channel, url)
+    yield harness
+    await harness.session.close()
+    await _stop(server)
+    await api.stop()
+
+
+async def test_polling_deletes_the_webhook_then_hands_updates_to_the_conversation(polling: Harness) -> None:
+    polling.api.enqueue_update(fixture("text_message"))
+    polling.api.enqueue_update(fixture("callback_query"))
+    await eventually(lambda: len(polling.api.called("sendMessage")) == 2)
+    assert [message.text for message in polling.agent.messages] == ["how many points do I have?", "q1:a"]
+    assert polling.api.webhook_url == ""
+    methods = [call.method for call in polling.api.calls]
+    assert methods.index("deleteWebhook") < methods.index("getUpdates")
+    assert len(polling.api.called("answerCallbackQuery")) == 1
+    assert len(polling.api.called("sendMessage")) == 2  # the replies
+    first = polling.api.called("getUpdates")[0]
+    assert int(first["timeout"]) == 25 and first["allowed_updates"] == ["message", "callback_query"]
+    # The offset moves past what was handled, which confirms it to Telegram.
+    await eventually(lambda: any(int(p.get("offset") or 0) == 10003 for p in polling.api.called("getUpdates")))
+    await eventually(lambda: polling.api.updates == [])
+
+
+async def test_polling_skips_an_update_it_has_seen(polling: Harness) -> None:
+    polling.api.enqueue_update(fixture("text_message"))
+    await eventually(lambda: len(polling.agent.messages) == 1)
+    polling.api.enqueue_update(fixture("text_message"))  # redelivered (e.g. not confirmed before a restart)
+    update = fixture("text_message")
+    update["update_id"] += 10
+    polling.api.enqueue_update(update)
+    await eventually(lambda: len(polling.agent.messages) == 2)
+    await asyncio.sleep(0.3)
+    assert len(polling.agent.messages) == 2
+
+
+async def test_polling_refuses_webhook_posts(polling: Harness) -> None:
+    status, body = await polling.post(fixture("text_message"))
+    assert status == 409 and body == {"error": POLLING_MODE}
+    status, _ = await polling.post(fixture("text_message"), secret=None)
+    assert status == 409
+    await asyncio.sleep(0.1)
+    assert polling.agent.messages == []
+
+
+async def test_polling_backs_off_on_errors_and_recovers(tmp_path: Path) -> None:
+    api = await FakeTelegramApi(TOKEN).start()
+    api.fail_next("getUpdates", 502, "Bad Gateway", times=3)
+    waits: List[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        await asyncio.sleep(0)
+
+    settings = settings_for(tmp_path, api, TELEGRAM_MODE="polling")
+    _app, server, agent, channel, _url = await _serve(settings, pacing_interval=0.0, poll_backoff=(1.0, 3.0), sleep=sleep)
+    try:
+        api.enqueue_update(fixture("text_message"))
+        await eventually(lambda: len(agent.messages) == 1)
+        assert waits == [1.0, 2.0, 3.0]  # doubled, capped
+        api.fail_next("getUpdates", 502, "Bad Gateway", times=1)
+        await eventually(lambda: len(waits) == 4)
+        assert waits[3] == 1.0  # a success resets the back-off
+    finally:
+        await _stop(server)
+        await api.stop()
+
+
+async def test_polling_deletes_a_webhook_set_while_it_runs(polling: Harness) -> None:
+    await eventually(lambda: len(polling.api.called("getUpdates")) >= 1)
+    polling.api.webhook_url = "https://someone.example/hook"  # getUpdates now answers 409 Conflict
+    await eventually(lambda: len(polling.api.called("deleteWebhook")) == 2)
+    polling.api.enqueue_update(fixture("text_message"))
+    await eventually(lambda: len(polling.agent.messages) == 1)
+
+
+async def test_polling_stops_with_the_server(tmp_path: Path) -> None:
+    api = await FakeTelegramApi(TOKEN).start()
+    api.poll_wait = 30.0  # a long poll is in flight when the server stops
+    _app, server, _agent, channel, _url = await _serve(settings_for(tmp_path, api, TELEGRAM_MODE="polling"))
+    await eventually(lambda: len(api.called("getUpdates")) == 1)
+    poller = channel._poller
+    assert poller is not None and not poller.done()
+    started = time.monotonic()
+    await _stop(server)
+    assert time.monotonic() - started < 5
+    assert poller.done() and channel.bot is None
+    calls = len(api.calls)
+    await asyncio.sleep(0.2)
+    assert len(api.calls) == calls
+    await api.stop()
+
+
+async def test_polling_needs_only_the_token_and_a_missing_token_keeps_it_off(tmp_path: Path) -> None:
+    api = await FakeTelegramApi(TOKEN).start()
+    _app, server, agent, channel, url = await _serve(settings_for(tmp_path, api, TELEGRAM_MODE="polling", TELEGRAM_TOKEN=None))
+    try:
+        await asyncio.sleep(0.2)
+        assert channel._poller is None and api.calls == []
+        async with aiohttp.ClientSession() as session:
+            async with session.post(url + WEBHOOK, json=fixture("text_message")) as reply:
+                assert reply.status == 503
+    finally:
+        await _stop(server)
+        await api.stop()
