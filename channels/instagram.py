@@ -11,32 +11,46 @@ answers 200 to forged requests and handles only the first event of a batch. This
   without attachments), reads, reactions, deleted messages and messages the bot cannot use (stickers, voice,
   video, shares, story replies without text) are ignored. Quick replies and postbacks become their payload;
   an image becomes the text "/photo" with metadata {"image_url": ...}.
-- A message id (`mid`) is processed once: Meta redelivers on timeouts. The ids are kept in a bounded
-  in-memory LRU (`RECENT_MIDS`, per process): a redelivery after that many newer messages, or after a
-  restart, or to another worker, is not caught. Move it to Redis for several workers.
 - Replies go through the Instagram API with Instagram Login, `POST {INSTAGRAM_API_BASE}/me/messages` with
   the access token as a bearer header. Text is split at 1000 UTF-8 bytes; up to 13 buttons become quick
-  replies (titles cut to 20 characters), more become a numbered text list; images are image attachments;
-  product cards a generic template when Instagram can show them, text otherwise.
-- Meta lets a business answer only within 24 hours of the shopper's last message. The time of each
-  shopper's last message is kept in memory (bounded LRU, per process; lost on restart, so after a restart the
-  bot sends nothing until the shopper writes again). A message outside the window is not sent: it is kept
-  in `InstagramState.pending` (in memory, bounded, oldest dropped first) and logged, for a person or a
-  later job to follow up. The 7-day HUMAN_AGENT tag is not used.
+  replies (titles cut to 20 characters); images are image attachments; product cards a generic template
+  when every card fits Instagram's limits.
+- Numbered choices: buttons Instagram cannot show as quick replies (more than 13, a payload over 1000
+  characters) and the postback buttons of cards that fell back to text are sent as a numbered list. The
+  list's payloads are remembered per shopper for 24 hours, so a reply of "2" (or "2." / " 2 ") reaches the
+  conversation as the second option's payload. Other text, and numbers outside the list, pass through
+  unchanged and keep the list; a newer list replaces it, and quick replies or card buttons (choices the
+  shopper taps) forget it.
+- Sends are retried on 429 and 5xx, at most 3 attempts, after 1 s then 2 s or after the `Retry-After`
+  seconds the API asks for, capped at 10 s (the webhook request waits on it). Other 4xx answers are not
+  retried. A send that still fails is logged (status and Meta's error code, never the token) and dropped,
+  except Meta's "outside of allowed window" answer (code 10, subcode 2018278 or 2534022): then the shopper is
+  treated as outside the window and the message is held as below.
+- Meta lets a business answer only within 24 hours of the shopper's last message (the 7-day HUMAN_AGENT tag
+  is not used). Outside it nothing is sent: the message is held for that shopper (up to 50, for 7 days;
+  the oldest go first) and delivered, in order, as soon as the shopper writes again, before the reply to
+  that new message.
+
+What the channel remembers lives in `bot.channel_state` (Redis when REDIS_URL is set, so it is shared by
+every Rasa process and survives restarts; otherwise bounded process memory), under "instagram:…" keys:
+processed message ids (`mid`, 24 h: Meta redelivers on timeouts), each shopper's last message time (8 days),
+held messages (7 days) and numbered choices (24 h).
 
 Configuration (bot.settings): INSTAGRAM_APP_SECRET, INSTAGRAM_VERIFY_TOKEN, INSTAGRAM_ACCESS_TOKEN and
-INSTAGRAM_API_BASE. Without the three secrets the webhook answers 503 and processes nothing.
+INSTAGRAM_API_BASE. Without the three secrets the webhook answers 503 and processes nothing
+(`instagram_status` says which are missing).
 """
 from __future__ import annotations
 
 import asyncio
+import enum
 import hashlib
 import hmac
 import json
+import re
 import time
-from collections import OrderedDict, deque
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Deque, Dict, Iterable, List, Optional, Sequence, Text
+from typing import Any, Awaitable, Callable, Dict, Iterable, List, Optional, Sequence, Text
 
 import aiohttp
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
@@ -44,9 +58,10 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from bot.channel_state import ChannelState, channel_state_for
 from bot.log import get_logger
-from bot.settings import get_settings
-from channels.render import numbered_options, split_text, utf8_length
+from bot.settings import Settings, get_settings
+from channels.render import ProductCard, cards_as_text, numbered_options, product_cards, split_text, utf8_length
 
 log = get_logger(__name__)
 
@@ -60,12 +75,29 @@ TEMPLATE_ELEMENTS_MAX = 10
 TEMPLATE_TEXT_MAX = 80
 TEMPLATE_BUTTONS_MAX = 3
 REPLY_WINDOW_SECONDS = 24 * 60 * 60
-RECENT_MIDS = 10_000
-KNOWN_SENDERS = 100_000
-PENDING_MAX = 1_000
 SEND_TIMEOUT_SECONDS = 15
 
+# Channel state: how long each kind of entry lives, and how many held messages a shopper may have.
+SEEN_MID_TTL_SECONDS = 24 * 60 * 60
+LAST_SEEN_TTL_SECONDS = 8 * 24 * 60 * 60
+PENDING_TTL_SECONDS = 7 * 24 * 60 * 60
+PENDING_MAX_PER_SHOPPER = 50
+CHOICES_TTL_SECONDS = 24 * 60 * 60
+
+# Graph API retries: attempts in all, exponential backoff (base, cap) and the longest Retry-After honoured.
+SEND_ATTEMPTS = 3
+RETRY_BASE_SECONDS = 1.0
+RETRY_MAX_SECONDS = 10.0
+# Meta's "This message is sent outside of allowed window" (Messenger Platform error codes: code 10 with
+# one of these subcodes).
+OUTSIDE_WINDOW_CODE = 10
+OUTSIDE_WINDOW_SUBCODES = frozenset({2018278, 2534022})
+
+CHOICE_HINT = "Reply with the number of your choice."
+SECRET_VARIABLES = ("INSTAGRAM_APP_SECRET", "INSTAGRAM_VERIFY_TOKEN", "INSTAGRAM_ACCESS_TOKEN")
+
 Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[Any]]
 
 
 @dataclass(frozen=True)
@@ -76,16 +108,26 @@ class InstagramConfig:
     api_base: str = DEFAULT_API_BASE
 
 
-def config_from_settings() -> Optional[InstagramConfig]:
+def config_from(settings: Settings) -> Optional[InstagramConfig]:
     """The channel's configuration, or None while any of its secrets is unset (channel off)."""
-    settings = get_settings()
-    secret = getattr(settings, "instagram_app_secret", None)
-    verify = getattr(settings, "instagram_verify_token", None)
-    token = getattr(settings, "instagram_access_token", None)
+    secret, verify, token = settings.instagram_app_secret, settings.instagram_verify_token, settings.instagram_access_token
     if not (secret and verify and token):
         return None
-    base = getattr(settings, "instagram_api_base", None) or DEFAULT_API_BASE
-    return InstagramConfig(secret, verify, token, base.rstrip("/"))
+    return InstagramConfig(secret, verify, token, (settings.instagram_api_base or DEFAULT_API_BASE).rstrip("/"))
+
+
+def config_from_settings() -> Optional[InstagramConfig]:
+    return config_from(get_settings())
+
+
+def instagram_status(settings: Settings) -> str:
+    """One line for `make run`: whether the channel is on, and if not which variables to set."""
+    values = (settings.instagram_app_secret, settings.instagram_verify_token, settings.instagram_access_token)
+    missing = [name for name, value in zip(SECRET_VARIABLES, values) if not value]
+    if not missing:
+        return "instagram: on"
+    names = missing[0] if len(missing) == 1 else ", ".join(missing[:-1]) + " and " + missing[-1]
+    return f"instagram: off — set {names}"
 
 
 # ---------------------------------------------------------------- incoming
@@ -113,6 +155,8 @@ class Incoming:
     text: str
     mid: Optional[str]
     metadata: Optional[Dict[str, Any]] = None
+    # A quick reply or postback payload: never read as a numbered choice.
+    from_button: bool = False
 
 
 @dataclass(frozen=True)
@@ -136,7 +180,7 @@ def parse_event(event: Any) -> "Incoming | Ignored":
         mid = _mid(postback)
         payload = postback.get("payload")
         if isinstance(payload, str) and payload.strip():
-            return Incoming(sender_id, payload.strip(), mid)
+            return Incoming(sender_id, payload.strip(), mid, from_button=True)
         return Ignored("postback_without_payload", mid)
 
     message = event.get("message")
@@ -156,7 +200,7 @@ def parse_event(event: Any) -> "Incoming | Ignored":
     if isinstance(quick_reply, dict):
         payload = quick_reply.get("payload")
         if isinstance(payload, str) and payload.strip():
-            return Incoming(sender_id, payload.strip(), mid)
+            return Incoming(sender_id, payload.strip(), mid, from_button=True)
     text = message.get("text")
     if isinstance(text, str) and text.strip():
         return Incoming(sender_id, text.strip(), mid)
@@ -204,98 +248,210 @@ def events_of(payload: Any) -> Iterable[Any]:
 # ---------------------------------------------------------------- state
 
 
-class BoundedLRU:
-    """A dict that forgets its least recently used keys past `capacity`."""
+@dataclass(frozen=True)
+class Outgoing:
+    """One Send API `message`, and the payloads of the numbered list it shows, if any.
 
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self._items: "OrderedDict[str, Any]" = OrderedDict()
+    `choices` None leaves what the shopper's numbers mean as it is; a list replaces it once the message is
+    delivered (an empty list forgets it: the shopper now has buttons to tap instead)."""
 
-    def get(self, key: str) -> Any:
-        if key in self._items:
-            self._items.move_to_end(key)
-            return self._items[key]
-        return None
-
-    def put(self, key: str, value: Any) -> None:
-        self._items[key] = value
-        self._items.move_to_end(key)
-        while len(self._items) > self.capacity:
-            self._items.popitem(last=False)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._items
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-
-@dataclass
-class Pending:
-    recipient_id: str
     message: Dict[str, Any]
-    created_at: float
+    choices: Optional[List[str]] = None
+
+    def to_json(self) -> Dict[str, Any]:
+        return {"message": self.message, "choices": self.choices}
+
+    @classmethod
+    def from_json(cls, raw: Any) -> Optional["Outgoing"]:
+        if not isinstance(raw, dict) or not isinstance(raw.get("message"), dict):
+            return None
+        choices = raw.get("choices")
+        if not (isinstance(choices, list) and all(isinstance(choice, str) for choice in choices)):
+            choices = None
+        return cls(raw["message"], choices)
+
+
+_NUMBER_REPLY = re.compile(r"\s*(\d{1,3})\s*[.)]?\s*")
+
+
+def chosen_number(text: str) -> Optional[int]:
+    """The number a reply like "2", "2." or " 2 " picks, or None for any other text."""
+    match = _NUMBER_REPLY.fullmatch(text)
+    return int(match.group(1)) if match else None
 
 
 class InstagramState:
-    """What the channel remembers in this process: processed message ids, each shopper's last message
-    time (for the 24-hour window) and the replies held back outside it."""
+    """What the channel remembers between requests, kept in a `bot.channel_state` store (shared by every
+    process and kept across restarts when that store is Redis). Times come from `clock` (seconds since the
+    epoch) so tests can move them; entries expire by the store's own time to live."""
 
-    def __init__(self, clock: Clock = time.time) -> None:
+    def __init__(self, store: ChannelState, clock: Clock = time.time) -> None:
+        self.store = store
         self.clock = clock
-        self.recent_mids = BoundedLRU(RECENT_MIDS)
-        self.last_message_at = BoundedLRU(KNOWN_SENDERS)
-        self.pending: Deque[Pending] = deque(maxlen=PENDING_MAX)
 
-    def first_time(self, mid: Optional[str]) -> bool:
+    async def first_time(self, mid: Optional[str]) -> bool:
         """True the first time a message id is seen (messages without an id are always new)."""
         if mid is None:
             return True
-        if mid in self.recent_mids:
-            return False
-        self.recent_mids.put(mid, True)
-        return True
+        return await self.store.first_time(f"instagram:mid:{mid}", SEEN_MID_TTL_SECONDS)
 
-    def shopper_wrote(self, sender_id: str) -> None:
-        self.last_message_at.put(sender_id, self.clock())
+    async def shopper_wrote(self, sender_id: str) -> None:
+        await self.store.put(f"instagram:last_seen:{sender_id}", repr(self.clock()), LAST_SEEN_TTL_SECONDS)
 
-    def within_window(self, recipient_id: str) -> bool:
-        last = self.last_message_at.get(recipient_id)
+    async def within_window(self, recipient_id: str) -> bool:
+        raw = await self.store.get(f"instagram:last_seen:{recipient_id}")
+        try:
+            last = float(raw) if raw is not None else None
+        except ValueError:
+            last = None
         return last is not None and self.clock() - last <= REPLY_WINDOW_SECONDS
+
+    async def mark_outside_window(self, recipient_id: str) -> None:
+        """Meta says the window is closed: hold everything for this shopper until they write again."""
+        await self.store.delete(f"instagram:last_seen:{recipient_id}")
+
+    async def hold(self, recipient_id: str, outgoing: Outgoing) -> None:
+        await self.store.push(
+            f"instagram:pending:{recipient_id}", outgoing.to_json(), PENDING_TTL_SECONDS, PENDING_MAX_PER_SHOPPER
+        )
+
+    async def take_held(self, recipient_id: str) -> List[Outgoing]:
+        """Every message held for this shopper, oldest first; they are no longer held after this."""
+        raw_items = await self.store.pop_all(f"instagram:pending:{recipient_id}")
+        return [item for item in map(Outgoing.from_json, raw_items) if item is not None]
+
+    async def remember_choices(self, recipient_id: str, payloads: List[str]) -> None:
+        key = f"instagram:choices:{recipient_id}"
+        if payloads:
+            await self.store.put(key, json.dumps(payloads), CHOICES_TTL_SECONDS)
+        else:
+            await self.store.delete(key)
+
+    async def payload_chosen(self, recipient_id: str, text: str) -> Optional[str]:
+        """The payload of the numbered option this reply picks, or None (not a number, no list, out of range)."""
+        number = chosen_number(text)
+        if number is None:
+            return None
+        raw = await self.store.get(f"instagram:choices:{recipient_id}")
+        try:
+            payloads = json.loads(raw) if raw else []
+        except ValueError:
+            return None
+        if not isinstance(payloads, list) or not 1 <= number <= len(payloads):
+            return None
+        payload = payloads[number - 1]
+        return payload if isinstance(payload, str) and payload else None
 
 
 # ---------------------------------------------------------------- outgoing
 
 
-class GraphApiSender:
-    """POSTs messages to the Instagram Graph API with one aiohttp session, made in the running loop."""
+class SendOutcome(enum.Enum):
+    SENT = "sent"
+    OUTSIDE_WINDOW = "outside_window"  # Meta refused: the 24-hour window is closed; hold the message
+    FAILED = "failed"  # logged and dropped
 
-    def __init__(self, config: InstagramConfig) -> None:
+
+@dataclass(frozen=True)
+class GraphError:
+    """The `error` object of a failed Graph API answer (whatever of it could be read)."""
+
+    code: Optional[int] = None
+    subcode: Optional[int] = None
+    kind: Optional[str] = None
+    message: str = ""
+
+    @classmethod
+    def parse(cls, body: bytes) -> "GraphError":
+        try:
+            error = json.loads(body.decode("utf-8", "replace")).get("error")
+        except (ValueError, AttributeError, RecursionError):
+            return cls()
+        if not isinstance(error, dict):
+            return cls()
+
+        def number(value: Any) -> Optional[int]:
+            return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+        kind = error.get("type")
+        message = error.get("message")
+        return cls(
+            code=number(error.get("code")),
+            subcode=number(error.get("error_subcode")),
+            kind=kind[:60] if isinstance(kind, str) else None,
+            message=message[:200] if isinstance(message, str) else "",
+        )
+
+    @property
+    def outside_window(self) -> bool:
+        return self.code == OUTSIDE_WINDOW_CODE and self.subcode in OUTSIDE_WINDOW_SUBCODES
+
+
+def retry_delay(attempt: int, retry_after: Optional[str]) -> float:
+    """Seconds to wait after failed attempt number `attempt` (1-based): the `Retry-After` seconds when the
+    API gave them, else 1 s, 2 s, 4 s…; never more than RETRY_MAX_SECONDS (the webhook request waits)."""
+    if retry_after is not None:
+        try:
+            asked = float(retry_after.strip())
+        except ValueError:
+            asked = -1.0
+        if 0 <= asked < float("inf"):
+            return min(asked, RETRY_MAX_SECONDS)
+    return min(RETRY_BASE_SECONDS * 2 ** (attempt - 1), RETRY_MAX_SECONDS)
+
+
+class GraphApiSender:
+    """POSTs messages to the Instagram Graph API with one aiohttp session, made in the running loop;
+    retries 429 and 5xx answers (see the module docstring). `sleep` is injectable for tests."""
+
+    def __init__(self, config: InstagramConfig, sleep: Sleep = asyncio.sleep) -> None:
         self.config = config
+        self._sleep = sleep
         self._session: Optional[aiohttp.ClientSession] = None
 
     @property
     def url(self) -> str:
         return f"{self.config.api_base}/me/messages"
 
-    async def send(self, recipient_id: str, message: Dict[str, Any]) -> bool:
+    async def send(self, recipient_id: str, message: Dict[str, Any]) -> SendOutcome:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=SEND_TIMEOUT_SECONDS))
         body = {"recipient": {"id": recipient_id}, "message": message}
         headers = {"Authorization": f"Bearer {self.config.access_token}"}
-        try:
-            async with self._session.post(self.url, json=body, headers=headers) as reply:
-                if reply.status >= 400:
-                    detail = (await reply.text())[:500]
-                    log.warning("instagram.send.failed", status=reply.status, detail=detail)
-                    return False
-                return True
-        except (aiohttp.ClientError, asyncio.TimeoutError) as error:
-            log.warning("instagram.send.failed", error=type(error).__name__)
-            return False
-        except Exception as error:  # noqa: BLE001 - a failed send must not end the conversation turn
-            log.warning("instagram.send.failed", error=type(error).__name__)
-            return False
+        for attempt in range(1, SEND_ATTEMPTS + 1):
+            try:
+                async with self._session.post(self.url, json=body, headers=headers) as reply:
+                    status = reply.status
+                    retry_after = reply.headers.get("Retry-After")
+                    answer = await reply.read() if status >= 400 else b""
+            # A timed-out or cut connection may have delivered the message: not retried, so never sent twice.
+            except Exception as error:  # noqa: BLE001 - a failed send must not end the conversation turn
+                log.warning("instagram.send.failed", error=type(error).__name__, attempts=attempt)
+                return SendOutcome.FAILED
+            if status < 400:
+                return SendOutcome.SENT
+            retryable = status == 429 or status >= 500
+            if retryable and attempt < SEND_ATTEMPTS:
+                delay = retry_delay(attempt, retry_after)
+                log.info("instagram.send.retry", status=status, attempt=attempt, delay_seconds=delay)
+                await self._sleep(delay)
+                continue
+            error = GraphError.parse(answer)
+            details = dict(
+                status=status,
+                attempts=attempt,
+                code=error.code,
+                subcode=error.subcode,
+                error_type=error.kind,
+                # Meta's messages do not carry the token, but a proxy's might: never log it.
+                detail=error.message.replace(self.config.access_token, "[token]"),
+            )
+            if not retryable and error.outside_window:
+                log.info("instagram.send.outside_window", **details)
+                return SendOutcome.OUTSIDE_WINDOW
+            log.warning("instagram.send.failed", **details)
+            return SendOutcome.FAILED
+        return SendOutcome.FAILED  # not reached: the last attempt always returns
 
     async def close(self) -> None:
         if self._session is not None and not self._session.closed:
@@ -303,97 +459,99 @@ class GraphApiSender:
         self._session = None
 
 
+@dataclass(frozen=True)
+class Choice:
+    """One option the shopper can pick: shown as a quick reply, or as a numbered line."""
+
+    title: str
+    payload: str
+
+
+def choices_from_buttons(buttons: Any) -> List[Choice]:
+    """Rasa buttons ({"title", "payload"}) → choices; buttons without a title are skipped, a missing
+    payload is the title (what the shopper would have typed)."""
+    if not isinstance(buttons, (list, tuple)):
+        return []
+    choices = []
+    for button in buttons:
+        if not isinstance(button, dict):
+            continue
+        title = " ".join(str(button.get("title") or "").split())
+        payload = button.get("payload")
+        payload = payload.strip() if isinstance(payload, str) and payload.strip() else title
+        if title:
+            choices.append(Choice(title, payload))
+    return choices
+
+
 def _truncate(text: str, limit: int) -> str:
-    text = " ".join(str(text).split())
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def quick_replies_for(buttons: Sequence[Dict[str, Any]]) -> Optional[List[Dict[str, str]]]:
-    """Rasa buttons → Instagram quick replies, or None when Instagram cannot show them as such."""
-    if not buttons or len(buttons) > QUICK_REPLIES_MAX:
+def quick_replies_for(choices: Sequence[Choice]) -> Optional[List[Dict[str, str]]]:
+    """Choices → Instagram quick replies, or None when Instagram cannot show them as such."""
+    if not choices or len(choices) > QUICK_REPLIES_MAX:
         return None
-    replies = []
-    for button in buttons:
-        title = str(button.get("title") or "").strip()
-        payload = str(button.get("payload") or title).strip()
-        if not title or not payload or len(payload) > QUICK_REPLY_PAYLOAD_MAX:
-            return None
-        replies.append({"content_type": "text", "title": _truncate(title, QUICK_REPLY_TITLE_MAX), "payload": payload})
-    return replies
+    if any(len(choice.payload) > QUICK_REPLY_PAYLOAD_MAX for choice in choices):
+        return None
+    return [
+        {"content_type": "text", "title": _truncate(choice.title, QUICK_REPLY_TITLE_MAX), "payload": choice.payload}
+        for choice in choices
+    ]
 
 
-def generic_template_for(elements: Sequence[Any]) -> Optional[Dict[str, Any]]:
+def numbered_text(text: str, choices: Sequence[Choice]) -> str:
+    """The text with the choices as a numbered list and how to answer it."""
+    return f"{numbered_options(text, [{'title': choice.title} for choice in choices])}\n{CHOICE_HINT}".strip()
+
+
+def generic_template_for(elements: Any) -> Optional[Dict[str, Any]]:
     """Product cards → a generic template when every card fits Instagram's limits, else None."""
-    if not elements or len(elements) > TEMPLATE_ELEMENTS_MAX:
+    return _template_of(product_cards(elements))
+
+
+def _template_of(cards: Sequence[ProductCard]) -> Optional[Dict[str, Any]]:
+    if not cards or len(cards) > TEMPLATE_ELEMENTS_MAX:
         return None
-    cards = []
-    for element in elements:
-        if not isinstance(element, dict):
+    elements = []
+    for card in cards:
+        if len(card.title) > TEMPLATE_TEXT_MAX or (card.subtitle and len(card.subtitle) > TEMPLATE_TEXT_MAX):
             return None
-        title = element.get("title")
-        subtitle = element.get("subtitle")
-        image_url = element.get("image_url")
-        buttons = element.get("buttons") or []
-        if not isinstance(title, str) or not title.strip() or len(title) > TEMPLATE_TEXT_MAX:
+        if card.image_url and not card.image_url.startswith("https://"):
             return None
-        if subtitle is not None and (not isinstance(subtitle, str) or len(subtitle) > TEMPLATE_TEXT_MAX):
+        if len(card.buttons) > TEMPLATE_BUTTONS_MAX:
             return None
-        if image_url is not None and not (isinstance(image_url, str) and image_url.startswith("https://")):
-            return None
-        if not isinstance(buttons, list) or len(buttons) > TEMPLATE_BUTTONS_MAX:
-            return None
-        card: Dict[str, Any] = {"title": title.strip()}
-        if subtitle:
-            card["subtitle"] = subtitle
-        if image_url:
-            card["image_url"] = image_url
-        converted = []
-        for button in buttons:
-            converted_button = _template_button(button)
-            if converted_button is None:
+        element: Dict[str, Any] = {"title": card.title}
+        if card.subtitle:
+            element["subtitle"] = card.subtitle
+        if card.image_url:
+            element["image_url"] = card.image_url
+        buttons = []
+        for button in card.buttons:
+            if len(button.title) > QUICK_REPLY_TITLE_MAX:
                 return None
-            converted.append(converted_button)
-        if converted:
-            card["buttons"] = converted
-        cards.append(card)
-    return {"attachment": {"type": "template", "payload": {"template_type": "generic", "elements": cards}}}
+            if button.url:
+                if not button.url.startswith("https://"):
+                    return None
+                buttons.append({"type": "web_url", "url": button.url, "title": button.title})
+            elif button.payload and len(button.payload) <= QUICK_REPLY_PAYLOAD_MAX:
+                buttons.append({"type": "postback", "payload": button.payload, "title": button.title})
+            else:
+                return None
+        if buttons:
+            element["buttons"] = buttons
+        elements.append(element)
+    return {"attachment": {"type": "template", "payload": {"template_type": "generic", "elements": elements}}}
 
 
-def _template_button(button: Any) -> Optional[Dict[str, str]]:
-    if not isinstance(button, dict):
-        return None
-    title = button.get("title")
-    if not isinstance(title, str) or not title.strip() or len(title) > QUICK_REPLY_TITLE_MAX:
-        return None
-    url = button.get("url")
-    if button.get("type") == "web_url" or (url and not button.get("payload")):
-        if isinstance(url, str) and url.startswith("https://"):
-            return {"type": "web_url", "url": url, "title": title}
-        return None
-    payload = button.get("payload")
-    if isinstance(payload, str) and payload and len(payload) <= QUICK_REPLY_PAYLOAD_MAX:
-        return {"type": "postback", "payload": payload, "title": title}
-    return None
-
-
-def cards_as_text(elements: Sequence[Any]) -> str:
-    lines = []
-    for element in elements:
-        if not isinstance(element, dict):
-            continue
-        line = str(element.get("title") or "").strip()
-        if element.get("subtitle"):
-            line = f"{line} — {str(element['subtitle']).strip()}" if line else str(element["subtitle"]).strip()
-        links = [b.get("url") for b in element.get("buttons") or [] if isinstance(b, dict) and b.get("url")]
-        if links:
-            line = f"{line} {links[0]}"
-        if line:
-            lines.append(f"• {line}")
-    return "\n".join(lines)
+def card_choices(cards: Sequence[ProductCard]) -> List[Choice]:
+    """The cards' postback buttons as choices, named after their card ("Standing desk: Redeem")."""
+    return [Choice(f"{card.title}: {button.title}", button.payload) for card in cards for button in card.actions if button.payload]
 
 
 class InstagramOutput(OutputChannel):
-    """Renders Rasa responses as Instagram messages; sends only inside the 24-hour window."""
+    """Renders Rasa responses as Instagram messages; sends only inside the 24-hour window and holds the
+    rest for when the shopper writes again."""
 
     @classmethod
     def name(cls) -> Text:
@@ -403,21 +561,36 @@ class InstagramOutput(OutputChannel):
         self.sender = sender
         self.state = state
 
-    async def _deliver(self, recipient_id: str, messages: List[Dict[str, Any]]) -> None:
-        for message in messages:
-            if not self.state.within_window(recipient_id):
-                self.state.pending.append(Pending(recipient_id, message, self.state.clock()))
-                log.info(
-                    "instagram.reply.held_outside_window",
-                    recipient_chars=len(recipient_id),
-                    pending=len(self.state.pending),
-                )
+    async def _deliver(self, recipient_id: str, messages: Sequence[Outgoing]) -> None:
+        for outgoing in messages:
+            if not await self.state.within_window(recipient_id):
+                await self._hold(recipient_id, outgoing)
                 continue
-            await self.sender.send(recipient_id, message)
+            outcome = await self.sender.send(recipient_id, outgoing.message)
+            if outcome is SendOutcome.SENT:
+                if outgoing.choices is not None:
+                    await self.state.remember_choices(recipient_id, outgoing.choices)
+            elif outcome is SendOutcome.OUTSIDE_WINDOW:
+                await self.state.mark_outside_window(recipient_id)
+                await self._hold(recipient_id, outgoing)
+
+    async def _hold(self, recipient_id: str, outgoing: Outgoing) -> None:
+        await self.state.hold(recipient_id, outgoing)
+        log.info("instagram.reply.held_outside_window", recipient_chars=len(recipient_id))
+
+    async def deliver_held(self, recipient_id: str) -> int:
+        """Send the messages held for this shopper, oldest first (they just wrote: the window is open)."""
+        held = await self.state.take_held(recipient_id)
+        if held:
+            log.info("instagram.reply.delivering_held", messages=len(held))
+            await self._deliver(recipient_id, held)
+        return len(held)
 
     @staticmethod
-    def _texts(text: str) -> List[Dict[str, Any]]:
-        return [{"text": part} for part in split_text(text, TEXT_MAX_BYTES, measure=utf8_length)]
+    def _texts(text: str, choices: Optional[List[str]] = None) -> List[Outgoing]:
+        parts = split_text(text, TEXT_MAX_BYTES, measure=utf8_length)
+        # The choices belong to the last part: the one that ends with the list.
+        return [Outgoing({"text": part}, choices if index == len(parts) - 1 else None) for index, part in enumerate(parts)]
 
     async def send_text_message(self, recipient_id: Text, text: Text, **kwargs: Any) -> None:
         await self._deliver(recipient_id, self._texts(text))
@@ -425,12 +598,17 @@ class InstagramOutput(OutputChannel):
     async def send_text_with_buttons(
         self, recipient_id: Text, text: Text, buttons: List[Dict[Text, Any]], **kwargs: Any
     ) -> None:
-        replies = quick_replies_for(buttons)
-        if replies is None:
-            await self._deliver(recipient_id, self._texts(numbered_options(text, buttons)))
+        choices = choices_from_buttons(buttons)
+        if not choices:
+            await self.send_text_message(recipient_id, text)
             return
-        messages = self._texts(text) or [{"text": "Choose one:"}]
-        messages[-1]["quick_replies"] = replies  # quick replies belong to the last part
+        replies = quick_replies_for(choices)
+        if replies is None:
+            await self._deliver(recipient_id, self._texts(numbered_text(text, choices), [c.payload for c in choices]))
+            return
+        messages = self._texts(text) or [Outgoing({"text": "Choose one:"})]
+        # Quick replies belong to the last part; the shopper now taps, so older numbered options are forgotten.
+        messages[-1] = Outgoing(dict(messages[-1].message, quick_replies=replies), choices=[])
         await self._deliver(recipient_id, messages)
 
     async def send_quick_replies(
@@ -439,24 +617,34 @@ class InstagramOutput(OutputChannel):
         await self.send_text_with_buttons(recipient_id, text, quick_replies, **kwargs)
 
     async def send_image_url(self, recipient_id: Text, image: Text, **kwargs: Any) -> None:
-        await self._deliver(recipient_id, [{"attachment": {"type": "image", "payload": {"url": image}}}])
+        await self._deliver(recipient_id, [Outgoing({"attachment": {"type": "image", "payload": {"url": image}}})])
 
     async def send_elements(self, recipient_id: Text, elements: Iterable[Any], **kwargs: Any) -> None:
         elements = list(elements)
-        template = generic_template_for(elements)
+        cards = product_cards(elements)
+        if not cards:
+            log.info("instagram.reply.no_usable_cards", elements=len(elements))
+            return
+        template = _template_of(cards)
         if template is not None:
-            await self._deliver(recipient_id, [template])
+            taps = [] if any(card.actions for card in cards) else None
+            await self._deliver(recipient_id, [Outgoing(template, taps)])
+            return
+        choices = card_choices(cards)
+        text = cards_as_text(elements)
+        if choices:
+            await self._deliver(recipient_id, self._texts(numbered_text(text, choices), [c.payload for c in choices]))
         else:
-            await self._deliver(recipient_id, self._texts(cards_as_text(elements)))
+            await self._deliver(recipient_id, self._texts(text))
 
     async def send_custom_json(self, recipient_id: Text, json_message: Dict[Text, Any], **kwargs: Any) -> None:
         # A custom response is an Instagram `message` object, sent as it is.
         if isinstance(json_message, dict) and json_message:
-            await self._deliver(recipient_id, [json_message])
+            await self._deliver(recipient_id, [Outgoing(json_message)])
 
     async def send_attachment(self, recipient_id: Text, attachment: Any, **kwargs: Any) -> None:
         if isinstance(attachment, dict):
-            await self._deliver(recipient_id, [{"attachment": attachment}])
+            await self._deliver(recipient_id, [Outgoing({"attachment": attachment})])
         elif isinstance(attachment, str) and attachment.startswith("https://"):
             await self.send_image_url(recipient_id, attachment)
 
@@ -466,7 +654,10 @@ class InstagramOutput(OutputChannel):
 
 class InstagramInput(InputChannel):
     """Instagram DMs at /webhooks/instagram/webhook. Configured from the environment (bot.settings);
-    credentials.yml only enables it: `channels.instagram.InstagramInput: {}`."""
+    credentials.yml only enables it: `channels.instagram.InstagramInput: {}`.
+
+    `state` is the channel-state store (tests pass their own; by default `channel_state_for(settings)`),
+    `clock` the time for the 24-hour window and `sleep` what the sender waits with between retries."""
 
     @classmethod
     def name(cls) -> Text:
@@ -476,17 +667,33 @@ class InstagramInput(InputChannel):
     def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> InputChannel:
         return cls()
 
-    def __init__(self, config: Optional[InstagramConfig] = None, clock: Clock = time.time) -> None:
+    def __init__(
+        self,
+        config: Optional[InstagramConfig] = None,
+        clock: Clock = time.time,
+        state: Optional[ChannelState] = None,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
         self._config = config
-        self.state = InstagramState(clock)
+        self._clock = clock
+        self._store = state
+        self._sleep = sleep
+        self._state: Optional[InstagramState] = None
         self._sender: Optional[GraphApiSender] = None
+
+    @property
+    def state(self) -> InstagramState:
+        # Made on first use, not in __init__: Rasa builds channels before the settings of a test are set.
+        if self._state is None:
+            self._state = InstagramState(self._store or channel_state_for(get_settings()), self._clock)
+        return self._state
 
     def config(self) -> Optional[InstagramConfig]:
         return self._config or config_from_settings()
 
     def sender(self, config: InstagramConfig) -> GraphApiSender:
         if self._sender is None or self._sender.config != config:
-            self._sender = GraphApiSender(config)
+            self._sender = GraphApiSender(config, sleep=self._sleep)
         return self._sender
 
     def get_output_channel(self) -> Optional[OutputChannel]:
@@ -557,22 +764,34 @@ class InstagramInput(InputChannel):
             if isinstance(parsed, Ignored):
                 log.info("instagram.event.ignored", reason=parsed.reason)
                 continue
-            if not self.state.first_time(parsed.mid):
-                log.info("instagram.event.duplicate")
-                continue
-            self.state.shopper_wrote(parsed.sender_id)
-            output = InstagramOutput(self.sender(config), self.state)
             try:
-                await on_new_message(
-                    UserMessage(
-                        parsed.text,
-                        output,
-                        parsed.sender_id,
-                        input_channel=self.name(),
-                        metadata=parsed.metadata,
-                    )
-                )
-                handled += 1
+                if await self._handle_message(parsed, config, on_new_message):
+                    handled += 1
             except Exception:  # one failed turn must not lose the rest of the batch (Meta will not resend it)
                 log.exception("instagram.message.failed")
         return handled
+
+    async def _handle_message(
+        self, message: Incoming, config: InstagramConfig, on_new_message: Callable[[UserMessage], Awaitable[Any]]
+    ) -> bool:
+        if not await self.state.first_time(message.mid):
+            log.info("instagram.event.duplicate")
+            return False
+        text = message.text
+        if not message.from_button and message.metadata is None:
+            # Read before anything is delivered: a held message may carry a newer list than the one answered.
+            chosen = await self.state.payload_chosen(message.sender_id, text)
+            if chosen is not None:
+                log.info("instagram.choice.numbered")
+                text = chosen
+        await self.state.shopper_wrote(message.sender_id)
+        output = InstagramOutput(self.sender(config), self.state)
+        # Held messages first, then the reply: the shopper reads them in the order they were meant.
+        try:
+            await output.deliver_held(message.sender_id)
+        except Exception:  # a state store hiccup must not cost the shopper the answer to what they wrote
+            log.exception("instagram.held.failed")
+        await on_new_message(
+            UserMessage(text, output, message.sender_id, input_channel=self.name(), metadata=message.metadata)
+        )
+        return True

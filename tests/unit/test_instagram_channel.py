@@ -10,25 +10,32 @@ import json
 import socket
 import uuid
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Dict, List, Optional
+from typing import Any, AsyncIterator, Awaitable, Callable, Dict, List, Optional, Sequence
 
 import aiohttp
 import pytest
 from rasa.core.channels.channel import UserMessage, register
 from sanic import Sanic
 
-from bot.settings import reset_settings
+from bot.channel_state import ChannelState, MemoryChannelState, RedisChannelState
+from bot.settings import Settings, reset_settings
 from channels.instagram import (
+    CHOICE_HINT,
     QUICK_REPLY_TITLE_MAX,
     REPLY_WINDOW_SECONDS,
     InstagramInput,
     InstagramOutput,
+    Outgoing,
+    chosen_number,
     generic_template_for,
+    instagram_status,
     parse_event,
+    retry_delay,
     signature_is_valid,
 )
 from channels.render import utf8_length
-from tests.fakes.graph_api import FakeGraphApi
+from tests.fakes.graph_api import OUTSIDE_WINDOW_ERROR, FakeGraphApi
+from tests.services import REDIS_URL, require_service
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "instagram"
 APP_SECRET = "test-app-secret"
@@ -54,6 +61,16 @@ class Clock:
         return self.now
 
 
+class Sleeps:
+    """Stands in for asyncio.sleep between send retries: records the delays, waits for nothing."""
+
+    def __init__(self) -> None:
+        self.delays: List[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.delays.append(seconds)
+
+
 class Recorder:
     """Stands in for Rasa's agent: records each message and, if told to, answers through its output channel."""
 
@@ -68,8 +85,11 @@ class Recorder:
 
 
 class Harness:
-    def __init__(self, graph: FakeGraphApi, channel: InstagramInput, recorder: Recorder, base: str) -> None:
+    def __init__(
+        self, graph: FakeGraphApi, channel: InstagramInput, recorder: Recorder, base: str, clock: Clock, sleeps: Sleeps
+    ) -> None:
         self.graph, self.channel, self.recorder, self.base = graph, channel, recorder, base
+        self.clock, self.sleeps = clock, sleeps
         self.http = aiohttp.ClientSession()
 
     @property
@@ -140,9 +160,10 @@ async def harness(instagram_env):
     graph = await FakeGraphApi(access_token=ACCESS_TOKEN).start()
     instagram_env(graph.base_url)
     recorder = Recorder()
-    channel = InstagramInput(clock=Clock())
+    clock, sleeps = Clock(), Sleeps()
+    channel = InstagramInput(clock=clock, state=MemoryChannelState(), sleep=sleeps)
     app, server, base = await _serve(channel, recorder)
-    h = Harness(graph, channel, recorder, base)
+    h = Harness(graph, channel, recorder, base, clock, sleeps)
     yield h
     await h.http.close()
     await _stop(server)
@@ -383,21 +404,94 @@ async def test_simple_product_cards_are_a_generic_template_and_others_text(harne
 # ---------------------------------------------------------------- 24-hour window
 
 
-async def test_outside_24_hours_nothing_is_sent_and_the_message_is_kept_pending(harness: Harness) -> None:
+def text_event(text: str, sender: str = SHOPPER, mid: Optional[str] = None) -> bytes:
+    """A signed-able webhook body with one text message (a fresh `mid` unless given)."""
+    mid = mid or f"aWdfZAG1{uuid.uuid4().hex}"
+    return json.dumps({"object": "instagram", "entry": [{"id": "17841400000000000", "time": 1, "messaging": [{
+        "sender": {"id": sender}, "recipient": {"id": "17841400000000000"}, "timestamp": 1,
+        "message": {"mid": mid, "text": text},
+    }]}]}).encode()
+
+
+def texts_to(graph: FakeGraphApi, recipient: str = SHOPPER) -> List[str]:
+    return [m["message"].get("text", "") for m in graph.delivered if m["recipient"]["id"] == recipient]
+
+
+async def test_outside_24_hours_nothing_is_sent_and_the_message_is_held_until_the_shopper_writes(harness: Harness) -> None:
     await harness.post(fixture("text_message.json"))  # the shopper writes at t0
     output = harness.channel.get_output_channel()
-    clock = harness.channel.state.clock
-    clock.now += REPLY_WINDOW_SECONDS - 60  # still inside
+    harness.clock.now += REPLY_WINDOW_SECONDS - 60  # still inside
     await output.send_text_message(SHOPPER, "Your points expire soon")
-    assert len(harness.graph.messages) == 1
-    clock.now += 120  # 24 h and a minute after the shopper's message
+    assert texts_to(harness.graph) == ["Your points expire soon"]
+    harness.clock.now += 120  # 24 h and a minute after the shopper's message
     await output.send_text_message(SHOPPER, "Your points expire tomorrow")
-    assert len(harness.graph.messages) == 1
-    [pending] = harness.channel.state.pending
-    assert pending.recipient_id == SHOPPER and pending.message == {"text": "Your points expire tomorrow"}
+    await output.send_response(SHOPPER, {"text": "Pick a reward", "buttons": [{"title": "Free shipping", "payload": "/r1"}]})
     # A shopper the bot never heard from gets nothing either.
     await output.send_text_message("999", "hello")
-    assert len(harness.graph.messages) == 1 and len(harness.channel.state.pending) == 2
+    assert len(harness.graph.requests) == 1
+
+    # The shopper writes again: the held messages go first, in order, then the reply to the new message.
+    harness.recorder.reply = echo_reply()
+    await harness.post(text_event("hello again"))
+    assert texts_to(harness.graph) == [
+        "Your points expire soon", "Your points expire tomorrow", "Pick a reward", "You said: hello again"
+    ]
+    assert harness.graph.delivered[2]["message"]["quick_replies"][0]["payload"] == "/r1"
+    assert await harness.channel.state.take_held(SHOPPER) == []
+    assert await harness.channel.state.take_held("999") == [Outgoing({"text": "hello"})]
+
+
+@pytest.fixture()
+async def redis_state() -> AsyncIterator[ChannelState]:
+    require_service("Redis", 6379)
+    store = RedisChannelState(REDIS_URL)
+    yield store
+    await store.close()
+
+
+async def test_held_messages_survive_a_restart_on_redis_and_arrive_when_the_shopper_writes_again(
+    instagram_env, redis_state: ChannelState
+) -> None:
+    shopper = f"7{uuid.uuid4().int % 10**15:015d}"  # Redis keeps state between runs: a shopper of this run only
+    clock = Clock()
+    async with FakeGraphApi(access_token=ACCESS_TOKEN) as graph:
+        instagram_env(graph.base_url)
+        before = InstagramInput(clock=clock, state=redis_state)
+        app, server, base = await _serve(before, Recorder())
+        try:
+            async with aiohttp.ClientSession() as http:
+                body = text_event("hi", sender=shopper)
+                async with http.post(f"{base}/webhooks/instagram/webhook", data=body, headers=sign(body)) as reply:
+                    assert reply.status == 200
+            clock.now += REPLY_WINDOW_SECONDS + 1
+            buttons = [{"title": f"Reward {n}", "payload": f"/redeem_reward{{\"reward\":\"r{n}\"}}"} for n in range(1, 15)]
+            await before.get_output_channel().send_text_message(shopper, "Your points expire tomorrow")
+            await before.get_output_channel().send_text_with_buttons(shopper, "Or pick a reward", buttons)
+            assert graph.delivered == []
+        finally:
+            await _stop(server)
+
+        # "Restart": a new channel with its own connection to the same Redis.
+        after_store = RedisChannelState(REDIS_URL)
+        after = InstagramInput(clock=clock, state=after_store)
+        recorder = Recorder()
+        recorder.reply = echo_reply()
+        app, server, base = await _serve(after, recorder)
+        try:
+            async with aiohttp.ClientSession() as http:
+                for text in ("hello again", "14."):
+                    body = text_event(text, sender=shopper)
+                    async with http.post(f"{base}/webhooks/instagram/webhook", data=body, headers=sign(body)) as reply:
+                        assert reply.status == 200
+        finally:
+            await _stop(server)
+            await after_store.close()
+    sent = texts_to(graph, shopper)
+    assert sent[0] == "Your points expire tomorrow"
+    assert sent[1].startswith("Or pick a reward\n1. Reward 1\n") and sent[1].endswith(CHOICE_HINT)
+    assert sent[2] == "You said: hello again"
+    # The numbered list was remembered when it was finally delivered, in Redis: "14." picks the 14th reward.
+    assert [m.text for m in recorder.messages] == ["hello again", '/redeem_reward{"reward":"r14"}']
 
 
 # ---------------------------------------------------------------- units
@@ -428,7 +522,7 @@ async def test_a_failing_graph_api_does_not_fail_the_webhook(harness: Harness) -
     harness.graph.status = 500
     harness.recorder.reply = echo_reply()
     assert (await harness.post(fixture("text_message.json"))).status == 200
-    assert len(harness.recorder.messages) == 1 and len(harness.graph.requests) == 1
+    assert len(harness.recorder.messages) == 1 and len(harness.graph.requests) == 3  # three attempts
 
 
 def test_rasa_builds_the_channel_from_credentials_yml() -> None:
@@ -436,3 +530,189 @@ def test_rasa_builds_the_channel_from_credentials_yml() -> None:
 
     channel = _create_single_channel("channels.instagram.InstagramInput", {})
     assert isinstance(channel, InstagramInput) and channel.url_prefix() == "instagram"
+
+
+# ---------------------------------------------------------------- numbered choices
+
+
+FOURTEEN = [{"title": f"Reward {n}", "payload": f'/redeem_reward{{"reward":"r{n}"}}'} for n in range(1, 15)]
+
+
+class AnswerFirstThenEcho:
+    """An agent that answers the first message with `responses` and echoes every later one."""
+
+    def __init__(self, *responses: Dict[str, Any]) -> None:
+        self.responses = responses
+        self.answered = False
+
+    async def __call__(self, message: UserMessage) -> None:
+        if self.answered:
+            await echo_reply()(message)
+            return
+        self.answered = True
+        for response in self.responses:
+            await message.output_channel.send_response(message.sender_id, dict(response))
+
+
+async def shopper_says(harness: Harness, *texts: str) -> List[str]:
+    """Each text as a new shopper message; what the conversation received for them."""
+    before = len(harness.recorder.messages)
+    for text in texts:
+        assert (await harness.post(text_event(text))).status == 200
+    return [m.text for m in harness.recorder.messages[before:]]
+
+
+@pytest.mark.parametrize("answer", ["2", "2.", " 2 ", "2)"])
+async def test_a_numbered_reply_becomes_the_chosen_buttons_payload(harness: Harness, answer: str) -> None:
+    harness.recorder.reply = AnswerFirstThenEcho({"text": "Pick a reward", "buttons": FOURTEEN})
+    await shopper_says(harness, "redeem")
+    [shown] = texts_to(harness.graph)
+    assert shown.startswith("Pick a reward\n1. Reward 1\n2. Reward 2\n") and shown.endswith(CHOICE_HINT)
+    assert await shopper_says(harness, answer) == ['/redeem_reward{"reward":"r2"}']
+
+
+async def test_other_text_and_out_of_range_numbers_pass_through_and_keep_the_list(harness: Harness) -> None:
+    harness.recorder.reply = AnswerFirstThenEcho({"text": "Pick a reward", "buttons": FOURTEEN})
+    await shopper_says(harness, "redeem")
+    assert await shopper_says(harness, "0", "15", "2 please", "what is 2+2?", "3") == [
+        "0", "15", "2 please", "what is 2+2?", '/redeem_reward{"reward":"r3"}'
+    ]
+
+
+async def test_a_number_is_just_text_without_a_list_or_once_quick_replies_replace_it(harness: Harness) -> None:
+    assert await shopper_says(harness, "2") == ["2"]
+    harness.recorder.reply = AnswerFirstThenEcho(
+        {"text": "Pick a reward", "buttons": FOURTEEN}, {"text": "Or confirm", "buttons": [{"title": "Yes", "payload": "/affirm"}]}
+    )
+    await shopper_says(harness, "redeem")
+    assert await shopper_says(harness, "2") == ["2"]  # the quick replies came last: the numbers mean nothing now
+
+
+async def test_a_quick_reply_payload_that_looks_like_a_number_is_not_remapped(harness: Harness) -> None:
+    harness.recorder.reply = AnswerFirstThenEcho({"text": "Pick a reward", "buttons": FOURTEEN})
+    await shopper_says(harness, "redeem")
+    body = json.loads(fixture("quick_reply.json"))
+    body["entry"][0]["messaging"][0]["message"]["quick_reply"]["payload"] = "2"
+    await harness.post(json.dumps(body).encode())
+    assert harness.recorder.messages[-1].text == "2"
+
+
+async def test_buttons_with_a_payload_too_long_for_quick_replies_are_numbered(harness: Harness) -> None:
+    long_payload = '/redeem_reward{"note":"' + "x" * 1000 + '"}'
+    harness.recorder.reply = AnswerFirstThenEcho({"text": "Pick", "buttons": [{"title": "Short", "payload": "/a"}, {"title": "Long", "payload": long_payload}]})
+    await shopper_says(harness, "redeem")
+    [shown] = harness.graph.delivered
+    assert "quick_replies" not in shown["message"] and "2. Long" in shown["message"]["text"]
+    assert await shopper_says(harness, "2") == [long_payload]
+
+
+async def test_product_cards_over_instagram_limits_fall_back_to_text_with_numbered_actions(harness: Harness) -> None:
+    desk = {"title": "Standing desk", "subtitle": "Oak top, electric lift, memory presets, anti-collision, cable tray, castors and a ten-year warranty",
+            "image_url": "https://cdn.example.com/desk.jpg",
+            "buttons": [{"title": "View", "url": "https://shop.example.com/desk", "type": "web_url"},
+                        {"title": "Redeem", "payload": "/redeem_reward{\"reward\":\"desk\"}"}]}
+    chair = {"title": "Chair", "subtitle": "Mesh back", "buttons": [{"title": "Redeem", "payload": "/redeem_reward{\"reward\":\"chair\"}"}]}
+    assert generic_template_for([desk, chair]) is None  # the desk's subtitle is over 80 characters
+    harness.recorder.reply = AnswerFirstThenEcho({"elements": [desk, chair]})
+    await shopper_says(harness, "show rewards")
+    [shown] = texts_to(harness.graph)
+    assert shown.startswith("• Standing desk — Oak top") and "https://shop.example.com/desk" in shown
+    assert "• Chair — Mesh back" in shown
+    assert "1. Standing desk: Redeem\n2. Chair: Redeem" in shown and shown.endswith(CHOICE_HINT)
+    assert await shopper_says(harness, "2") == ['/redeem_reward{"reward":"chair"}']
+
+
+async def test_cards_that_fit_stay_a_template_and_their_buttons_replace_a_numbered_list(harness: Harness) -> None:
+    card = {"title": "Chair", "subtitle": "Mesh back", "image_url": "https://cdn.example.com/chair.jpg",
+            "buttons": [{"title": "Redeem", "payload": "/redeem_reward{\"reward\":\"chair\"}"}]}
+    harness.recorder.reply = AnswerFirstThenEcho({"text": "Pick a reward", "buttons": FOURTEEN}, {"elements": [card]})
+    await shopper_says(harness, "show rewards")
+    template = harness.graph.delivered[-1]["message"]["attachment"]["payload"]
+    assert template["elements"][0]["buttons"] == [
+        {"type": "postback", "payload": "/redeem_reward{\"reward\":\"chair\"}", "title": "Redeem"}
+    ]
+    assert await shopper_says(harness, "1") == ["1"]
+
+
+@pytest.mark.parametrize("text, number", [("2", 2), (" 12. ", 12), ("3)", 3), ("2 please", None), ("", None), ("1.5", None), ("٣", 3)])
+def test_chosen_number_reads_only_a_bare_number(text: str, number: Optional[int]) -> None:
+    # Any script's digits count ("٣" is 3): shoppers answer with the keyboard they have.
+    assert chosen_number(text) == number
+
+
+# ---------------------------------------------------------------- Graph API failures
+
+
+@pytest.mark.parametrize(
+    "status, headers, failures, expected_sleeps",
+    [
+        (429, {"Retry-After": "3"}, 1, [3.0]),
+        (503, {}, 2, [1.0, 2.0]),
+        (500, {"Retry-After": "3600"}, 1, [10.0]),
+        (429, {"Retry-After": "soon"}, 1, [1.0]),
+    ],
+    ids=["429-retry-after", "503-backoff", "retry-after-capped", "unreadable-retry-after"],
+)
+async def test_sends_are_retried_on_429_and_5xx_then_delivered(
+    harness: Harness, status: int, headers: Dict[str, str], failures: int, expected_sleeps: Sequence[float]
+) -> None:
+    harness.graph.fail_next(failures, status, headers=headers)
+    harness.recorder.reply = echo_reply()
+    await shopper_says(harness, "hi")
+    assert harness.sleeps.delays == expected_sleeps
+    assert len(harness.graph.messages) == failures + 1
+    assert texts_to(harness.graph) == ["You said: hi"]
+
+
+async def test_other_4xx_answers_are_not_retried_and_the_message_is_dropped(harness: Harness) -> None:
+    harness.graph.fail_next(1, 400, {"error": {"message": "(#100) Invalid parameter", "type": "OAuthException", "code": 100}})
+    harness.recorder.reply = echo_reply()
+    await shopper_says(harness, "hi")
+    assert len(harness.graph.messages) == 1 and harness.sleeps.delays == []
+    await shopper_says(harness, "again")
+    assert texts_to(harness.graph) == ["You said: again"]  # the dropped reply was not held
+
+
+async def test_a_send_failing_three_times_is_logged_without_the_token_and_dropped(harness: Harness, capsys) -> None:
+    harness.graph.fail_next(3, 502, {"error": {"message": f"upstream said Bearer {ACCESS_TOKEN}", "code": 2}})
+    harness.recorder.reply = echo_reply()
+    await shopper_says(harness, "hi")
+    assert len(harness.graph.messages) == 3 and harness.sleeps.delays == [1.0, 2.0]
+    logs = capsys.readouterr().err
+    failed = [line for line in logs.splitlines() if "instagram.send.failed" in line]
+    assert len(failed) == 1 and "502" in failed[0]  # json or console format
+    assert ACCESS_TOKEN not in logs
+    await shopper_says(harness, "again")
+    assert texts_to(harness.graph) == ["You said: again"]
+
+
+async def test_metas_outside_window_answer_holds_the_messages_until_the_shopper_writes_again(harness: Harness) -> None:
+    harness.graph.fail_next(1, 400, OUTSIDE_WINDOW_ERROR)
+    harness.recorder.reply = AnswerFirstThenEcho({"text": "first"}, {"text": "second"})
+    await shopper_says(harness, "hi")
+    # "first" was refused by Meta and held; "second" was held without trying (the window is now closed).
+    assert len(harness.graph.messages) == 1 and harness.graph.delivered == [] and harness.sleeps.delays == []
+    await shopper_says(harness, "hello?")
+    assert texts_to(harness.graph) == ["first", "second", "You said: hello?"]
+
+
+def test_retry_delay_doubles_and_is_capped() -> None:
+    assert [retry_delay(attempt, None) for attempt in (1, 2, 3, 4, 5, 6)] == [1.0, 2.0, 4.0, 8.0, 10.0, 10.0]
+    assert retry_delay(1, "0") == 0.0 and retry_delay(1, "-5") == 1.0 and retry_delay(2, "nan") == 2.0
+
+
+# ---------------------------------------------------------------- status line
+
+
+@pytest.mark.parametrize(
+    "env, line",
+    [
+        ({"INSTAGRAM_APP_SECRET": "s", "INSTAGRAM_VERIFY_TOKEN": "v", "INSTAGRAM_ACCESS_TOKEN": "t"}, "instagram: on"),
+        ({}, "instagram: off — set INSTAGRAM_APP_SECRET, INSTAGRAM_VERIFY_TOKEN and INSTAGRAM_ACCESS_TOKEN"),
+        ({"INSTAGRAM_APP_SECRET": "s", "INSTAGRAM_VERIFY_TOKEN": " "}, "instagram: off — set INSTAGRAM_VERIFY_TOKEN and INSTAGRAM_ACCESS_TOKEN"),
+        ({"INSTAGRAM_APP_SECRET": "s", "INSTAGRAM_VERIFY_TOKEN": "v"}, "instagram: off — set INSTAGRAM_ACCESS_TOKEN"),
+    ],
+    ids=["on", "nothing-set", "blank-counts-as-unset", "one-missing"],
+)
+def test_instagram_status_says_on_or_what_to_set(env: Dict[str, str], line: str) -> None:
+    assert instagram_status(Settings.from_env(env)) == line
