@@ -1,7 +1,9 @@
 """`make run`: the action server, the Rasa server and the web app together; one Ctrl-C stops them all."""
 from __future__ import annotations
 
+import dataclasses
 import os
+import secrets
 import signal
 import sys
 import time
@@ -11,6 +13,9 @@ from typing import Dict, List, Mapping, Optional
 from bot.processes import ManagedProcess, ProcessFailed, stop_all
 from bot.settings import PROJECT_ROOT, Settings
 from bot.training import model_path
+
+# The largest request body the Rasa server reads (Telegram and Instagram webhooks allow 1 MB).
+RASA_MAX_BODY_BYTES = 1024 * 1024
 
 
 def endpoints_file(settings: Settings) -> Path:
@@ -34,11 +39,20 @@ def server_env(base: Mapping[str, str], settings: Settings) -> Dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     env["SANIC_HOST"] = settings.bind_host
+    # Sanic reads bodies of up to 100 MB by default before any channel can look at them; no channel
+    # takes more than 1 MB (the platforms' webhooks), so larger bodies get 413 before they are read.
+    env.setdefault("SANIC_REQUEST_MAX_SIZE", str(RASA_MAX_BODY_BYTES))
     return env
 
 
 def action_server_command(settings: Settings) -> List[str]:
     return [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", str(settings.actions_port)]
+
+
+def credentials_file(settings: Settings) -> Path:
+    """The channels Rasa opens: credentials.yml (REST channel included) unless RAPPORT_ENV=production."""
+    name = "credentials.production.yml" if settings.environment == "production" else "credentials.yml"
+    return PROJECT_ROOT / name
 
 
 def rasa_server_command(settings: Settings, model: Optional[Path] = None) -> List[str]:
@@ -48,7 +62,7 @@ def rasa_server_command(settings: Settings, model: Optional[Path] = None) -> Lis
         "--interface", settings.bind_host,
         "--port", str(settings.rasa_port),
         "--model", str(model or model_path()),
-        "--credentials", str(PROJECT_ROOT / "credentials.yml"),
+        "--credentials", str(credentials_file(settings)),
         "--endpoints", str(endpoints_file(settings)),
     ]
 
@@ -63,7 +77,41 @@ def local_address(settings: Settings) -> str:
     return "127.0.0.1" if settings.bind_host in ("0.0.0.0", "::", "") else settings.bind_host
 
 
-def how_to_chat(settings: Settings) -> str:
+def development_secret(data_dir: Path, name: str) -> str:
+    """A random secret kept in data_dir/secrets/<name> (mode 600), made on first use: `make run` turns the
+    widget on without the operator inventing a key. Production sets its own in the environment."""
+    path = data_dir / "secrets" / name
+    if path.is_file() and path.read_text().strip():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    value = secrets.token_urlsafe(32)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(value + "\n")
+    return value
+
+
+def with_development_defaults(settings: Settings, env: Dict[str, str]) -> Settings:
+    """Development runs get a widget signing secret from var/secrets/ when none is set (never production)."""
+    if settings.environment == "production" or settings.widget_signing_secret:
+        return settings
+    env["WIDGET_SIGNING_SECRET"] = development_secret(settings.data_dir, "widget_signing_secret")
+    return dataclasses.replace(settings, widget_signing_secret=env["WIDGET_SIGNING_SECRET"])
+
+
+def channel_status(settings: Settings) -> List[str]:
+    """One line per channel: on, or off and which variables turn it on (never a secret's value)."""
+    # Imported here: the channel modules import Rasa, which only `make run` needs.
+    from channels.instagram import instagram_status
+    from channels.telegram import telegram_status
+    from channels.widget import widget_status
+
+    rest = ("rest: off (RAPPORT_ENV=production)" if settings.environment == "production"
+            else "rest: on (development; this machine only unless REST_CHANNEL_TOKEN is set)")
+    return [widget_status(settings), telegram_status(settings), instagram_status(settings), rest]
+
+
+def how_to_chat(settings: Settings, channels: Optional[List[str]] = None) -> str:
     rest = f"http://localhost:{settings.rasa_port}/webhooks/rest/webhook"
     web_app = f"http://localhost:{settings.web_port}"
     # Whether the API is on, never the token itself.
@@ -71,12 +119,15 @@ def how_to_chat(settings: Settings) -> str:
            else "store API off: set STORE_API_TOKEN to turn it on")
     jobs = (f"loyalty jobs every {settings.loyalty_jobs_interval_minutes} min"
             if settings.loyalty_jobs_interval_minutes else "loyalty jobs off")
+    channel_lines = "".join(f"    {line}\n" for line in (channels or []))
     return f"""
 Rapport is running.
   Rasa server    http://localhost:{settings.rasa_port}   (REST channel: {rest})
   Action server  http://localhost:{settings.actions_port}
   Web app        {web_app}   ({api}; {jobs})
-Chat over REST as a demo shopper (alice, bob, chloe or dev; any other sender is a guest):
+  Demo store     {web_app}/demo   (the website widget; sign in as a demo shopper from the page)
+  Channels:
+{channel_lines}Chat over REST as a demo shopper (alice, bob, chloe or dev; any other sender is a guest):
   curl -s {rest} -H 'Content-Type: application/json' \\
        -d '{{"sender": "alice", "message": "how many points do I have?"}}'
 Or in a terminal, in another shell:
@@ -87,6 +138,7 @@ Press Ctrl-C to stop all three servers.
 
 def run_stack(settings: Settings) -> int:
     env = server_env(os.environ, settings)
+    settings = with_development_defaults(settings, env)
     actions = ManagedProcess("action server", action_server_command(settings), cwd=PROJECT_ROOT, env=env)
     rasa = ManagedProcess("rasa server", rasa_server_command(settings), cwd=PROJECT_ROOT, env=env)
     web_app = ManagedProcess("web app", web_app_command(), cwd=PROJECT_ROOT, env=env)
@@ -106,7 +158,7 @@ def run_stack(settings: Settings) -> int:
             rasa.wait_until_ready(f"http://{host}:{settings.rasa_port}/", timeout=300, also_watch=processes)
             actions.wait_until_ready(f"http://{host}:{settings.actions_port}/health", timeout=60, also_watch=processes)
             web_app.wait_until_ready(f"http://{host}:{settings.web_port}/health", timeout=60, also_watch=processes)
-            print(how_to_chat(settings), flush=True)
+            print(how_to_chat(settings, channel_status(settings)), flush=True)
         except ProcessFailed as error:
             # An exit is reported below; a server that is merely slow may still come up, so keep going.
             if error.returncode is None:

@@ -146,4 +146,53 @@ site=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["pur
 pth=$(printf '%s\nimport bot.rasa_defaults' "$ROOT")
 [ "$(cat "$site/rapport.pth" 2>/dev/null)" = "$pth" ] || printf '%s\n' "$pth" > "$site/rapport.pth"
 
+
+# The website widget's browser-side files, from the npm registry (no front-end build for users):
+# socket.io-client's prebuilt dist (served by the widget at /webhooks/widget/socket.io.min.js) and
+# rasa-webchat 1.0.1's bundle (loaded only by the compatibility test). Each tarball is checked against
+# its pinned sha512 integrity before anything is extracted; channels/widget_assets/vendor/ is git-ignored.
+VENDOR="$ROOT/channels/widget_assets/vendor"
+vendor_npm_file() {  # package version sha512-integrity file-in-tarball destination
+  local name=$1 version=$2 integrity=$3 member=$4 target=$5 tmp
+  tmp=$(mktemp -d)
+  local tarball="$tmp/package.tgz" url="https://registry.npmjs.org/$name/-/${name##*/}-$version.tgz"
+  curl -fsSL --retry 2 --max-time 60 -o "$tarball" "$url" \
+    || { rm -rf "$tmp"; die "could not download $name@$version from the npm registry ($url)"; }
+  local actual
+  actual=$("$VENV/bin/python" -c 'import base64, hashlib, sys; print("sha512-" + base64.b64encode(hashlib.sha512(open(sys.argv[1], "rb").read()).digest()).decode())' "$tarball")
+  [ "$actual" = "$integrity" ] || { rm -rf "$tmp"; die "$name@$version: integrity mismatch (expected $integrity, got $actual)"; }
+  tar -xzf "$tarball" -C "$tmp" "package/$member" "package/LICENSE" \
+    || { rm -rf "$tmp"; die "$name@$version: $member is missing from the package"; }
+  mkdir -p "$(dirname "$target")"
+  cp "$tmp/package/$member" "$target.part" && mv "$target.part" "$target"
+  cp "$tmp/package/LICENSE" "$target.LICENSE"
+  rm -rf "$tmp"
+}
+VENDORED="socket.io-client@4.7.5 rasa-webchat@1.0.1"
+if [ "$(cat "$VENDOR/.versions" 2>/dev/null)" != "$VENDORED" ] \
+   || [ ! -s "$VENDOR/socket.io.min.js" ] || [ ! -s "$VENDOR/rasa-webchat.js" ]; then
+  say "Fetching the widget's browser files from the npm registry: $VENDORED (integrity-checked)"
+  vendor_npm_file socket.io-client 4.7.5 \
+    'sha512-sJ/tqHOCe7Z50JCBCXrsY3I2k03iOiUe+tj1OmKeD2lXPiGH/RUCdTZFoqVyN7l1MnpIzPrGtLcijffmeouNlQ==' \
+    dist/socket.io.min.js "$VENDOR/socket.io.min.js"
+  vendor_npm_file rasa-webchat 1.0.1 \
+    'sha512-Ld1zVJvTAaTrs6A5p8t70agNNrKYRyXlvqXZRgBoDvKKUXbA0jhJKECi5bdPGlaR6jsmqWtVylHS+YqIqo0x8w==' \
+    lib/index.js "$VENDOR/rasa-webchat.js"
+  echo "$VENDORED" > "$VENDOR/.versions"
+fi
+
+# Headless Chromium for the widget's browser tests (Playwright drives /usr/bin/chromium; its own
+# browser download, `playwright install`, is never used). In CI those tests fail without it.
+if [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && grep -qx 'ID=debian' /etc/os-release 2>/dev/null; then
+    say "Installing Debian's chromium for the widget's browser tests (apt-get install chromium)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
+      || die "apt-get install chromium failed"
+  else
+    say "NOTE: /usr/bin/chromium is missing, so the widget's browser tests will be skipped here (CI fails"
+    say "      them). On Debian: 'sudo apt-get install chromium'."
+  fi
+fi
+
 say "Environment ready: $VENV (Python $want_version)"

@@ -28,7 +28,9 @@ def test_run_serves_real_points_and_ctrl_c_stops_everything(trained_model, tmp_p
         "STORE_API_TOKEN": "e2e-store-token",
         "TF_CPP_MIN_LOG_LEVEL": "2",
     }
-    for name in ("DATABASE_URL", "REDIS_URL", "TRACKER_DATABASE_URL", "BIND_HOST", "SANIC_HOST"):
+    for name in ("DATABASE_URL", "REDIS_URL", "TRACKER_DATABASE_URL", "BIND_HOST", "SANIC_HOST",
+                 "WIDGET_SIGNING_SECRET", "TELEGRAM_TOKEN", "TELEGRAM_WEBHOOK_SECRET", "INSTAGRAM_APP_SECRET",
+                 "INSTAGRAM_VERIFY_TOKEN", "INSTAGRAM_ACCESS_TOKEN", "RAPPORT_ENV"):
         env.pop(name, None)
     log_path = tmp_path / "run.log"
     with open(log_path, "wb") as log:
@@ -43,6 +45,18 @@ def test_run_serves_real_points_and_ctrl_c_stops_everything(trained_model, tmp_p
         output = log_path.read_text(errors="replace")
         assert f"http://localhost:{env['RASA_PORT']}/webhooks/rest/webhook" in output and "rasa shell" in output
         assert "[seed] demo shop: 12 products added, 4 customers added" in output
+        # Which channels are on, and how to turn on the others; the widget is on with a development secret.
+        assert f"Demo store     http://localhost:{env['WEB_PORT']}/demo" in output
+        assert f"widget: on — script http://localhost:{env['RASA_PORT']}/webhooks/widget/widget.js" in output
+        assert "telegram: off — set TELEGRAM_TOKEN and TELEGRAM_WEBHOOK_SECRET" in output
+        assert "instagram: off — set INSTAGRAM_APP_SECRET, INSTAGRAM_VERIFY_TOKEN and INSTAGRAM_ACCESS_TOKEN" in output
+        secret_file = tmp_path / "var" / "secrets" / "widget_signing_secret"
+        assert secret_file.stat().st_mode & 0o777 == 0o600
+        assert secret_file.read_text().strip() not in output, "a secret is never printed"
+        with urllib.request.urlopen(f"http://127.0.0.1:{env['WEB_PORT']}/demo", timeout=30) as page:
+            assert f":{env['RASA_PORT']}/webhooks/widget/widget.js" in page.read().decode()
+        with urllib.request.urlopen(f"http://127.0.0.1:{env['RASA_PORT']}/webhooks/widget/widget.js", timeout=30) as script:
+            assert script.status == 200 and "javascript" in script.headers["Content-Type"]
 
         request = urllib.request.Request(
             f"http://127.0.0.1:{env['RASA_PORT']}/webhooks/rest/webhook",

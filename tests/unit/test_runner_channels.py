@@ -1,0 +1,42 @@
+"""Which channels the Rasa server opens, and the body limit it reads with."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from bot.runner import RASA_MAX_BODY_BYTES, credentials_file, rasa_server_command, server_env
+from bot.settings import PROJECT_ROOT, Settings, SettingsError
+
+import pytest
+
+
+def _settings(tmp_path: Path, **env: str) -> Settings:
+    return Settings.from_env({"RAPPORT_DATA_DIR": str(tmp_path), **env})
+
+
+def _channels(path: Path) -> set:
+    return set(yaml.safe_load(path.read_text()) or {})
+
+
+def test_development_opens_the_rest_channel_and_production_does_not(tmp_path: Path) -> None:
+    development = credentials_file(_settings(tmp_path))
+    production = credentials_file(_settings(tmp_path, RAPPORT_ENV="production"))
+    assert development == PROJECT_ROOT / "credentials.yml"
+    assert production == PROJECT_ROOT / "credentials.production.yml"
+    assert "channels.rest.GuardedRestInput" in _channels(development)
+    assert not any("rest" in channel.lower() for channel in _channels(production))
+    assert _channels(production) == _channels(development) - {"channels.rest.GuardedRestInput"}
+    command = rasa_server_command(_settings(tmp_path, RAPPORT_ENV="production"), model=tmp_path / "m.tar.gz")
+    assert command[command.index("--credentials") + 1] == str(production)
+
+
+def test_an_unknown_environment_is_refused_by_name(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="RAPPORT_ENV='staging' must be one of: development, production"):
+        _settings(tmp_path, RAPPORT_ENV="staging")
+
+
+def test_the_rasa_server_reads_at_most_one_megabyte_per_request(tmp_path: Path) -> None:
+    env = server_env({}, _settings(tmp_path))
+    assert env["SANIC_REQUEST_MAX_SIZE"] == str(RASA_MAX_BODY_BYTES) == "1048576"
+    assert server_env({"SANIC_REQUEST_MAX_SIZE": "2048"}, _settings(tmp_path))["SANIC_REQUEST_MAX_SIZE"] == "2048"
