@@ -15,7 +15,8 @@ Protocol (the default namespace; compatible with the rasa-webchat 1.0.1 widget):
   server → client
     session_confirm   "<token>" — the client keeps it and sends it back in its next session_request
     session_history   [{sender: "user" | "bot", ...message}] — the transcript, after every session_confirm
-                      of a session_request (our widget re-renders; rasa-webchat ignores unknown events)
+                      of a session_request (our widget re-renders; rasa-webchat ignores unknown events);
+                      after a provisional resume (below), only once the first message proved the customer
     bot_uttered       {text, quick_replies?} | {attachment: image | generic template}
     user_echo         {text} — a message typed in another tab of the same conversation
     session_error     {error} — refused: invalid customer token, no session yet, server trouble
@@ -33,9 +34,16 @@ store (or another one on the same browser) never resumes the signed-in conversat
 keeps the conversation under a new token bound to them. A guest-bound token resumes its conversation
 even when it got linked meanwhile (a one-time code typed in it): for a guest the token is the credential.
 
-rasa-webchat sends neither a device key nor the customer at connect (only customData with messages), so for
-it the token alone is the credential, as a session cookie is: whoever has its localStorage has its chat
-(which rasa-webchat keeps there anyway).
+rasa-webchat sends neither a device key nor the customer at connect (1.0.1: only {session_id} in
+session_request, customData only with user_uttered). For a guest-bound token the token alone is the
+credential, as a session cookie is. A customer-bound token is not enough on its own (None means guest): a
+socket without a device key that names no customer when it resumes one resumes it only provisionally —
+session_confirm with the same token, but neither the transcript nor the conversation's room (other tabs'
+replies and echoes). Its first user_uttered must carry customData proving that same customer; then the
+socket joins the conversation, gets session_history and the message is processed in it. Without it (a
+shopper who signed out, or a copied token), the socket gets a NEW guest conversation (session_confirm with
+its token, session_history []) and the message is processed there; with another customer's, a new
+conversation of theirs. Never the customer-bound one. An invalid customer token is refused as always.
 
 Per process: which socket is in which conversation is kept in this process, as socket.io itself requires
 (several Rasa processes need sticky sessions in front of socket.io).
@@ -436,6 +444,9 @@ class SocketSession:
     refusal: Optional[str] = None  # set: every request of this socket is refused with it
     conversation_id: Optional[str] = None
     customer_id: str = ""  # the store customer the session token is bound to ("" a guest)
+    # Resumed a customer-bound token without naming the customer (rasa-webchat): not in the conversation's
+    # room yet; the first message must prove that customer, or the socket gets a new guest conversation.
+    provisional: bool = False
 
 
 @dataclass(frozen=True)
@@ -444,6 +455,7 @@ class OpenedSession:
     token: str
     customer_id: str
     resumed: bool
+    provisional: bool = False  # see SocketSession.provisional
 
 
 @dataclass(frozen=True)
@@ -648,13 +660,18 @@ class WidgetInput(InputChannel):
             log.info("widget.message.refused", reason="invalid_customer_token", conversation=state.conversation_id)
             await self._refuse(sid, claim.error)
             return
-        if claim is not None and claim.customer_id != state.customer_id:
-            try:
+        try:
+            if state.provisional:
+                await self._settle_provisional(sid, state, claim)
+            elif claim is not None and claim.customer_id != state.customer_id:
                 await self._change_customer(sid, state, claim.customer_id or "")
-            except Exception:
-                log.exception("widget.session.failed", conversation=state.conversation_id)
-                await self._refuse(sid, SERVER_ERROR)
-                return
+        except Exception:
+            log.exception("widget.session.failed", conversation=state.conversation_id)
+            await self._refuse(sid, SERVER_ERROR)
+            return
+        if state.conversation_id is None:  # a concurrent message is still moving the socket on
+            await self._refuse(sid, NO_SESSION)
+            return
 
         text = clean_text(raw)
         limit = self.settings.max_message_chars
@@ -708,6 +725,10 @@ class WidgetInput(InputChannel):
                 log.info("widget.session.refused", reason="conversation_of_another_customer",
                          conversation=conversation_id)
                 return None
+            if binding and state.claim is None:
+                # rasa-webchat names the customer only with its messages: the first one must prove them.
+                log.info("widget.session.provisional", conversation=conversation_id)
+                return OpenedSession(conversation_id, token, binding, resumed=True, provisional=True)
             log.info("widget.session.resumed", conversation=conversation_id, customer=bool(binding))
             return OpenedSession(conversation_id, token, binding, resumed=True)
         unlinked_or_theirs = linked is None or linked.store_id == state.claim
@@ -747,14 +768,41 @@ class WidgetInput(InputChannel):
                 return
         await self._attach(sid, state, await self._start(state))
 
+    async def _settle_provisional(self, sid: str, state: SocketSession, claim: Optional[CustomerClaim]) -> None:
+        """The first message after a provisional resume: it proves the conversation's customer, and the
+        socket joins the conversation; or it does not, and the socket gets a new conversation (a guest's,
+        or that of the customer it does prove), never the customer-bound one."""
+        assert self.sio is not None and state.conversation_id is not None
+        conversation_id = state.conversation_id
+        state.provisional = False
+        if claim is not None and claim.customer_id == state.customer_id:
+            state.claim = claim.customer_id
+            await self.sio.enter_room(sid, conversation_id)
+            log.info("widget.session.resumed", conversation=conversation_id, customer=True, proven="message")
+            await self.sio.emit("session_history", await self.history(conversation_id), to=sid)
+            return
+        # Detached at once: a message arriving meanwhile is refused, not processed in the customer's chat.
+        state.conversation_id, state.customer_id = None, ""
+        log.info("widget.session.refused", reason="customer_not_proven", conversation=conversation_id,
+                 other_customer=claim is not None)
+        if claim is not None:
+            state.claim = claim.customer_id
+        await self._attach(sid, state, await self._start(state))
+
     async def _attach(self, sid: str, state: SocketSession, opened: OpenedSession) -> None:
-        """Put the socket in its conversation's room, confirm the session and send the transcript."""
+        """Put the socket in its conversation's room, confirm the session and send the transcript; a
+        provisional session gets only the confirmation (see SocketSession.provisional)."""
         assert self.sio is not None
-        if state.conversation_id and state.conversation_id != opened.conversation_id:
-            await self.sio.leave_room(sid, state.conversation_id)
-        await self.sio.enter_room(sid, opened.conversation_id)
+        joined = state.conversation_id if not state.provisional else None
+        if joined and (joined != opened.conversation_id or opened.provisional):
+            await self.sio.leave_room(sid, joined)
+        if not opened.provisional:
+            await self.sio.enter_room(sid, opened.conversation_id)
         state.conversation_id, state.customer_id = opened.conversation_id, opened.customer_id
+        state.provisional = opened.provisional
         await self.sio.emit("session_confirm", opened.token, to=sid)
+        if opened.provisional:
+            return
         history = await self.history(opened.conversation_id) if opened.resumed else []
         await self.sio.emit("session_history", history, to=sid)
 

@@ -3,8 +3,12 @@
 The store's account page asks the web app for a code (`POST /api/link-tokens`, bearer auth) and shows
 it; the shopper types it in any chat, or opens the Telegram deep link t.me/<bot>?start=link_<code>.
 A code is single use (a conditional update claims it, so two chats racing for one code cannot both
-win), expires after LINK_CODE_MINUTES, and only its SHA-256 is stored. Wrong codes are counted per
-chat: after MAX_WRONG_CODES within WRONG_CODE_WINDOW the chat must wait before trying again.
+win), expires after LINK_CODE_MINUTES, and only its SHA-256 is stored. Wrong codes (unknown, used or
+expired) are counted per chat: after MAX_WRONG_CODES within WRONG_CODE_WINDOW the chat must wait. A new
+chat costs an attacker nothing (a fresh widget session, another Instagram account), so wrong codes are
+also counted per channel: past MAX_WRONG_CODES_PER_CHANNEL in the window, linking on that channel pauses
+for everyone until the window moves on — guessing stays hopeless (about 10^12 codes) at the price that
+a flood can delay honest linking by up to WRONG_CODE_WINDOW.
 """
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ from bot.models import Customer, LinkAttempt, LinkCode
 
 LINK_CODE_MINUTES = 15
 MAX_WRONG_CODES = 5
+MAX_WRONG_CODES_PER_CHANNEL = 200
 WRONG_CODE_WINDOW = timedelta(minutes=15)
 # No 0/O, 1/I/L: codes are read off a screen and typed on a phone.
 CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
@@ -118,8 +123,10 @@ def redeem_link_code(session: Session, typed: str, input_channel: str, sender_id
     if current is not None and current.id == code.customer_id:
         return LinkOutcome("already_linked", customer=current)
     if code.used_at is not None:
+        _count_wrong(session, channel, sender_id, now)
         return LinkOutcome("used")
     if code.expires_at <= now:
+        _count_wrong(session, channel, sender_id, now)
         return LinkOutcome("expired")
     if current is not None:
         return LinkOutcome("linked_elsewhere", customer=current)
@@ -139,23 +146,23 @@ def redeem_link_code(session: Session, typed: str, input_channel: str, sender_id
 
 def _wait_needed(session: Session, channel: str, sender_id: str, now: datetime) -> Optional[timedelta]:
     since = now - WRONG_CODE_WINDOW
-    count, oldest = session.execute(
-        select(func.count(LinkAttempt.id), func.min(LinkAttempt.attempted_at)).where(
-            LinkAttempt.channel == channel, LinkAttempt.sender == sender_id, LinkAttempt.attempted_at > since
-        )
-    ).one()
-    if count < MAX_WRONG_CODES:
-        return None
-    return max(oldest + WRONG_CODE_WINDOW - now, timedelta(seconds=1))
+    in_window = (LinkAttempt.channel == channel, LinkAttempt.attempted_at > since)
+    for limit, conditions in (
+        (MAX_WRONG_CODES, (*in_window, LinkAttempt.sender == sender_id)),
+        (MAX_WRONG_CODES_PER_CHANNEL, in_window),
+    ):
+        count, oldest = session.execute(
+            select(func.count(LinkAttempt.id), func.min(LinkAttempt.attempted_at)).where(*conditions)
+        ).one()
+        if count >= limit:
+            return max(oldest + WRONG_CODE_WINDOW - now, timedelta(seconds=1))
+    return None
 
 
 def _count_wrong(session: Session, channel: str, sender_id: str, now: datetime) -> None:
     session.add(LinkAttempt(channel=channel, sender=sender_id, attempted_at=now))
-    # Old attempts no longer count; forget them so the table stays small.
+    # Attempts older than the window no longer count; forget them so the table stays small.
     session.execute(
-        delete(LinkAttempt).where(
-            LinkAttempt.channel == channel, LinkAttempt.sender == sender_id,
-            LinkAttempt.attempted_at <= now - WRONG_CODE_WINDOW,
-        )
+        delete(LinkAttempt).where(LinkAttempt.channel == channel, LinkAttempt.attempted_at <= now - WRONG_CODE_WINDOW)
     )
     session.flush()

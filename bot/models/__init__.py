@@ -1,6 +1,7 @@
 """SQLAlchemy models of the loyalty store, one module per domain."""
 from bot.models.base import Base
 from bot.models.catalog import Product
+from bot.models.content import ContentSubmission
 from bot.models.customers import ChannelIdentity, Customer
 from bot.models.events import OutboundMessage, TierChange
 from bot.models.handoff import HandoffRequest
@@ -10,6 +11,6 @@ from bot.models.orders import Order, OrderLine, OrderRefund
 from bot.models.rewards import RewardCode
 
 __all__ = [
-    "Base", "ChannelIdentity", "Customer", "HandoffRequest", "LedgerEntry", "LinkAttempt", "LinkCode", "Order", "OrderLine", "OrderRefund",
+    "Base", "ChannelIdentity", "ContentSubmission", "Customer", "HandoffRequest", "LedgerEntry", "LinkAttempt", "LinkCode", "Order", "OrderLine", "OrderRefund",
     "OutboundMessage", "Product", "RewardCode", "TierChange",
 ]

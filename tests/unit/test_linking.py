@@ -18,7 +18,7 @@ from bot.identity.linking import (
     normalize_code,
     redeem_link_code,
 )
-from bot.models import LinkCode
+from bot.models import LinkAttempt, LinkCode
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
 
@@ -113,3 +113,29 @@ def test_two_chats_racing_for_one_code_link_exactly_one(any_db: Database) -> Non
     assert results.count("linked") == 1, results
     with any_db.session() as session:
         assert session.execute(select(func.count()).select_from(LinkCode).where(LinkCode.used_at.isnot(None))).scalar() == 1
+
+
+def test_used_and_expired_codes_count_as_wrong_tries(any_db: Database) -> None:
+    customer_id = _customer(any_db)
+    used = _issue(any_db, customer_id)
+    assert _redeem(any_db, used, "owner") == "linked"
+    for attempt in range(MAX_WRONG_CODES):
+        assert _redeem(any_db, used, "prober", NOW + timedelta(seconds=attempt)) == "used"
+    fresh_code = _issue(any_db, customer_id, NOW + timedelta(minutes=1))
+    assert _redeem(any_db, fresh_code, "prober", NOW + timedelta(minutes=1)) == "rate_limited"
+
+
+def test_many_new_chats_guessing_together_pause_linking_on_that_channel(any_db: Database, monkeypatch) -> None:
+    monkeypatch.setattr("bot.identity.linking.MAX_WRONG_CODES_PER_CHANNEL", 12)
+    customer_id = _customer(any_db)
+    for sender in range(12):  # a fresh chat for every guess: the per-chat limit never trips
+        assert _redeem(any_db, "ZZZZ-2ZZZ", f"throwaway-{sender}", NOW + timedelta(seconds=sender)) == "invalid"
+    code = _issue(any_db, customer_id, NOW + timedelta(minutes=1))
+    assert _redeem(any_db, code, "honest", NOW + timedelta(minutes=1)) == "rate_limited"
+    assert _redeem(any_db, code, "ig-honest", NOW + timedelta(minutes=1), channel="instagram") == "linked"
+    later = NOW + WRONG_CODE_WINDOW + timedelta(seconds=30)
+    code = _issue(any_db, customer_id, later)
+    assert _redeem(any_db, code, "honest", later) == "linked", "the window moved on"
+    assert _redeem(any_db, "YYYY-2YYY", "late-guesser", later) == "invalid"
+    with any_db.session() as session:
+        assert session.execute(select(func.count()).select_from(LinkAttempt)).scalar() == 1, "old tries are forgotten"
