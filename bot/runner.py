@@ -120,13 +120,14 @@ def how_to_chat(settings: Settings, channels: Optional[List[str]] = None) -> str
     jobs = (f"loyalty jobs every {settings.loyalty_jobs_interval_minutes} min"
             if settings.loyalty_jobs_interval_minutes else "loyalty jobs off")
     channel_lines = "".join(f"    {line}\n" for line in (channels or []))
+    demo = ("" if settings.environment == "production"
+            else f"  Demo store     {web_app}/demo   (the website widget; sign in as a demo shopper from the page)\n")
     return f"""
 Rapport is running.
   Rasa server    http://localhost:{settings.rasa_port}   (REST channel: {rest})
   Action server  http://localhost:{settings.actions_port}
   Web app        {web_app}   ({api}; {jobs})
-  Demo store     {web_app}/demo   (the website widget; sign in as a demo shopper from the page)
-  Channels:
+{demo}  Channels:
 {channel_lines}Chat over REST as a demo shopper (alice, bob, chloe or dev; any other sender is a guest):
   curl -s {rest} -H 'Content-Type: application/json' \\
        -d '{{"sender": "alice", "message": "how many points do I have?"}}'

@@ -8,9 +8,15 @@ answers 200 to forged requests and handles only the first event of a batch. This
   a bad or missing signature is a 403 and nothing is processed. Bodies over 1 MB are a 413. Malformed JSON or
   an object other than "instagram" gets a 200 (Meta retries anything else, for days) and a log line.
 - Every entry and every messaging event of a batch is handled, in order. Echoes of our own messages (with or
-  without attachments), reads, reactions, deleted messages and messages the bot cannot use (stickers, voice,
-  video, shares, story replies without text) are ignored. Quick replies and postbacks become their payload;
-  an image becomes the text "/photo" with metadata {"image_url": ...}.
+  without attachments), reads, reactions, deleted messages, story mentions and empty messages are ignored.
+  Quick replies and postbacks become their payload. Images are a content submission: the text
+  "/submit_content" with metadata {"content": {"kind": "photo", "channel": "instagram", "urls": [...],
+  "caption": <the message's text or "">}} (and, as before, "image_url"/"image_urls"). Messages the bot
+  cannot read (stickers, voice, video, shares, files, Meta's "unsupported") do not reach the conversation;
+  the shopper gets UNSUPPORTED_REPLY, sent like any reply (they wrote, so the window is open again).
+- The state store (below) failing is answered 503, so Meta redelivers the batch: the messages already
+  handed to the conversation are skipped then (by `mid`), and one that failed before that is forgotten so
+  the redelivery processes it. Any other failure of one message is logged and the batch goes on (200).
 - Replies go through the Instagram API with Instagram Login, `POST {INSTAGRAM_API_BASE}/me/messages` with
   the access token as a bearer header. Text is split at 1000 UTF-8 bytes; up to 13 buttons become quick
   replies (titles cut to 20 characters); images are image attachments; product cards a generic template
@@ -50,7 +56,7 @@ import json
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Dict, Iterable, List, Optional, Sequence, Text
+from typing import Any, Awaitable, Callable, Dict, Iterable, List, Optional, Sequence, Text, TypeVar
 
 import aiohttp
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
@@ -94,10 +100,20 @@ OUTSIDE_WINDOW_CODE = 10
 OUTSIDE_WINDOW_SUBCODES = frozenset({2018278, 2534022})
 
 CHOICE_HINT = "Reply with the number of your choice."
+UNSUPPORTED_REPLY = "Sorry, I can only read text and photos here. Please type your question."
+# What an image reaches the conversation as (intent submit_content; the image is in metadata["content"]).
+SUBMIT_CONTENT = "/submit_content"
+# Attachments that are not the shopper writing to the bot (they mentioned the business in their story).
+SILENT_ATTACHMENTS = frozenset({"story_mention"})
 SECRET_VARIABLES = ("INSTAGRAM_APP_SECRET", "INSTAGRAM_VERIFY_TOKEN", "INSTAGRAM_ACCESS_TOKEN")
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[Any]]
+T = TypeVar("T")
+
+
+class StateUnavailable(RuntimeError):
+    """The shared channel state (Redis) could not be read or written."""
 
 
 @dataclass(frozen=True)
@@ -160,13 +176,22 @@ class Incoming:
 
 
 @dataclass(frozen=True)
+class Unsupported:
+    """A shopper message the bot cannot read (sticker, voice, video, share, file…): it gets a short note."""
+
+    sender_id: str
+    mid: Optional[str]
+    reason: str
+
+
+@dataclass(frozen=True)
 class Ignored:
     reason: str
     mid: Optional[str] = None
 
 
-def parse_event(event: Any) -> "Incoming | Ignored":
-    """One element of `entry[].messaging[]` → a message for the bot, or why it is ignored."""
+def parse_event(event: Any) -> "Incoming | Unsupported | Ignored":
+    """One element of `entry[].messaging[]` → a message for the bot, one it cannot read, or why it is ignored."""
     if not isinstance(event, dict):
         return Ignored("not_an_object")
     sender = event.get("sender")
@@ -195,22 +220,45 @@ def parse_event(event: Any) -> "Incoming | Ignored":
     if message.get("is_deleted"):
         return Ignored("deleted", mid)
     if message.get("is_unsupported"):
-        return Ignored("unsupported", mid)
+        return Unsupported(sender_id, mid, "unsupported")
     quick_reply = message.get("quick_reply")
     if isinstance(quick_reply, dict):
         payload = quick_reply.get("payload")
         if isinstance(payload, str) and payload.strip():
             return Incoming(sender_id, payload.strip(), mid, from_button=True)
     text = message.get("text")
-    if isinstance(text, str) and text.strip():
-        return Incoming(sender_id, text.strip(), mid)
-    images = _image_urls(message.get("attachments"))
+    text = text.strip() if isinstance(text, str) else ""
+    attachments = message.get("attachments")
+    images = _image_urls(attachments)
     if images:
-        metadata: Dict[str, Any] = {"image_url": images[0]}
-        if len(images) > 1:
-            metadata["image_urls"] = images
-        return Incoming(sender_id, "/photo", mid, metadata)
-    return Ignored("unsupported_message", mid)
+        return Incoming(sender_id, SUBMIT_CONTENT, mid, _photo_metadata(images, text))
+    if text:
+        return Incoming(sender_id, text, mid)
+    kinds = _attachment_kinds(attachments)
+    if kinds and kinds <= SILENT_ATTACHMENTS:
+        return Ignored("story_mention", mid)
+    if kinds:
+        return Unsupported(sender_id, mid, "unsupported_message")
+    return Ignored("empty_message", mid)
+
+
+def _photo_metadata(urls: List[str], caption: str) -> Dict[str, Any]:
+    """The content submission an image message stands for, with the image keys the channel always set."""
+    metadata: Dict[str, Any] = {
+        "content": {"kind": "photo", "channel": "instagram", "urls": urls, "caption": caption},
+        "image_url": urls[0],
+    }
+    if len(urls) > 1:
+        metadata["image_urls"] = urls
+    return metadata
+
+
+def _attachment_kinds(attachments: Any) -> "frozenset[str]":
+    if not isinstance(attachments, list):
+        return frozenset()
+    return frozenset(
+        str(attachment.get("type") or "unknown") for attachment in attachments if isinstance(attachment, dict)
+    )
 
 
 def _mid(container: Dict[str, Any]) -> Optional[str]:
@@ -226,6 +274,8 @@ def _image_urls(attachments: Any) -> List[str]:
         if not isinstance(attachment, dict) or attachment.get("type") != "image":
             continue
         payload = attachment.get("payload")
+        if isinstance(payload, dict) and payload.get("sticker_id"):
+            continue  # Meta sends stickers as images with a sticker_id: not a photo of the shopper's
         url = payload.get("url") if isinstance(payload, dict) else None
         if isinstance(url, str) and url.startswith(("https://", "http://")):
             urls.append(url)
@@ -289,17 +339,39 @@ class InstagramState:
         self.store = store
         self.clock = clock
 
+    @staticmethod
+    async def _guarded(operation: str, call: Awaitable[T]) -> T:
+        """The store's answer; its failure as StateUnavailable (the webhook answers 503 so Meta retries)."""
+        try:
+            return await call
+        except Exception as error:
+            # The type only: a client's message may name the Redis URL.
+            log.warning("instagram.state.unavailable", operation=operation, error=type(error).__name__)
+            raise StateUnavailable(operation) from error
+
     async def first_time(self, mid: Optional[str]) -> bool:
         """True the first time a message id is seen (messages without an id are always new)."""
         if mid is None:
             return True
-        return await self.store.first_time(f"instagram:mid:{mid}", SEEN_MID_TTL_SECONDS)
+        return await self._guarded("first_time", self.store.first_time(f"instagram:mid:{mid}", SEEN_MID_TTL_SECONDS))
+
+    async def forget(self, mid: Optional[str]) -> None:
+        """Best effort: a message that failed before reaching the conversation is processed when redelivered."""
+        if mid is None:
+            return
+        try:
+            await self.store.delete(f"instagram:mid:{mid}")
+        except Exception as error:  # the store is likely still down: Meta's redelivery is skipped as a duplicate
+            log.warning("instagram.state.forget_failed", error=type(error).__name__)
 
     async def shopper_wrote(self, sender_id: str) -> None:
-        await self.store.put(f"instagram:last_seen:{sender_id}", repr(self.clock()), LAST_SEEN_TTL_SECONDS)
+        await self._guarded(
+            "shopper_wrote",
+            self.store.put(f"instagram:last_seen:{sender_id}", repr(self.clock()), LAST_SEEN_TTL_SECONDS),
+        )
 
     async def within_window(self, recipient_id: str) -> bool:
-        raw = await self.store.get(f"instagram:last_seen:{recipient_id}")
+        raw = await self._guarded("within_window", self.store.get(f"instagram:last_seen:{recipient_id}"))
         try:
             last = float(raw) if raw is not None else None
         except ValueError:
@@ -308,31 +380,31 @@ class InstagramState:
 
     async def mark_outside_window(self, recipient_id: str) -> None:
         """Meta says the window is closed: hold everything for this shopper until they write again."""
-        await self.store.delete(f"instagram:last_seen:{recipient_id}")
+        await self._guarded("mark_outside_window", self.store.delete(f"instagram:last_seen:{recipient_id}"))
 
     async def hold(self, recipient_id: str, outgoing: Outgoing) -> None:
-        await self.store.push(
-            f"instagram:pending:{recipient_id}", outgoing.to_json(), PENDING_TTL_SECONDS, PENDING_MAX_PER_SHOPPER
-        )
+        key = f"instagram:pending:{recipient_id}"
+        push = self.store.push(key, outgoing.to_json(), PENDING_TTL_SECONDS, PENDING_MAX_PER_SHOPPER)
+        await self._guarded("hold", push)
 
     async def take_held(self, recipient_id: str) -> List[Outgoing]:
         """Every message held for this shopper, oldest first; they are no longer held after this."""
-        raw_items = await self.store.pop_all(f"instagram:pending:{recipient_id}")
+        raw_items = await self._guarded("take_held", self.store.pop_all(f"instagram:pending:{recipient_id}"))
         return [item for item in map(Outgoing.from_json, raw_items) if item is not None]
 
     async def remember_choices(self, recipient_id: str, payloads: List[str]) -> None:
         key = f"instagram:choices:{recipient_id}"
         if payloads:
-            await self.store.put(key, json.dumps(payloads), CHOICES_TTL_SECONDS)
+            await self._guarded("remember_choices", self.store.put(key, json.dumps(payloads), CHOICES_TTL_SECONDS))
         else:
-            await self.store.delete(key)
+            await self._guarded("remember_choices", self.store.delete(key))
 
     async def payload_chosen(self, recipient_id: str, text: str) -> Optional[str]:
         """The payload of the numbered option this reply picks, or None (not a number, no list, out of range)."""
         number = chosen_number(text)
         if number is None:
             return None
-        raw = await self.store.get(f"instagram:choices:{recipient_id}")
+        raw = await self._guarded("payload_chosen", self.store.get(f"instagram:choices:{recipient_id}"))
         try:
             payloads = json.loads(raw) if raw else []
         except ValueError:
@@ -750,7 +822,11 @@ class InstagramInput(InputChannel):
                 kind = payload.get("object") if isinstance(payload, dict) else type(payload).__name__
                 log.warning("instagram.request.unknown_object", object=str(kind)[:40])
                 return response.json({"status": "ignored"})
-            handled = await self._handle(payload, config, on_new_message)
+            try:
+                handled = await self._handle(payload, config, on_new_message)
+            except StateUnavailable:
+                # Meta redelivers on anything but 200; the messages already handled are skipped then.
+                return response.json({"error": "temporarily unavailable"}, status=503)
             return response.json({"status": "ok", "handled": handled})
 
         return webhook
@@ -767,31 +843,47 @@ class InstagramInput(InputChannel):
             try:
                 if await self._handle_message(parsed, config, on_new_message):
                     handled += 1
+            except StateUnavailable:
+                raise  # the whole batch is answered 503 and redelivered (see the module docstring)
             except Exception:  # one failed turn must not lose the rest of the batch (Meta will not resend it)
                 log.exception("instagram.message.failed")
         return handled
 
     async def _handle_message(
-        self, message: Incoming, config: InstagramConfig, on_new_message: Callable[[UserMessage], Awaitable[Any]]
+        self,
+        message: "Incoming | Unsupported",
+        config: InstagramConfig,
+        on_new_message: Callable[[UserMessage], Awaitable[Any]],
     ) -> bool:
+        """Hand one message to the conversation (True), or answer an unreadable one with a note (False)."""
         if not await self.state.first_time(message.mid):
             log.info("instagram.event.duplicate")
             return False
-        text = message.text
-        if not message.from_button and message.metadata is None:
-            # Read before anything is delivered: a held message may carry a newer list than the one answered.
-            chosen = await self.state.payload_chosen(message.sender_id, text)
-            if chosen is not None:
-                log.info("instagram.choice.numbered")
-                text = chosen
-        await self.state.shopper_wrote(message.sender_id)
         output = InstagramOutput(self.sender(config), self.state)
-        # Held messages first, then the reply: the shopper reads them in the order they were meant.
         try:
+            text = await self._conversation_text(message) if isinstance(message, Incoming) else ""
+            await self.state.shopper_wrote(message.sender_id)
+            # Held messages first, then the reply: the shopper reads them in the order they were meant.
             await output.deliver_held(message.sender_id)
-        except Exception:  # a state store hiccup must not cost the shopper the answer to what they wrote
-            log.exception("instagram.held.failed")
+        except StateUnavailable:
+            await self.state.forget(message.mid)  # nothing reached the conversation: let the redelivery in
+            raise
+        if isinstance(message, Unsupported):
+            log.info("instagram.event.unsupported", reason=message.reason)
+            await output.send_text_message(message.sender_id, UNSUPPORTED_REPLY)
+            return False
         await on_new_message(
             UserMessage(text, output, message.sender_id, input_channel=self.name(), metadata=message.metadata)
         )
         return True
+
+    async def _conversation_text(self, message: Incoming) -> str:
+        """The message's text, or the payload of the numbered option it picks."""
+        if message.from_button or message.metadata is not None:
+            return message.text
+        # Read before anything is delivered: a held message may carry a newer list than the one answered.
+        chosen = await self.state.payload_chosen(message.sender_id, message.text)
+        if chosen is None:
+            return message.text
+        log.info("instagram.choice.numbered")
+        return chosen

@@ -13,9 +13,12 @@ this one:
   constant-time compare) and bodies over 1 MB (413);
 - answers 200 to malformed JSON and to updates it cannot use, so Telegram does not retry them forever;
 - processes each `update_id` once;
-- hands text, button presses (callback queries, always answered), photos and `/start` deep links to the
-  conversation (`/start link_<token>` → `/link_account{"link_token": "<token>"}`, `/start ref_<code>` →
-  `/greet` with metadata referral_code), and answers stickers, voice and other media with a short note;
+- hands text, button presses (callback queries, answered before anything else so the button's spinner
+  stops at once), photos and `/start` deep links to the conversation (`/start link_<token>` →
+  `/link_account{"link_token": "<token>"}`, `/start ref_<code>` → `/greet` with metadata referral_code),
+  and answers stickers, voice and other media with a short note. A photo is a content submission: the
+  text `/submit_content` with metadata `content` = {"kind": "photo", "channel": "telegram",
+  "telegram_file_id": <the largest size's file_id>, "caption": <the cleaned caption or "">};
 - renders replies natively: text split at 4096 characters, buttons as an inline keyboard, images with
   sendPhoto, product cards (Rasa `elements`) as a photo with a caption and an inline keyboard of link
   and payload buttons; 429 answers are retried after the time Telegram asks for; messages to one chat
@@ -58,7 +61,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.exceptions import PayloadTooLarge
 from sanic.response import HTTPResponse
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import Bot, CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import BadRequest, Conflict, InvalidToken, RetryAfter, TelegramError
 from telegram.warnings import PTBDeprecationWarning
 
@@ -100,6 +103,8 @@ POLLING_MODE = (
     "telegram channel is in long-polling mode (TELEGRAM_MODE=polling): it fetches updates itself and "
     "accepts none on the webhook; set TELEGRAM_MODE=webhook to use the webhook"
 )
+# What a photo reaches the conversation as (intent submit_content; the photo is in metadata["content"]).
+SUBMIT_CONTENT = "/submit_content"
 UNSUPPORTED_REPLY = "Sorry, I can only read text and photos here. Please type your question."
 EXPIRED_BUTTON_REPLY = "That button has expired. Please ask me again and I'll show fresh options."
 ERROR_REPLY = "Sorry, something went wrong on my side. Please try again in a moment."
@@ -377,11 +382,14 @@ class TelegramOutput(OutputChannel):
         else:
             log.info("telegram.send.custom_ignored", reason="no text")
 
-    async def answer_callback(self, callback_query_id: str) -> None:
+    async def answer_callback(self, callback_query_id: str) -> bool:
+        """Stop the pressed button's spinner; False (logged) when Telegram could not be told."""
         try:
             await self.bot.answer_callback_query(callback_query_id)
+            return True
         except TelegramError:
             log.warning("telegram.callback.answer_failed", exc_info=True)
+            return False
 
 
 # -- input ------------------------------------------------------------------------------------------
@@ -660,26 +668,7 @@ class TelegramInput(InputChannel):
     ) -> bool:
         output = self.output(bot)
         if update.callback_query is not None:
-            query = update.callback_query
-            try:
-                message = query.message
-                if message is None or message.chat.type != "private":
-                    log.info("telegram.update.ignored", update_id=update.update_id, kind="callback_outside_private_chat")
-                    return False
-                sender = str(message.chat.id)
-                try:
-                    payload = await payload_for(self.state, query.data or "")
-                except Exception:
-                    log.exception("telegram.state.unavailable", update_id=update.update_id)
-                    await output.send_text_message(sender, ERROR_REPLY)
-                    return False
-                if not payload:
-                    await output.send_text_message(sender, EXPIRED_BUTTON_REPLY)
-                    return False
-                metadata = _metadata(query.from_user.id if query.from_user else None, message.chat.type)
-                return await self._deliver(on_new_message, output, payload, sender, metadata, update.update_id)
-            finally:
-                await output.answer_callback(query.id)
+            return await self._handle_press(update.callback_query, update.update_id, output, on_new_message)
 
         message = update.message
         if message is None:
@@ -711,13 +700,45 @@ class TelegramInput(InputChannel):
             return await self._deliver(on_new_message, output, text, sender, metadata, update.update_id)
 
         if message.photo:
-            metadata["photo_file_id"] = message.photo[-1].file_id  # the largest size
-            text = clean_text(message.caption or "") or "/photo"
-            return await self._deliver(on_new_message, output, text, sender, metadata, update.update_id)
+            largest = max(message.photo, key=lambda size: size.width * size.height)
+            metadata["photo_file_id"] = largest.file_id
+            metadata["content"] = photo_content(largest.file_id, message.caption)
+            log.info("telegram.content.photo", update_id=update.update_id, has_caption=bool(message.caption))
+            return await self._deliver(on_new_message, output, SUBMIT_CONTENT, sender, metadata, update.update_id)
 
         log.info("telegram.update.unsupported", update_id=update.update_id)
         await output.send_text_message(sender, UNSUPPORTED_REPLY)
         return False
+
+    async def _handle_press(
+        self,
+        query: CallbackQuery,
+        update_id: int,
+        output: TelegramOutput,
+        on_new_message: Callable[[UserMessage], Awaitable[Any]],
+    ) -> bool:
+        """A button press. Answered first: the spinner stops at once, however long the turn takes."""
+        answered = await output.answer_callback(query.id)
+        try:
+            message = query.message
+            if message is None or message.chat.type != "private":
+                log.info("telegram.update.ignored", update_id=update_id, kind="callback_outside_private_chat")
+                return False
+            sender = str(message.chat.id)
+            try:
+                payload = await payload_for(self.state, query.data or "")
+            except Exception:
+                log.exception("telegram.state.unavailable", update_id=update_id)
+                await output.send_text_message(sender, ERROR_REPLY)
+                return False
+            if not payload:
+                await output.send_text_message(sender, EXPIRED_BUTTON_REPLY)
+                return False
+            metadata = _metadata(query.from_user.id if query.from_user else None, message.chat.type)
+            return await self._deliver(on_new_message, output, payload, sender, metadata, update_id)
+        finally:
+            if not answered:  # one more try (e.g. a network blip), or the button keeps spinning until it times out
+                await output.answer_callback(query.id)
 
     async def _deliver(
         self,
@@ -738,6 +759,11 @@ class TelegramInput(InputChannel):
             except Exception:
                 log.warning("telegram.error_reply.failed", update_id=update_id, exc_info=True)
             return False
+
+
+def photo_content(file_id: str, caption: Optional[str]) -> Dict[str, Any]:
+    """The content submission a photo stands for (metadata["content"] of /submit_content)."""
+    return {"kind": "photo", "channel": CHANNEL_NAME, "telegram_file_id": file_id, "caption": clean_text(caption or "")}
 
 
 def _start_text(argument: str, metadata: Dict[str, Any]) -> str:

@@ -3,16 +3,20 @@
 It plays the store's own back-end: for a signed-in demo shopper (`?as=alice`) it renders the widget tag
 with the store's customer id and the customer token (HMAC-SHA256 of that id with WIDGET_SIGNING_SECRET),
 exactly what a real store's page template would do. The demo customers are the seeded ones
-(data/demo/customers.yml, seeded with their store ids); one without a store id (a store seeded before
-those ids) gets "demo-<name>", as a store registers its customer ids with POST /api/customers. With WIDGET_SIGNING_SECRET unset the page still renders and says how
-to turn the widget on.
+(data/demo/customers.yml, seeded with their store ids 7001001-7001004). The page only reads: a demo
+customer without a store id (a database seeded before those ids) is unavailable, and the page says to seed
+a fresh database (`python -m bot seed --demo`). With WIDGET_SIGNING_SECRET unset the page still renders
+and says how to turn the widget on.
+
+It hands out valid customer tokens to whoever asks, so it is a development page only: with
+RAPPORT_ENV=production it does not exist (404).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import jinja2
 from aiohttp import web
@@ -94,19 +98,13 @@ def widget_script_url(host_header: str, settings: Settings) -> str:
         return str(URL.build(scheme="http", host="localhost", port=settings.rasa_port, path=WIDGET_SCRIPT_PATH))
 
 
-def store_id_of(session: Session, shopper: DemoShopper) -> Optional[str]:
-    """The demo customer's store id, registering "demo-<key>" when they have none yet (None: not seeded)."""
-    customer = session.execute(select(Customer).where(Customer.email == shopper.email)).scalar_one_or_none()
-    if customer is None:
-        return None
-    if customer.external_id is None:
-        proposed = f"demo-{shopper.key}"
-        taken = session.execute(select(Customer.id).where(Customer.external_id == proposed)).first()
-        if taken is not None:
-            return None
-        customer.external_id = proposed
-        log.info("demo.customer.registered", customer_id=customer.id)
-    return customer.external_id
+def store_ids(session: Session, shoppers: List[DemoShopper]) -> Dict[str, str]:
+    """The store id of each demo shopper who has one, by key (read only: nobody missing is registered)."""
+    emails = {shopper.email: shopper.key for shopper in shoppers}
+    rows = session.execute(
+        select(Customer.email, Customer.external_id).where(Customer.email.in_(list(emails)))
+    ).all()
+    return {emails[email]: external_id for email, external_id in rows if external_id}
 
 
 def product_tiles(session: Session) -> List[ProductTile]:
@@ -115,14 +113,15 @@ def product_tiles(session: Session) -> List[ProductTile]:
                         bool(product.in_stock)) for product in products]
 
 
-def _load(database_app: web.Application, shopper: Optional[DemoShopper]) -> Tuple[List[ProductTile], Optional[str]]:
-    with database_app[DATABASE].session(write=shopper is not None) as session:
-        store_id = store_id_of(session, shopper) if shopper is not None else None
-        return product_tiles(session), store_id
+def _load(database_app: web.Application, shoppers: List[DemoShopper]) -> Tuple[List[ProductTile], Dict[str, str]]:
+    with database_app[DATABASE].session() as session:
+        return product_tiles(session), store_ids(session, shoppers)
 
 
 async def demo_page(request: web.Request) -> web.StreamResponse:
     settings = request.app[SETTINGS]
+    if settings.environment == "production":  # see the module docstring; not even routed there
+        raise web.HTTPNotFound()
     shoppers = demo_shoppers()
     who = request.query.get("as", GUEST).strip().lower()
     shopper = next((candidate for candidate in shoppers if candidate.key == who), None)
@@ -131,10 +130,10 @@ async def demo_page(request: web.Request) -> web.StreamResponse:
         return web.Response(status=400, text=f"Unknown demo shopper {who[:40]!r}: choose one of {choices}.")
 
     products: List[ProductTile] = []
-    store_id: Optional[str] = None
+    ids: Dict[str, str] = {}
     database_error = False
     try:
-        products, store_id = await in_executor(request.app, lambda: _load(request.app, shopper))
+        products, ids = await in_executor(request.app, lambda: _load(request.app, shoppers))
     except Exception:  # the page still shows the widget (as a guest) and says what is wrong
         log.exception("demo.page.database_failed")
         database_error = True
@@ -144,11 +143,14 @@ async def demo_page(request: web.Request) -> web.StreamResponse:
     from channels.widget import customer_token
 
     secret = settings.widget_signing_secret
+    store_id = ids.get(shopper.key) if shopper is not None else None
     signed_in = SignedIn(shopper, store_id) if shopper is not None else None
     shop: Shop = get_shop(settings.shop_file)
     html = _templates.get_template("demo_store.html").render(
         shop=shop,
         shoppers=shoppers,
+        # Shoppers without a store id (not seeded, or seeded before the store ids): shown unavailable.
+        unavailable=[] if database_error else [candidate.key for candidate in shoppers if candidate.key not in ids],
         current=who,
         signed_in=signed_in,
         products=products,

@@ -5,11 +5,13 @@ from aiohttp import web
 
 from bot.web import api
 from bot.web import demo_store
+from bot.web.store import SETTINGS
 
 
 def setup_routes(app: web.Application) -> None:
     app.router.add_get("/health", api.health)
-    app.router.add_get("/demo", demo_store.demo_page)
+    if app[SETTINGS].environment != "production":  # it hands out customer tokens: development only
+        app.router.add_get("/demo", demo_store.demo_page)
     app.router.add_post("/api/orders", api.post_order)
     app.router.add_post("/api/points", api.post_points)
     app.router.add_post("/api/customers", api.post_customer)

@@ -23,6 +23,8 @@ from channels.instagram import (
     CHOICE_HINT,
     QUICK_REPLY_TITLE_MAX,
     REPLY_WINDOW_SECONDS,
+    UNSUPPORTED_REPLY,
+    Ignored,
     InstagramInput,
     InstagramOutput,
     Outgoing,
@@ -32,6 +34,7 @@ from channels.instagram import (
     parse_event,
     retry_delay,
     signature_is_valid,
+    Unsupported,
 )
 from channels.render import utf8_length
 from tests.fakes.graph_api import OUTSIDE_WINDOW_ERROR, FakeGraphApi
@@ -84,12 +87,53 @@ class Recorder:
             await self.reply(message)
 
 
+class FlakyState(MemoryChannelState):
+    """The in-memory store, whose operations can be told to fail like an unreachable Redis:
+    `fail("put", times=1, after=1)` lets one put through, then fails the next one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._plans: Dict[str, List[int]] = {}  # operation -> [calls to let through, failures left]
+        self.failures = 0
+
+    def fail(self, operation: str, times: int = 1, after: int = 0) -> None:
+        self._plans[operation] = [after, times]
+
+    def _check(self, operation: str) -> None:
+        plan = self._plans.get(operation)
+        if plan is None or plan[1] <= 0:
+            return
+        if plan[0] > 0:
+            plan[0] -= 1
+            return
+        plan[1] -= 1
+        self.failures += 1
+        raise ConnectionError("Error 111 connecting to redis:6379. Connection refused.")
+
+    async def first_time(self, key: str, ttl_seconds: int) -> bool:
+        self._check("first_time")
+        return await super().first_time(key, ttl_seconds)
+
+    async def put(self, key: str, value: str, ttl_seconds: int) -> None:
+        self._check("put")
+        await super().put(key, value, ttl_seconds)
+
+    async def get(self, key: str) -> Optional[str]:
+        self._check("get")
+        return await super().get(key)
+
+    async def pop_all(self, key: str) -> List[Any]:
+        self._check("pop_all")
+        return await super().pop_all(key)
+
+
 class Harness:
     def __init__(
-        self, graph: FakeGraphApi, channel: InstagramInput, recorder: Recorder, base: str, clock: Clock, sleeps: Sleeps
+        self, graph: FakeGraphApi, channel: InstagramInput, recorder: Recorder, base: str, clock: Clock, sleeps: Sleeps,
+        store: FlakyState,
     ) -> None:
         self.graph, self.channel, self.recorder, self.base = graph, channel, recorder, base
-        self.clock, self.sleeps = clock, sleeps
+        self.clock, self.sleeps, self.store = clock, sleeps, store
         self.http = aiohttp.ClientSession()
 
     @property
@@ -161,9 +205,10 @@ async def harness(instagram_env):
     instagram_env(graph.base_url)
     recorder = Recorder()
     clock, sleeps = Clock(), Sleeps()
-    channel = InstagramInput(clock=clock, state=MemoryChannelState(), sleep=sleeps)
+    store = FlakyState()
+    channel = InstagramInput(clock=clock, state=store, sleep=sleeps)
     app, server, base = await _serve(channel, recorder)
-    h = Harness(graph, channel, recorder, base, clock, sleeps)
+    h = Harness(graph, channel, recorder, base, clock, sleeps, store)
     yield h
     await h.http.close()
     await _stop(server)
@@ -308,18 +353,65 @@ async def test_echoes_reads_reactions_and_deleted_messages_are_ignored(harness: 
     assert harness.recorder.messages == [] and harness.graph.requests == []
 
 
+UNREADABLE = [
+    {"attachments": [{"type": "audio", "payload": {"url": "https://example.com/a.mp4"}}]},
+    {"attachments": [{"type": "sticker", "payload": {"url": "https://example.com/s.png"}}]},
+    {"attachments": [{"type": "image", "payload": {"url": "https://example.com/heart.png", "sticker_id": 369239263222822}}]},
+    {"attachments": [{"type": "video", "payload": {"url": "https://example.com/v.mp4"}}]},
+    {"attachments": [{"type": "share", "payload": {"url": "https://example.com/post"}}]},
+    {"attachments": [{"type": "ig_reel", "payload": {"reel_video_id": "1", "url": "https://example.com/r"}}]},
+    {"attachments": [{"type": "file", "payload": {"url": "https://example.com/f.pdf"}}]},
+    {"is_unsupported": True},
+]
+UNREADABLE_IDS = ["audio", "sticker", "sticker-as-image", "video", "share", "reel", "file", "meta-unsupported"]
+
+
+def message_event(message: Dict[str, Any], sender: str = SHOPPER) -> bytes:
+    """A webhook body with one shopper message (a fresh `mid` unless the message has one)."""
+    message = dict(message, mid=message.get("mid") or f"aWdfZAG1{uuid.uuid4().hex}")
+    return json.dumps({"object": "instagram", "entry": [{"id": "17841400000000000", "time": 1, "messaging": [{
+        "sender": {"id": sender}, "recipient": {"id": "17841400000000000"}, "timestamp": 1, "message": message,
+    }]}]}).encode()
+
+
+@pytest.mark.parametrize("message", UNREADABLE, ids=UNREADABLE_IDS)
+def test_messages_the_bot_cannot_read_are_unsupported(message) -> None:
+    parsed = parse_event({"sender": {"id": SHOPPER}, "message": dict(message, mid="m1")})
+    assert isinstance(parsed, Unsupported) and parsed.sender_id == SHOPPER and parsed.mid == "m1"
+
+
 @pytest.mark.parametrize(
     "message, reason",
     [
-        ({"mid": "m1", "attachments": [{"type": "audio", "payload": {"url": "https://example.com/a.mp4"}}]}, "unsupported_message"),
-        ({"mid": "m2", "attachments": [{"type": "sticker", "payload": {"url": "https://example.com/s.png"}}]}, "unsupported_message"),
-        ({"mid": "m3", "is_unsupported": True}, "unsupported"),
-        ({"mid": "m4", "text": "   "}, "unsupported_message"),
+        ({"mid": "m4", "text": "   "}, "empty_message"),
+        ({"mid": "m5", "attachments": [{"type": "story_mention", "payload": {"url": "https://example.com/s"}}]}, "story_mention"),
     ],
 )
-def test_messages_the_bot_cannot_use_are_ignored(message, reason) -> None:
+def test_empty_messages_and_story_mentions_are_ignored(message, reason) -> None:
     parsed = parse_event({"sender": {"id": SHOPPER}, "message": message})
-    assert getattr(parsed, "reason", None) == reason
+    assert isinstance(parsed, Ignored) and parsed.reason == reason
+
+
+@pytest.mark.parametrize("message", UNREADABLE, ids=UNREADABLE_IDS)
+async def test_an_unreadable_message_gets_a_short_note_and_no_turn(harness: Harness, message) -> None:
+    harness.recorder.reply = echo_reply()
+    assert (await harness.post(message_event(message))).status == 200
+    assert harness.recorder.messages == []
+    assert texts_to(harness.graph) == [UNSUPPORTED_REPLY]
+    assert UNSUPPORTED_REPLY == "Sorry, I can only read text and photos here. Please type your question."
+
+
+async def test_an_unreadable_message_reopens_the_window_and_held_messages_go_first(harness: Harness) -> None:
+    await harness.post(fixture("text_message.json"))
+    harness.clock.now += REPLY_WINDOW_SECONDS + 60
+    await harness.channel.get_output_channel().send_text_message(SHOPPER, "Your points expire tomorrow")
+    assert harness.graph.delivered == []  # held: outside the window
+    body = message_event({"attachments": [{"type": "audio", "payload": {"url": "https://example.com/a.mp4"}}]})
+    for _ in range(2):  # the redelivery is skipped: one note
+        assert (await harness.post(body)).status == 200
+    assert texts_to(harness.graph) == ["Your points expire tomorrow", UNSUPPORTED_REPLY]
+    await harness.channel.get_output_channel().send_text_message(SHOPPER, "Anything else?")  # the window is open
+    assert texts_to(harness.graph)[-1] == "Anything else?"
 
 
 async def test_a_redelivered_message_is_processed_once(harness: Harness) -> None:
@@ -336,14 +428,32 @@ async def test_quick_reply_and_postback_become_their_payloads(harness: Harness) 
     assert [(m.text, m.sender_id) for m in harness.recorder.messages] == [("q1:a", SHOPPER), ("/check_points", SHOPPER)]
 
 
-async def test_a_photo_becomes_slash_photo_with_its_url(harness: Harness) -> None:
+async def test_a_photo_is_a_content_submission_with_its_url(harness: Harness) -> None:
     body = json.dumps({"object": "instagram", "entry": [{"id": "1", "messaging": [{
         "sender": {"id": SHOPPER}, "recipient": {"id": "1"}, "timestamp": 1,
         "message": {"mid": "photo1", "attachments": [{"type": "image", "payload": {"url": "https://cdn.example.com/p.jpg"}}]},
     }]}]}).encode()
     await harness.post(body)
     [message] = harness.recorder.messages
-    assert message.text == "/photo" and message.metadata == {"image_url": "https://cdn.example.com/p.jpg"}
+    assert message.text == "/submit_content"
+    assert message.metadata == {
+        "content": {"kind": "photo", "channel": "instagram", "urls": ["https://cdn.example.com/p.jpg"], "caption": ""},
+        "image_url": "https://cdn.example.com/p.jpg",
+    }
+
+
+async def test_photos_with_text_are_one_submission_with_every_url_and_the_text_as_caption(harness: Harness) -> None:
+    harness.recorder.reply = AnswerFirstThenEcho({"text": "Pick a reward", "buttons": FOURTEEN})
+    await shopper_says(harness, "redeem")  # a numbered list is open: a photo is still a submission
+    images = [{"type": "image", "payload": {"url": f"https://cdn.example.com/{n}.jpg"}} for n in (1, 2)]
+    await harness.post(message_event({"text": " 2 ", "attachments": images + [{"type": "video", "payload": {"url": "https://x/v"}}]}))
+    message = harness.recorder.messages[-1]
+    assert message.text == "/submit_content"
+    assert message.metadata["content"] == {
+        "kind": "photo", "channel": "instagram",
+        "urls": ["https://cdn.example.com/1.jpg", "https://cdn.example.com/2.jpg"], "caption": "2",
+    }
+    assert message.metadata["image_urls"] == message.metadata["content"]["urls"]
 
 
 # ---------------------------------------------------------------- rendering
@@ -516,6 +626,48 @@ def test_secrets_stay_out_of_repr(instagram_env) -> None:
     assert config is not None and config.api_base == "http://127.0.0.1:1/v21.0"
     for text in (repr(config), repr(get_settings())):
         assert APP_SECRET not in text and ACCESS_TOKEN not in text and VERIFY_TOKEN not in text
+
+
+async def test_a_state_store_outage_is_503_so_meta_redelivers_and_nothing_is_lost(harness: Harness) -> None:
+    harness.recorder.reply = echo_reply()
+    harness.store.fail("first_time")
+    reply = await harness.post(fixture("text_message.json"))
+    assert reply.status == 503 and harness.store.failures == 1
+    assert harness.recorder.messages == [] and harness.graph.requests == []
+    # Meta's redelivery, once the store is back, is processed.
+    assert (await harness.post(fixture("text_message.json"))).status == 200
+    assert [m.text for m in harness.recorder.messages] == ["Do you have standing desks?"]
+    assert texts_to(harness.graph) == ["You said: Do you have standing desks?"]
+
+
+@pytest.mark.parametrize("operation", ["put", "get", "pop_all"], ids=["shopper_wrote", "payload_chosen", "held"])
+async def test_a_state_failure_mid_batch_is_503_and_the_redelivery_skips_only_what_was_handled(
+    harness: Harness, operation: str
+) -> None:
+    harness.recorder.reply = echo_reply()
+    # The second message is a number, so reading it looks up a numbered list (a get).
+    batch = json.loads(fixture("batch_two_messages.json"))
+    batch["entry"][0]["messaging"][1]["message"]["text"] = "2"
+    body = json.dumps(batch).encode()
+    # Let the first message through (the window check of its reply is a get too), fail the second's.
+    harness.store.fail(operation, after=1)
+    assert (await harness.post(body)).status == 503 and harness.store.failures == 1
+    assert [m.text for m in harness.recorder.messages] == ["hi"]
+    assert (await harness.post(body)).status == 200
+    assert [m.text for m in harness.recorder.messages] == ["hi", "2"]
+    assert [m["message"]["text"] for m in harness.graph.delivered] == ["You said: hi", "You said: 2"]
+
+
+async def test_a_failing_turn_does_not_fail_the_rest_of_the_batch(harness: Harness) -> None:
+    async def fall_over_once(message: UserMessage) -> None:
+        if message.text == "hi":
+            raise RuntimeError("the model fell over")
+        await echo_reply()(message)
+
+    harness.recorder.reply = fall_over_once
+    assert (await harness.post(fixture("batch_two_messages.json"))).status == 200
+    assert [m.text for m in harness.recorder.messages] == ["hi", "how many points do I have"]
+    assert [m["message"]["text"] for m in harness.graph.delivered] == ["You said: how many points do I have"]
 
 
 async def test_a_failing_graph_api_does_not_fail_the_webhook(harness: Harness) -> None:

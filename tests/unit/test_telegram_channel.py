@@ -220,6 +220,24 @@ async def test_an_expired_short_key_is_answered_and_explained(tg: Harness) -> No
     assert tg.api.called("sendMessage")[0]["text"] == EXPIRED_BUTTON_REPLY
 
 
+async def test_a_callback_query_is_answered_before_its_payload_reaches_the_conversation(tg: Harness) -> None:
+    await tg.post(fixture("callback_query"))
+    methods = [call.method for call in tg.api.calls]
+    # Answered first, so the button's spinner stops before the (possibly slow) turn and its reply.
+    assert methods.count("answerCallbackQuery") == 1
+    assert methods.index("answerCallbackQuery") < methods.index("sendMessage")
+
+
+async def test_a_callback_answer_that_fails_is_tried_once_more_after_the_turn(tg: Harness) -> None:
+    tg.api.fail_next("answerCallbackQuery", 502, "Bad Gateway")
+    status, body = await tg.post(fixture("callback_query"))
+    assert status == 200 and body["processed"] is True
+    assert [message.text for message in tg.agent.messages] == ["q1:a"]
+    methods = [call.method for call in tg.api.calls]
+    assert methods.count("answerCallbackQuery") == 2
+    assert methods.index("answerCallbackQuery") < methods.index("sendMessage")  # the first try came first
+
+
 async def test_a_callback_query_is_answered_even_when_the_turn_fails(tg: Harness) -> None:
     tg.agent.fail = True
     status, _ = await tg.post(fixture("callback_query"))
@@ -334,19 +352,34 @@ async def test_a_voice_message_gets_a_polite_reply(tg: Harness) -> None:
     assert tg.api.called("sendMessage")[0]["text"] == UNSUPPORTED_REPLY
 
 
-async def test_a_photo_reaches_the_conversation_with_its_file_id(tg: Harness) -> None:
-    status, _ = await tg.post(fixture("photo_message"))
-    assert status == 200
+async def test_a_photo_is_a_content_submission_with_its_largest_file_id_and_caption(tg: Harness) -> None:
+    status, body = await tg.post(fixture("photo_message"))
+    assert status == 200 and body["processed"] is True
     [message] = tg.agent.messages
-    assert message.text == "my unboxing photo"
-    assert message.metadata["photo_file_id"] == "AgACAgIAAxkBAAIC"  # the largest size
+    assert message.text == "/submit_content"
+    assert message.metadata["content"] == {
+        "kind": "photo", "channel": "telegram", "telegram_file_id": "AgACAgIAAxkBAAIC", "caption": "my unboxing photo"
+    }
+    # The channel's usual metadata is kept alongside.
+    assert message.metadata["telegram_user_id"] == 1111111 and message.metadata["telegram_chat_type"] == "private"
 
 
-async def test_a_photo_without_caption_is_slash_photo(tg: Harness) -> None:
+async def test_a_photo_without_caption_is_a_submission_with_an_empty_caption(tg: Harness) -> None:
     update = fixture("photo_message")
     del update["message"]["caption"]
+    update["message"]["photo"].reverse()  # the largest size is picked by its dimensions, not its place
     await tg.post(update)
-    assert tg.agent.messages[0].text == "/photo"
+    [message] = tg.agent.messages
+    assert message.text == "/submit_content"
+    assert message.metadata["content"]["caption"] == ""
+    assert message.metadata["content"]["telegram_file_id"] == "AgACAgIAAxkBAAIC"
+
+
+async def test_a_photo_caption_is_cleaned(tg: Harness) -> None:
+    update = fixture("photo_message")
+    update["message"]["caption"] = "  my\u200b haul \x07 "
+    await tg.post(update)
+    assert tg.agent.messages[0].metadata["content"]["caption"] == "my haul"
 
 
 async def test_the_referral_deep_link_fixture_greets_with_the_referral_code(tg: Harness) -> None:
@@ -785,9 +818,12 @@ async def polling(tmp_path: Path) -> AsyncIterator[Harness]:
 
 
 async def test_polling_deletes_the_webhook_then_hands_updates_to_the_conversation(polling: Harness) -> None:
+    # The fixture disables per-chat pacing (both replies go to one chat); the wide timeouts only matter
+    # on a loaded machine.
+    assert polling.channel.pacer.interval == 0.0
     polling.api.enqueue_update(fixture("text_message"))
     polling.api.enqueue_update(fixture("callback_query"))
-    await eventually(lambda: len(polling.api.called("sendMessage")) == 2)
+    await eventually(lambda: len(polling.api.called("sendMessage")) == 2, timeout=30.0)
     assert [message.text for message in polling.agent.messages] == ["how many points do I have?", "q1:a"]
     assert polling.api.webhook_url == ""
     methods = [call.method for call in polling.api.calls]
@@ -797,8 +833,8 @@ async def test_polling_deletes_the_webhook_then_hands_updates_to_the_conversatio
     first = polling.api.called("getUpdates")[0]
     assert int(first["timeout"]) == 25 and first["allowed_updates"] == ["message", "callback_query"]
     # The offset moves past what was handled, which confirms it to Telegram.
-    await eventually(lambda: any(int(p.get("offset") or 0) == 10003 for p in polling.api.called("getUpdates")))
-    await eventually(lambda: polling.api.updates == [])
+    await eventually(lambda: any(int(p.get("offset") or 0) == 10003 for p in polling.api.called("getUpdates")), timeout=30.0)
+    await eventually(lambda: polling.api.updates == [], timeout=30.0)
 
 
 async def test_polling_skips_an_update_it_has_seen(polling: Harness) -> None:

@@ -619,14 +619,90 @@ async def test_rasa_webchat_style_clients_sign_in_with_custom_data(chat: Harness
     assert chat.customer_of(conversation_of(token)).external_id == "store-42"
     await client.close()
 
+    # A reload: rasa-webchat sends only the token; the conversation resumes once a message proves Ann.
     reload = await chat.client(None)
-    resumed, history = await reload.session(upgraded)
-    assert resumed == upgraded and history[0] == {"sender": "user", "text": "how many points do I have?"}
-
+    await reload.sio.emit("session_request", {"session_id": upgraded})
+    assert await reload.next("session_confirm") == upgraded
     forged = {"customer_id": "store-43", "customer_token": customer_token(SECRET, "store-42")}
     await reload.say("now as someone else", customData=forged)
     assert await reload.next("session_error") == {"error": INVALID_CUSTOMER_TOKEN}
-    assert len(chat.agent.messages) == 1
+    assert reload.all("session_history") == [] and len(chat.agent.messages) == 1
+
+    await reload.say("and now?", customData=custom)
+    history = await reload.next("session_history")
+    assert history[0] == {"sender": "user", "text": "how many points do I have?"}
+    assert (await reload.next("bot_uttered"))["text"] == "echo: and now?"
+    assert chat.senders() == [conversation_of(token)] * 2 and reload.all("session_confirm") == [upgraded]
+
+
+async def _rasa_webchat_customer(chat: Harness, store_id: str = "store-42") -> Tuple[Client, str, Dict[str, str]]:
+    """A rasa-webchat shopper signed in to the store, with one message in a conversation of their own."""
+    custom = {"customer_id": store_id, "customer_token": customer_token(SECRET, store_id)}
+    client = await chat.client(None)
+    await client.session(None)
+    await client.say("my points", customData=custom)
+    token = await client.next("session_confirm")
+    await client.next("bot_uttered")
+    assert verify_session(SECRET, token, store_id) is not None
+    return client, token, custom
+
+
+async def test_rasa_webchat_resuming_a_customer_token_without_proof_gets_a_new_guest_conversation(chat: Harness) -> None:
+    """None means guest: the token of a customer's conversation alone (a shopper who signed out of the
+    store, or a copied localStorage) neither reads nor writes that conversation."""
+    ann, token, _ = await _rasa_webchat_customer(chat)
+    conversation_id = conversation_of(token)
+
+    other = await chat.client(None)
+    await other.sio.emit("session_request", {"session_id": token})
+    assert await other.next("session_confirm") == token  # provisional: no transcript, no room
+    await ann.say("only for Ann", customData={"customer_id": "store-42", "customer_token": customer_token(SECRET, "store-42")})
+    await ann.next("bot_uttered")
+    await other.settle()
+    assert other.all("session_history") == [] and other.all("bot_uttered") == [] and other.all("user_echo") == []
+    assert chat.agent.tracker_store.reads == []
+
+    await other.say("how many points do I have?", session_id=token)
+    issued = await other.next("session_confirm")
+    assert await other.next("session_history") == []
+    assert (await other.next("bot_uttered"))["text"] == "echo: how many points do I have?"
+    guest_conversation = verify_session(SECRET, issued)  # a guest's token
+    assert guest_conversation is not None and guest_conversation != conversation_id
+    assert chat.senders() == [conversation_id, conversation_id, guest_conversation]
+    assert chat.customer_of(guest_conversation) is None
+    assert chat.agent.tracker_store.reads == []
+
+    # Later messages stay in the guest conversation; Ann's tab saw nothing of them.
+    await other.say("still me")
+    await other.next("bot_uttered")
+    assert chat.senders()[-1] == guest_conversation
+    await ann.settle()
+    assert ann.all("user_echo") == [] and len(ann.all("bot_uttered")) == 2
+
+
+async def test_rasa_webchat_resuming_with_another_customers_proof_gets_their_own_conversation(chat: Harness) -> None:
+    _, token, _ = await _rasa_webchat_customer(chat)
+    bob = await chat.client(None)
+    await bob.sio.emit("session_request", {"session_id": token})
+    assert await bob.next("session_confirm") == token
+    await bob.say("hi", customData={"customer_id": "store-77", "customer_token": customer_token(SECRET, "store-77")})
+    moved = await bob.next("session_confirm")
+    assert await bob.next("session_history") == []
+    await bob.next("bot_uttered")
+    assert conversation_of(moved) != conversation_of(token)
+    assert verify_session(SECRET, moved, "store-77") == chat.senders()[-1] == conversation_of(moved)
+    assert chat.customer_of(conversation_of(moved)).external_id == "store-77"
+    assert chat.agent.tracker_store.reads == []
+
+
+async def test_rasa_webchat_naming_the_customer_in_session_request_resumes_at_once(chat: Harness) -> None:
+    _, token, custom = await _rasa_webchat_customer(chat)
+    reload = await chat.client(None)
+    resumed, history = await reload.session(token, customData=custom)
+    assert resumed == token and [entry["text"] for entry in history] == ["my points", "echo: my points"]
+    await reload.say("again")  # proven on this connection: customData need not come with every message
+    await reload.next("bot_uttered")
+    assert chat.senders()[-1] == conversation_of(token)
 
 
 async def test_a_message_for_another_customer_moves_to_a_new_conversation(chat: Harness) -> None:

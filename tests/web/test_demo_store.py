@@ -15,7 +15,7 @@ from bot.demo import seed_demo
 from bot.loyalty.program import Program
 from bot.models import Customer
 from bot.settings import PROJECT_ROOT
-from bot.web import create_app
+from bot.web import create_app, demo_store
 from channels.widget import customer_token
 from tests.web.conftest import web_settings
 
@@ -86,14 +86,61 @@ async def test_signed_in_the_page_carries_the_store_id_and_its_customer_token(st
     assert tag["data-customer-token"] == customer_token(SECRET, bob_id)
 
 
-async def test_a_demo_customer_without_a_store_id_is_registered_with_one(store: TestClient, sqlite_db: Database) -> None:
+async def test_a_demo_customer_without_a_store_id_is_unavailable_and_nothing_is_written(
+        store: TestClient, sqlite_db: Database) -> None:
     with sqlite_db.session(write=True) as session:
         chloe = session.execute(select(Customer).where(Customer.email == "chloe.tan@example.com")).scalar_one()
         chloe.external_id = None  # a demo shop seeded before the store ids
-    tag = _widget_tag(await (await store.get("/demo", params={"as": "chloe"})).text())
-    assert tag is not None and tag["data-customer-id"] == "demo-chloe"
-    assert tag["data-customer-token"] == customer_token(SECRET, "demo-chloe")
-    assert _store_id(sqlite_db, "chloe.tan@example.com") == "demo-chloe"
+    before = _all_customers(sqlite_db)
+    reply = await store.get("/demo", params={"as": "chloe"})
+    page = await reply.text()
+    assert reply.status == 200
+    assert "Chloe is not in the store database yet" in page and "bot seed --demo" in page
+    tag = _widget_tag(page)
+    assert tag is not None and "data-customer-id" not in tag and "data-customer-token" not in page  # a guest
+    for who in ("guest", "alice"):  # no other page writes either
+        assert (await store.get("/demo", params={"as": who})).status == 200
+    assert _all_customers(sqlite_db) == before
+    assert _store_id(sqlite_db, "chloe.tan@example.com") is None
+
+
+def _all_customers(database: Database) -> list:
+    with database.session() as session:
+        return [tuple(row) for row in session.execute(
+            select(Customer.id, Customer.email, Customer.external_id).order_by(Customer.id)).all()]
+
+
+async def test_the_demo_shoppers_have_the_seeded_store_ids(store: TestClient, sqlite_db: Database) -> None:
+    for name, store_id in (("alice", "7001001"), ("bob", "7001002"), ("chloe", "7001003"), ("dev", "7001004")):
+        tag = _widget_tag(await (await store.get("/demo", params={"as": name})).text())
+        assert tag is not None and tag["data-customer-id"] == store_id
+
+
+async def test_in_production_there_is_no_demo_page(sqlite_db: Database, program: Program, tmp_path: Path) -> None:
+    client = await _client(_seeded(sqlite_db, program), program, tmp_path, WIDGET_SIGNING_SECRET=SECRET,
+                           RAPPORT_ENV="production")
+    try:
+        for params in ({}, {"as": "alice"}):
+            reply = await client.get("/demo", params=params)
+            body = await reply.text()
+            assert reply.status == 404 and customer_token(SECRET, "7001001") not in body
+        assert (await client.get("/health")).status == 200
+    finally:
+        await client.close()
+
+
+async def test_the_handler_itself_refuses_in_production(sqlite_db: Database, program: Program, tmp_path: Path) -> None:
+    """Even if the page were routed in production, it would not answer there."""
+    settings = web_settings(tmp_path, WIDGET_SIGNING_SECRET=SECRET, RAPPORT_ENV="production")
+    app = create_app(settings, _seeded(sqlite_db, program), program=program)
+    app.router.add_get("/demo-routed-anyway", demo_store.demo_page)
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    try:
+        reply = await client.get("/demo-routed-anyway", params={"as": "alice"})
+        assert reply.status == 404 and "data-customer-token" not in await reply.text()
+    finally:
+        await client.close()
 
 
 async def test_an_unknown_shopper_is_a_clear_400(store: TestClient) -> None:
@@ -139,3 +186,11 @@ async def test_everything_shown_is_escaped(sqlite_db: Database, program: Program
         assert tag is not None and tag["data-title"] == 'Oak <b>& Ember" onload="x'
     finally:
         await client.close()
+async def test_a_shopper_without_a_store_id_is_unavailable_in_the_switch(store: TestClient, sqlite_db: Database) -> None:
+    with sqlite_db.session(write=True) as session:
+        chloe = session.execute(select(Customer).where(Customer.email == "chloe.tan@example.com")).scalar_one()
+        chloe.external_id = None
+    page = await (await store.get("/demo")).text()
+    assert 'href="/demo?as=chloe"' not in page and "Chloe (unavailable)" in page
+    assert 'href="/demo?as=alice"' in page and "Alice (unavailable)" not in page
+    assert "Unavailable demo shoppers: Chloe" in page and "bot seed --demo" in page
