@@ -1,6 +1,6 @@
 import pytest
 
-from channels.render import numbered_options, split_text, utf8_length
+from channels.render import CardButton, ProductCard, card_button, cards_as_text, numbered_options, product_cards, split_text, utf8_length
 
 
 def test_short_text_is_one_part() -> None:
@@ -37,3 +37,46 @@ def test_numbered_options() -> None:
     buttons = [{"title": "My points", "payload": "/check_points"}, {"title": "My tier", "payload": "/check_tier"}]
     assert numbered_options("Pick one:", buttons) == "Pick one:\n1. My points\n2. My tier"
     assert numbered_options("Plain", []) == "Plain"
+
+
+LAMP = {
+    "title": "Pebble  table lamp",
+    "subtitle": "$89 · warm oak",
+    "image_url": "https://oak-and-ember.example/images/oe-lt-002.jpg",
+    "buttons": [
+        {"title": "View", "url": "https://oak-and-ember.example/products/pebble", "type": "web_url"},
+        {"title": "Redeem", "payload": '/redeem_reward{"reward": "free-lamp"}'},
+        {"title": "", "payload": "/nothing"},
+        {"title": "Broken link", "url": "javascript:alert(1)"},
+    ],
+}
+
+
+def test_product_cards_keep_what_every_channel_can_show_and_drop_the_rest() -> None:
+    [card] = product_cards([LAMP, "junk", {"title": "   "}, {"subtitle": "no title"}])
+    assert card == ProductCard(
+        title="Pebble table lamp",
+        subtitle="$89 · warm oak",
+        image_url="https://oak-and-ember.example/images/oe-lt-002.jpg",
+        buttons=(
+            CardButton(title="View", url="https://oak-and-ember.example/products/pebble"),
+            CardButton(title="Redeem", payload='/redeem_reward{"reward": "free-lamp"}'),
+        ),
+    )
+    assert [b.title for b in card.links] == ["View"] and [b.title for b in card.actions] == ["Redeem"]
+    assert product_cards(LAMP) == [card], "one element on its own is one card"
+    assert product_cards(None) == [] and product_cards("text") == []
+    assert product_cards([{"title": "No picture", "image_url": "ftp://x/y.jpg"}])[0].image_url is None
+
+
+def test_cards_read_as_text_with_their_first_link() -> None:
+    assert cards_as_text([LAMP, {"title": "Linden chair"}]) == (
+        "• Pebble table lamp — $89 · warm oak https://oak-and-ember.example/products/pebble\n• Linden chair"
+    )
+    assert cards_as_text([]) == ""
+
+
+def test_a_button_is_a_link_or_a_payload_never_both() -> None:
+    assert card_button({"title": "Go", "url": "https://x.example", "payload": "/p"}) == CardButton("Go", payload="/p")
+    assert card_button({"title": "Go", "url": "https://x.example", "payload": "/p", "type": "web_url"}) == CardButton("Go", url="https://x.example")
+    assert card_button({"title": "Go"}) is None and card_button("Go") is None
