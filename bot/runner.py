@@ -122,18 +122,21 @@ def how_to_chat(settings: Settings, channels: Optional[List[str]] = None) -> str
     channel_lines = "".join(f"    {line}\n" for line in (channels or []))
     demo = ("" if settings.environment == "production"
             else f"  Demo store     {web_app}/demo   (the website widget; sign in as a demo shopper from the page)\n")
-    return f"""
-Rapport is running.
-  Rasa server    http://localhost:{settings.rasa_port}   (REST channel: {rest})
-  Action server  http://localhost:{settings.actions_port}
-  Web app        {web_app}   ({api}; {jobs})
-{demo}  Channels:
-{channel_lines}Chat over REST as a demo shopper (alice, bob, chloe or dev; any other sender is a guest):
+    production = settings.environment == "production"
+    rasa_line = f"http://localhost:{settings.rasa_port}" + ("" if production else f"   (REST channel: {rest})")
+    try_it = "" if production else f"""Chat over REST as a demo shopper (alice, bob, chloe or dev; any other sender is a guest):
   curl -s {rest} -H 'Content-Type: application/json' \\
        -d '{{"sender": "alice", "message": "how many points do I have?"}}'
 Or in a terminal, in another shell:
   .venv/bin/rasa shell --conversation-id alice --port {settings.rasa_port + 1}   (its own Rasa server, same actions)
-Press Ctrl-C to stop all three servers.
+"""
+    return f"""
+Rapport is running.
+  Rasa server    {rasa_line}
+  Action server  http://localhost:{settings.actions_port}
+  Web app        {web_app}   ({api}; {jobs})
+{demo}  Channels:
+{channel_lines}{try_it}Press Ctrl-C to stop all three servers.
 """
 
 

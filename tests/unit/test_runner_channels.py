@@ -40,3 +40,31 @@ def test_the_rasa_server_reads_at_most_one_megabyte_per_request(tmp_path: Path) 
     env = server_env({}, _settings(tmp_path))
     assert env["SANIC_REQUEST_MAX_SIZE"] == str(RASA_MAX_BODY_BYTES) == "1048576"
     assert server_env({"SANIC_REQUEST_MAX_SIZE": "2048"}, _settings(tmp_path))["SANIC_REQUEST_MAX_SIZE"] == "2048"
+
+
+def test_make_run_offers_rest_and_the_demo_store_only_in_development(tmp_path: Path) -> None:
+    from bot.runner import how_to_chat
+
+    development = how_to_chat(_settings(tmp_path), ["widget: on"])
+    assert "/webhooks/rest/webhook" in development and "Demo store" in development and "    widget: on\n" in development
+    production = how_to_chat(_settings(tmp_path, RAPPORT_ENV="production"), ["rest: off (RAPPORT_ENV=production)"])
+    assert "/webhooks/rest/webhook" not in production and "Demo store" not in production and "rasa shell" not in production
+    assert "    rest: off (RAPPORT_ENV=production)\n" in production
+
+
+def test_a_development_secret_is_made_once_private_and_never_in_production(tmp_path: Path) -> None:
+    from bot.runner import with_development_defaults
+
+    env: dict = {}
+    settings = with_development_defaults(_settings(tmp_path), env)
+    secret_file = tmp_path / "secrets" / "widget_signing_secret"
+    assert settings.widget_signing_secret == env["WIDGET_SIGNING_SECRET"] == secret_file.read_text().strip()
+    assert secret_file.stat().st_mode & 0o777 == 0o600 and len(env["WIDGET_SIGNING_SECRET"]) >= 40
+    again: dict = {}
+    assert with_development_defaults(_settings(tmp_path), again).widget_signing_secret == settings.widget_signing_secret
+    production: dict = {}
+    assert with_development_defaults(_settings(tmp_path / "p", RAPPORT_ENV="production"), production).widget_signing_secret is None
+    assert production == {} and not (tmp_path / "p" / "secrets").exists()
+    own: dict = {}
+    assert with_development_defaults(_settings(tmp_path, WIDGET_SIGNING_SECRET="mine"), own).widget_signing_secret == "mine"
+    assert own == {}
