@@ -8,13 +8,14 @@ export RASA_TELEMETRY_ENABLED ?= false
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONWARNINGS ?= ignore::DeprecationWarning
 
-.PHONY: help setup run test validate train test-python test-stories bench-chat bench-loyalty clean
+.PHONY: help setup run test validate train test-python test-stories bench-chat bench-loyalty bench-quiz clean
 
 help:
 	@echo "make run         set up, train if the data changed, migrate and seed the demo shop, start the three servers"
 	@echo "make test        set up and run every check (validate, pytest, rasa test stories)"
 	@echo "make bench-chat  chat latency/throughput against the running stack and a stock rasa init bot"
 	@echo "make bench-loyalty  seed 1M customers / 10M ledger entries on SQLite and PostgreSQL, time balance/earn/redeem"
+	@echo "make bench-quiz  quiz recommendations (score, filter, rank, reasons) over a generated 10,000-product catalog"
 
 setup:
 	@bash scripts/setup.sh
@@ -47,6 +48,9 @@ bench-chat: setup train
 
 bench-loyalty: setup
 	@$(PY) -m bench.loyalty
+
+bench-quiz: setup
+	@$(PY) -m bench.quiz
 
 clean:
 	rm -rf var results models/*.tar.gz models/*.fingerprint .pytest_cache

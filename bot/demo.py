@@ -1,4 +1,4 @@
-"""Seeds the demo shop: catalog, customers, their chat identities and points history."""
+"""Seeds the demo shop: catalog (data/catalog.yml), customers, their chat identities and points history."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -11,16 +11,18 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot import clock
+from bot.catalog import ADDED, UPDATED, load_catalog, upsert_product
 from bot.config_files import ConfigError, read_yaml_mapping
 from bot.identity import create_customer, link_identity
 from bot.loyalty.ledger import post_entry
 from bot.loyalty.orders import record_paid_order
 from bot.loyalty.tiers import mark_announced, recompute_tier, unannounced_changes
 from bot.loyalty.program import Program
-from bot.models import Customer, Product
+from bot.models import Customer
 from bot.settings import PROJECT_ROOT
 
 DEMO_DIR = PROJECT_ROOT / "data" / "demo"
+CATALOG_FILE = PROJECT_ROOT / "data" / "catalog.yml"
 
 
 @dataclass(frozen=True)
@@ -28,18 +30,22 @@ class SeedReport:
     products_added: int
     customers_added: int
     customers_existing: int
+    products_updated: int = 0
 
 
-def seed_demo(session: Session, program: Program, store_url: str, demo_dir: Path = DEMO_DIR) -> SeedReport:
-    """Add the demo catalog and customers; what already exists is left as it is."""
-    products = _load_list(demo_dir / "catalog.yml", "products")
+def seed_demo(session: Session, program: Program, store_url: str, demo_dir: Path = DEMO_DIR,
+              catalog_file: Path = CATALOG_FILE) -> SeedReport:
+    """Load the catalog (added or brought up to date, as `python -m bot catalog import` would) and add the demo
+    customers; customers that already exist are left as they are."""
+    products = load_catalog(catalog_file, program.currency)
     customers = _load_list(demo_dir / "customers.yml", "customers")
-    products_added = sum(_add_product(session, program, store_url, item) for item in products)
+    now = clock.now()
+    outcomes = [upsert_product(session, product, store_url, now) for product in products]
     added = 0
     for item in customers:
         if _add_customer(session, program, item):
             added += 1
-    return SeedReport(products_added, added, len(customers) - added)
+    return SeedReport(outcomes.count(ADDED), added, len(customers) - added, outcomes.count(UPDATED))
 
 
 def _load_list(path: Path, key: str) -> List[Dict[str, Any]]:
@@ -47,27 +53,6 @@ def _load_list(path: Path, key: str) -> List[Dict[str, Any]]:
     if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
         raise ConfigError(path, key, "must be a list of mappings")
     return items
-
-
-def _add_product(session: Session, program: Program, store_url: str, item: Dict[str, Any]) -> bool:
-    if session.execute(select(Product.id).where(Product.sku == item["sku"])).first():
-        return False
-    slug = item["title"].lower().replace(" ", "-").replace("(", "").replace(")", "")
-    session.add(
-        Product(
-            sku=item["sku"],
-            title=item["title"],
-            description=item.get("description", ""),
-            price=Decimal(str(item["price"])),
-            currency=program.currency,
-            url=f"{store_url.rstrip('/')}/products/{slug}",
-            image_url=f"{store_url.rstrip('/')}/images/{item['sku'].lower()}.jpg",
-            tags=list(item.get("tags", [])),
-            collection=item.get("collection"),
-            in_stock=bool(item.get("in_stock", True)),
-        )
-    )
-    return True
 
 
 def _add_customer(session: Session, program: Program, item: Dict[str, Any]) -> bool:

@@ -7,6 +7,7 @@ from typing import List, Optional
 
 from sqlalchemy import select
 
+from bot.cli.catalog import add_catalog_commands
 from bot.cli.loyalty import CommandError, add_loyalty_commands
 from bot.cli.telegram import add_telegram_commands
 from bot.config_files import ConfigError
@@ -157,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     link.set_defaults(handler=_customers_link)
 
     add_loyalty_commands(commands)
+    add_catalog_commands(commands)
     add_telegram_commands(commands)
 
     handoffs = commands.add_parser("handoffs", help="requests to talk to a person").add_subparsers(

@@ -1,6 +1,6 @@
 """SQLAlchemy models of the loyalty store, one module per domain."""
 from bot.models.base import Base
-from bot.models.catalog import Product
+from bot.models.catalog import Product, ProductVariant
 from bot.models.content import ContentSubmission
 from bot.models.customers import ChannelIdentity, Customer
 from bot.models.events import OutboundMessage, TierChange
@@ -12,5 +12,5 @@ from bot.models.rewards import RewardCode
 
 __all__ = [
     "Base", "ChannelIdentity", "ContentSubmission", "Customer", "HandoffRequest", "LedgerEntry", "LinkAttempt", "LinkCode", "Order", "OrderLine", "OrderRefund",
-    "OutboundMessage", "Product", "RewardCode", "TierChange",
+    "OutboundMessage", "Product", "ProductVariant", "RewardCode", "TierChange",
 ]

@@ -44,7 +44,7 @@ def test_run_serves_real_points_and_ctrl_c_stops_everything(trained_model, tmp_p
             time.sleep(1)
         output = log_path.read_text(errors="replace")
         assert f"http://localhost:{env['RASA_PORT']}/webhooks/rest/webhook" in output and "rasa shell" in output
-        assert "[seed] demo shop: 12 products added, 4 customers added" in output
+        assert "[seed] demo shop: 41 products added, 4 customers added" in output
         # Which channels are on, and how to turn on the others; the widget is on with a development secret.
         assert f"Demo store     http://localhost:{env['WEB_PORT']}/demo" in output
         assert f"widget: on — script http://localhost:{env['RASA_PORT']}/webhooks/widget/widget.js" in output

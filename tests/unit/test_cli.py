@@ -11,7 +11,7 @@ from bot.models import Customer
 def test_init_seed_list_verify(environment, capsys) -> None:
     assert main(["db", "upgrade"]) == 0
     assert main(["seed", "--demo"]) == 0
-    assert "12 products added, 4 customers added, 0 already present" in capsys.readouterr().out
+    assert "41 products added, 4 customers added, 0 already present" in capsys.readouterr().out
     assert main(["seed", "--demo"]) == 0
     assert "0 products added, 0 customers added, 4 already present" in capsys.readouterr().out
 

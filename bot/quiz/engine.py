@@ -1,0 +1,519 @@
+"""The quiz engine: which question comes next, which products fit the answers and why.
+
+Pure functions over a Quiz (definition.py) and simple product records; the conversation builds the
+records from the store's catalog and keeps the answers (question id → chosen option ids; an empty
+tuple means the shopper skipped the question, a missing key that it has not been asked yet).
+
+Scoring. Every in-stock product starts at 0; each chosen option on the answered path adds its tag
+weight for every tag the product carries and its product weight for that SKU. Out-of-stock products
+are never recommended. The chosen options' rules filter: price range (budget), excluded tags ("no
+leather"), required tags (at least one of). When the answers carry any positive weight, a product must
+score above 0 to count as a match. Ranking is by score, then price (cheaper first), then SKU, so equal
+answers always give the same list. Each pick carries the answers that count for it
+("because you said: small space, under $300").
+
+No match → the closest alternatives: the filters are relaxed one step at a time (RELAXATIONS: budget
+up to 25% over, then no budget, then not only the required kinds, then both, then weaker matches), and
+the result says which (Result.relaxed, Result.note). What the shopper ruled out ("no leather") is never
+relaxed unless the caller asks for it.
+
+Speed: ProductIndex is built once per catalog snapshot (sorted by price and SKU, tag → positions);
+a recommendation is then a few numpy operations per weighted tag, well under a millisecond for 10,000
+products (bench/quiz.py).
+"""
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from bot.quiz.definition import END, Option, Question, Quiz, normalize
+
+MAX_REASON_PARTS = 3
+BUDGET_STRETCH = 1.25  # the first relaxation: up to 25% over the budget
+FUZZY_CUTOFF = 0.8  # difflib ratio for a typo to count ("lether" ~ "leather")
+FUZZY_MIN_CHARS = 4  # shorter words only match exactly (so "a", "or" never match by accident)
+
+AnswerValue = Union[str, Sequence[str], None]
+
+
+@dataclass(frozen=True)
+class ProductRecord:
+    """What the engine needs of a product (the conversation builds these from bot.models.Product)."""
+
+    sku: str
+    title: str
+    price: Decimal
+    tags: FrozenSet[str]
+    in_stock: bool = True
+    url: str = ""
+    image_url: Optional[str] = None
+
+
+class AnswerError(ValueError):
+    """An answer names a question or option the quiz does not have, or too many options."""
+
+    def __init__(self, question_id: str, problem: str) -> None:
+        self.question_id, self.problem = question_id, problem
+        super().__init__(f"{question_id}: {problem}")
+
+
+# ---------------------------------------------------------------------------------------------
+# The path through the questions
+
+
+@dataclass(frozen=True)
+class QuizPath:
+    asked: Tuple[str, ...]  # questions on the path so far, in order (answered or skipped)
+    answers: Mapping[str, Tuple[str, ...]]  # their answers (() = skipped)
+    next_question: Optional[str]  # the first question on the path without an answer; None: done
+    ignored: Tuple[str, ...]  # answered questions off the path (an earlier answer changed the branch)
+
+    @property
+    def complete(self) -> bool:
+        return self.next_question is None
+
+
+def _chosen(question: Question, value: AnswerValue) -> Tuple[str, ...]:
+    if value is None:
+        return ()
+    ids = (value,) if isinstance(value, str) else tuple(value)
+    for option_id in ids:
+        if question.option(option_id) is None:
+            raise AnswerError(question.id, f"has no option {option_id!r}")
+    if len(set(ids)) != len(ids):
+        raise AnswerError(question.id, "the same option is chosen twice")
+    if len(ids) > 1 and not question.multi:
+        raise AnswerError(question.id, "takes one option")
+    order = {option.id: position for position, option in enumerate(question.options)}
+    return tuple(sorted(ids, key=order.__getitem__))
+
+
+def walk(quiz: Quiz, answers: Mapping[str, AnswerValue]) -> QuizPath:
+    """Follow the branches from the start question through the given answers."""
+    normalized: Dict[str, Tuple[str, ...]] = {}
+    for question_id, value in answers.items():
+        question = quiz.question(question_id)
+        if question is None:
+            raise AnswerError(question_id, f"is not a question of quiz {quiz.id!r}")
+        normalized[question_id] = _chosen(question, value)
+    asked: List[str] = []
+    current: Optional[str] = quiz.start
+    while current is not None and current != END:
+        if current not in normalized:
+            break
+        asked.append(current)
+        current = quiz.question_by_id[current].next_after(normalized[current])
+    next_question = None if current == END else current
+    on_path = set(asked)
+    return QuizPath(
+        asked=tuple(asked),
+        answers={question_id: normalized[question_id] for question_id in asked},
+        next_question=next_question,
+        ignored=tuple(question_id for question_id in normalized if question_id not in on_path),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Products
+
+
+class ProductIndex:
+    """The in-stock products of one catalog snapshot, ready for scoring. Build it once and reuse it."""
+
+    def __init__(self, products: Iterable[ProductRecord]) -> None:
+        all_products = list(products)
+        records = sorted((p for p in all_products if p.in_stock), key=lambda p: (p.price, p.sku))
+        self.out_of_stock = len(all_products) - len(records)
+        self.products: Tuple[ProductRecord, ...] = tuple(records)
+        self.prices = np.fromiter((float(p.price) for p in records), dtype=np.float64, count=len(records))
+        self.position: Dict[str, int] = {}
+        postings: Dict[str, List[int]] = {}
+        for position, product in enumerate(records):
+            if product.sku in self.position:
+                raise ValueError(f"SKU {product.sku!r} appears twice")
+            self.position[product.sku] = position
+            for tag in set(product.tags):
+                postings.setdefault(tag, []).append(position)
+        self.postings: Dict[str, np.ndarray] = {tag: np.array(rows, dtype=np.intp) for tag, rows in postings.items()}
+
+    def __len__(self) -> int:
+        return len(self.products)
+
+    def tagged(self, tags: Iterable[str]) -> np.ndarray:
+        """A mask of the products carrying at least one of the tags."""
+        mask = np.zeros(len(self.products), dtype=bool)
+        for tag in tags:
+            rows = self.postings.get(tag)
+            if rows is not None:
+                mask[rows] = True
+        return mask
+
+
+# ---------------------------------------------------------------------------------------------
+# Recommending
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    product: ProductRecord
+    score: int
+    reasons: Tuple[str, ...]  # the answers that count for this product, strongest first
+
+    @property
+    def reason(self) -> str:
+        if not self.reasons:
+            return "the closest match to your answers"
+        return "because you said: " + ", ".join(self.reasons)
+
+
+@dataclass(frozen=True)
+class Result:
+    quiz_id: str
+    path: QuizPath
+    recommendations: Tuple[Recommendation, ...]
+    relaxed: Tuple[str, ...]  # which filters were loosened to find these: budget, required, preferences, excluded
+    note: Optional[str]  # one line saying so, for the shopper; None when everything matched
+    considered: int  # in-stock products scored
+
+
+@dataclass
+class _Filters:
+    max_price: Optional[float] = None
+    min_price: Optional[float] = None
+    price_reasons: Tuple[str, ...] = ()
+    exclude: FrozenSet[str] = frozenset()
+    exclude_reasons: Tuple[str, ...] = ()
+    require: Tuple[FrozenSet[str], ...] = ()  # each: at least one of these tags
+    require_reasons: Tuple[str, ...] = ()
+
+
+def _filters(chosen: Sequence[Tuple[Question, Tuple[Option, ...]]]) -> _Filters:
+    """The options of one question are alternatives (either will do); questions all apply."""
+    result = _Filters()
+    max_prices: List[float] = []
+    min_prices: List[float] = []
+    price_reasons: List[str] = []
+    exclude: set = set()
+    exclude_reasons: List[str] = []
+    require: List[FrozenSet[str]] = []
+    require_reasons: List[str] = []
+    for _question, options in chosen:
+        if not options:
+            continue
+        if all(option.rules.has_price for option in options):
+            if all(option.rules.max_price is not None for option in options):
+                max_prices.append(max(float(option.rules.max_price) for option in options))
+            min_prices.append(min(float(option.rules.min_price or 0) for option in options))
+            price_reasons.extend(option.reason for option in options)
+        if all(option.rules.require_tags for option in options):
+            require.append(frozenset().union(*(option.rules.require_tags for option in options)))
+            require_reasons.extend(option.reason for option in options)
+        for option in options:
+            if option.rules.exclude_tags:
+                exclude |= option.rules.exclude_tags
+                exclude_reasons.append(option.reason)
+    result.max_price = min(max_prices) if max_prices else None
+    result.min_price = max(min_prices) if min_prices and max(min_prices) > 0 else None
+    result.price_reasons = tuple(price_reasons) if (result.max_price is not None or result.min_price) else ()
+    result.exclude, result.exclude_reasons = frozenset(exclude), tuple(exclude_reasons)
+    result.require, result.require_reasons = tuple(require), tuple(require_reasons)
+    return result
+
+
+def _mask(index: ProductIndex, filters: _Filters, budget: Optional[float], required: bool,
+          excluded: bool) -> np.ndarray:
+    """budget: None = ignore the price range, else the factor it is stretched by (1.0 = as asked)."""
+    mask = np.ones(len(index), dtype=bool)
+    if budget is not None:
+        if filters.max_price is not None:
+            mask &= index.prices <= filters.max_price * budget
+        if filters.min_price is not None:
+            mask &= index.prices >= filters.min_price / budget
+    if excluded and filters.exclude:
+        mask &= ~index.tagged(filters.exclude)
+    if required:
+        for group in filters.require:
+            mask &= index.tagged(group)
+    return mask
+
+
+def _said(reasons: Sequence[str]) -> str:
+    return ", ".join(dict.fromkeys(reasons))
+
+
+# (what is relaxed, budget factor or None = no budget, keep required tags, keep the score > 0 rule, keep excluded tags)
+RELAXATIONS: Tuple[Tuple[Tuple[str, ...], Optional[float], bool, bool, bool], ...] = (
+    (("budget",), BUDGET_STRETCH, True, True, True),
+    (("budget",), None, True, True, True),
+    (("required",), 1.0, False, True, True),
+    (("budget", "required"), None, False, True, True),
+    (("preferences",), 1.0, True, False, True),
+)
+
+
+def _note(relaxed: Tuple[str, ...], factor: Optional[float], filters: _Filters) -> str:
+    parts = []
+    if "budget" in relaxed:
+        outside = "a little outside" if factor is not None else "outside"
+        parts.append(f"{outside} your budget ({_said(filters.price_reasons)})")
+    if "required" in relaxed:
+        parts.append(f"not only {_said(filters.require_reasons)}")
+    if "preferences" in relaxed:
+        parts.append("a looser match for your preferences")
+    if "excluded" in relaxed:
+        parts.append(f"including what you ruled out ({_said(filters.exclude_reasons)})")
+    return "Nothing matched all your answers, so here are the closest: " + " and ".join(parts) + "."
+
+
+def _satisfies(product: ProductRecord, option: Option) -> bool:
+    rules = option.rules
+    price = product.price
+    if rules.max_price is not None and price > rules.max_price:
+        return False
+    if rules.min_price is not None and price < rules.min_price:
+        return False
+    if rules.exclude_tags and rules.exclude_tags & product.tags:
+        return False
+    if rules.require_tags and not rules.require_tags & product.tags:
+        return False
+    return True
+
+
+def _reasons(product: ProductRecord, chosen: Sequence[Tuple[Question, Tuple[Option, ...]]]) -> Tuple[str, ...]:
+    """The answers that count for this product: positive weights (strongest first), then the rules it meets."""
+    weighted: List[Tuple[int, int, str]] = []
+    ruled: List[Tuple[int, int, str]] = []  # budget first, then required kinds, then exclusions
+    order = 0
+    for _question, options in chosen:
+        for option in options:
+            order += 1
+            contribution = option.product_weights.get(product.sku, 0)
+            if option.tag_weights:
+                contribution += sum(option.tag_weights.get(tag, 0) for tag in product.tags)
+            if contribution > 0:
+                weighted.append((-contribution, order, option.reason))
+            elif option.rules and contribution == 0 and _satisfies(product, option):
+                rules = option.rules
+                ruled.append((0 if rules.has_price else 1 if rules.require_tags else 2, order, option.reason))
+    weighted.sort()
+    ruled.sort()
+    strong = [reason for _, _, reason in weighted]
+    met = [reason for _, _, reason in ruled]
+    picked = strong[:MAX_REASON_PARTS - 1] + met[:1]
+    for reason in strong[MAX_REASON_PARTS - 1:] + met[1:]:
+        if len(picked) >= MAX_REASON_PARTS:
+            break
+        picked.append(reason)
+    picked = picked[:MAX_REASON_PARTS]
+    # weights first, then rules, as chosen above; no phrase twice
+    return tuple(dict.fromkeys(picked))
+
+
+def recommend(quiz: Quiz, answers: Mapping[str, AnswerValue], products: Union[ProductIndex, Iterable[ProductRecord]],
+              limit: Optional[int] = None, relax_excluded: bool = False) -> Result:
+    """The top products (quiz.results by default) for the answers on the path, with a reason each."""
+    index = products if isinstance(products, ProductIndex) else ProductIndex(products)
+    limit = quiz.results if limit is None else limit
+    path = walk(quiz, answers)
+    chosen: List[Tuple[Question, Tuple[Option, ...]]] = []
+    tag_weights: Dict[str, int] = {}
+    product_weights: Dict[str, int] = {}
+    for question_id in path.asked:
+        question = quiz.question_by_id[question_id]
+        options = tuple(question.option_by_id[option_id] for option_id in path.answers[question_id])
+        chosen.append((question, options))
+        for option in options:
+            for tag, weight in option.tag_weights.items():
+                tag_weights[tag] = tag_weights.get(tag, 0) + weight
+            for sku, weight in option.product_weights.items():
+                product_weights[sku] = product_weights.get(sku, 0) + weight
+
+    scores = np.zeros(len(index), dtype=np.int64)
+    for tag, weight in tag_weights.items():
+        rows = index.postings.get(tag)
+        if rows is not None and weight:
+            scores[rows] += weight
+    for sku, weight in product_weights.items():
+        row = index.position.get(sku)
+        if row is not None:
+            scores[row] += weight
+    wants_positive = any(weight > 0 for weight in tag_weights.values()) or any(
+        weight > 0 for weight in product_weights.values())
+    positive = scores > 0 if wants_positive else None
+
+    filters = _filters(chosen)
+    has_budget = filters.max_price is not None or filters.min_price is not None
+    steps: List[Tuple[Tuple[str, ...], Optional[float], bool, bool, bool]] = [((), 1.0, True, True, True)]
+    for step in RELAXATIONS:
+        relaxed = step[0]
+        if "budget" in relaxed and not has_budget:
+            continue
+        if "required" in relaxed and not filters.require:
+            continue
+        if "preferences" in relaxed and positive is None:
+            continue
+        steps.append(step)
+    if relax_excluded and filters.exclude:
+        steps.append((("excluded",), 1.0, True, True, False))
+        steps.append((("budget", "required", "preferences", "excluded"), None, False, False, False))
+
+    candidates = np.zeros(0, dtype=np.intp)
+    relaxed: Tuple[str, ...] = ()
+    factor: Optional[float] = 1.0
+    for relaxed, factor, keep_required, keep_positive, keep_excluded in steps:
+        mask = _mask(index, filters, factor, keep_required, keep_excluded)
+        if keep_positive and positive is not None:
+            mask &= positive
+        candidates = np.flatnonzero(mask)
+        if candidates.size:
+            break
+    if not candidates.size:
+        relaxed = ()
+    # Positions are in (price, sku) order, so a stable sort by score breaks ties deterministically.
+    top = candidates[np.argsort(-scores[candidates], kind="stable")[:limit]] if limit > 0 else candidates[:0]
+    recommendations = tuple(
+        Recommendation(index.products[row], int(scores[row]), _reasons(index.products[row], chosen)) for row in top
+    )
+    return Result(
+        quiz_id=quiz.id, path=path, recommendations=recommendations, relaxed=relaxed,
+        note=_note(relaxed, factor, filters) if relaxed and recommendations else None, considered=len(index),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Free text
+
+
+@dataclass(frozen=True)
+class Budget:
+    low: Optional[Decimal]  # at least
+    high: Optional[Decimal]  # at most
+
+
+_AMOUNT = r"\$?\s*(\d+(?:\.\d+)?)\s*(k\b)?"
+_UNDER = r"(?:under|below|less than|up to|upto|max(?:imum)?|at most|no more than|cheaper than|within|<|<=)"
+_OVER = r"(?:over|above|more than|at least|min(?:imum)?|from|>|>=|starting at)"
+
+
+def _amount(number: str, thousands: Optional[str]) -> Decimal:
+    value = Decimal(number)
+    return value * 1000 if thousands else value
+
+
+def parse_budget(text: str) -> Optional[Budget]:
+    """ "under 100", "$250", "100-300", "between 100 and 300", "over 500", "500+", "1.5k", "$1,200" → a range."""
+    raw = re.sub(r"(?<=\d),(?=\d{3}\b)", "", text.lower())
+    raw = raw.replace("–", "-").replace("—", "-")
+    try:
+        match = re.search(rf"(?:between\s+)?{_AMOUNT}\s*(?:-|to|and)\s*{_AMOUNT}", raw)
+        if match:
+            first, second = _amount(match[1], match[2]), _amount(match[3], match[4])
+            return Budget(min(first, second), max(first, second))
+        match = re.search(rf"{_UNDER}\s*{_AMOUNT}", raw)
+        if match:
+            return Budget(None, _amount(match[1], match[2]))
+        match = re.search(rf"{_OVER}\s*{_AMOUNT}", raw) or re.search(rf"{_AMOUNT}\s*(?:\+|and up|or more|plus)", raw)
+        if match:
+            return Budget(_amount(match[1], match[2]), None)
+        match = re.search(_AMOUNT, raw)
+        if match:
+            return Budget(None, _amount(match[1], match[2]))
+    except InvalidOperation:
+        return None
+    return None
+
+
+def _budget_option(question: Question, budget: Budget) -> Optional[str]:
+    """The option of a budget question whose price range best fits: for a ceiling X the tightest range
+    that still reaches X; for a floor X ("over 500") the range starting closest below X."""
+    infinity = float("inf")
+    ranges = [(option.id, float(option.rules.min_price or 0),
+               infinity if option.rules.max_price is None else float(option.rules.max_price))
+              for option in question.options]
+    if budget.high is not None:
+        ceiling = float(budget.high)
+        fits = [(high, low, option_id) for option_id, low, high in ranges if low < ceiling <= high]
+        return min(fits)[2] if fits else None
+    if budget.low is not None:
+        floor = float(budget.low)
+        fits = [(-low, high, option_id) for option_id, low, high in ranges if low <= floor < high]
+        return min(fits)[2] if fits else None
+    return None
+
+
+def _spans(question: Question, tokens: List[str]) -> List[Tuple[int, int, str, float]]:
+    """(start, end, option id, quality) for phrases of the question found in the tokens:
+    exact phrases (quality 1) and close ones (difflib ratio ≥ FUZZY_CUTOFF)."""
+    found: List[Tuple[int, int, str, float]] = []
+    phrases = [(phrase.split(), option_id) for phrase, option_id in question.match_keys]
+    for words, option_id in phrases:
+        size = len(words)
+        for start in range(len(tokens) - size + 1):
+            if tokens[start:start + size] == words:
+                found.append((start, start + size, option_id, 1.0))
+    exact_cover = {i for start, end, _, _ in found for i in range(start, end)}
+    for words, option_id in phrases:
+        size = len(words)
+        phrase = " ".join(words)
+        if len(phrase) < FUZZY_MIN_CHARS:
+            continue
+        for start in range(len(tokens) - size + 1):
+            if any(i in exact_cover for i in range(start, start + size)):
+                continue
+            gram = " ".join(tokens[start:start + size])
+            if len(gram) < FUZZY_MIN_CHARS or gram == phrase:
+                continue
+            ratio = difflib.SequenceMatcher(None, gram, phrase).ratio()
+            if ratio >= FUZZY_CUTOFF:
+                found.append((start, start + size, option_id, ratio))
+    # Longest and surest first; keep the spans that do not overlap a better one.
+    found.sort(key=lambda span: (-(span[3] >= 1.0), -(span[1] - span[0]), -span[3], span[0]))
+    kept: List[Tuple[int, int, str, float]] = []
+    covered: set = set()
+    for span in found:
+        cells = set(range(span[0], span[1]))
+        if cells & covered:
+            continue
+        kept.append(span)
+        covered |= cells
+    return kept
+
+
+def match_options(question: Question, text: str) -> Tuple[str, ...]:
+    """Every option a typed answer names ("oak and walnut, no leather"), in the question's order.
+    At a single-choice question: the one option, or () when nothing or more than one matches."""
+    normalized = normalize(text)
+    if not normalized:
+        return ()
+    for phrase, option_id in question.match_keys:
+        if phrase == normalized:
+            return (option_id,)
+    if question.is_budget and re.search(r"\d", normalized):
+        budget = parse_budget(text)
+        option_id = _budget_option(question, budget) if budget else None
+        if option_id is not None:
+            return (option_id,)
+    spans = _spans(question, normalized.split())
+    exact = list(dict.fromkeys(span[2] for span in spans if span[3] >= 1.0))
+    close = list(dict.fromkeys(span[2] for span in spans))
+    order = {option.id: position for position, option in enumerate(question.options)}
+    if question.multi:
+        return tuple(sorted(close, key=order.__getitem__))
+    for ids in (exact, close):
+        if len(ids) == 1:
+            return (ids[0],)
+        if len(ids) > 1:
+            return ()
+    return ()
+
+
+def match_option(question: Question, text: str) -> Optional[str]:
+    """The option a typed answer picks — by id, label, synonym, a close spelling, or an amount at a
+    budget question ("under 100", "$250", "100-300") — or None when it is unclear."""
+    found = match_options(question, text)
+    return found[0] if len(found) == 1 else None
