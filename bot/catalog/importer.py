@@ -22,7 +22,7 @@ from bot.catalog.loader import ProductError, read_catalog
 from bot.catalog.service import ADDED, UNCHANGED, UPDATED, CatalogConflict, ProductInput, upsert_product
 from bot.catalog.shopify import COLUMNS, REQUIRED, read_products
 from bot.config_files import ConfigError
-from bot.loyalty.imports import ImportFileError, ProgressCallback, _CsvFile, _ProgressBar, _Record
+from bot.loyalty.imports import CsvFile, CsvRecord, ImportFileError, ProgressBar, ProgressCallback, rejection_lines
 
 if TYPE_CHECKING:
     from bot.db import Database
@@ -136,7 +136,7 @@ def _import_yaml(database: "Database", path: Path, currency: str, store_url: str
 
 def _import_csv(database: "Database", path: Path, currency: str, store_url: str, dry_run: bool,
                 progress: Optional[ProgressCallback]) -> CatalogReport:
-    source = _CsvFile(path)
+    source = CsvFile(path)
     try:
         columns = source.mapping(COLUMNS, REQUIRED, "product")
     except ImportFileError as error:
@@ -146,7 +146,7 @@ def _import_csv(database: "Database", path: Path, currency: str, store_url: str,
         raise ImportFileError(f"{error}{hint}") from None
     report = CatalogReport(path.name, "Shopify product export", dry_run)
 
-    def malformed(record: _Record) -> None:
+    def malformed(record: CsvRecord) -> None:
         report.rows += 1
         report.reject(Rejection(report.file, record.where, "malformed_row", record.error or "cannot be read"))
 
@@ -234,17 +234,7 @@ def format_report(report: CatalogReport) -> str:
     lines = [f"{report.file} ({report.kind}): {rows}{report.products:,} products: {counts}{skipped}"]
     if report.dry_run:
         lines.append("dry run: nothing was written (the counts are what the import would do)")
-    if not report.rejected:
-        lines.append("rejected: none")
-        return "\n".join(lines)
-    lines.append(f"rejected: {report.rejected:,}")
-    for reason, label in REASONS.items():
-        if report.rejected_by_reason.get(reason):
-            lines.append(f"  {label}: {report.rejected_by_reason[reason]:,}")
-    for rejection in report.rejections:
-        lines.append(f"  {rejection}")
-    if report.rejected > len(report.rejections):
-        lines.append(f"  … and {report.rejected - len(report.rejections):,} more not listed")
+    lines.extend(rejection_lines(report.rejected, report.rejected_by_reason, report.rejections, REASONS))
     return "\n".join(lines)
 
 
@@ -263,7 +253,7 @@ def catalog_import_command(
     out = out or sys.stdout
     err = err or sys.stderr
     try:
-        bar = _ProgressBar(err)
+        bar = ProgressBar(err)
         try:
             report = import_catalog(database, path, currency=currency, store_url=store_url, dry_run=dry_run,
                                     progress=bar)

@@ -12,7 +12,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 from bot.catalog.loader import MAX_SKU, MAX_TITLE, ProductError, parse_price, with_option_tags
 from bot.catalog.service import ProductInput, VariantInput, slugify, variant_title
-from bot.loyalty.imports import _CsvFile, _Record
+from bot.loyalty.imports import CsvFile, CsvRecord
 
 COLUMNS: Dict[str, Tuple[str, ...]] = {
     "handle": ("Handle",),
@@ -108,7 +108,7 @@ def _truthy(raw: str) -> bool:
 
 
 class _Group:
-    def __init__(self, handle: str, record: _Record) -> None:
+    def __init__(self, handle: str, record: CsvRecord) -> None:
         self.handle = handle
         self.rows: List[Tuple[int, List[str]]] = []
         self.first_line = record.first_line
@@ -121,8 +121,8 @@ class _Group:
         return f"line {first}" if first == last else f"lines {first}-{last}"
 
 
-def read_products(source: _CsvFile, columns: Dict[str, int], currency: str,
-                  malformed: Callable[[_Record], None]) -> Iterator[ShopifyProduct]:
+def read_products(source: CsvFile, columns: Dict[str, int], currency: str,
+                  malformed: Callable[[CsvRecord], None]) -> Iterator[ShopifyProduct]:
     """The products of an export, one per Handle, in file order; rows that are not CSV go to `malformed`."""
     seen_handles: Dict[str, str] = {}
     seen_skus: Dict[str, str] = {}

@@ -23,7 +23,7 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import (
-    TYPE_CHECKING, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set, TextIO, Tuple,
+    TYPE_CHECKING, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Set, TextIO, Tuple,
 )
 
 from sqlalchemy import select
@@ -200,7 +200,7 @@ class _Lines:
 
 
 @dataclass
-class _Record:
+class CsvRecord:
     first_line: int
     last_line: int
     fields: Optional[List[str]]  # None when the record cannot be used (see error)
@@ -212,7 +212,7 @@ class _Record:
         return _lines_label(self.first_line, self.last_line)
 
 
-class _CsvFile:
+class CsvFile:
     """One export: its header (mapped to our fields) and its records, streamed."""
 
     def __init__(self, path: Path) -> None:
@@ -271,7 +271,7 @@ class _CsvFile:
             )
         return found
 
-    def _next(self) -> Optional[_Record]:
+    def _next(self) -> Optional[CsvRecord]:
         while True:
             before = self._lines.lines
             try:
@@ -279,15 +279,15 @@ class _CsvFile:
             except StopIteration:
                 return None
             except (csv.Error, _LineTooLong) as error:
-                return _Record(before + 1, max(self._lines.lines, before + 1), None, f"not valid CSV: {error}")
+                return CsvRecord(before + 1, max(self._lines.lines, before + 1), None, f"not valid CSV: {error}")
             if not fields or (len(fields) == 1 and not fields[0].strip()):
                 continue  # blank line
             if self._lines.last_undecodable > before:
-                return _Record(before + 1, max(self._lines.lines, before + 1), None,
+                return CsvRecord(before + 1, max(self._lines.lines, before + 1), None,
                                "is not UTF-8 text (export the file as UTF-8)", fields)
-            return _Record(before + 1, max(self._lines.lines, before + 1), fields)
+            return CsvRecord(before + 1, max(self._lines.lines, before + 1), fields)
 
-    def records(self) -> Iterator[_Record]:
+    def records(self) -> Iterator[CsvRecord]:
         width = len(self.header)
         try:
             while True:
@@ -296,7 +296,7 @@ class _CsvFile:
                     return
                 if record.fields is not None and len(record.fields) != width:
                     hint = " (an unclosed quote?)" if record.last_line > record.first_line else ""
-                    record = _Record(
+                    record = CsvRecord(
                         record.first_line, record.last_line, None,
                         f"has {len(record.fields)} fields, the header has {width}{hint}", record.fields,
                     )
@@ -525,7 +525,7 @@ class _Importer:
         self.now = clock.now()
         self.touched: Set[int] = set()  # customers whose orders this run saw: their tier is recomputed
 
-    def run_file(self, source: _CsvFile, units: Iterator[_Unit], rows_attribute: str) -> None:
+    def run_file(self, source: CsvFile, units: Iterator[_Unit], rows_attribute: str) -> None:
         """Apply the units in transactions of about BATCH_ROWS rows, each unit in its own savepoint."""
         finished = False
         while not finished:
@@ -548,7 +548,7 @@ class _Importer:
             self.report_progress(source.done_bytes)
         self.done_before += source.size
 
-    def _apply(self, session: Session, source: _CsvFile, unit: _Unit) -> None:
+    def _apply(self, session: Session, source: CsvFile, unit: _Unit) -> None:
         assert unit.apply is not None
         try:
             with session.begin_nested():
@@ -571,7 +571,7 @@ class _Importer:
 
     # customers
 
-    def customer_units(self, source: _CsvFile, columns: Dict[str, int]) -> Iterator[_Unit]:
+    def customer_units(self, source: CsvFile, columns: Dict[str, int]) -> Iterator[_Unit]:
         for record in source.records():
             if record.fields is None:
                 yield _Unit(1, record.first_line, rejection=Rejection(
@@ -637,7 +637,7 @@ class _Importer:
 
     # orders
 
-    def order_units(self, source: _CsvFile, columns: Dict[str, int]) -> Iterator[_Unit]:
+    def order_units(self, source: CsvFile, columns: Dict[str, int]) -> Iterator[_Unit]:
         """Consecutive rows with the same Name are one order; only the current order is held in memory."""
         name_index = columns["name"]
         group: Optional[_Group] = None
@@ -654,7 +654,7 @@ class _Importer:
         if group is not None:
             yield self._order_unit(source, columns, group)
 
-    def _order_unit(self, source: _CsvFile, columns: Dict[str, int], group: "_Group") -> _Unit:
+    def _order_unit(self, source: CsvFile, columns: Dict[str, int], group: "_Group") -> _Unit:
         where = _lines_label(group.first_line, group.last_line)
         if group.spoiled is not None:
             name = group.name[1:].strip() if group.name.startswith("#") else group.name
@@ -768,7 +768,7 @@ class _Group:
         self.rows: List[Tuple[int, List[str]]] = []
         self.spoiled: Optional[str] = None  # a malformed row of this order: the whole order is refused
 
-    def add(self, record: _Record) -> None:
+    def add(self, record: CsvRecord) -> None:
         self.count += 1
         self.last_line = record.last_line
         if record.fields is None:
@@ -785,7 +785,7 @@ class _Group:
 
 def detect_kind(path: Path) -> str:
     """"customers" or "orders", from the file's header row; ImportFileError for anything else."""
-    source = _CsvFile(path)
+    source = CsvFile(path)
     try:
         kind = source.kind()
     finally:
@@ -826,12 +826,12 @@ def run_import(
     """
     if customers_csv is None and orders_csv is None:
         raise ImportFileError("nothing to import: give a customers export, an orders export, or both")
-    sources: List[Tuple[str, _CsvFile, Dict[str, int]]] = []
+    sources: List[Tuple[str, CsvFile, Dict[str, int]]] = []
     try:
         for kind, path in (("customers", customers_csv), ("orders", orders_csv)):
             if path is None:
                 continue
-            source = _CsvFile(Path(path))
+            source = CsvFile(Path(path))
             sources.append((kind, source, {}))
             try:
                 if kind == "customers":
@@ -885,18 +885,23 @@ def format_report(report: ImportReport) -> str:
             f"{skipped:,} skipped{f' ({detail})' if detail else ''}"
         )
     lines.append(f"tiers: {report.tier_changes:,} customers changed tier (recorded as already announced)")
-    if not report.rejected:
-        lines.append("rejected: none")
-        return "\n".join(lines)
-    lines.append(f"rejected: {report.rejected:,}")
-    for reason, label in REASONS.items():
-        if report.rejected_by_reason.get(reason):
-            lines.append(f"  {label}: {report.rejected_by_reason[reason]:,}")
-    for rejection in report.rejections:
-        lines.append(f"  {rejection}")
-    if report.rejected > len(report.rejections):
-        lines.append(f"  … and {report.rejected - len(report.rejections):,} more not listed")
+    lines.extend(rejection_lines(report.rejected, report.rejected_by_reason, report.rejections, REASONS))
     return "\n".join(lines)
+
+
+def rejection_lines(
+    rejected: int, by_reason: Mapping[str, int], rejections: Sequence[object], reasons: Mapping[str, str]
+) -> List[str]:
+    """The rejected part of an import summary: the total, the count per reason, then each rejection
+    (as many as were kept) — shared by every importer so their reports read alike."""
+    if not rejected:
+        return ["rejected: none"]
+    lines = [f"rejected: {rejected:,}"]
+    lines.extend(f"  {label}: {by_reason[reason]:,}" for reason, label in reasons.items() if by_reason.get(reason))
+    lines.extend(f"  {rejection}" for rejection in rejections)
+    if rejected > len(rejections):
+        lines.append(f"  … and {rejected - len(rejections):,} more not listed")
+    return lines
 
 
 def import_command(
@@ -915,7 +920,7 @@ def import_command(
     err = err or sys.stderr
     try:
         customers_csv, orders_csv = classify_files(files, customers, orders)
-        bar = _ProgressBar(err)
+        bar = ProgressBar(err)
         try:
             report = run_import(database, program, customers_csv, orders_csv, progress=bar)
         finally:
@@ -933,7 +938,7 @@ def import_command(
     return 1 if report.rejected else 0
 
 
-class _ProgressBar:
+class ProgressBar:
     """tqdm on stderr when it is installed (Rasa brings it), else a plain one-line bar."""
 
     def __init__(self, stream: TextIO) -> None:
