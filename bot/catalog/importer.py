@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Iterator, List, Optional, TextIO, Tuple
 
-from sqlalchemy.exc import DataError, IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
 from bot import clock
@@ -22,7 +22,9 @@ from bot.catalog.loader import ProductError, read_catalog
 from bot.catalog.service import ADDED, UNCHANGED, UPDATED, CatalogConflict, ProductInput, upsert_product
 from bot.catalog.shopify import COLUMNS, REQUIRED, read_products
 from bot.config_files import ConfigError
-from bot.loyalty.imports import CsvFile, CsvRecord, ImportFileError, ProgressBar, ProgressCallback, rejection_lines
+from bot.loyalty.imports import (
+    CsvFile, CsvRecord, ImportFileError, ProgressCallback, rejection_lines, run_with_progress,
+)
 
 if TYPE_CHECKING:
     from bot.db import Database
@@ -252,21 +254,9 @@ def catalog_import_command(
     2 when the file cannot be used or the database failed (what was committed stays; run it again to finish)."""
     out = out or sys.stdout
     err = err or sys.stderr
-    try:
-        bar = ProgressBar(err)
-        try:
-            report = import_catalog(database, path, currency=currency, store_url=store_url, dry_run=dry_run,
-                                    progress=bar)
-        finally:
-            bar.close()
-    except ImportFileError as error:
-        print(f"error: {error}", file=err)
-        print("nothing was imported", file=err)
-        return 2
-    except OperationalError as error:
-        detail = str(error.orig).strip().splitlines()[0] if error.orig is not None else str(error)
-        print(f"error: the store database failed during the import: {detail}", file=err)
-        print("the batches committed before the failure stay imported; run the same command again to finish", file=err)
+    report = run_with_progress(err, lambda bar: import_catalog(
+        database, path, currency=currency, store_url=store_url, dry_run=dry_run, progress=bar))
+    if report is None:
         return 2
     print(f"[catalog] {format_report(report)}", file=out)
     if report.imported == 0:

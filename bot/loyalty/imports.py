@@ -23,7 +23,7 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import (
-    TYPE_CHECKING, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Set, TextIO, Tuple,
+    TYPE_CHECKING, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Set, TextIO, Tuple, TypeVar,
 )
 
 from sqlalchemy import select
@@ -889,6 +889,28 @@ def format_report(report: ImportReport) -> str:
     return "\n".join(lines)
 
 
+T = TypeVar("T")
+
+
+def run_with_progress(err: TextIO, work: Callable[["ProgressBar"], T]) -> Optional[T]:
+    """Run an import with a progress bar on `err`; None (and the reason on `err`) when the file is unusable
+    or the database failed part way — the command then exits 2."""
+    try:
+        bar = ProgressBar(err)
+        try:
+            return work(bar)
+        finally:
+            bar.close()
+    except ImportFileError as error:
+        print(f"error: {error}", file=err)
+        print("nothing was imported", file=err)
+    except OperationalError as error:
+        detail = str(error.orig).strip().splitlines()[0] if error.orig is not None else str(error)
+        print(f"error: the store database failed during the import: {detail}", file=err)
+        print("the batches committed before the failure stay imported; run the same command again to finish", file=err)
+    return None
+
+
 def rejection_lines(
     rejected: int, by_reason: Mapping[str, int], rejections: Sequence[object], reasons: Mapping[str, str]
 ) -> List[str]:
@@ -920,19 +942,12 @@ def import_command(
     err = err or sys.stderr
     try:
         customers_csv, orders_csv = classify_files(files, customers, orders)
-        bar = ProgressBar(err)
-        try:
-            report = run_import(database, program, customers_csv, orders_csv, progress=bar)
-        finally:
-            bar.close()
     except ImportFileError as error:
         print(f"error: {error}", file=err)
         print("nothing was imported", file=err)
         return 2
-    except OperationalError as error:
-        detail = str(error.orig).strip().splitlines()[0] if error.orig is not None else str(error)
-        print(f"error: the store database failed during the import: {detail}", file=err)
-        print("the batches committed before the failure stay imported; run the same command again to finish", file=err)
+    report = run_with_progress(err, lambda bar: run_import(database, program, customers_csv, orders_csv, progress=bar))
+    if report is None:
         return 2
     print(f"[import] {format_report(report)}", file=out)
     return 1 if report.rejected else 0
