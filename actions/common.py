@@ -63,17 +63,19 @@ class StoreAction(Action, metaclass=ABCMeta):
     Abstract (ABCMeta) so that rasa-sdk, which registers every Action subclass, skips it.
     """
 
+    apology: str = STORE_APOLOGY  # what the shopper is told when the store or a config file fails
+
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
     ) -> List[Dict[Text, Any]]:
         try:
             return await self.respond(dispatcher, tracker, domain)
         except StoreUnavailable:
-            dispatcher.utter_message(text=STORE_APOLOGY)
+            dispatcher.utter_message(text=self.apology)
             return []
         except Exception:  # a bug must not leave the shopper with silence
             log.exception("action.failed", action=self.name())
-            dispatcher.utter_message(text=STORE_APOLOGY)
+            dispatcher.utter_message(text=self.apology)
             return []
 
     @abstractmethod

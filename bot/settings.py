@@ -103,6 +103,8 @@ class Settings:
     # "development" or "production" (RAPPORT_ENV). Production starts Rasa with credentials.production.yml,
     # which has no REST channel: its `sender` field is not signed, so it is for development and tests.
     environment: str = "development"
+    # Product quizzes (QUIZZES_DIR): every *.yml in it is a quiz (bot/quiz/definition.py).
+    quizzes_dir: Path = PROJECT_ROOT / "data" / "quizzes"
 
     @property
     def action_endpoint_url(self) -> str:
@@ -149,6 +151,7 @@ class Settings:
             widget_signing_secret=_optional(env, "WIDGET_SIGNING_SECRET"),
             widget_allowed_origins=_origins(env, "WIDGET_ALLOWED_ORIGINS"),
             environment=_choice(env, "RAPPORT_ENV", ("development", "production")),
+            quizzes_dir=Path(env.get("QUIZZES_DIR") or PROJECT_ROOT / "data" / "quizzes"),
         )
 
 

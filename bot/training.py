@@ -10,7 +10,7 @@ from typing import Iterable, List
 from bot.settings import PROJECT_ROOT
 
 MODEL_NAME = "rapport"
-TRAINING_INPUTS = ("config.yml", "domain.yml", "data/nlu", "data/rules", "data/stories")
+TRAINING_INPUTS = ("config.yml", "domain.yml", "data/nlu", "data/faq", "data/rules", "data/stories")
 
 
 def _files(root: Path, inputs: Iterable[str]) -> List[Path]:

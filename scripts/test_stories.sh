@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rm -rf results
-.venv/bin/rasa test core --model models/rapport.tar.gz --stories tests/test_stories.yml --e2e \
+.venv/bin/rasa test core --model models/rapport.tar.gz --stories tests/stories --e2e \
   --fail-on-prediction-errors --out results > results.log 2>&1 || {
   grep -vE "tensorflow|Warning|declare_namespace|^\s*$" results.log | tail -40
   cat results/failed_test_stories.yml 2>/dev/null || true

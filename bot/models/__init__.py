@@ -8,9 +8,10 @@ from bot.models.handoff import HandoffRequest
 from bot.models.ledger import LedgerEntry
 from bot.models.linking import LinkAttempt, LinkCode
 from bot.models.orders import Order, OrderLine, OrderRefund
+from bot.models.quiz import ProductSearch, QuizRun
 from bot.models.rewards import RewardCode
 
 __all__ = [
     "Base", "ChannelIdentity", "ContentSubmission", "Customer", "HandoffRequest", "LedgerEntry", "LinkAttempt", "LinkCode", "Order", "OrderLine", "OrderRefund",
-    "OutboundMessage", "Product", "ProductVariant", "RewardCode", "TierChange",
+    "OutboundMessage", "Product", "ProductSearch", "ProductVariant", "QuizRun", "RewardCode", "TierChange",
 ]

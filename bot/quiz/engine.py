@@ -466,7 +466,11 @@ def _spans(question: Question, tokens: List[str]) -> List[Tuple[int, int, str, f
             if any(i in exact_cover for i in range(start, start + size)):
                 continue
             gram = " ".join(tokens[start:start + size])
-            if len(gram) < FUZZY_MIN_CHARS or gram == phrase:
+            # Typos rarely hit the first letter or change a short word's length by two: requiring both keeps
+            # "delivery" from reading as "living" and "long" as "lounge".
+            if len(gram) < FUZZY_MIN_CHARS or gram == phrase or gram[0] != phrase[0]:
+                continue
+            if min(len(gram), len(phrase)) < 7 and abs(len(gram) - len(phrase)) > 1:
                 continue
             ratio = difflib.SequenceMatcher(None, gram, phrase).ratio()
             if ratio >= FUZZY_CUTOFF:
@@ -510,6 +514,20 @@ def match_options(question: Question, text: str) -> Tuple[str, ...]:
         if len(ids) > 1:
             return ()
     return ()
+
+
+def match_coverage(question: Question, text: str) -> float:
+    """How much of a typed answer the question's options account for (0…1): "it's for the dining room" is
+    mostly an answer, "how many points do I have?" only brushes the option "many". An amount at a budget
+    question counts as a whole answer."""
+    normalized = normalize(text)
+    tokens = normalized.split()
+    if not tokens:
+        return 0.0
+    if question.is_budget and re.search(r"\d", normalized) and parse_budget(text) is not None:
+        return 1.0
+    covered = sum(end - start for start, end, _, _ in _spans(question, tokens))
+    return covered / len(tokens)
 
 
 def match_option(question: Question, text: str) -> Optional[str]:

@@ -499,9 +499,48 @@ def test_the_quiz_benchmark_runs_and_writes_its_report(tmp_path: Path) -> None:
     assert first[0].sku == "OE-DK-001" and any("velvet-free" in p.tags for p in first)
     assert len({p.sku for p in first}) == 300 and any(not p.in_stock for p in first)
     report = bench_quiz.run(products=400, recommendations=60, index_builds=2, matches=40,
-                            json_path=tmp_path / "quiz.json")
+                            json_path=tmp_path / "quiz.json", searches=50, search_index_builds=2)
     saved = json.loads((tmp_path / "quiz.json").read_text())
     assert saved["results"]["recommend"]["count"] == 60 and saved["results"]["match"]["count"] == 40
     assert saved["dataset"]["products"] == 400 and saved["targets"][0]["result"] in ("PASS", "MISS")
     text = bench_quiz.format_report(report)
-    assert "recommend" in text and "p99" in text
+    assert "recommend" in text and "p99" in text and "search_index" in text and "not understood" in text
+
+
+def test_the_quiz_benchmark_times_catalog_search(tmp_path: Path) -> None:
+    records = bench_quiz.generate_catalog(300)
+    items = bench_quiz.catalog_items(records)
+    assert items == bench_quiz.catalog_items(records)  # seeded
+    assert [item.sku for item in items] == [record.sku for record in records]
+    several = [item for item in items if len(item.variants) > 1]
+    assert several and all(2 <= len(item.variants) <= 4 for item in several)
+    assert {name for item in several for variant in item.variants for name, _ in variant.options} == {
+        "Colour", "Finish", "Size"}
+    assert any(item.in_stock and not all(variant.in_stock for variant in item.variants) for item in several)
+    assert all(not item.in_stock for item, record in zip(items, records) if not record.in_stock)
+
+    report = bench_quiz.run(products=300, recommendations=20, index_builds=1, matches=10,
+                            json_path=tmp_path / "quiz.json", searches=50, search_index_builds=2)
+    saved = json.loads((tmp_path / "quiz.json").read_text())
+    found, built = saved["results"]["search"], saved["results"]["search_index"]
+    assert found["count"] == 50 and built["count"] == 2
+    assert found["exact"] + found["relaxed"] + found["empty"] + found["not_understood"] == 50
+    assert sum(row["count"] for row in found["by_kind"].values()) == 50
+    assert sum(found["relaxed_by"].values()) == found["relaxed"] and found["exact"] > 0
+    assert 0 < found["with_preferences"] < 50 and 0 <= found["other_variant_matches"] <= found["matches"]
+    for stats in (found, built):
+        assert 0 <= stats["p50_ms"] <= stats["p95_ms"] <= stats["p99_ms"] <= stats["max_ms"]
+        assert stats["per_second"] > 0
+    dataset = saved["dataset"]["search"]
+    assert dataset["items"] == 300 and 0 < dataset["in_stock"] <= 300 < dataset["variants"]
+    assert [row["target"] for row in saved["targets"]] == ["recommend p99 ≤ 20 ms", "search p99 ≤ 20 ms"]
+    assert saved["targets"][1]["value"] == found["p99_ms"] and saved["targets"][1]["result"] in ("PASS", "MISS")
+    assert report["results"]["search"]["count"] == 50
+
+    # The command line: --searches and --search-index-builds, the report printed, --check on the targets.
+    json_path = tmp_path / "cli.json"
+    code = bench_quiz.main(["--products", "300", "--recommendations", "10", "--index-builds", "1", "--matches", "5",
+                            "--searches", "20", "--search-index-builds", "1", "--json", str(json_path)])
+    assert code == 0 and json.loads(json_path.read_text())["results"]["search"]["count"] == 20
+    with pytest.raises(SystemExit):
+        bench_quiz.main(["--searches", "0"])
