@@ -17,12 +17,13 @@ from datetime import datetime
 from typing import Any, Dict, FrozenSet, List, Optional, Text, Tuple
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import ActiveLoop, EventType, SlotSet
+from rasa_sdk.events import ActiveLoop, EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.orm import Session
 
 from actions.cards import product_card
-from actions.common import StoreAction, read_config, sender_of, with_store
+from actions.common import StoreAction, StoreUnavailable, read_config, sender_of, with_store
+from actions.faq import faq_confidence
 from bot import clock
 from bot.catalog.snapshot import CatalogSnapshot, catalog_snapshot, quizzes_for
 from bot.identity import customer_for_sender
@@ -32,14 +33,15 @@ from bot.models import QuizRun
 from bot.quiz.definition import Quiz, normalize
 from bot.quiz.engine import Result
 from bot.quiz.runs import (
-    Outcome, Prompt, QuizSession, Reply, active_run, is_interruption, open_run, prompt_for, start_run,
+    ABANDONED, DONE as STAGE_DONE, EMAIL_ADDRESS, EMAIL_CONSENT, Outcome, Prompt, QuizSession, Reply, active_run,
+    fits, is_interruption, open_run, prompt_for, start_run,
 )
 from bot.settings import get_settings
 
 log = get_logger(__name__)
 
 STEP, RUN = "quiz_step", "quiz_run_id"
-DONE, STOPPED, UNAVAILABLE = "done", "stopped", "unavailable"
+DONE, STOPPED = "done", "stopped"
 # Replies the quiz handles itself or treats as an unclear answer, never as another request.
 QUIZ_INTENTS = frozenset({
     "start_quiz", "restart_quiz", "skip_question", "stop_quiz", "affirm", "deny", "out_of_scope", "nlu_fallback",
@@ -60,8 +62,10 @@ def other_intents(domain: Dict[Text, Any]) -> FrozenSet[str]:
 def latest_reply(tracker: Tracker) -> Reply:
     message = tracker.latest_message or {}
     intent = message.get("intent") or {}
-    return Reply(text=str(message.get("text") or ""), intent=intent.get("name"),
-                 confidence=float(intent.get("confidence") or 0.0))
+    name = intent.get("name")
+    # For faq the NLU is only as sure as its answer: "zebra crossing" is faq at 1.0 but no topic fits it.
+    confidence = faq_confidence(message) if name == "faq" else float(intent.get("confidence") or 0.0)
+    return Reply(text=str(message.get("text") or ""), intent=name, confidence=confidence)
 
 
 def just_started(tracker: Tracker) -> bool:
@@ -121,8 +125,12 @@ class ActionStartQuiz(StoreAction):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
         events = await super().run(dispatcher, tracker, domain)
-        # After an apology the form that follows must end at once instead of asking (and failing) again.
-        return events or [SlotSet(RUN, None), SlotSet(STEP, UNAVAILABLE)]
+        # After an apology the form the rule runs next must not start (and ask, and fail again): listen instead.
+        return events or self.not_starting()
+
+    @staticmethod
+    def not_starting() -> List[Dict[Text, Any]]:
+        return [SlotSet(RUN, None), SlotSet(STEP, None), FollowupAction("action_listen")]
 
     async def respond(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                       domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
@@ -136,6 +144,9 @@ class ActionStartQuiz(StoreAction):
             customer = customer_for_sender(session, channel, sender_id)
             quiz = pick_quiz(quizzes, named)
             previous = open_run(session, channel, sender_id, now, quiz.id if quiz else None)
+            if previous is not None and previous.quiz_id in quizzes and not fits(quizzes[previous.quiz_id], previous):
+                previous.status, previous.updated_at = ABANDONED, now  # the quiz was edited since: begin again
+                quiz, previous = quiz or quizzes[previous.quiz_id], None
             if previous is not None and previous.quiz_id in quizzes and not fresh:
                 if previous.customer_id is None and customer is not None:
                     previous.customer_id = customer.id
@@ -148,7 +159,7 @@ class ActionStartQuiz(StoreAction):
         run, quiz, resumed, quizzes = await with_store(work, write=True)
         if not quizzes:
             dispatcher.utter_message(text=NO_QUIZ)
-            return [SlotSet(RUN, None), SlotSet(STEP, UNAVAILABLE)]
+            return self.not_starting()
         if run is None or quiz is None:
             return [SlotSet(RUN, None), SlotSet(STEP, None)]  # the form asks which quiz
         log.info("quiz.start", quiz=quiz.id, run_id=run.id, resumed=resumed)
@@ -182,6 +193,8 @@ class ActionAskQuizStep(StoreAction):
             run = active_run(session, run_id, channel, sender_id)
             if run is None or run.quiz_id not in quizzes:
                 return None, quizzes
+            if not fits(quizzes[run.quiz_id], run):  # edited this very moment: the next reply starts it afresh
+                return Prompt("The quiz has just been updated — say \"start over\" to begin it again.", ()), quizzes
             customer = customer_for_sender(session, channel, sender_id)
             return prompt_for(quizzes[run.quiz_id], run, customer.email if customer else None), quizzes
 
@@ -298,6 +311,8 @@ class ValidateQuizForm(Action):
                                           "or stop the quiz and come back to it later.")
         elif kind == "restarted":
             dispatcher.utter_message(text="Okay, starting over.")
+        elif kind == "changed":
+            dispatcher.utter_message(text="The quiz has changed since you started it, so let's begin again.")
         elif kind == "repeat":
             dispatcher.utter_message(text="We're in the middle of the quiz — here's where we were:")
         elif kind == "completed" and outcome.result is not None:
@@ -355,12 +370,28 @@ class ActionQuizFinish(Action):
 
 
 class ActionPauseQuiz(Action):
-    """A request that starts a conversation of its own (a person, a reward) leaves the quiz for later."""
+    """A request that starts a conversation of its own (a person, a reward) leaves the quiz for later; after
+    the results (the email question) there is nothing left to resume, so that counts as a "no thanks"."""
 
     def name(self) -> Text:
         return "action_pause_quiz"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: Dict[Text, Any]) -> List[EventType]:
-        dispatcher.utter_message(text="I've paused the quiz — say \"continue the quiz\" any time to pick it up.")
+        channel, sender_id = sender_of(tracker)
+        run_id = tracker.get_slot(RUN)
+
+        def leave(session: Session) -> bool:
+            run = active_run(session, run_id, channel, sender_id)
+            if run is None or run.stage not in (EMAIL_CONSENT, EMAIL_ADDRESS):
+                return False
+            run.stage, run.consent_text, run.consent_at, run.updated_at = STAGE_DONE, None, None, clock.now()
+            return True
+
+        try:
+            finished = await with_store(leave, write=True)
+        except StoreUnavailable:
+            finished = False
+        if not finished:
+            dispatcher.utter_message(text="I've paused the quiz — say \"continue the quiz\" any time to pick it up.")
         return [ActiveLoop(None), SlotSet("requested_slot", None), SlotSet(STEP, None), SlotSet(RUN, None)]

@@ -58,6 +58,8 @@ def match_card(program: Program, match: Match) -> Dict[str, Any]:
 
 
 class ActionSearchProducts(StoreAction):
+    apology = "Sorry — I can't search the catalog right now. Please try again in a few minutes."
+
     def name(self) -> Text:
         return "action_search_products"
 
@@ -88,7 +90,9 @@ class ActionSearchProducts(StoreAction):
                 criteria=result.criteria.as_dict(), results=[match.variant.sku for match in result.matches],
                 relaxed=list(result.relaxed), created_at=now,
             ))
-            return result, known.quiz_said, carried
+            # the quiz's budget is not mentioned when the message names its own price (it would contradict it)
+            said = known.exclusions_said + (() if criteria.has_price else known.budget_said)
+            return result, said, carried
 
         result, quiz_said, carried = await with_store(work, write=True)
         program = read_config(get_program)

@@ -40,9 +40,11 @@ class Database:
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             # A pool of open connections (SQLAlchemy 1.4 would open a new file connection per session).
+            # hide_parameters: a failing statement's values (emails, names) must not reach logs via the error text.
             engine = create_engine(
                 url,
                 future=True,
+                hide_parameters=True,
                 poolclass=QueuePool,
                 pool_size=5,
                 max_overflow=10,
@@ -52,7 +54,7 @@ class Database:
             # pysqlite's own transaction handling defers BEGIN and breaks SAVEPOINT; take it over.
             event.listen(engine, "begin", _sqlite_begin)
             return engine
-        return create_engine(url, future=True, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        return create_engine(url, future=True, hide_parameters=True, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
     @contextmanager
     def session(self, write: bool = False) -> Iterator[Session]:

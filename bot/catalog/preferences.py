@@ -21,7 +21,9 @@ SEARCH_REMEMBERED_FOR = timedelta(hours=24)  # "and in green?" refers to today's
 @dataclass(frozen=True)
 class ShopperPreferences:
     preferences: Preferences
-    quiz_said: Tuple[str, ...]  # the quiz answers behind them ("up to $400", "no leather"), for the reply
+    # the quiz answers behind them, for the reply: exclusions ("no leather") and the budget ("up to $400")
+    exclusions_said: Tuple[str, ...]
+    budget_said: Tuple[str, ...]
 
 
 def _latest_quiz(session: Session, channel: str, sender_id: str, customer_id: Optional[int],
@@ -50,7 +52,8 @@ def shopper_preferences(session: Session, channel: str, sender_id: str, customer
     min_prices: List[Decimal] = []
     liked: Set[str] = set()
     excluded: Set[str] = set()
-    said: List[str] = []
+    exclusions_said: List[str] = []
+    budget_said: List[str] = []
     run = _latest_quiz(session, channel, sender_id, customer_id, now)
     quiz = quizzes.get(run.quiz_id) if run is not None else None
     if run is not None and quiz is not None:
@@ -69,8 +72,10 @@ def shopper_preferences(session: Session, channel: str, sender_id: str, customer
                 if rules.min_price is not None:
                     min_prices.append(rules.min_price)
                 excluded.update(rules.exclude_tags)
-                if rules.has_price or rules.exclude_tags:
-                    said.append(option.reason)
+                if rules.exclude_tags:
+                    exclusions_said.append(option.reason)
+                elif rules.has_price:
+                    budget_said.append(option.reason)
     previous = previous_search(session, channel, sender_id, now)
     previous_type = (previous.criteria or {}).get("product_type") if previous is not None else None
     return ShopperPreferences(
@@ -80,5 +85,6 @@ def shopper_preferences(session: Session, channel: str, sender_id: str, customer
             liked_tags=frozenset(liked), excluded_tags=frozenset(excluded),
             product_type=previous_type if isinstance(previous_type, str) else None,
         ),
-        tuple(dict.fromkeys(said)),
+        tuple(dict.fromkeys(exclusions_said)),
+        tuple(dict.fromkeys(budget_said)),
     )

@@ -395,9 +395,14 @@ class Budget:
     high: Optional[Decimal]  # at most
 
 
-_AMOUNT = r"\$?\s*(\d+(?:\.\d+)?)\s*(k\b)?"
+# Bounded digit runs: an unbounded \d+ backtracks quadratically on a long string of digits.
+_AMOUNT = r"\$?\s*(\d{1,12}(?:\.\d{1,6})?)\s*(k\b)?"
 _UNDER = r"(?:under|below|less than|up to|upto|max(?:imum)?|at most|no more than|cheaper than|within|<|<=)"
 _OVER = r"(?:over|above|more than|at least|min(?:imum)?|from|>|>=|starting at)"
+
+
+BUDGET_WORDS = frozenset("""under below less than up to upto max maximum at most no more cheaper within over above
+least min minimum from starting between and around about roughly dollars dollar bucks usd k""".split())
 
 
 def _amount(number: str, thousands: Optional[str]) -> Decimal:
@@ -524,10 +529,12 @@ def match_coverage(question: Question, text: str) -> float:
     tokens = normalized.split()
     if not tokens:
         return 0.0
+    covered = {cell for start, end, _, _ in _spans(question, tokens) for cell in range(start, end)}
     if question.is_budget and re.search(r"\d", normalized) and parse_budget(text) is not None:
-        return 1.0
-    covered = sum(end - start for start, end, _, _ in _spans(question, tokens))
-    return covered / len(tokens)
+        # the amount and the words around it ("under 300 dollars"), not the rest of the message
+        covered |= {position for position, token in enumerate(tokens)
+                    if any(character.isdigit() for character in token) or token in BUDGET_WORDS}
+    return len(covered) / len(tokens)
 
 
 def match_option(question: Question, text: str) -> Optional[str]:

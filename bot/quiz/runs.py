@@ -27,10 +27,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.loyalty.earning import award, credit_for
+from bot.loyalty.ledger import Conflict
 from bot.loyalty.program import Program
 from bot.models import Customer, QuizRun
 from bot.quiz.definition import END, Question, Quiz, normalize
-from bot.quiz.engine import ProductIndex, Result, match_coverage, match_options, recommend, walk
+from bot.quiz.engine import AnswerError, ProductIndex, Result, match_coverage, match_options, recommend, walk
 
 MAX_REASKS = 2  # unmatched replies re-asked with the options; the next one is offered a skip
 RESUMABLE_FOR = timedelta(days=30)  # an unfinished run older than this starts afresh
@@ -38,6 +39,8 @@ MAX_EMAIL_CHARS = 254
 CONTROL_CONFIDENCE = 0.6  # NLU confidence at which "skip"/"stop"/"start over" intents count
 OTHER_INTENT_CONFIDENCE = 0.8  # … and at which another request interrupts the quiz
 ANSWER_COVERAGE = 0.5  # below this share of its words matching options, a sure other request is not an answer
+# A message about products that names an option is an answer, however sure the NLU is of a search.
+ANSWER_LIKE_INTENTS = frozenset({"product_search", "start_quiz"})
 
 IN_PROGRESS, COMPLETED, ABANDONED = "in_progress", "completed", "abandoned"
 QUESTIONS, EMAIL_CONSENT, EMAIL_ADDRESS, DONE = "questions", "email_consent", "email_address", "done"
@@ -125,6 +128,19 @@ def active_run(session: Session, run_id: object, channel: str, sender_id: str) -
     return run
 
 
+def fits(quiz: Quiz, run: QuizRun) -> bool:
+    """Whether an unfinished run still fits its quiz file (the merchant may have edited it since): its answers
+    walk the quiz, and the question it is at and the options picked there still exist."""
+    try:
+        walk(quiz, run.answers or {})
+    except AnswerError:
+        return False
+    if run.stage != QUESTIONS:
+        return True
+    question = quiz.question(run.current_question or "")
+    return question is not None and all(question.option(option_id) for option_id in run.pending or ())
+
+
 def start_run(session: Session, quiz: Quiz, channel: str, sender_id: str, customer_id: Optional[int],
               now: datetime) -> QuizRun:
     """A fresh run; an unfinished one of the same quiz in this conversation is marked abandoned."""
@@ -169,7 +185,7 @@ def _labels(question: Question, option_ids: Sequence[str]) -> Tuple[str, ...]:
 def prompt_for(quiz: Quiz, run: QuizRun, known_email: Optional[str] = None) -> Prompt:
     """The question (or email step) the run is at, with its buttons."""
     if run.stage == EMAIL_CONSENT and quiz.email_capture is not None:
-        where = f" at {mask_email(known_email)}" if known_email else ""
+        where = f" I'd send them to {mask_email(known_email)}." if known_email else ""
         text = f"{quiz.email_capture.prompt.rstrip()}{where}\n\n{quiz.email_capture.consent.strip()}"
         return Prompt(text, (("Yes, email me", "/affirm"), ("No thanks", "/deny")))
     if run.stage == EMAIL_ADDRESS:
@@ -206,6 +222,12 @@ def mask_email(email: Optional[str]) -> str:
 # Handling a reply
 
 
+def email_in(text: str) -> Optional[str]:
+    """The email address in a reply, if there is one of a usable length."""
+    found = EMAIL.search(text[:2 * MAX_EMAIL_CHARS])
+    return found.group(0) if found and len(found.group(0)) <= MAX_EMAIL_CHARS else None
+
+
 def control_of(reply: Reply, exact_only: bool = False) -> Optional[str]:
     words = normalize(reply.text)
     if words in CONTROL_WORDS:
@@ -228,6 +250,10 @@ class QuizSession:
         self.program, self.customer, self.now = program, customer, now
 
     def handle(self, reply: Reply, other_intents: FrozenSet[str]) -> Outcome:
+        if not fits(self.quiz, self.run):
+            outcome = self._restart()
+            outcome.kind = "changed"
+            return outcome
         if self.run.stage == EMAIL_CONSENT:
             return self._consent(reply, other_intents)
         if self.run.stage == EMAIL_ADDRESS:
@@ -240,24 +266,26 @@ class QuizSession:
         question = self.quiz.question_by_id[self.run.current_question]
         # An option's own words beat a control word ("nothing else" can be an option of its own).
         words = normalize(reply.text)
+        picked = tuple(option.id for option in question.options if option.id in set(self.run.pending or ()))
         exact = tuple(dict.fromkeys(option_id for phrase, option_id in question.match_keys if phrase == words))[:1]
+        if exact and question.multi and picked and control_of(reply, exact_only=True) == FINISH:
+            exact = ()  # "that's all" after picks finishes, even where it is also an option's synonym
         control = None if exact else control_of(reply, exact_only=True)
         found = exact or (() if control else match_options(question, reply.text))
-        if found and not exact and is_interruption(reply, other_intents) \
+        if found and not exact and reply.intent not in ANSWER_LIKE_INTENTS and is_interruption(reply, other_intents) \
                 and match_coverage(question, reply.text) < ANSWER_COVERAGE:
             return Outcome("interrupt", run=self.run)  # "how many points do I have?" is not the option "many"
         if not control and not found:
             control = control_of(reply)
-        if control == SKIP:
-            return self._record(question, (), "skipped")
+        if control == SKIP:  # what was already picked at a multi-choice question is kept
+            return self._record(question, picked, "answered" if picked else "skipped")
         if control == RESTART:
             return self._restart()
         if control == STOP:
             self._touch()
             return Outcome("stopped", finished="stopped", run=self.run)
         if control == FINISH and question.multi:
-            chosen = tuple(option.id for option in question.options if option.id in set(self.run.pending or ()))
-            return self._record(question, chosen, "answered" if chosen else "skipped")
+            return self._record(question, picked, "answered" if picked else "skipped")
         if found and question.multi:
             pending = set(self.run.pending or ()) | set(found)
             self.run.pending = [option.id for option in question.options if option.id in pending]
@@ -303,7 +331,10 @@ class QuizSession:
         if self.customer is None or self.program.earning.quiz_completion <= 0:
             return 0, False
         credit = credit_for(self.program, self.customer.id, "quiz_completion", self.quiz.id, self.now)
-        posted = award(self.session, self.program, self.customer.id, credit, self.now)
+        try:
+            posted = award(self.session, self.program, self.customer.id, credit, self.now)
+        except Conflict:  # awarded before, when the program gave another amount: still once per quiz
+            return 0, True
         return (credit.points, False) if posted.created else (0, True)
 
     def _restart(self) -> Outcome:
@@ -318,19 +349,22 @@ class QuizSession:
         words = normalize(reply.text)
         yes = reply.intent == "affirm" and reply.confidence >= CONTROL_CONFIDENCE or words in YES_WORDS
         no = reply.intent == "deny" and reply.confidence >= CONTROL_CONFIDENCE or words in NO_WORDS
-        address = EMAIL.search(reply.text)
-        if address or (yes and not no):
+        control = control_of(reply)
+        if control == RESTART:
+            return self._restart()
+        if (no and not yes) or control in (SKIP, STOP):  # "no thanks, don't email bob@…" is a no
+            return self._decline()
+        address = email_in(reply.text)
+        if address or yes:
             capture = self.quiz.email_capture
             assert capture is not None
             self.run.consent_text, self.run.consent_at = capture.consent.strip(), self.now
-            email = address.group(0) if address else (self.customer.email if self.customer else None)
+            email = address or (self.customer.email if self.customer else None)
             if email:
                 return self._save_email(email)
             self.run.stage = EMAIL_ADDRESS
             self._touch()
             return Outcome("consented", run=self.run)
-        if no or control_of(reply) in (SKIP, STOP):
-            return self._decline()
         if is_interruption(reply, other_intents):
             return Outcome("interrupt", run=self.run)
         if self._missed():
@@ -338,9 +372,11 @@ class QuizSession:
         return Outcome("missed", run=self.run)
 
     def _email(self, reply: Reply, other_intents: FrozenSet[str]) -> Outcome:
-        address = EMAIL.search(reply.text)
-        if address and len(address.group(0)) <= MAX_EMAIL_CHARS:
-            return self._save_email(address.group(0))
+        address = email_in(reply.text)
+        if address:
+            return self._save_email(address)
+        if control_of(reply) == RESTART:
+            return self._restart()
         words = normalize(reply.text)
         if words in NO_WORDS or reply.intent == "deny" or control_of(reply) in (SKIP, STOP):
             self.run.consent_text = self.run.consent_at = None  # no address given: no consent on file

@@ -26,6 +26,9 @@ def tracker_for(sender: str, text: str, intent: Optional[str], confidence: float
                 channel: str = "rest", entities: Optional[Dict[str, str]] = None) -> Tracker:
     extracted = [{"entity": name, "value": value, "start": 0, "end": len(text)} for name, value in (entities or {}).items()]
     latest = {"text": text, "intent": {"name": intent, "confidence": confidence}, "entities": extracted}
+    if intent == "faq":  # the ResponseSelector as sure of the topic as the classifier of the intent
+        latest["response_selector"] = {"faq": {"response": {"intent_response_key": "faq/shipping_times",
+                                                            "confidence": confidence}}}
     events = [{"event": "user", "text": text, "parse_data": latest, "input_channel": channel, "timestamp": 1_790_000_000.0}]
     return Tracker(sender, dict(slots), latest, events, False, None,
                    {"name": "quiz_form"} if slots.get("quiz_run_id") else {}, "action_listen")
@@ -54,10 +57,9 @@ class QuizChat:
 
     async def start(self, text: str = "help me choose", intent: str = "start_quiz",
                     entities: Optional[Dict[str, str]] = None) -> List[Dict[str, Any]]:
-        _, said = await self._run(ActionStartQuiz(), text, intent, entities=entities)
-        if self.slots["quiz_step"] is not None:
-            _, more = await self._run(ActionQuizFinish())
-            return said + more
+        events, said = await self._run(ActionStartQuiz(), text, intent, entities=entities)
+        if {"event": "followup", "name": "action_listen", "timestamp": None} in events:
+            return said  # no quiz to start: the form is not run
         _, asked = await self._run(ActionAskQuizStep())
         return said + asked
 
@@ -108,6 +110,18 @@ def runs(database) -> List[QuizRun]:
 def prices(database) -> Dict[str, Decimal]:
     with database.session() as session:
         return {product.sku: product.price for product in session.execute(select(Product)).scalars()}
+
+
+async def _odd_faq(chat: QuizChat) -> List[Dict[str, Any]]:
+    """ "zebra crossing": the classifier says faq at 1.0, the ResponseSelector fits no topic (0.12)."""
+    dispatcher = CollectingDispatcher()
+    tracker = tracker_for(chat.sender, "zebra crossing", "faq", 1.0, chat.slots, chat.channel)
+    tracker.latest_message["response_selector"]["faq"]["response"]["confidence"] = 0.12
+    events = await ValidateQuizForm().run(dispatcher, tracker, DOMAIN)
+    chat.rejected = events == []
+    chat._apply(events)
+    _, asked = await chat._run(ActionAskQuizStep())
+    return dispatcher.messages + asked
 
 
 async def tap_through(chat: QuizChat, *titles: str) -> List[Dict[str, Any]]:
@@ -214,8 +228,11 @@ async def test_another_request_mid_quiz_is_handed_back_to_the_conversation_untou
     assert chat.rejected and said == []
     faq = await chat.say("how long does delivery take", "faq", 0.93)
     assert chat.rejected and faq == []
+    # faq with no topic the ResponseSelector is sure of ("zebra crossing") is an unclear answer, not a question
+    odd = chat.remember(await _odd_faq(chat))
+    assert not chat.rejected and texts(odd)[0].startswith("Sorry, I didn't catch that")
     [run] = runs(demo_store)
-    assert run.answers == {} and run.misses == 0
+    assert run.answers == {} and run.misses == 1
     # a vague guess of the NLU is not an interruption: it is re-asked
     await chat.say("hmm points maybe", "check_points", 0.5)
     assert not chat.rejected
@@ -283,7 +300,7 @@ async def test_finishing_awards_the_quiz_points_once_per_customer(demo_store) ->
     chat = QuizChat("7001", channel="telegram")
     said = await complete(chat)
     assert "You've earned 25 points for finishing the quiz." in texts(said)
-    assert "at a***@example.com" in texts(said)[-1]  # her email is known: consent is asked for it
+    assert "I'd send them to a***@example.com." in texts(said)[-1]  # her email is known: consent is asked for it
     saved = await tap_through(chat, "Yes, email me")
     assert texts(saved)[0] == "Thanks! I've noted a***@example.com with your consent — we'll email you these picks."
 
@@ -380,3 +397,126 @@ async def test_a_stale_or_foreign_run_id_never_opens_another_conversations_quiz(
     assert owners.sender_id == "owner" and owners.answers == {}
     assert intruders.sender_id == "intruder" and intruders.answers == {}  # a quiz of its own, from the start
     assert texts(said)[-1] == "(1/5) Which room are we making over?"
+
+
+async def _to_budget(chat: QuizChat) -> None:
+    chat.remember(await chat.start())
+    await tap_through(chat, "Home office", "Seated all day", "None of these", "None of these")
+
+
+async def test_an_explicit_no_wins_over_an_address_in_the_same_reply(demo_store) -> None:
+    chat = QuizChat("no-wins")
+    await _to_budget(chat)
+    chat.remember(await chat.tap("Up to $400"))
+    said = await chat.say("no thanks, please don't email bob@example.com", "deny", 0.95)
+    assert texts(said)[0] == "No problem."
+    [run] = runs(demo_store)
+    assert run.email is None and run.consent_at is None and run.stage == "done"
+
+
+async def test_an_overlong_address_is_not_kept(demo_store) -> None:
+    chat = QuizChat("long-email")
+    await _to_budget(chat)
+    chat.remember(await chat.tap("Up to $400"))
+    said = chat.remember(await chat.say("yes: " + "a" * 600 + "@example.com", "affirm", 0.9))
+    assert texts(said) == ["What email address should I send them to?"]
+    [run] = runs(demo_store)
+    assert run.email is None
+
+
+async def test_start_over_at_the_email_question_and_a_pause_there_counts_as_no(demo_store) -> None:
+    chat = QuizChat("email-steps")
+    await _to_budget(chat)
+    chat.remember(await chat.tap("Up to $400"))
+    restarted = chat.remember(await chat.say("start over"))
+    assert texts(restarted)[-1] == "(1/5) Which room are we making over?"
+    await tap_through(chat, "Home office", "Seated all day", "None of these", "None of these", "Up to $400")
+    dispatcher = CollectingDispatcher()
+    await ActionPauseQuiz().run(dispatcher, tracker_for("email-steps", "bye", "goodbye", 0.99, chat.slots), DOMAIN)
+    assert dispatcher.messages == []  # nothing to resume: the results were given
+    first, second = runs(demo_store)
+    assert first.stage == "email_consent" and first.status == "completed"  # left by "start over": results given
+    assert second.stage == "done" and second.consent_at is None
+
+
+async def test_a_changed_points_amount_still_awards_once_and_never_blocks(demo_store, monkeypatch) -> None:
+    import dataclasses
+
+    import bot.quiz.runs as runs_module
+
+    with demo_store.session(write=True) as session:
+        alice = session.execute(select(Customer).where(Customer.first_name == "Alice")).scalar_one()
+        link_identity(session, alice.id, "rest", "alice-chat")
+    chat = QuizChat("alice-chat")
+    await _to_budget(chat)
+    said = await tap_through(chat, "Up to $400")
+    assert "You've earned 25 points for finishing the quiz." in texts(said)
+    original = runs_module.credit_for
+
+    def fifty(*args, **kwargs):  # the merchant doubled the quiz points since
+        return dataclasses.replace(original(*args, **kwargs), points=50)
+
+    monkeypatch.setattr(runs_module, "credit_for", fifty)
+    again = QuizChat("alice-chat")
+    await _to_budget(again)
+    said = await tap_through(again, "Up to $400")
+    assert texts(said)[0] == "Here are my top 3 picks for you:" and not any("points" in text for text in texts(said))
+
+
+async def test_a_quiz_edited_since_the_run_started_begins_again(demo_store, monkeypatch, tmp_path) -> None:
+    from bot.settings import reset_settings
+
+    chat = QuizChat("edited")
+    chat.remember(await chat.start())
+    await tap_through(chat, "Home office")
+    await chat.say("stop")
+    quizzes = tmp_path / "edited"
+    quizzes.mkdir()
+    (quizzes / "room-makeover.yml").write_text((QUIZ_DIR / "room-makeover.yml").read_text().replace(
+        "      - id: office\n", "      - id: home-office\n"))
+    monkeypatch.setenv("QUIZZES_DIR", str(quizzes))
+    reset_settings()
+    later = QuizChat("edited")
+    said = later.remember(await later.start("continue the quiz"))
+    assert not texts(said)[0].startswith("Welcome back") and texts(said)[-1] == "(1/5) Which room are we making over?"
+    first, second = runs(demo_store)
+    assert (first.status, second.status) == ("abandoned", "in_progress")
+
+
+async def test_a_question_with_a_price_at_the_budget_question_is_not_an_answer(demo_store) -> None:
+    chat = QuizChat("budget-aside")
+    await _to_budget(chat)
+    said = await chat.say("is shipping free on orders over $50?", "faq", 0.97)
+    assert chat.rejected and said == []
+    said = chat.remember(await chat.say("around 300 dollars", "product_search", 0.95))
+    assert texts(said)[0] == "Here are my top 3 picks for you:"
+
+
+async def test_a_search_like_answer_that_names_an_option_is_an_answer(demo_store) -> None:
+    chat = QuizChat("oak-please")
+    chat.remember(await chat.start())
+    await tap_through(chat, "Home office", "Seated all day")
+    said = chat.remember(await chat.say("I'd like something in oak please", "product_search", 0.9))
+    assert not chat.rejected and "So far: Oak." in texts(said)[-1]
+
+
+async def test_a_finishing_word_that_is_also_an_option_finishes_after_picks(demo_store) -> None:
+    chat = QuizChat("thats-all")
+    chat.remember(await chat.start())
+    await tap_through(chat, "Living room", "Small space", "None of these", "Better lighting")
+    said = chat.remember(await chat.say("that's all"))
+    assert texts(said)[-1].startswith("(5/5)")
+    [run] = runs(demo_store)
+    assert run.answers["extras"] == ["light"]
+
+
+async def test_with_no_quiz_files_the_shopper_is_told_and_no_form_runs(demo_store, monkeypatch, tmp_path) -> None:
+    from actions.quiz import NO_QUIZ
+    from bot.settings import reset_settings
+
+    (tmp_path / "none").mkdir()
+    monkeypatch.setenv("QUIZZES_DIR", str(tmp_path / "none"))
+    reset_settings()
+    said = await QuizChat("no-quiz").start()
+    assert texts(said) == [NO_QUIZ]
+    assert runs(demo_store) == []

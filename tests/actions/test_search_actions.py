@@ -101,3 +101,21 @@ async def test_quiz_answers_leave_out_what_the_shopper_ruled_out(demo_store, clo
     # someone who never said "no leather" sees the leather chair
     other = await _search("office chairs", sender="not-quizzed")
     assert any("leather" in card["title"].lower() for card in _cards(other))
+
+
+async def test_the_quiz_budget_is_not_claimed_when_the_search_names_its_own_price(demo_store, clock) -> None:
+    with demo_store.session(write=True) as session:
+        session.add(QuizRun(
+            quiz_id="room-makeover", channel="rest", sender_id="own-price", status="completed", stage="done",
+            answers={"room": ["living"], "living-space": ["roomy"], "materials": [], "extras": [],
+                     "budget": ["under-150"]},
+            pending=[], misses=0, results=[], relaxed=[], points_awarded=0,
+            started_at=clock.current, updated_at=clock.current, completed_at=clock.current,
+        ))
+    said = await _search("sofas over $800", sender="own-price")
+    assert "quiz" not in _texts(said)[0] and _cards(said)
+
+
+async def test_an_absurd_price_is_searched_not_crashed_on(demo_store) -> None:
+    said = await _search("sofas under $" + "9" * 29)
+    assert _cards(said) and _texts(said)[0] == "Here are the 2 best matches:"

@@ -54,6 +54,30 @@ def _open_store(browser: object, store_url: str, shopper: str = "guest", **conte
     return WidgetOnPage(page)
 
 
+def test_a_shopper_takes_the_quiz_by_clicking_and_gets_product_cards(browser: object, store_url: str) -> None:
+    from playwright.sync_api import expect
+
+    widget = _open_store(browser, store_url)
+    widget.open()
+    widget.send("help me choose")
+    for title, next_question in (("Home office", "(2/5)"), ("Standing desk", "(3/5)"), ("Oak", "So far: Oak."),
+                                 ("Done", "(4/5)"), ("None of these", "(5/5)")):
+        button = widget.reply_button(title).last
+        expect(button).to_be_enabled()
+        button.click()
+        expect(widget.bot_message(next_question).last).to_be_visible()
+    widget.reply_button("Up to $400").last.click()
+    cards = widget.page.locator("#rapport-widget li.card")
+    expect(cards).to_have_count(3)
+    expect(cards.first).to_contain_text("Rise standing desk")
+    expect(cards.first).to_contain_text("$389 · because you said: a standing desk")
+    link = cards.first.locator("a", has_text="View product")
+    expect(link).to_have_attribute("href", "https://oak-and-ember.example/products/rise-standing-desk")
+    expect(widget.reply_button("No thanks").last).to_be_enabled()  # the email question, with the consent wording
+    expect(widget.bot_message("occasional Oak & Ember news").last).to_be_visible()
+    screenshot(widget.page, "quiz")
+
+
 def test_a_guest_chats_presses_a_button_and_gets_the_transcript_back(browser: object, store_url: str) -> None:
     from playwright.sync_api import expect
 

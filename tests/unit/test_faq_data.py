@@ -132,7 +132,7 @@ def test_about_brand_has_its_examples(nlu: TrainingData) -> None:
 def test_the_rules_and_the_pipeline_use_the_faq() -> None:
     rules = yaml.safe_load((DATA / "rules" / "faq.yml").read_text())["rules"]
     steps = {tuple(tuple(step.items())[0] for step in rule["steps"]) for rule in rules}
-    assert (("intent", "faq"), ("action", "utter_faq")) in steps
+    assert (("intent", "faq"), ("action", "action_answer_faq")) in steps
     assert (("intent", "about_brand"), ("action", "action_about_brand")) in steps
     pipeline = yaml.safe_load((PROJECT_ROOT / "config.yml").read_text())["pipeline"]
     names = [component["name"] for component in pipeline]
