@@ -245,7 +245,10 @@
     body.appendChild(actions);
     var item = el("li", { className: "card" });
     if (isHttpUrl(element.image_url)) {
-      item.appendChild(el("img", { src: element.image_url, alt: String(element.title || ""), loading: "lazy" }));
+      var picture = el("img", { src: element.image_url, alt: String(element.title || ""), loading: "lazy" });
+      // A picture that does not load leaves no empty box: the card reads fine without it.
+      picture.addEventListener("error", function () { picture.remove(); });
+      item.appendChild(picture);
     }
     item.appendChild(body);
     return item;
