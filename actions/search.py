@@ -90,8 +90,15 @@ class ActionSearchProducts(StoreAction):
                 criteria=result.criteria.as_dict(), results=[match.variant.sku for match in result.matches],
                 relaxed=list(result.relaxed), created_at=now,
             ))
-            # the quiz's budget is not mentioned when the message names its own price (it would contradict it)
-            said = known.exclusions_said + (() if criteria.has_price else known.budget_said)
+            # The quiz's budget only ranks: it is mentioned when every match keeps to it and the message names
+            # no price of its own (otherwise the headline would contradict the cards).
+            preferences = known.preferences
+            within = all(
+                (preferences.max_price is None or match.price <= preferences.max_price)
+                and (preferences.min_price is None or match.price >= preferences.min_price)
+                for match in result.matches
+            )
+            said = known.exclusions_said + (known.budget_said if within and not criteria.has_price else ())
             return result, said, carried
 
         result, quiz_said, carried = await with_store(work, write=True)

@@ -119,3 +119,20 @@ async def test_the_quiz_budget_is_not_claimed_when_the_search_names_its_own_pric
 async def test_an_absurd_price_is_searched_not_crashed_on(demo_store) -> None:
     said = await _search("sofas under $" + "9" * 29)
     assert _cards(said) and _texts(said)[0] == "Here are the 2 best matches:"
+
+
+async def test_the_quiz_budget_is_not_claimed_for_matches_outside_it(demo_store, clock) -> None:
+    with demo_store.session(write=True) as session:
+        session.add(QuizRun(
+            quiz_id="room-makeover", channel="rest", sender_id="over-budget", status="completed", stage="done",
+            answers={"room": ["office"], "work-style": ["seated"], "materials": [], "extras": [],
+                     "budget": ["under-400"]},
+            pending=[], misses=0, results=[], relaxed=[], points_awarded=0,
+            started_at=clock.current, updated_at=clock.current, completed_at=clock.current,
+        ))
+    sofas = await _search("do you have a green couch?", sender="over-budget")  # the sofas all cost more
+    assert _texts(sofas)[0] == "Here are the 2 best matches:"
+    chairs = await _search("office chairs", sender="over-budget")  # $259 and $489: one is over
+    assert _texts(chairs)[0] == "Here are the 2 best matches:"
+    lamps = await _search("table lamps", sender="over-budget")
+    assert _texts(lamps)[0].endswith(", with your quiz answers in mind (up to $400):")
