@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
@@ -23,14 +23,9 @@ from bot.quiz.engine import ProductIndex, ProductRecord
 @dataclass(frozen=True)
 class CatalogSnapshot:
     fingerprint: Tuple[Any, ...]
-    records: Tuple[ProductRecord, ...]  # every product, in stock or not
-    index: ProductIndex  # the in-stock ones, ready for the quiz engine
-    vocabulary: CatalogVocabulary
-    products: Mapping[str, ProductRecord]  # by SKU
+    index: ProductIndex  # the in-stock products, ready for the quiz engine
+    vocabulary: CatalogVocabulary  # every product's tags and SKUs, for checking quiz files
     search_index: CatalogIndex  # for catalog search
-
-    def product(self, sku: str) -> Optional[ProductRecord]:
-        return self.products.get(sku)
 
 
 def product_record(product: Product) -> ProductRecord:
@@ -68,10 +63,8 @@ def catalog_snapshot(session: Session) -> CatalogSnapshot:
     records = tuple(product_record(product) for product in products)
     snapshot = CatalogSnapshot(
         fingerprint=fingerprint,
-        records=records,
         index=ProductIndex(records),
         vocabulary=CatalogVocabulary.of(records),
-        products={record.sku: record for record in records},
         search_index=CatalogIndex(CatalogItem.from_product(product) for product in products),
     )
     with _lock:

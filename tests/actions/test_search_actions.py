@@ -36,6 +36,16 @@ def _searches(database) -> List[ProductSearch]:
         return found
 
 
+def _finished_quiz(database, sender: str, clock, answers: Dict[str, List[str]]) -> None:
+    """A room-makeover quiz this sender finished at `clock` (what their searches may build on)."""
+    with database.session(write=True) as session:
+        session.add(QuizRun(
+            quiz_id="room-makeover", channel="rest", sender_id=sender, status="completed", stage="done",
+            answers=answers, pending=[], misses=0, results=[], relaxed=[], points_awarded=0,
+            started_at=clock - timedelta(minutes=5), updated_at=clock, completed_at=clock,
+        ))
+
+
 async def test_the_issue_example_finds_the_oak_standing_desk_in_budget(demo_store) -> None:
     said = await _search("do you have standing desks under $400 in oak?",
                          entities={"product_type": "standing desks", "price_range": "under $400", "material": "oak"})
@@ -86,14 +96,9 @@ async def test_a_follow_up_keeps_the_earlier_product_type(demo_store, clock) -> 
 
 
 async def test_quiz_answers_leave_out_what_the_shopper_ruled_out(demo_store, clock) -> None:
-    with demo_store.session(write=True) as session:
-        session.add(QuizRun(
-            quiz_id="room-makeover", channel="rest", sender_id="quizzed", status="completed", stage="done",
-            answers={"room": ["office"], "work-style": ["seated"], "materials": ["no-leather"], "extras": [],
-                     "budget": ["under-400"]},
-            pending=[], misses=0, results=[], relaxed=[], points_awarded=0,
-            started_at=clock.current - timedelta(minutes=5), updated_at=clock.current, completed_at=clock.current,
-        ))
+    _finished_quiz(demo_store, "quizzed", clock=clock.current, answers={
+        "room": ["office"], "work-style": ["seated"], "materials": ["no-leather"],
+        "extras": [], "budget": ["under-400"]})
     said = await _search("office chairs", sender="quizzed")
     assert _texts(said)[0] == "Here's what I found, with your quiz answers in mind (no leather, up to $400):"
     titles = [card["title"] for card in _cards(said)]
@@ -104,14 +109,9 @@ async def test_quiz_answers_leave_out_what_the_shopper_ruled_out(demo_store, clo
 
 
 async def test_the_quiz_budget_is_not_claimed_when_the_search_names_its_own_price(demo_store, clock) -> None:
-    with demo_store.session(write=True) as session:
-        session.add(QuizRun(
-            quiz_id="room-makeover", channel="rest", sender_id="own-price", status="completed", stage="done",
-            answers={"room": ["living"], "living-space": ["roomy"], "materials": [], "extras": [],
-                     "budget": ["under-150"]},
-            pending=[], misses=0, results=[], relaxed=[], points_awarded=0,
-            started_at=clock.current, updated_at=clock.current, completed_at=clock.current,
-        ))
+    _finished_quiz(demo_store, "own-price", clock=clock.current, answers={
+        "room": ["living"], "living-space": ["roomy"], "materials": [],
+        "extras": [], "budget": ["under-150"]})
     said = await _search("sofas over $800", sender="own-price")
     assert "quiz" not in _texts(said)[0] and _cards(said)
 
@@ -122,14 +122,9 @@ async def test_an_absurd_price_is_searched_not_crashed_on(demo_store) -> None:
 
 
 async def test_the_quiz_budget_is_not_claimed_for_matches_outside_it(demo_store, clock) -> None:
-    with demo_store.session(write=True) as session:
-        session.add(QuizRun(
-            quiz_id="room-makeover", channel="rest", sender_id="over-budget", status="completed", stage="done",
-            answers={"room": ["office"], "work-style": ["seated"], "materials": [], "extras": [],
-                     "budget": ["under-400"]},
-            pending=[], misses=0, results=[], relaxed=[], points_awarded=0,
-            started_at=clock.current, updated_at=clock.current, completed_at=clock.current,
-        ))
+    _finished_quiz(demo_store, "over-budget", clock=clock.current, answers={
+        "room": ["office"], "work-style": ["seated"], "materials": [],
+        "extras": [], "budget": ["under-400"]})
     sofas = await _search("do you have a green couch?", sender="over-budget")  # the sofas all cost more
     assert _texts(sofas)[0] == "Here are the 2 best matches:"
     chairs = await _search("office chairs", sender="over-budget")  # $259 and $489: one is over
