@@ -17,7 +17,7 @@ from actions.loyalty import (
     POINTS_BUTTON,
     REDEEM_BUTTON,
     MemberView,
-    announce_tier_news,
+    announce_news,
     guest_text,
     load_member_view,
 )
@@ -126,7 +126,7 @@ class ActionPointsHistory(StoreAction):
                 text=guest_text(view.program, view.shop, "your points history"), buttons=[EARN_BUTTON]
             )
             return []
-        await announce_tier_news(dispatcher, view)
+        await announce_news(dispatcher, view)
         log.info("history.shown", linked=True, entries=len(lines))
         buttons = [REDEEM_BUTTON, POINTS_BUTTON] if view.summary.redeemable else [POINTS_BUTTON, EARN_BUTTON]
         dispatcher.utter_message(text=history_text(view.program, lines, view.summary.balance, clock.now()),

@@ -19,6 +19,7 @@ from bot.loyalty.program import Program, Tier, get_program
 from bot.loyalty.summary import PointsSummary, points_summary
 from bot.loyalty.tiers import TierStatus, mark_announced, unannounced_changes
 from bot.models import TierChange
+from bot.notices import claim_chat_notices, has_chat_notices
 from bot.shop import Shop, get_shop
 
 log = get_logger(__name__)
@@ -42,6 +43,7 @@ class MemberView:
     customer_id: Optional[int] = None
     expires_at: Optional[datetime] = None  # when the balance expires, if that is within the warning window
     tier_news: bool = False  # a tier change is waiting to be announced
+    notices: bool = False  # news about a review, photo, follow or referral is waiting to be told
 
 
 def load_member_view(channel: str, sender_id: str) -> Callable[[Session], MemberView]:
@@ -57,6 +59,7 @@ def load_member_view(channel: str, sender_id: str) -> Callable[[Session], Member
             customer_id=customer.id,
             expires_at=expiring_soon(program, customer, now),
             tier_news=bool(unannounced_changes(session, customer.id)),
+            notices=has_chat_notices(session, customer.id),
         )
 
     return work
@@ -83,13 +86,19 @@ def claim_tier_news(session: Session, program: Program, customer_id: int) -> Opt
     return tier_news_text(program, changes[-1])
 
 
-async def announce_tier_news(dispatcher: CollectingDispatcher, view: MemberView) -> None:
-    """Start the reply with a pending tier change, once (the write happens only when one is pending)."""
-    if not view.tier_news or view.customer_id is None:
+async def announce_news(dispatcher: CollectingDispatcher, view: MemberView) -> None:
+    """Start the reply with a pending tier change and the notices waiting for the shopper (a review
+    approved, a friend's order rewarded), each once; the write happens only when there is news."""
+    if not (view.tier_news or view.notices) or view.customer_id is None:
         return
     customer_id = view.customer_id
-    news = await with_store(lambda session: claim_tier_news(session, view.program, customer_id), write=True)
-    if news:
+
+    def claim(session: Session) -> List[str]:
+        tier = claim_tier_news(session, view.program, customer_id) if view.tier_news else None
+        notices = claim_chat_notices(session, customer_id, clock.now()) if view.notices else []
+        return ([tier] if tier else []) + notices
+
+    for news in await with_store(claim, write=True):
         dispatcher.utter_message(text=news)
 
 
@@ -275,7 +284,7 @@ class ActionCheckPoints(StoreAction):
             dispatcher.utter_message(text=guest_text(view.program, view.shop, "your points"), buttons=[EARN_BUTTON])
             return []
         log.info("points.checked", linked=True, expiring=view.expires_at is not None)
-        await announce_tier_news(dispatcher, view)
+        await announce_news(dispatcher, view)
         dispatcher.utter_message(
             text=points_text(view.program, view.name, view.summary, view.expires_at),
             buttons=points_buttons(view.summary, TIER_BUTTON, EARN_BUTTON),
@@ -299,7 +308,7 @@ class ActionCheckTier(StoreAction):
             )
             return []
         log.info("tier.checked", linked=True, tier=view.tier.tier.name)
-        await announce_tier_news(dispatcher, view)
+        await announce_news(dispatcher, view)
         dispatcher.utter_message(text=tier_text(view.program, view.name, view.tier), buttons=[POINTS_BUTTON, EARN_BUTTON])
         return []
 

@@ -14,7 +14,7 @@ action_pause_quiz first).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Dict, FrozenSet, List, Optional, Text, Tuple
+from typing import Any, Dict, List, Optional, Text, Tuple
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ActiveLoop, EventType, FollowupAction, SlotSet
@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from actions.cards import product_card
 from actions.common import StoreAction, StoreUnavailable, read_config, sender_of, with_store
-from actions.faq import faq_confidence
+from actions.forms import latest_reply, other_intents, started_by
 from bot import clock
 from bot.catalog.snapshot import CatalogSnapshot, catalog_snapshot, quizzes_for
 from bot.identity import customer_for_sender
@@ -49,34 +49,6 @@ QUIZ_INTENTS = frozenset({
 CONTINUE_BUTTON = {"title": "Continue quiz", "payload": "/start_quiz"}
 NO_QUIZ = "Sorry — I don't have a quiz ready right now. Tell me what you're looking for instead, e.g. \"oak desks under $400\"."
 
-
-
-def other_intents(domain: Dict[Text, Any]) -> FrozenSet[str]:
-    """The domain's intents that are requests of their own while a quiz is running."""
-    names = set()
-    for intent in domain.get("intents", []):
-        names.add(next(iter(intent)) if isinstance(intent, dict) else str(intent))
-    return frozenset(names - QUIZ_INTENTS)
-
-
-def latest_reply(tracker: Tracker) -> Reply:
-    message = tracker.latest_message or {}
-    intent = message.get("intent") or {}
-    name = intent.get("name")
-    # For faq the NLU is only as sure as its answer: "zebra crossing" is faq at 1.0 but no topic fits it.
-    confidence = faq_confidence(message) if name == "faq" else float(intent.get("confidence") or 0.0)
-    return Reply(text=str(message.get("text") or ""), intent=name, confidence=confidence)
-
-
-def just_started(tracker: Tracker) -> bool:
-    """True when the form is validating the message that started it ("help me choose"): Rasa validates
-    the triggering message on activation, and that message is not an answer."""
-    for event in reversed(tracker.events):
-        if event.get("event") == "user":
-            return False
-        if event.get("event") == "action" and event.get("name") == "action_start_quiz":
-            return True
-    return False
 
 
 def _entity(tracker: Tracker, name: str) -> Optional[str]:
@@ -251,12 +223,12 @@ class ValidateQuizForm(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: Dict[Text, Any]) -> List[EventType]:
-        if just_started(tracker):
+        if started_by(tracker, "action_start_quiz"):
             return []  # the slots stay as action_start_quiz left them
         channel, sender_id = sender_of(tracker)
         reply = latest_reply(tracker)
         run_id = tracker.get_slot(RUN)
-        others = other_intents(domain)
+        others = other_intents(domain, QUIZ_INTENTS)
 
         def work(session: Session) -> Tuple[Optional[Outcome], Optional[Quiz], Program, bool]:
             now = clock.now()

@@ -28,7 +28,7 @@ from actions.loyalty import (
     POINTS_BUTTON,
     REDEEM_BUTTON,
     MemberView,
-    announce_tier_news,
+    announce_news,
     claim_tier_news,
     guest_text,
     inline_title,
@@ -201,7 +201,7 @@ class ActionOfferReward(StoreAction):
                 text=guest_text(program, view.shop, "which rewards your points can get"), buttons=[EARN_BUTTON]
             )
             return _no_offer()
-        await announce_tier_news(dispatcher, view)
+        await announce_news(dispatcher, view)
         points = view.summary.balance
         wanted = resolve_reward(program, str(asked)) if asked is not None else None
         if wanted is not None and wanted.points <= points:

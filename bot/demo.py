@@ -15,7 +15,7 @@ from bot.catalog import ADDED, UPDATED, load_catalog, upsert_product
 from bot.config_files import ConfigError, read_yaml_mapping
 from bot.identity import create_customer, link_identity
 from bot.loyalty.ledger import post_entry
-from bot.loyalty.orders import record_paid_order
+from bot.loyalty.orders import LineInput, record_paid_order
 from bot.loyalty.tiers import mark_announced, recompute_tier, unannounced_changes
 from bot.loyalty.program import Program
 from bot.models import Customer
@@ -75,8 +75,11 @@ def _add_customer(session: Session, program: Program, item: Dict[str, Any]) -> b
     for kind, event, days_ago in sorted(events, key=lambda e: -e[2]):
         when = now - timedelta(days=days_ago)
         if kind == "order":
+            lines = [LineInput(line["title"], int(line.get("quantity", 1)), Decimal(str(line["unit_price"])), line.get("sku"))
+                     for line in event.get("lines", [])]
             record_paid_order(
-                session, program, customer.id, event["id"], Decimal(str(event["total"])), when, update_tier=False
+                session, program, customer.id, event["id"], Decimal(str(event["total"])), when, lines=lines,
+                update_tier=False,
             )
         else:
             post_entry(

@@ -52,6 +52,19 @@ def _origins(env: Mapping[str, str], name: str) -> Tuple[str, ...]:
     return tuple(origins)
 
 
+# More proxies than this in front of one app is a typo, not a deployment.
+MAX_PROXY_HOPS = 10
+
+
+def _trusted_proxy_hops(env: Mapping[str, str]) -> int:
+    # TRUST_FORWARDED_FOR (true = the FIRST X-Forwarded-For entry, which the client writes) was replaced:
+    # ignoring it silently would count every visitor as the proxy's address.
+    if (_optional(env, "TRUST_FORWARDED_FOR") or "false").lower() != "false":
+        raise SettingsError("TRUST_FORWARDED_FOR was replaced by TRUSTED_PROXY_HOPS: set the number of proxies "
+                            "in front of the web app (0 = none) and unset TRUST_FORWARDED_FOR")
+    return _int(env, "TRUSTED_PROXY_HOPS", 0, minimum=0, maximum=MAX_PROXY_HOPS)
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path
@@ -93,6 +106,9 @@ class Settings:
     # "webhook" (Telegram posts updates to /webhooks/telegram/webhook) or "polling" (the Rasa server asks
     # Telegram for updates itself: local development without a public URL).
     telegram_mode: str = "webhook"
+    # How often (seconds) the Telegram channel pushes queued chat notices (a review approved, a referral
+    # rewarded, …) to shoppers linked on Telegram; 0 turns that off (they are still told in the chat).
+    notice_delivery_seconds: int = 30
     # Website widget (channels/widget.py): signs the session ids it issues and checks the store's customer
     # tokens (HMAC-SHA256 of the store's customer id with this secret); unset, the widget is off.
     widget_signing_secret: Optional[str] = field(repr=False, default=None)
@@ -105,6 +121,13 @@ class Settings:
     environment: str = "development"
     # Product quizzes (QUIZZES_DIR): every *.yml in it is a quiz (bot/quiz/definition.py).
     quizzes_dir: Path = PROJECT_ROOT / "data" / "quizzes"
+    # Keys the hashes of shipping addresses and IP addresses kept for the referral fraud rules
+    # (bot/advocacy/fingerprints.py); unset, a random key is made once in <data_dir>/fingerprint.key.
+    fingerprint_secret: Optional[str] = field(repr=False, default=None)
+    # How many reverse proxies in front of the web app append the address they were reached from to
+    # X-Forwarded-For (TRUSTED_PROXY_HOPS). 0: the visitor is the connection's address. N: the Nth entry from
+    # the right, the one our outermost proxy wrote; entries left of it are whatever the client sent.
+    trusted_proxy_hops: int = 0
 
     @property
     def action_endpoint_url(self) -> str:
@@ -148,10 +171,13 @@ class Settings:
             telegram_webhook_secret=_optional(env, "TELEGRAM_WEBHOOK_SECRET"),
             telegram_api_base=_optional(env, "TELEGRAM_API_BASE") or "https://api.telegram.org/bot",
             telegram_mode=_choice(env, "TELEGRAM_MODE", ("webhook", "polling")),
+            notice_delivery_seconds=_int(env, "NOTICE_DELIVERY_SECONDS", 30, minimum=0, maximum=3600),
             widget_signing_secret=_optional(env, "WIDGET_SIGNING_SECRET"),
             widget_allowed_origins=_origins(env, "WIDGET_ALLOWED_ORIGINS"),
             environment=_choice(env, "RAPPORT_ENV", ("development", "production")),
             quizzes_dir=Path(env.get("QUIZZES_DIR") or PROJECT_ROOT / "data" / "quizzes"),
+            fingerprint_secret=_optional(env, "FINGERPRINT_SECRET"),
+            trusted_proxy_hops=_trusted_proxy_hops(env),
         )
 
 

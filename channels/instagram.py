@@ -11,8 +11,9 @@ answers 200 to forged requests and handles only the first event of a batch. This
   without attachments), reads, reactions, deleted messages, story mentions and empty messages are ignored.
   Quick replies and postbacks become their payload. Images are a content submission: the text
   "/submit_content" with metadata {"content": {"kind": "photo", "channel": "instagram", "urls": [...],
-  "caption": <the message's text or "">}} (and, as before, "image_url"/"image_urls"). Messages the bot
-  cannot read (stickers, voice, video, shares, files, Meta's "unsupported") do not reach the conversation;
+  "caption": <the message's text or "">}} (and, as before, "image_url"/"image_urls"); a message with videos
+  and no image is one with "kind": "video". Messages the bot cannot read (stickers, voice, shares, reels,
+  files, Meta's "unsupported") do not reach the conversation;
   the shopper gets UNSUPPORTED_REPLY, sent like any reply (they wrote, so the window is open again).
 - The state store (below) failing is answered 503, so Meta redelivers the batch: the messages already
   handed to the conversation are skipped then (by `mid`), and one that failed before that is forgotten so
@@ -100,8 +101,8 @@ OUTSIDE_WINDOW_CODE = 10
 OUTSIDE_WINDOW_SUBCODES = frozenset({2018278, 2534022})
 
 CHOICE_HINT = "Reply with the number of your choice."
-UNSUPPORTED_REPLY = "Sorry, I can only read text and photos here. Please type your question."
-# What an image reaches the conversation as (intent submit_content; the image is in metadata["content"]).
+UNSUPPORTED_REPLY = "Sorry, I can only read text, photos and videos here. Please type your question."
+# What an image or video reaches the conversation as (intent submit_content; the image is in metadata["content"]).
 SUBMIT_CONTENT = "/submit_content"
 # Attachments that are not the shopper writing to the bot (they mentioned the business in their story).
 SILENT_ATTACHMENTS = frozenset({"story_mention"})
@@ -229,9 +230,13 @@ def parse_event(event: Any) -> "Incoming | Unsupported | Ignored":
     text = message.get("text")
     text = text.strip() if isinstance(text, str) else ""
     attachments = message.get("attachments")
-    images = _image_urls(attachments)
+    images = _attachment_urls(attachments, "image")
     if images:
         return Incoming(sender_id, SUBMIT_CONTENT, mid, _photo_metadata(images, text))
+    videos = _attachment_urls(attachments, "video")
+    if videos:
+        content = {"kind": "video", "channel": "instagram", "urls": videos, "caption": text}
+        return Incoming(sender_id, SUBMIT_CONTENT, mid, {"content": content})
     if text:
         return Incoming(sender_id, text, mid)
     kinds = _attachment_kinds(attachments)
@@ -266,12 +271,13 @@ def _mid(container: Dict[str, Any]) -> Optional[str]:
     return mid if isinstance(mid, str) and mid else None
 
 
-def _image_urls(attachments: Any) -> List[str]:
+def _attachment_urls(attachments: Any, kind: str) -> List[str]:
+    """The URLs of the message's attachments of one type (image or video)."""
     if not isinstance(attachments, list):
         return []
     urls = []
     for attachment in attachments:
-        if not isinstance(attachment, dict) or attachment.get("type") != "image":
+        if not isinstance(attachment, dict) or attachment.get("type") != kind:
             continue
         payload = attachment.get("payload")
         if isinstance(payload, dict) and payload.get("sticker_id"):

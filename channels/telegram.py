@@ -14,11 +14,14 @@ this one:
 - answers 200 to malformed JSON and to updates it cannot use, so Telegram does not retry them forever;
 - processes each `update_id` once;
 - hands text, button presses (callback queries, answered before anything else so the button's spinner
-  stops at once), photos and `/start` deep links to the conversation (`/start link_<token>` →
-  `/link_account{"link_token": "<token>"}`, `/start ref_<code>` → `/greet` with metadata referral_code),
-  and answers stickers, voice and other media with a short note. A photo is a content submission: the
-  text `/submit_content` with metadata `content` = {"kind": "photo", "channel": "telegram",
-  "telegram_file_id": <the largest size's file_id>, "caption": <the cleaned caption or "">};
+  stops at once), photos, videos and `/start` deep links to the conversation (`/start link_<token>` →
+  `/link_account{"link_token": "<token>"}`, `/start ref_<code>` → `/claim_referral{"referral_code":
+  "<code>"}`), and answers stickers, voice and other media with a short note. A photo or video is a
+  content submission: the text `/submit_content` with metadata `content` = {"kind": "photo" | "video",
+  "channel": "telegram", "telegram_file_id": <the file_id; of a photo its largest size>, "file_size":
+  <bytes or null>, "mime_type": <a video's, or null>, "caption": <the cleaned caption or "">}. Images and
+  videos sent as files count the same; other files get a note saying what is accepted, and a photo over
+  MAX_PHOTO_BYTES or a video over MAX_VIDEO_BYTES gets a note with the limit, not a turn;
 - renders replies natively: text split at 4096 characters, buttons as an inline keyboard, images with
   sendPhoto, product cards (Rasa `elements`) as a photo with a caption and an inline keyboard of link
   and payload buttons; 429 answers are retried after the time Telegram asks for; messages to one chat
@@ -36,6 +39,15 @@ key, `telegram:button:<key>`, kept 30 days, and looked up when pressed). With RE
 Redis: every Rasa process behind the webhook shares them and they survive restarts. Without it they are
 in this process's memory (the `make run` default): a replay to another process or after a restart may be
 processed again, and a button sent before a restart answers "that button has expired".
+
+Proactive notices (`NoticeDelivery`): while the channel is on, a background task every
+NOTICE_DELIVERY_SECONDS (default 30; 0 = off) claims the due chat notices (bot.notices.claim_for_channel:
+a review approved, a referral rewarded, …) of customers linked to a Telegram chat and sends them through
+`TelegramOutput`. Claiming marks them sent before sending (at most once: a crash loses a notice rather
+than repeating it, and two processes never claim the same one); a send Telegram refuses (bot blocked,
+chat not found, network) marks it failed. Logs carry the notice id, never the text. A failing tick (the
+store unreachable) is logged and retried with backoff; the task stops with the server, finishing the
+notices it already claimed for up to `stop_grace` seconds.
 
 The `telegram.Bot` is created and initialised inside the server's own event loop (a
 `before_server_start` listener, or lazily on the first request when the listener could not reach
@@ -61,12 +73,15 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.exceptions import PayloadTooLarge
 from sanic.response import HTTPResponse
-from telegram import Bot, CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import Bot, CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.error import BadRequest, Conflict, InvalidToken, RetryAfter, TelegramError
 from telegram.warnings import PTBDeprecationWarning
 
 from bot.channel_state import ChannelState, channel_state_for
+from bot.clock import now as utc_now
+from bot.db import Database, get_database
 from bot.log import get_logger
+from bot.notices import PendingDelivery, claim_for_channel, mark_failed
 from bot.settings import Settings, get_settings
 from channels.render import ProductCard, product_cards, split_text
 from channels.rest import clean_text
@@ -105,7 +120,10 @@ POLLING_MODE = (
 )
 # What a photo reaches the conversation as (intent submit_content; the photo is in metadata["content"]).
 SUBMIT_CONTENT = "/submit_content"
-UNSUPPORTED_REPLY = "Sorry, I can only read text and photos here. Please type your question."
+UNSUPPORTED_REPLY = "Sorry, I can only read text, photos and videos here. Please type your question."
+# Bot API bots may download files up to 20 MB (getFile), so a larger upload could never be reviewed.
+MAX_PHOTO_BYTES = 10 * 1024 * 1024
+MAX_VIDEO_BYTES = 20 * 1024 * 1024
 EXPIRED_BUTTON_REPLY = "That button has expired. Please ask me again and I'll show fresh options."
 ERROR_REPLY = "Sorry, something went wrong on my side. Please try again in a moment."
 
@@ -392,6 +410,119 @@ class TelegramOutput(OutputChannel):
             return False
 
 
+# -- proactive notices ------------------------------------------------------------------------------
+
+
+class NoticeDelivery:
+    """Sends due chat notices to linked Telegram chats every `interval` seconds; see the module docstring."""
+
+    def __init__(
+        self, channel: "TelegramInput", interval: Optional[float] = None, database: Optional[Database] = None,
+        batch: int = 20, max_backoff: float = 300.0, stop_grace: float = 5.0,
+    ) -> None:
+        self.channel = channel
+        self._interval = interval  # None: settings.notice_delivery_seconds
+        self._database = database
+        self.batch = batch
+        self.max_backoff = max_backoff
+        self.stop_grace = stop_grace
+        self._task: Optional["asyncio.Task[None]"] = None
+        self._stopping: Optional[asyncio.Event] = None
+
+    @property
+    def interval(self) -> float:
+        return self.channel.settings.notice_delivery_seconds if self._interval is None else self._interval
+
+    @property
+    def database(self) -> Database:
+        return self._database or get_database()
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def start(self) -> None:
+        if self.interval <= 0 or self.running:
+            return
+        self._stopping = asyncio.Event()
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="telegram-notices")
+        log.info("telegram.notice.delivery_started", interval=self.interval)
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is None or task.done():
+            return
+        assert self._stopping is not None
+        self._stopping.set()  # a sleeping loop ends at once; a tick sends what it has claimed
+        try:
+            await asyncio.wait_for(asyncio.shield(task), self.stop_grace)
+        except asyncio.TimeoutError:
+            task.cancel()
+            try:
+                await task
+            except BaseException:  # cancelled (or failed) while stopping: nothing more to do
+                pass
+        log.info("telegram.notice.delivery_stopped")
+
+    async def _run(self) -> None:
+        assert self._stopping is not None
+        failures = 0
+        while not self._stopping.is_set():
+            delay = min(self.interval * 2 ** min(max(failures - 1, 0), 16), max(self.max_backoff, self.interval))
+            try:
+                await asyncio.wait_for(self._stopping.wait(), delay)
+                return
+            except asyncio.TimeoutError:
+                pass
+            try:
+                await self.run_once()
+                failures = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the store or Telegram unreachable: next tick, then backing off
+                failures += 1
+                log.warning("telegram.notice.tick_failed", failures=failures, exc_info=True)
+
+    async def run_once(self) -> int:
+        """One tick: claim the due notices in batches and send them; how many were sent."""
+        bot = await self.channel.start_bot()
+        if bot is None:
+            return 0
+        output = self.channel.output(bot)
+        sent = 0
+        while True:
+            deliveries = await asyncio.to_thread(self._claim)
+            for delivery in deliveries:
+                sent += await self._send(output, delivery)
+            if len(deliveries) < self.batch or (self._stopping is not None and self._stopping.is_set()):
+                return sent
+
+    def _claim(self) -> List[PendingDelivery]:
+        with self.database.session(write=True) as session:
+            return claim_for_channel(session, CHANNEL_NAME, utc_now(), self.batch)
+
+    async def _send(self, output: TelegramOutput, delivery: PendingDelivery) -> int:
+        try:
+            await output.send_text_message(delivery.external_id, delivery.text)
+        except Exception as error:  # Forbidden (blocked), BadRequest (chat not found), NetworkError, …
+            reason = f"{type(error).__name__}: {error}"
+            token = self.channel.settings.telegram_token
+            if token:
+                reason = reason.replace(token, "<token>")
+            log.warning("telegram.notice.failed", notice_id=delivery.notice_id, error=reason)
+            try:
+                await asyncio.to_thread(self._mark_failed, delivery.notice_id, reason)
+            except Exception:  # it stays "sent": never retried
+                log.warning("telegram.notice.mark_failed_failed", notice_id=delivery.notice_id, exc_info=True)
+            return 0
+        log.info("telegram.notice.sent", notice_id=delivery.notice_id, customer_id=delivery.customer_id)
+        return 1
+
+    def _mark_failed(self, notice_id: int, reason: str) -> None:
+        with self.database.session(write=True) as session:
+            mark_failed(session, notice_id, reason)
+
+
 # -- input ------------------------------------------------------------------------------------------
 
 
@@ -418,6 +549,8 @@ class TelegramInput(InputChannel):
         poll_timeout: int = POLL_TIMEOUT_SECONDS,
         poll_backoff: Tuple[float, float] = (1.0, 60.0),
         sleep: Sleep = asyncio.sleep,
+        notice_interval: Optional[float] = None,
+        database: Optional[Database] = None,
     ) -> None:
         self._settings = settings
         self._state = state
@@ -432,6 +565,8 @@ class TelegramInput(InputChannel):
         self.bot: Optional[Bot] = None
         self._bot_lock: Optional[asyncio.Lock] = None
         self._poller: Optional["asyncio.Task[None]"] = None
+        # Proactive chat notices; notice_interval None = settings.notice_delivery_seconds.
+        self.notices = NoticeDelivery(self, notice_interval, database)
 
     @property
     def settings(self) -> Settings:
@@ -479,6 +614,7 @@ class TelegramInput(InputChannel):
 
     async def stop_bot(self) -> None:
         await self.stop_polling()
+        await self.notices.stop()
         bot, self.bot = self.bot, None
         self._bot_lock = None
         if bot is not None:
@@ -504,6 +640,7 @@ class TelegramInput(InputChannel):
             if problem is not None:
                 log.info("telegram.channel.disabled", reason=problem)
                 return
+            self.notices.start()  # its ticks start the Bot themselves when it is not up yet
             if self.polling:
                 self.start_polling(on_new_message)  # starts the Bot itself, retrying until Telegram answers
                 return
@@ -517,6 +654,7 @@ class TelegramInput(InputChannel):
         @webhook.listener("before_server_stop")
         async def stop_polling(_app: Any, _loop: Any) -> None:
             await self.stop_polling()
+            await self.notices.stop()  # while the Bot is still up: the claimed notices go out
 
         @webhook.listener("after_server_stop")
         async def stop(_app: Any, _loop: Any) -> None:
@@ -699,11 +837,17 @@ class TelegramInput(InputChannel):
                 return False
             return await self._deliver(on_new_message, output, text, sender, metadata, update.update_id)
 
-        if message.photo:
-            largest = max(message.photo, key=lambda size: size.width * size.height)
-            metadata["photo_file_id"] = largest.file_id
-            metadata["content"] = photo_content(largest.file_id, message.caption)
-            log.info("telegram.content.photo", update_id=update.update_id, has_caption=bool(message.caption))
+        media = media_of(message)
+        if isinstance(media, str):  # a file the bot cannot take: the reason, not a turn
+            log.info("telegram.update.media_refused", update_id=update.update_id)
+            await output.send_text_message(sender, media)
+            return False
+        if media is not None:
+            if media["kind"] == "photo":
+                metadata["photo_file_id"] = media["telegram_file_id"]
+            metadata["content"] = media
+            log.info("telegram.content.media", update_id=update.update_id, kind=media["kind"],
+                     has_caption=bool(media["caption"]))
             return await self._deliver(on_new_message, output, SUBMIT_CONTENT, sender, metadata, update.update_id)
 
         log.info("telegram.update.unsupported", update_id=update.update_id)
@@ -761,16 +905,47 @@ class TelegramInput(InputChannel):
             return False
 
 
-def photo_content(file_id: str, caption: Optional[str]) -> Dict[str, Any]:
-    """The content submission a photo stands for (metadata["content"] of /submit_content)."""
-    return {"kind": "photo", "channel": CHANNEL_NAME, "telegram_file_id": file_id, "caption": clean_text(caption or "")}
+def media_content(kind: str, file_id: str, caption: Optional[str], file_size: Optional[int] = None,
+                  mime_type: Optional[str] = None) -> Dict[str, Any]:
+    """The content submission a photo or video stands for (metadata["content"] of /submit_content)."""
+    return {"kind": kind, "channel": CHANNEL_NAME, "telegram_file_id": file_id, "file_size": file_size,
+            "mime_type": mime_type, "caption": clean_text(caption or "")}
+
+
+def media_of(message: Message) -> "Optional[Dict[str, Any] | str]":
+    """The photo or video a message carries as content, a note saying why it cannot be taken (too large,
+    not an image or video), or None when it carries neither."""
+    if message.photo:
+        largest = max(message.photo, key=lambda size: size.width * size.height)
+        return _sized("photo", largest.file_id, message.caption, largest.file_size, None)
+    video = message.video or message.video_note
+    if video is not None:
+        return _sized("video", video.file_id, message.caption, video.file_size, getattr(video, "mime_type", None))
+    document = message.document
+    if document is not None:
+        mime = (document.mime_type or "").lower()
+        if mime.startswith(("image/", "video/")) and mime != "image/svg+xml":
+            kind = "photo" if mime.startswith("image/") else "video"
+            return _sized(kind, document.file_id, message.caption, document.file_size, mime)
+        return ("I can only take photos and videos here — that file isn't one. "
+                "Send a photo or a video of your order, or type your question.")
+    return None
+
+
+def _sized(kind: str, file_id: str, caption: Optional[str], size: Optional[int],
+           mime: Optional[str]) -> "Dict[str, Any] | str":
+    limit = MAX_PHOTO_BYTES if kind == "photo" else MAX_VIDEO_BYTES
+    if size is not None and size > limit:
+        return (f"That {kind} is too large for me ({size / 1024 / 1024:.1f} MB). "
+                f"Please send one under {limit // (1024 * 1024)} MB.")
+    return media_content(kind, file_id, caption, size, mime)
 
 
 def _start_text(argument: str, metadata: Dict[str, Any]) -> str:
     """The message a `/start [argument]` stands for; deep links add to `metadata`.
 
-    `link_<token>` → /link_account{"link_token": token}; `ref_<code>` → /greet with referral_code; anything
-    else (or a token or code outside [A-Za-z0-9_-]{1,64}) → /greet.
+    `link_<token>` → /link_account{"link_token": token}; `ref_<code>` → /claim_referral{"referral_code": code};
+    anything else (or a token or code outside [A-Za-z0-9_-]{1,64}) → /greet.
     """
     kind, _, value = argument.partition("_")
     if kind in ("link", "ref") and DEEP_LINK_VALUE.fullmatch(value):
@@ -778,6 +953,7 @@ def _start_text(argument: str, metadata: Dict[str, Any]) -> str:
         if kind == "link":
             return "/link_account" + json.dumps({"link_token": value})
         metadata["referral_code"] = value
+        return "/claim_referral" + json.dumps({"referral_code": value})
     return "/greet"
 
 

@@ -9,7 +9,9 @@ from sqlalchemy import select
 
 from bot.cli.catalog import add_catalog_commands
 from bot.cli.loyalty import CommandError, add_loyalty_commands
+from bot.cli.moderation import add_moderation_commands
 from bot.cli.quiz import add_quiz_commands
+from bot.cli.referrals import add_referral_commands
 from bot.cli.telegram import add_telegram_commands
 from bot.config_files import ConfigError
 from bot.settings import SettingsError, get_settings
@@ -161,7 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_loyalty_commands(commands)
     add_catalog_commands(commands)
     add_quiz_commands(commands)
+    add_referral_commands(commands)
     add_telegram_commands(commands)
+    add_moderation_commands(commands)
 
     handoffs = commands.add_parser("handoffs", help="requests to talk to a person").add_subparsers(
         dest="handoffs_command", required=True

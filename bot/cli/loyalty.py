@@ -16,6 +16,8 @@ from sqlalchemy.orm import Session
 
 from bot.models import Customer
 
+MAX_ID = 2 ** 31 - 1  # ids are 32-bit integers in the database: a larger one overflows rather than being unknown
+
 
 class CommandError(RuntimeError):
     """A command that cannot do what was asked; the message says why (exit code 1)."""
@@ -40,7 +42,7 @@ def _amount(text: str) -> Decimal:
         raise argparse.ArgumentTypeError(f"{text!r} is not an amount") from None
 
 
-def _moment(text: str) -> datetime:
+def parse_moment(text: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
@@ -48,6 +50,13 @@ def _moment(text: str) -> datetime:
     if moment.tzinfo is None:
         raise argparse.ArgumentTypeError(f"{text!r} needs a time zone, e.g. 2026-11-23T10:00:00+00:00")
     return moment
+
+
+def positive_id(text: str) -> int:
+    """An argparse type for an id (or a count): a whole number from 1 to MAX_ID."""
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_ID:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 1 to {MAX_ID}")
+    return int(text)
 
 
 def _line(text: str) -> Any:
@@ -62,7 +71,7 @@ def _line(text: str) -> Any:
     return LineInput(title=title, quantity=int(quantity), unit_price=_amount(price), sku=sku or None)
 
 
-def _store_call(work: Any) -> Any:
+def store_call(work: Any) -> Any:
     """Run `work(session, program)` in one write transaction; service refusals become CommandError."""
     from bot.db import get_database
     from bot.loyalty.ledger import LedgerError
@@ -99,7 +108,7 @@ def _ledger_show(args: argparse.Namespace) -> int:
             print(f"{entry.created_at:%Y-%m-%d %H:%M}  {entry.points:>+8,}  {entry.kind:<8} {entry.source:<12} {entry.reason}")
         print(f"[ledger] {customer.email}: balance {customer.points_balance:,} points ({len(entries)} latest entries)")
 
-    _store_call(work)
+    store_call(work)
     return 0
 
 
@@ -119,7 +128,7 @@ def _orders_add(args: argparse.Namespace) -> int:
         else:
             print(f"[orders] order {args.id} was already recorded; nothing changed")
 
-    _store_call(work)
+    store_call(work)
     return 0
 
 
@@ -129,8 +138,9 @@ def _orders_refund(args: argparse.Namespace) -> int:
     def work(session: Session, program: Any) -> None:
         result = refund_order(session, program, args.id, args.refund_id, args.amount, currency=args.currency)
         _print_take_back(result, "refund " + args.refund_id)
+        _reconsider_referral(session, program, result.order)
 
-    _store_call(work)
+    store_call(work)
     return 0
 
 
@@ -138,9 +148,11 @@ def _orders_cancel(args: argparse.Namespace) -> int:
     from bot.loyalty.orders import cancel_order
 
     def work(session: Session, program: Any) -> None:
-        _print_take_back(cancel_order(session, program, args.id), "cancellation")
+        result = cancel_order(session, program, args.id)
+        _print_take_back(result, "cancellation")
+        _reconsider_referral(session, program, result.order)
 
-    _store_call(work)
+    store_call(work)
     return 0
 
 
@@ -151,6 +163,16 @@ def _print_take_back(result: Any, what: str) -> None:
     written_off = f", {result.points_written_off:,} already spent and written off" if result.points_written_off else ""
     print(f"[orders] {what} of order {result.order.external_id} ({result.refund.amount}): "
           f"-{result.refund.points_reversed:,} points{written_off}; order is now {result.order.status}")
+
+
+def _reconsider_referral(session: Session, program: Any, order: Any) -> None:
+    """A refund or cancellation may cost the order's referral its reward (the same as the store API)."""
+    from bot import clock
+    from bot.advocacy.referrals import reconsider_after_refund
+
+    referral = reconsider_after_refund(session, program, order, clock.now())
+    if referral is not None:
+        print(f"[referrals] referral {referral.id} rejected: {referral.reason}")
 
 
 def _points_credit(args: argparse.Namespace) -> int:
@@ -170,7 +192,7 @@ def _points_credit(args: argparse.Namespace) -> int:
         state = f"+{credit.points:,} points" if posted.created else "already credited; nothing changed"
         print(f"[points] {args.action} for {customer.email}: {state} (balance {customer.points_balance:,})")
 
-    _store_call(work)
+    store_call(work)
     return 0
 
 
@@ -184,7 +206,7 @@ def _rewards_redeem(args: argparse.Namespace) -> int:
               + (f", minimum order {program.money(code.min_order)}" if code.min_order else "")
               + f" (balance {customer.points_balance:,})")
 
-    _store_call(work)
+    store_call(work)
     return 0
 
 
@@ -218,7 +240,7 @@ def _codes_show(args: argparse.Namespace) -> int:
         print("[codes] valid" + (f" for an order of {args.order_total}" if args.order_total else ""))
         return 0
 
-    return int(_store_call(work))
+    return int(store_call(work))
 
 
 def _codes_use(args: argparse.Namespace) -> int:
@@ -228,7 +250,7 @@ def _codes_use(args: argparse.Namespace) -> int:
         code = use_code(session, args.code, args.order, order_total=args.order_total)
         print(f"[codes] {code.code} marked used on order {code.used_order_ref}")
 
-    _store_call(work)
+    store_call(work)
     return 0
 
 
@@ -289,7 +311,7 @@ def add_loyalty_commands(commands: Any) -> None:
     add.add_argument("--id", required=True, help="the store's order id")
     add.add_argument("--total", required=True, type=_amount)
     add.add_argument("--currency", help="defaults to the program's currency")
-    add.add_argument("--placed-at", type=_moment, help="ISO-8601 with zone; default now")
+    add.add_argument("--placed-at", type=parse_moment, help="ISO-8601 with zone; default now")
     add.add_argument("--line", action="append", type=_line, help="SKU:TITLE:QUANTITY:UNIT_PRICE (repeatable)")
     add.set_defaults(handler=_orders_add)
     refund = orders.add_parser("refund", help="refund part or all of an order (points back pro rata)")

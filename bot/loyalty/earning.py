@@ -57,6 +57,11 @@ def credit_for(program: Program, customer_id: int, action: str, reference: Optio
         if not reference:
             raise LedgerError("quiz_completion needs the quiz id as reference")
         return Credit(action, earning.quiz_completion, f"Completed the {reference} quiz", f"quiz:{customer_id}:{reference}")
+    if action == "user_content":
+        # Not in ACTIONS (the store API's list): only the merchant's approval of a chat submission pays it.
+        if not reference:
+            raise LedgerError("user_content needs the submission's id as reference")
+        return Credit(action, earning.user_content, "Shared a photo or video", f"content:{reference}")
     raise LedgerError(f"unknown earning action {action!r}; expected one of {', '.join(ACTIONS)}")
 
 

@@ -62,7 +62,7 @@ def post_entry(
         raise LedgerError(f"unknown ledger entry kind {kind!r}")
     if isinstance(points, bool) or not isinstance(points, int) or points == 0:
         raise LedgerError(f"points must be a non-zero whole number, not {points!r}")
-    existing = _find(session, source, idempotency_key)
+    existing = find_entry(session, source, idempotency_key)
     if existing is not None:
         return _replayed(existing, customer_id, points, kind)
     customer = session.get(Customer, customer_id)
@@ -102,7 +102,7 @@ def post_entry(
                 raise Overdraft(f"customer {customer_id} does not have {-points} points")
     except IntegrityError:
         # Another transaction applied the same (source, key) first.
-        winner = _find(session, source, idempotency_key)
+        winner = find_entry(session, source, idempotency_key)
         if winner is None:
             raise
         return _replayed(winner, customer_id, points, kind)
@@ -120,7 +120,8 @@ def _replayed(existing: LedgerEntry, customer_id: int, points: int, kind: str) -
     return PostedEntry(existing, created=False)
 
 
-def _find(session: Session, source: str, key: str) -> Optional[LedgerEntry]:
+def find_entry(session: Session, source: str, key: str) -> Optional[LedgerEntry]:
+    """The entry an award with this (source, idempotency key) made, if it was made."""
     return session.execute(
         select(LedgerEntry).where(LedgerEntry.source == source, LedgerEntry.idempotency_key == key)
     ).scalar_one_or_none()

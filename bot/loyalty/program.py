@@ -13,7 +13,7 @@ REWARD_KINDS = ("amount_off", "percent_off", "free_shipping", "free_product")
 MAX_TIERS = 5
 # Earning rules with their own settings; a custom action may not reuse these names.
 BUILT_IN_ACTIONS = ("signup", "birthday", "social_follow", "review_text", "review_photo", "review_video",
-                    "quiz_completion", "order", "referral")
+                    "quiz_completion", "user_content", "order", "referral")
 
 
 @dataclass(frozen=True)
@@ -48,10 +48,34 @@ class EarningRules:
     review_photo: int
     review_video: int
     quiz_completion: int
+    user_content: int  # an approved photo or video of the shop's products, per submission
     referral_advocate: int
     referral_friend_percent_off: int
     referral_friend_min_order: Decimal
     custom_actions: Dict[str, int]  # credited through the API: name → points
+
+
+@dataclass(frozen=True)
+class ReferralRules:
+    """The friend's offer and the fraud rules (earning.referral holds the amounts)."""
+
+    friend_offer_valid_days: int
+    # Self-referral checks: the friend matches the advocate by normalized email, shipping address or IP hash.
+    reject_same_email: bool
+    reject_same_address: bool
+    reject_same_ip: bool
+    max_referred_purchases_per_ip: int  # beyond this, referred purchases from one IP wait for the merchant
+    max_signups_per_ip_per_week: int  # beyond this, referral sign-ups from one IP are blocked
+
+
+@dataclass(frozen=True)
+class ReviewRequestPolicy:
+    """When the bot may ask for a review (bot/advocacy/reviews.py enforces it)."""
+
+    delay_days: int  # after fulfilment
+    reminder_after_days: int  # one reminder this long after the request; 0 = no reminder
+    max_messages_per_30_days: int  # requests and reminders to one shopper
+    product_once_per_days: int  # one product is asked about at most once in this many days
 
 
 @dataclass(frozen=True)
@@ -66,6 +90,8 @@ class Program:
     expiry_inactive_months: int
     expiry_warn_days: int
     refunds_allow_negative_balance: bool
+    referrals: ReferralRules
+    review_requests: ReviewRequestPolicy
 
     def reward(self, reward_id: str) -> Optional[Reward]:
         return next((reward for reward in self.rewards if reward.id == reward_id), None)
@@ -149,14 +175,14 @@ class _Reader:
 def parse_program(data: Mapping[str, Any], path: Path) -> Program:
     r = _Reader(path)
     r.known_keys(data, "", ("currency", "currency_symbol", "earning", "tiers", "rewards", "reward_codes", "expiry",
-                            "refunds"))
+                            "refunds", "referrals", "review_requests"))
     currency = r.text(data, "currency", "currency")
     if len(currency) != 3 or not currency.isalpha():
         raise r.fail("currency", f"must be a 3-letter ISO code such as USD, not {currency!r}")
 
     earning = r.mapping(data, "earning", "earning")
     r.known_keys(earning, "earning", ("points_per_currency_unit", "signup", "birthday", "social_follow", "review",
-                                      "quiz_completion", "referral", "custom_actions"))
+                                      "quiz_completion", "user_content", "referral", "custom_actions"))
     review = r.mapping(earning, "earning.review", "review")
     r.known_keys(review, "earning.review", ("text", "photo", "video"))
     referral = r.mapping(earning, "earning.referral", "referral")
@@ -184,6 +210,7 @@ def parse_program(data: Mapping[str, Any], path: Path) -> Program:
         review_photo=r.integer(review, "earning.review.photo", "photo"),
         review_video=r.integer(review, "earning.review.video", "video"),
         quiz_completion=r.integer(earning, "earning.quiz_completion", "quiz_completion"),
+        user_content=r.integer(earning, "earning.user_content", "user_content", default=0),
         referral_advocate=r.integer(referral, "earning.referral.advocate", "advocate"),
         referral_friend_percent_off=r.integer(referral, "earning.referral.friend_percent_off", "friend_percent_off"),
         referral_friend_min_order=r.decimal(referral, "earning.referral.friend_min_order", "friend_min_order", default=0),
@@ -289,6 +316,41 @@ def parse_program(data: Mapping[str, Any], path: Path) -> Program:
         refunds_allow_negative_balance=r.boolean(
             refunds, "refunds.allow_negative_balance", "allow_negative_balance", default=False
         ),
+        referrals=_referral_rules(r, data),
+        review_requests=_review_request_policy(r, data),
+    )
+
+
+def _referral_rules(r: _Reader, data: Mapping[str, Any]) -> ReferralRules:
+    block = r.optional_mapping(data, "referrals", "referrals")
+    r.known_keys(block, "referrals", ("friend_offer_valid_days", "fraud"))
+    fraud = r.optional_mapping(block, "referrals.fraud", "fraud")
+    r.known_keys(fraud, "referrals.fraud", ("reject_same_email", "reject_same_address", "reject_same_ip",
+                                            "max_referred_purchases_per_ip", "max_signups_per_ip_per_week"))
+    return ReferralRules(
+        friend_offer_valid_days=r.integer(block, "referrals.friend_offer_valid_days", "friend_offer_valid_days",
+                                          default=30, minimum=1),
+        reject_same_email=r.boolean(fraud, "referrals.fraud.reject_same_email", "reject_same_email", True),
+        reject_same_address=r.boolean(fraud, "referrals.fraud.reject_same_address", "reject_same_address", True),
+        reject_same_ip=r.boolean(fraud, "referrals.fraud.reject_same_ip", "reject_same_ip", True),
+        max_referred_purchases_per_ip=r.integer(
+            fraud, "referrals.fraud.max_referred_purchases_per_ip", "max_referred_purchases_per_ip", default=3, minimum=1),
+        max_signups_per_ip_per_week=r.integer(
+            fraud, "referrals.fraud.max_signups_per_ip_per_week", "max_signups_per_ip_per_week", default=10, minimum=1),
+    )
+
+
+def _review_request_policy(r: _Reader, data: Mapping[str, Any]) -> ReviewRequestPolicy:
+    block = r.optional_mapping(data, "review_requests", "review_requests")
+    r.known_keys(block, "review_requests", ("delay_days", "reminder_after_days", "max_messages_per_30_days",
+                                            "product_once_per_days"))
+    return ReviewRequestPolicy(
+        delay_days=r.integer(block, "review_requests.delay_days", "delay_days", default=14),
+        reminder_after_days=r.integer(block, "review_requests.reminder_after_days", "reminder_after_days", default=7),
+        max_messages_per_30_days=r.integer(
+            block, "review_requests.max_messages_per_30_days", "max_messages_per_30_days", default=5, minimum=1),
+        product_once_per_days=r.integer(
+            block, "review_requests.product_once_per_days", "product_once_per_days", default=365, minimum=1),
     )
 
 

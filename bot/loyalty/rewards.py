@@ -5,7 +5,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import List, Optional
+from typing import List, Optional, Protocol
 
 from dateutil.relativedelta import relativedelta
 from sqlalchemy import select, update
@@ -39,7 +39,9 @@ class CodeRefused(ValueError):
         super().__init__(detail)
 
 
-REFUSALS = ("unknown", "used", "expired", "cancelled", "below_minimum", "wrong_currency", "invalid_order")
+# not_first_order and own_code refuse a friend's referral offer (bot/advocacy/friend_offers.py).
+REFUSALS = ("unknown", "used", "expired", "cancelled", "below_minimum", "wrong_currency", "invalid_order",
+            "not_first_order", "own_code")
 
 
 @dataclass(frozen=True)
@@ -183,24 +185,48 @@ def use_code(
     return found
 
 
+class CheckoutCode(Protocol):
+    """What a code honoured at checkout has (a RewardCode, a FriendOffer), enough to tell whether it may be used."""
+
+    code: str
+    status: str  # issued | used | cancelled
+    expires_at: datetime
+    min_order: Optional[Decimal]
+    used_order_ref: Optional[str]
+
+
+def refusal_for(
+    found: CheckoutCode, *, now: datetime, order_total: Optional[Decimal] = None,
+    order_currency: Optional[str] = None, code_currency: Optional[str] = None,
+) -> Optional[CodeRefused]:
+    """Why the store must not honour a code now (used, cancelled, expired, another currency, an order below
+    its minimum), or None. The one check of reward codes and friend offers; a friend offer has no currency
+    (code_currency None), so the currencies are compared only when both are given."""
+    if found.status == "used":
+        return CodeRefused(found.code, "used", f"code {found.code} was already used on order {found.used_order_ref}")
+    if found.status == "cancelled":
+        return CodeRefused(found.code, "cancelled", f"code {found.code} was cancelled")
+    if found.expires_at <= now:
+        return CodeRefused(found.code, "expired", f"code {found.code} expired on {found.expires_at:%Y-%m-%d}")
+    if order_currency is not None and code_currency is not None and order_currency.strip().upper() != code_currency:
+        return CodeRefused(found.code, "wrong_currency", f"code {found.code} is for {code_currency} orders")
+    if order_total is not None and found.min_order is not None and Decimal(order_total) < found.min_order:
+        return CodeRefused(
+            found.code, "below_minimum",
+            f"code {found.code} needs an order of at least {found.min_order} (this one is {order_total})",
+        )
+    return None
+
+
 def _refuse_if_invalid(
     typed: str, found: Optional[RewardCode], order_total: Optional[Decimal], currency: Optional[str], now: datetime
 ) -> None:
     if found is None:
         raise CodeRefused(typed, "unknown", f"no reward code {typed!r}")
-    if found.status == "used":
-        raise CodeRefused(found.code, "used", f"code {found.code} was already used on order {found.used_order_ref}")
-    if found.status == "cancelled":
-        raise CodeRefused(found.code, "cancelled", f"code {found.code} was cancelled")
-    if found.expires_at <= now:
-        raise CodeRefused(found.code, "expired", f"code {found.code} expired on {found.expires_at:%Y-%m-%d}")
-    if currency is not None and currency.strip().upper() != found.currency:
-        raise CodeRefused(found.code, "wrong_currency", f"code {found.code} is for {found.currency} orders")
-    if order_total is not None and found.min_order is not None and Decimal(order_total) < found.min_order:
-        raise CodeRefused(
-            found.code, "below_minimum",
-            f"code {found.code} needs an order of at least {found.min_order} (this one is {order_total})",
-        )
+    refused = refusal_for(found, now=now, order_total=order_total, order_currency=currency,
+                          code_currency=found.currency)
+    if refused is not None:
+        raise refused
 
 
 def codes_of(session: Session, customer_id: int, limit: int = 10) -> List[RewardCode]:

@@ -170,10 +170,12 @@ def recompute_tier(
 
 
 def _locked_customer(session: Session, customer_id: int) -> Customer:
-    # Row lock on PostgreSQL so two recomputations cannot both record the same move;
-    # SQLite's write transactions are already serialised (BEGIN IMMEDIATE).
+    # Row lock on PostgreSQL so two recomputations cannot both record the same move; SQLite's write
+    # transactions are already serialised (BEGIN IMMEDIATE). FOR NO KEY UPDATE (key_share), like the
+    # balance update itself: a plain FOR UPDATE also waits for the key-share lock another transaction's
+    # new order row holds on the customer, and two orders of one customer at once would deadlock.
     customer = session.execute(
-        select(Customer).where(Customer.id == customer_id).with_for_update()
+        select(Customer).where(Customer.id == customer_id).with_for_update(key_share=True)
     ).scalar_one_or_none()
     if customer is None:
         from bot.loyalty.ledger import LedgerError

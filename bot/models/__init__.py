@@ -1,7 +1,7 @@
 """SQLAlchemy models of the loyalty store, one module per domain."""
 from bot.models.base import Base
 from bot.models.catalog import Product, ProductVariant
-from bot.models.content import ContentSubmission
+from bot.models.content import ContentSubmission, SocialFollowClaim
 from bot.models.customers import ChannelIdentity, Customer
 from bot.models.events import OutboundMessage, TierChange
 from bot.models.handoff import HandoffRequest
@@ -9,9 +9,13 @@ from bot.models.ledger import LedgerEntry
 from bot.models.linking import LinkAttempt, LinkCode
 from bot.models.orders import Order, OrderLine, OrderRefund
 from bot.models.quiz import ProductSearch, QuizRun
+from bot.models.referrals import FriendOffer, Referral, ReferralClick, ReferralCode, ReferralDecision
+from bot.models.reviews import Review, ReviewRequest
 from bot.models.rewards import RewardCode
 
 __all__ = [
-    "Base", "ChannelIdentity", "ContentSubmission", "Customer", "HandoffRequest", "LedgerEntry", "LinkAttempt", "LinkCode", "Order", "OrderLine", "OrderRefund",
-    "OutboundMessage", "Product", "ProductSearch", "ProductVariant", "QuizRun", "RewardCode", "TierChange",
+    "Base", "ChannelIdentity", "ContentSubmission", "Customer", "FriendOffer", "HandoffRequest", "LedgerEntry",
+    "LinkAttempt", "LinkCode", "Order", "OrderLine", "OrderRefund", "OutboundMessage", "Product", "ProductSearch",
+    "ProductVariant", "QuizRun", "Referral", "ReferralClick", "ReferralCode", "ReferralDecision", "Review",
+    "ReviewRequest", "RewardCode", "SocialFollowClaim", "TierChange",
 ]

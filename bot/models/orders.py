@@ -12,7 +12,10 @@ class Order(Base):
     """A store order. What was paid and not refunded counts as qualifying spend for tiers."""
 
     __tablename__ = "orders"
-    __table_args__ = (Index("ix_orders_customer_placed", "customer_id", "placed_at"),)
+    __table_args__ = (
+        Index("ix_orders_customer_placed", "customer_id", "placed_at"),
+        Index("ix_orders_status_fulfilled", "status", "fulfilled_at"),  # review requests due
+    )
 
     id = Column(Integer, primary_key=True)
     external_id = Column(String(64), nullable=False, unique=True)
@@ -24,6 +27,10 @@ class Order(Base):
     points_earned = Column(Integer, nullable=False, default=0)
     placed_at = Column(UTCDateTime(), nullable=False)
     updated_at = Column(UTCDateTime(), nullable=True)
+    fulfilled_at = Column(UTCDateTime(), nullable=True)  # review requests count from here
+    # For the referral fraud rules, kept only as keyed hashes (bot/advocacy/fingerprints.py).
+    shipping_address_hash = Column(String(64), nullable=True, index=True)
+    ip_hash = Column(String(64), nullable=True, index=True)
 
     lines = relationship("OrderLine", back_populates="order", order_by="OrderLine.id")
     refunds = relationship("OrderRefund", back_populates="order", order_by="OrderRefund.id")

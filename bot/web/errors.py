@@ -53,6 +53,8 @@ _CODE_REFUSAL_STATUS = {
     "below_minimum": 422,  # valid code, wrong basket
     "wrong_currency": 422,
     "invalid_order": 400,
+    "not_first_order": 422,  # a friend's offer, for a customer who already ordered or used one
+    "own_code": 422,  # a friend's offer, for the advocate who shared it
 }
 
 

@@ -9,10 +9,11 @@ import json
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Union
 
 from aiohttp import web
 
+from bot.advocacy.fingerprints import ADDRESS_FIELDS, normalize_ip
 from bot.loyalty.ledger import LedgerError
 from bot.loyalty.orders import LineInput, check_amount
 from bot.web.errors import ApiError, bad_request, unprocessable
@@ -25,6 +26,7 @@ FUTURE_TOLERANCE = timedelta(hours=1)
 EARLIEST_MOMENT = datetime(2000, 1, 1, tzinfo=timezone.utc)
 CUSTOMER_KEYS = ("id", "email", "external_id")
 MAX_ID = 2 ** 31 - 1  # our ids are 32-bit integers: a larger one would be a database error (500), not a 400
+MAX_ADDRESS_CHARS = 500
 
 
 async def json_object(request: web.Request) -> Dict[str, Any]:
@@ -228,3 +230,60 @@ def order_lines(body: Mapping[str, Any], name: str = "lines") -> List[LineInput]
             )
         )
     return lines
+
+
+def text_list(body: Mapping[str, Any], name: str, *, max_items: int, max_length: int) -> List[str]:
+    """A list of strings (e.g. an order's discount codes), blanks dropped; [] when absent."""
+    value = body.get(name)
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise bad_request(f"{name} must be a list of strings")
+    if len(value) > max_items:
+        raise bad_request(f"{name} has {len(value)} items; at most {max_items} are accepted")
+    return [_checked(item.strip(), f"{name}[{index}]", max_length)
+            for index, item in enumerate(value, start=1) if item.strip()]
+
+
+def shipping_address(body: Mapping[str, Any], name: str = "shipping_address") -> Union[None, str, Dict[str, str]]:
+    """An address as one string or as an object of ADDRESS_FIELDS (strings), at most MAX_ADDRESS_CHARS in all."""
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return _checked(value.strip(), name, MAX_ADDRESS_CHARS) or None
+    if not isinstance(value, dict):
+        raise bad_request(f"{name} must be an object ({', '.join(ADDRESS_FIELDS)}) or a string")
+    fields = {}
+    for field in ADDRESS_FIELDS:
+        part = optional_text(value, field, max_length=MAX_ADDRESS_CHARS)
+        if part is not None:
+            fields[field] = part
+    if not fields:
+        raise bad_request(f"{name} needs at least one of {', '.join(ADDRESS_FIELDS)}")
+    if sum(len(part) for part in fields.values()) > MAX_ADDRESS_CHARS:
+        raise bad_request(f"{name} is longer than {MAX_ADDRESS_CHARS} characters")
+    return fields
+
+
+def ip_address(body: Mapping[str, Any], name: str) -> Optional[str]:
+    """An IPv4 or IPv6 address (the shopper's, as the store saw it); 400 for anything else."""
+    value = optional_text(body, name, max_length=64)
+    if value is not None and normalize_ip(value) is None:
+        raise bad_request(f"{name} must be an IPv4 or IPv6 address")
+    return value
+
+
+def query_customer(query: Mapping[str, str]) -> Optional[CustomerRef]:
+    """A customer named in a query string: ?customer_id=5 or ?customer_email=…; None when neither."""
+    given = [key for key in ("customer_id", "customer_email") if query.get(key, "").strip()]
+    if len(given) > 1:
+        raise bad_request("give customer_id or customer_email, not both")
+    if not given:
+        return None
+    if given[0] == "customer_email":
+        return CustomerRef("email", text(query, "customer_email", max_length=320).lower())
+    raw = query["customer_id"].strip()
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_ID:
+        raise bad_request(f"customer_id must be a whole number from 1 to {MAX_ID}")
+    return CustomerRef("id", int(raw))

@@ -5,6 +5,7 @@ from aiohttp import web
 
 from bot.web import api
 from bot.web import demo_store
+from bot.web import redirects
 from bot.web.store import SETTINGS
 
 
@@ -18,3 +19,5 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post("/api/link-tokens", api.post_link_token)
     app.router.add_get("/api/reward-codes/{code}", api.get_reward_code)
     app.router.add_post("/api/reward-codes/{code}", api.post_reward_code)
+    # Public: an advocate's shared link (outside /api/, so no bearer token).
+    app.router.add_get("/r/{code}", redirects.referral_redirect)

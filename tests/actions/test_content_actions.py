@@ -1,11 +1,11 @@
-"""action_receive_content with real trackers against the seeded store: photos kept for review, once."""
+"""action_receive_content with real trackers against the seeded store: photos and videos kept for review, once."""
 from __future__ import annotations
 
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy import select
 
 from actions.content import HOW_TO_SEND, ActionReceiveContent
-from bot.content import photo_from_metadata
+from bot.advocacy.content import media_from_metadata
 from bot.identity import link_identity
 from bot.models import ContentSubmission, Customer
 from tests.actions.conftest import make_tracker
@@ -36,7 +36,8 @@ async def test_a_telegram_photo_from_a_linked_shopper_is_kept_once(demo_store) -
         alice_id = alice.id
     content = {"kind": "photo", "channel": "telegram", "telegram_file_id": "AgACAgIAAxkBAAIB", "caption": "my reading corner"}
     [reply] = await _run(_photo_tracker("5001", "telegram", content))
-    assert reply["text"] == "Thanks, Alice! I've saved your photo for our team to review."
+    assert reply["text"] == ("Thanks, Alice! I've saved your photo for our team to review. If they approve it, "
+                             "100 points will be added to your account.")
     [again] = await _run(_photo_tracker("5001", "telegram", content))
     assert again["text"] == reply["text"]
     assert _submissions(demo_store) == [
@@ -60,12 +61,22 @@ async def test_without_a_photo_the_shopper_is_told_how_to_send_one(demo_store) -
     assert _submissions(demo_store) == []
 
 
-def test_only_well_formed_photo_metadata_counts() -> None:
-    assert photo_from_metadata(None, "telegram", "1") is None
-    assert photo_from_metadata({"content": "photo"}, "telegram", "1") is None
-    assert photo_from_metadata({"content": {"kind": "video", "telegram_file_id": "x"}}, "telegram", "1") is None
-    assert photo_from_metadata({"content": {"kind": "photo", "telegram_file_id": "x" * 300}}, "telegram", "1") is None
-    assert photo_from_metadata({"content": {"kind": "photo", "urls": ["http://insecure", 5]}}, "instagram", "1") is None
-    assert photo_from_metadata({"content": {"kind": "photo", "urls": "https://x"}}, "instagram", "1") is None
-    photo = photo_from_metadata({"content": {"kind": "photo", "telegram_file_id": "abc", "caption": " hi "}}, "telegram", "9")
-    assert photo is not None and (photo.reference, photo.caption) == ("telegram:abc", "hi")
+def test_only_well_formed_media_metadata_counts() -> None:
+    assert media_from_metadata(None, "telegram", "1") is None
+    assert media_from_metadata({"content": "photo"}, "telegram", "1") is None
+    assert media_from_metadata({"content": {"kind": "gif", "telegram_file_id": "x"}}, "telegram", "1") is None
+    assert media_from_metadata({"content": {"kind": "photo", "telegram_file_id": "x" * 300}}, "telegram", "1") is None
+    assert media_from_metadata({"content": {"kind": "photo", "urls": ["http://insecure", 5]}}, "instagram", "1") is None
+    assert media_from_metadata({"content": {"kind": "photo", "urls": "https://x"}}, "instagram", "1") is None
+    photo = media_from_metadata({"content": {"kind": "photo", "telegram_file_id": "abc", "caption": " hi "}}, "telegram", "9")
+    assert photo is not None and (photo.kind, photo.reference, photo.caption) == ("photo", "telegram:abc", "hi")
+
+
+async def test_a_video_from_a_linked_shopper_is_kept_and_approval_points_are_named(demo_store) -> None:
+    content = {"kind": "video", "channel": "telegram", "telegram_file_id": "BAACAgIAAxkBAAIV", "file_size": 5_000_000,
+               "mime_type": "video/mp4", "caption": "unboxing"}
+    [reply] = await _run(_photo_tracker("alice", "rest", content))
+    assert reply["text"] == ("Thanks, Alice! I've saved your video for our team to review. If they approve it, "
+                             "100 points will be added to your account.")
+    [(_channel, _sender, _customer, reference, _urls, caption, status)] = _submissions(demo_store)
+    assert (reference, caption, status) == ("telegram:BAACAgIAAxkBAAIV", "unboxing", "pending")

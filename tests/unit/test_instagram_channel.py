@@ -34,6 +34,7 @@ from channels.instagram import (
     parse_event,
     retry_delay,
     signature_is_valid,
+    Incoming,
     Unsupported,
 )
 from channels.render import utf8_length
@@ -357,13 +358,21 @@ UNREADABLE = [
     {"attachments": [{"type": "audio", "payload": {"url": "https://example.com/a.mp4"}}]},
     {"attachments": [{"type": "sticker", "payload": {"url": "https://example.com/s.png"}}]},
     {"attachments": [{"type": "image", "payload": {"url": "https://example.com/heart.png", "sticker_id": 369239263222822}}]},
-    {"attachments": [{"type": "video", "payload": {"url": "https://example.com/v.mp4"}}]},
     {"attachments": [{"type": "share", "payload": {"url": "https://example.com/post"}}]},
     {"attachments": [{"type": "ig_reel", "payload": {"reel_video_id": "1", "url": "https://example.com/r"}}]},
     {"attachments": [{"type": "file", "payload": {"url": "https://example.com/f.pdf"}}]},
     {"is_unsupported": True},
 ]
-UNREADABLE_IDS = ["audio", "sticker", "sticker-as-image", "video", "share", "reel", "file", "meta-unsupported"]
+UNREADABLE_IDS = ["audio", "sticker", "sticker-as-image", "share", "reel", "file", "meta-unsupported"]
+
+
+def test_a_video_is_a_video_submission_with_the_text_as_caption() -> None:
+    parsed = parse_event({"sender": {"id": SHOPPER}, "message": {
+        "mid": "m2", "text": "unboxing!", "attachments": [{"type": "video", "payload": {"url": "https://cdn.example.com/v.mp4"}}],
+    }})
+    assert isinstance(parsed, Incoming) and parsed.text == "/submit_content"
+    assert parsed.metadata == {"content": {"kind": "video", "channel": "instagram",
+                                           "urls": ["https://cdn.example.com/v.mp4"], "caption": "unboxing!"}}
 
 
 def message_event(message: Dict[str, Any], sender: str = SHOPPER) -> bytes:
@@ -398,7 +407,7 @@ async def test_an_unreadable_message_gets_a_short_note_and_no_turn(harness: Harn
     assert (await harness.post(message_event(message))).status == 200
     assert harness.recorder.messages == []
     assert texts_to(harness.graph) == [UNSUPPORTED_REPLY]
-    assert UNSUPPORTED_REPLY == "Sorry, I can only read text and photos here. Please type your question."
+    assert UNSUPPORTED_REPLY == "Sorry, I can only read text, photos and videos here. Please type your question."
 
 
 async def test_an_unreadable_message_reopens_the_window_and_held_messages_go_first(harness: Harness) -> None:

@@ -1,5 +1,7 @@
 """Orders in: paid orders earn once, refunds and cancellations take back exactly what they earned."""
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from threading import Barrier
 from datetime import datetime, timezone
 from decimal import Decimal
 
@@ -42,6 +44,29 @@ def test_an_order_with_lines_is_recorded_and_ten_replays_add_its_points_once(any
         assert order.points_earned == 300 and order.status == "paid"
         assert verify_balances(session) == []
     assert _count(any_db, LedgerEntry) == 1 and _count(any_db, OrderLine) == 2
+
+
+def test_different_orders_of_one_customer_at_the_same_moment_all_count(any_db: Database, program, clock) -> None:
+    # Each new order row takes a key-share lock on its customer; the tier lock must not wait for it
+    # (on PostgreSQL a plain FOR UPDATE there deadlocked two orders of one customer).
+    clock.at(NOW)
+    customer_id = _customer(any_db)
+    workers = 6
+    barrier = Barrier(workers)
+
+    def deliver(index: int) -> int:
+        barrier.wait()
+        with any_db.session(write=True) as session:
+            return record_paid_order(session, program, customer_id, f"C{index}", Decimal("100.00"), NOW).points_awarded
+
+    with ThreadPoolExecutor(workers) as pool:
+        awarded = list(pool.map(deliver, range(workers)))
+    with any_db.session() as session:
+        assert all(points >= 500 for points in awarded)  # 5 per $, more once the spend reaches Silver
+        order_points = session.execute(select(func.sum(LedgerEntry.points)).where(LedgerEntry.source == "order")).scalar_one()
+        assert order_points == sum(awarded)
+        assert verify_balances(session) == []
+    assert _count(any_db, Order) == workers
 
 
 def test_partial_refunds_reverse_pro_rata_and_add_up_to_exactly_what_was_earned(any_db: Database, program, clock) -> None:

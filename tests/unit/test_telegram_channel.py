@@ -358,7 +358,8 @@ async def test_a_photo_is_a_content_submission_with_its_largest_file_id_and_capt
     [message] = tg.agent.messages
     assert message.text == "/submit_content"
     assert message.metadata["content"] == {
-        "kind": "photo", "channel": "telegram", "telegram_file_id": "AgACAgIAAxkBAAIC", "caption": "my unboxing photo"
+        "kind": "photo", "channel": "telegram", "telegram_file_id": "AgACAgIAAxkBAAIC", "file_size": 22301,
+        "mime_type": None, "caption": "my unboxing photo",
     }
     # The channel's usual metadata is kept alongside.
     assert message.metadata["telegram_user_id"] == 1111111 and message.metadata["telegram_chat_type"] == "private"
@@ -382,17 +383,71 @@ async def test_a_photo_caption_is_cleaned(tg: Harness) -> None:
     assert tg.agent.messages[0].metadata["content"]["caption"] == "my haul"
 
 
-async def test_the_referral_deep_link_fixture_greets_with_the_referral_code(tg: Harness) -> None:
+async def test_the_referral_deep_link_fixture_claims_the_referral_code(tg: Harness) -> None:
     await tg.post(fixture("start_deeplink"))  # "/start ref_AbC123xYz"
     [message] = tg.agent.messages
-    assert message.text == "/greet" and message.sender_id == "2222222"
+    assert message.text == '/claim_referral{"referral_code": "AbC123xYz"}' and message.sender_id == "2222222"
     assert message.metadata["referral_code"] == "AbC123xYz" and message.metadata["deep_link"] == "ref_AbC123xYz"
+
+
+def _media_update(**fields: Any) -> Dict[str, Any]:
+    update = fixture("text_message")
+    del update["message"]["text"]
+    update["message"].update(fields)
+    return update
+
+
+async def test_a_video_is_a_content_submission(tg: Harness) -> None:
+    video = {"file_id": "BAACAgIAAxkBAAIV", "file_unique_id": "AgADv", "width": 1280, "height": 720, "duration": 12,
+             "mime_type": "video/mp4", "file_size": 5_000_000}
+    status, body = await tg.post(_media_update(video=video, caption="unboxing the lamp"))
+    assert status == 200 and body["processed"] is True
+    [message] = tg.agent.messages
+    assert message.text == "/submit_content"
+    assert message.metadata["content"] == {
+        "kind": "video", "channel": "telegram", "telegram_file_id": "BAACAgIAAxkBAAIV", "file_size": 5_000_000,
+        "mime_type": "video/mp4", "caption": "unboxing the lamp",
+    }
+
+
+async def test_an_image_sent_as_a_file_is_a_photo_submission(tg: Harness) -> None:
+    document = {"file_id": "BQACAgIAAxkBAAID", "file_unique_id": "AgADd", "file_name": "desk.jpg",
+                "mime_type": "image/jpeg", "file_size": 800_000}
+    await tg.post(_media_update(document=document))
+    [message] = tg.agent.messages
+    assert message.metadata["content"]["kind"] == "photo"
+    assert message.metadata["content"]["telegram_file_id"] == "BQACAgIAAxkBAAID"
+
+
+@pytest.mark.parametrize(
+    "fields, expected",
+    [
+        ({"document": {"file_id": "BQAC", "file_unique_id": "x", "file_name": "invoice.pdf",
+                       "mime_type": "application/pdf", "file_size": 1000}}, "that file isn't one"),
+        ({"document": {"file_id": "BQAC", "file_unique_id": "x", "file_name": "logo.svg",
+                       "mime_type": "image/svg+xml", "file_size": 1000}}, "that file isn't one"),
+        ({"document": {"file_id": "BQAC", "file_unique_id": "x", "file_name": "x.bin", "file_size": 10}},
+         "that file isn't one"),
+        ({"video": {"file_id": "BAAC", "file_unique_id": "v", "width": 1, "height": 1, "duration": 600,
+                    "file_size": 300 * 1024 * 1024}}, "That video is too large for me (300.0 MB). Please send one under 20 MB."),
+        ({"photo": [{"file_id": "AgAC", "file_unique_id": "p", "width": 9000, "height": 9000,
+                     "file_size": 12 * 1024 * 1024}]}, "That photo is too large for me (12.0 MB). Please send one under 10 MB."),
+    ],
+    ids=["pdf", "svg", "no-mime", "huge-video", "huge-photo"],
+)
+async def test_files_the_bot_cannot_take_get_a_clear_note_and_no_turn(
+    tg: Harness, fields: Dict[str, Any], expected: str
+) -> None:
+    status, body = await tg.post(_media_update(**fields))
+    assert status == 200 and body["processed"] is False and tg.agent.messages == []
+    [sent] = tg.api.called("sendMessage")
+    assert expected in sent["text"]
 
 
 @pytest.mark.parametrize(
     "text, expected_text, deep_link, referral_code",
     [
-        ("/start ref_AbC123xYz", "/greet", "ref_AbC123xYz", "AbC123xYz"),
+        ("/start ref_AbC123xYz", '/claim_referral{"referral_code": "AbC123xYz"}', "ref_AbC123xYz", "AbC123xYz"),
         ("/start link_tok3n-42", '/link_account{"link_token": "tok3n-42"}', "link_tok3n-42", None),
         ("/start@shop_bot link_" + "A" * 64, '/link_account{"link_token": "' + "A" * 64 + '"}', "link_" + "A" * 64, None),
         ("/start link_" + "A" * 65, "/greet", None, None),  # too long: plain /start
