@@ -1,32 +1,87 @@
-"""Passing a conversation to a person on the merchant's team."""
+"""Passing a conversation to a person on the merchant's team.
+
+The request (bot/handoff.py) keeps the last messages for the queue; a snapshot of the whole conversation
+(up to feedback.transcript_max_turns messages, redacted as the program says) is stored as its transcript
+(bot/feedback/transcripts.py). When the shopper accepts the person offered after a low feedback score,
+that feedback is linked to the request.
+"""
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
-from typing import Any, Dict, List, Text
+from typing import Any, Dict, List, Optional, Text
 
 from rasa_sdk import Tracker
+from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.orm import Session
 
 from actions.common import StoreAction, read_config, sender_of, with_store
+from bot import clock
+from bot.config_files import ConfigError
+from bot.feedback.service import link_handoff
+from bot.feedback.transcripts import clean_turns, store_transcript
 from bot.handoff import MAX_CONTEXT_MESSAGES, request_handoff
 from bot.identity import customer_for_sender
 from bot.log import get_logger
+from bot.loyalty.program import FeedbackPolicy, get_program
 from bot.shop import get_shop
 
 log = get_logger(__name__)
 
+# The stored feedback a person was offered for (set by action_submit_feedback after a low score).
+FEEDBACK_IDS_SLOT = "feedback_ids"
+FEEDBACK_LOW_SLOT = "feedback_low"
+
+
+def conversation_turns(tracker: Tracker, limit: Optional[int] = None) -> List[Dict[str, str]]:
+    """The conversation's messages, shopper's and bot's, oldest first (the last `limit` of them).
+
+    A button press is shown as the button's title ("5 😍", "Yes, please"), not its payload; a payload
+    whose button is not in the conversation (a notice Telegram pushed) stays as it was, except a feedback
+    score ("/give_feedback{… "feedback_score": 5}" → "5").
+    """
+    messages: List[Dict[str, str]] = []
+    titles: Dict[str, str] = {}
+    for event in tracker.events:
+        kind = event.get("event", "")
+        text = event.get("text")
+        if kind == "bot":
+            for button in (event.get("data") or {}).get("buttons") or []:
+                if isinstance(button, dict) and button.get("payload") and button.get("title"):
+                    titles[str(button["payload"])] = str(button["title"])
+        role = {"user": "shopper", "bot": "bot"}.get(kind)
+        if role and text:
+            if role == "shopper" and text.startswith("/"):
+                text = titles.get(text) or _score_of(text) or text
+            at = datetime.fromtimestamp(event.get("timestamp") or 0, tz=timezone.utc).isoformat()
+            messages.append({"role": role, "text": text, "at": at})
+    return messages[-limit:] if limit else messages
+
+
+def _score_of(payload: str) -> Optional[str]:
+    if not payload.startswith("/give_feedback{"):
+        return None
+    try:
+        score = json.loads(payload[len("/give_feedback"):]).get("feedback_score")
+    except (ValueError, AttributeError):
+        return None
+    return str(score) if isinstance(score, int) else None
+
 
 def recent_messages(tracker: Tracker, limit: int = MAX_CONTEXT_MESSAGES) -> List[Dict[str, str]]:
     """The last messages of the conversation, shopper's and bot's, oldest first."""
-    messages: List[Dict[str, str]] = []
-    for event in tracker.events:
-        role = {"user": "shopper", "bot": "bot"}.get(event.get("event", ""))
-        text = event.get("text")
-        if role and text:
-            at = datetime.fromtimestamp(event.get("timestamp") or 0, tz=timezone.utc).isoformat()
-            messages.append({"role": role, "text": text, "at": at})
-    return messages[-limit:]
+    return conversation_turns(tracker, limit)
+
+
+def _feedback_policy() -> FeedbackPolicy:
+    """The program's transcript settings; a broken program file must not stop a shopper reaching a person,
+    so its defaults (redaction on) apply then."""
+    try:
+        return get_program().feedback
+    except ConfigError as error:
+        log.error("config.invalid", error=str(error))
+        return FeedbackPolicy()
 
 
 class ActionRequestHandoff(StoreAction):
@@ -37,16 +92,28 @@ class ActionRequestHandoff(StoreAction):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
     ) -> List[Dict[Text, Any]]:
         shop = read_config(get_shop)
+        policy = _feedback_policy()
         channel, sender_id = sender_of(tracker)
-        context = recent_messages(tracker)
+        turns = conversation_turns(tracker)
+        context = clean_turns(turns[-MAX_CONTEXT_MESSAGES:], redact_text=policy.redact_transcripts)
+        feedback_ids = [int(value) for value in tracker.get_slot(FEEDBACK_IDS_SLOT) or [] if str(value).isdigit()]
 
         def work(session: Session) -> int:
             customer = customer_for_sender(session, channel, sender_id)
-            request = request_handoff(session, channel, sender_id, customer.id if customer else None, context)
+            customer_id = customer.id if customer else None
+            request = request_handoff(session, channel, sender_id, customer_id, context)
+            linked = link_handoff(session, feedback_ids, request)
+            transcript = store_transcript(
+                session, channel=channel, sender_id=sender_id, customer_id=customer_id,
+                order_id=linked[0].order_id if linked else None, reason="handoff", turns=turns,
+                redact=policy.redact_transcripts, now=clock.now(), max_turns=policy.transcript_max_turns,
+            )
+            request.transcript_id = transcript.id
+            session.flush()
             return int(request.id)
 
         request_id = await with_store(work, write=True)
-        log.info("handoff.requested", request_id=request_id, channel=channel)
+        log.info("handoff.requested", request_id=request_id, channel=channel, feedback=len(feedback_ids))
         dispatcher.utter_message(
             text=(
                 f"Done — I've passed this conversation to the {shop.name} team (request #{request_id}), "
@@ -54,4 +121,9 @@ class ActionRequestHandoff(StoreAction):
                 f"(team hours: {shop.support_hours}). Meanwhile I'm still here for points and rewards questions."
             )
         )
-        return []
+        events: List[Dict[Text, Any]] = []
+        if feedback_ids:
+            events.append(SlotSet(FEEDBACK_IDS_SLOT, None))
+        if tracker.get_slot(FEEDBACK_LOW_SLOT):
+            events.append(SlotSet(FEEDBACK_LOW_SLOT, False))
+        return events

@@ -19,7 +19,7 @@ from bot.loyalty.program import Program, Tier, get_program
 from bot.loyalty.summary import PointsSummary, points_summary
 from bot.loyalty.tiers import TierStatus, mark_announced, unannounced_changes
 from bot.models import TierChange
-from bot.notices import claim_chat_notices, has_chat_notices
+from bot.notices import ChatNotice, claim_chat_messages, has_chat_notices
 from bot.shop import Shop, get_shop
 
 log = get_logger(__name__)
@@ -88,18 +88,22 @@ def claim_tier_news(session: Session, program: Program, customer_id: int) -> Opt
 
 async def announce_news(dispatcher: CollectingDispatcher, view: MemberView) -> None:
     """Start the reply with a pending tier change and the notices waiting for the shopper (a review
-    approved, a friend's order rewarded), each once; the write happens only when there is news."""
+    approved, a friend's order rewarded, a question about an order with its score buttons), each once;
+    the write happens only when there is news."""
     if not (view.tier_news or view.notices) or view.customer_id is None:
         return
     customer_id = view.customer_id
 
-    def claim(session: Session) -> List[str]:
+    def claim(session: Session) -> List[ChatNotice]:
         tier = claim_tier_news(session, view.program, customer_id) if view.tier_news else None
-        notices = claim_chat_notices(session, customer_id, clock.now()) if view.notices else []
-        return ([tier] if tier else []) + notices
+        notices = claim_chat_messages(session, customer_id, clock.now()) if view.notices else []
+        return ([ChatNotice(tier)] if tier else []) + notices
 
     for news in await with_store(claim, write=True):
-        dispatcher.utter_message(text=news)
+        if news.buttons:
+            dispatcher.utter_message(text=news.text, buttons=[dict(button) for button in news.buttons])
+        else:
+            dispatcher.utter_message(text=news.text)
 
 
 def _n(points: int) -> str:

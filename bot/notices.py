@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -48,10 +48,27 @@ def _find(session: Session, dedupe_key: str) -> Optional[OutboundMessage]:
     return session.execute(select(OutboundMessage).where(OutboundMessage.dedupe_key == dedupe_key)).scalar_one_or_none()
 
 
-# Notices about something the shopper did in chat (a review, a photo, a follow, a friend's order): told
-# in the conversation at the shopper's next points or tier check, if no channel delivered them before.
+# Notices about something the shopper did in chat (a review, a photo, a follow, a friend's order) and the
+# question about an order they received (bot/feedback/requests.py): told in the conversation at the
+# shopper's next points or tier check, if no channel delivered them before.
 CHAT_NOTICE_KINDS = ("review_approved", "review_rejected", "content_approved", "content_rejected",
-                     "social_approved", "social_rejected", "referral_rewarded", "referral_reversed")
+                     "social_approved", "social_rejected", "referral_rewarded", "referral_reversed",
+                     "feedback_request")
+
+
+@dataclass(frozen=True)
+class ChatNotice:
+    """A notice as the shopper sees it: its text and the buttons it comes with (payload["buttons"])."""
+
+    text: str
+    buttons: Tuple[Dict[str, str], ...] = ()
+
+
+def notice_buttons(notice: OutboundMessage) -> Tuple[Dict[str, str], ...]:
+    """The buttons a notice's payload carries ([{"title", "payload"}]); none for most kinds."""
+    buttons = (notice.payload or {}).get("buttons") or ()
+    return tuple({"title": str(button["title"]), "payload": str(button["payload"])}
+                 for button in buttons if isinstance(button, dict) and button.get("title") and button.get("payload"))
 
 
 def has_chat_notices(session: Session, customer_id: int) -> bool:
@@ -62,6 +79,11 @@ def has_chat_notices(session: Session, customer_id: int) -> bool:
 
 def claim_chat_notices(session: Session, customer_id: int, now: datetime, limit: int = 5) -> List[str]:
     """The texts of the customer's queued chat notices, oldest first, marked sent (so told once)."""
+    return [notice.text for notice in claim_chat_messages(session, customer_id, now, limit)]
+
+
+def claim_chat_messages(session: Session, customer_id: int, now: datetime, limit: int = 5) -> List[ChatNotice]:
+    """The customer's queued chat notices with their buttons, oldest first, marked sent (so told once)."""
     notices = session.execute(
         select(OutboundMessage).where(*_queued_chat_notices(customer_id)).order_by(OutboundMessage.id).limit(limit)
         # Two turns of one customer at once (PostgreSQL) must not both tell the same news.
@@ -69,7 +91,7 @@ def claim_chat_notices(session: Session, customer_id: int, now: datetime, limit:
     ).scalars().all()
     for notice in notices:
         notice.status, notice.sent_at = "sent", now
-    return [notice.text for notice in notices]
+    return [ChatNotice(notice.text, notice_buttons(notice)) for notice in notices]
 
 
 def _queued_chat_notices(customer_id: int) -> tuple:
@@ -91,6 +113,7 @@ class PendingDelivery:
     customer_id: int
     external_id: str
     text: str
+    buttons: Tuple[Dict[str, str], ...] = ()  # sent with the text when there are any
 
 
 def claim_for_channel(session: Session, channel: str, now: datetime, limit: int = 20) -> List[PendingDelivery]:
@@ -131,7 +154,7 @@ def claim_for_channel(session: Session, channel: str, now: datetime, limit: int 
         if external_id is None:  # unlinked since the first query: left for the conversation
             continue
         notice.status, notice.sent_at = "sent", now
-        claimed.append(PendingDelivery(notice.id, notice.customer_id, external_id, notice.text))
+        claimed.append(PendingDelivery(notice.id, notice.customer_id, external_id, notice.text, notice_buttons(notice)))
     session.flush()
     return claimed
 

@@ -111,7 +111,7 @@ def channel_status(settings: Settings) -> List[str]:
     return [widget_status(settings), telegram_status(settings), instagram_status(settings), rest]
 
 
-def how_to_chat(settings: Settings, channels: Optional[List[str]] = None) -> str:
+def how_to_chat(settings: Settings, channels: Optional[List[str]] = None, console_login: Optional[str] = None) -> str:
     rest = f"http://localhost:{settings.rasa_port}/webhooks/rest/webhook"
     web_app = f"http://localhost:{settings.web_port}"
     # Whether the API is on, never the token itself.
@@ -123,6 +123,8 @@ def how_to_chat(settings: Settings, channels: Optional[List[str]] = None) -> str
     demo = ("" if settings.environment == "production"
             else f"  Demo store     {web_app}/demo   (the website widget; sign in as a demo shopper from the page)\n")
     production = settings.environment == "production"
+    console = f"  Console        {web_app}/console/" + (f"   (sign in: {console_login})" if console_login else
+                                                         "   (accounts: python -m bot merchant add)") + "\n"
     rasa_line = f"http://localhost:{settings.rasa_port}" + ("" if production else f"   (REST channel: {rest})")
     try_it = "" if production else f"""Chat over REST as a demo shopper (alice, bob, chloe or dev; any other sender is a guest):
   curl -s {rest} -H 'Content-Type: application/json' \\
@@ -135,12 +137,12 @@ Rapport is running.
   Rasa server    {rasa_line}
   Action server  http://localhost:{settings.actions_port}
   Web app        {web_app}   ({api}; {jobs})
-{demo}  Channels:
+{console}{demo}  Channels:
 {channel_lines}{try_it}Press Ctrl-C to stop all three servers.
 """
 
 
-def run_stack(settings: Settings) -> int:
+def run_stack(settings: Settings, console_login: Optional[str] = None) -> int:
     env = server_env(os.environ, settings)
     settings = with_development_defaults(settings, env)
     actions = ManagedProcess("action server", action_server_command(settings), cwd=PROJECT_ROOT, env=env)
@@ -162,7 +164,7 @@ def run_stack(settings: Settings) -> int:
             rasa.wait_until_ready(f"http://{host}:{settings.rasa_port}/", timeout=300, also_watch=processes)
             actions.wait_until_ready(f"http://{host}:{settings.actions_port}/health", timeout=60, also_watch=processes)
             web_app.wait_until_ready(f"http://{host}:{settings.web_port}/health", timeout=60, also_watch=processes)
-            print(how_to_chat(settings, channel_status(settings)), flush=True)
+            print(how_to_chat(settings, channel_status(settings), console_login), flush=True)
         except ProcessFailed as error:
             # An exit is reported below; a server that is merely slow may still come up, so keep going.
             if error.returncode is None:

@@ -42,8 +42,8 @@ processed again, and a button sent before a restart answers "that button has exp
 
 Proactive notices (`NoticeDelivery`): while the channel is on, a background task every
 NOTICE_DELIVERY_SECONDS (default 30; 0 = off) claims the due chat notices (bot.notices.claim_for_channel:
-a review approved, a referral rewarded, …) of customers linked to a Telegram chat and sends them through
-`TelegramOutput`. Claiming marks them sent before sending (at most once: a crash loses a notice rather
+a review approved, a referral rewarded, "How was your order #1042?" with its score buttons, …) of customers
+linked to a Telegram chat and sends them through `TelegramOutput`. Claiming marks them sent before sending (at most once: a crash loses a notice rather
 than repeating it, and two processes never claim the same one); a send Telegram refuses (bot blocked,
 chat not found, network) marks it failed. Logs carry the notice id, never the text. A failing tick (the
 store unreachable) is logged and retried with backoff; the task stops with the server, finishing the
@@ -503,7 +503,10 @@ class NoticeDelivery:
 
     async def _send(self, output: TelegramOutput, delivery: PendingDelivery) -> int:
         try:
-            await output.send_text_message(delivery.external_id, delivery.text)
+            if delivery.buttons:  # a question with its answers (a feedback request's scores)
+                await output.send_text_with_buttons(delivery.external_id, delivery.text, list(delivery.buttons))
+            else:
+                await output.send_text_message(delivery.external_id, delivery.text)
         except Exception as error:  # Forbidden (blocked), BadRequest (chat not found), NetworkError, …
             reason = f"{type(error).__name__}: {error}"
             token = self.channel.settings.telegram_token

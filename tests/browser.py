@@ -1,5 +1,6 @@
-"""Headless Chromium for the website widget's tests: Debian's /usr/bin/chromium driven by Playwright's
-Python API (scripts/setup.sh installs it; Playwright's own browser download is never used).
+"""Headless Chromium for the website widget's and the merchant console's tests: Debian's /usr/bin/chromium
+driven by Playwright's Python API (scripts/setup.sh installs it; Playwright's own browser download is never
+used).
 
 In CI a missing browser fails the tests; elsewhere they are skipped with the reason.
 """
@@ -61,10 +62,11 @@ def new_page(browser: "Browser", **context_options: Any) -> "Page":
     return page
 
 
-def screenshot(page: "Page", name: str) -> Path:
+def screenshot(page: "Page", name: str, *, prefix: str = "widget", full_page: bool = False) -> Path:
+    """var/screenshots/<prefix>-<name>.png: the widget's tests use "widget", the console's "console"."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOTS / f"widget-{name}.png"
-    page.screenshot(path=str(path))
+    path = SCREENSHOTS / f"{prefix}-{name}.png"
+    page.screenshot(path=str(path), full_page=full_page)
     return path
 
 

@@ -15,11 +15,12 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Collection, Optional, Set
 
-from sqlalchemy import exists, func, or_, select, text
+from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
 from bot.advocacy.fingerprints import normalize_email
+from bot.db import serialise_on
 from bot.loyalty.earning import points_expiry
 from bot.loyalty.ledger import post_entry
 from bot.loyalty.program import Program, ReferralRules
@@ -234,11 +235,7 @@ def _serialise_networks(session: Session, networks: Collection[str]) -> None:
     at the same moment both count the referrals committed before either and both get past the limit. On
     PostgreSQL a transaction-scoped advisory lock per network (held until commit); SQLite's write
     transactions are serialised already (BEGIN IMMEDIATE)."""
-    if session.get_bind().dialect.name != "postgresql":
-        return
-    for network in sorted(networks):  # sorted: two transactions wanting the same networks take them in one order
-        session.execute(text(f"SELECT pg_advisory_xact_lock({_NETWORK_LOCK_CLASS}, hashtext(:network))"),
-                        {"network": network})
+    serialise_on(session, _NETWORK_LOCK_CLASS, networks)
 
 
 def _points_to_take_back(session: Session, program: Program, customer_id: int, points: int) -> int:

@@ -9,7 +9,9 @@ from sqlalchemy import select
 
 from bot.cli.catalog import add_catalog_commands
 from bot.cli.loyalty import CommandError, add_loyalty_commands
+from bot.cli.merchants import add_merchant_commands
 from bot.cli.moderation import add_moderation_commands
+from bot.cli.privacy import add_privacy_commands
 from bot.cli.quiz import add_quiz_commands
 from bot.cli.referrals import add_referral_commands
 from bot.cli.telegram import add_telegram_commands
@@ -129,8 +131,24 @@ def _run(args: argparse.Namespace) -> int:
     _config_check(args)
     _db_upgrade(args)
     _seed(argparse.Namespace(demo=True))
+    console_login = _demo_console_login()
     train_if_changed()
-    return run_stack(get_settings())
+    return run_stack(get_settings(), console_login=console_login)
+
+
+def _demo_console_login() -> Optional[str]:
+    """The demo owner's login for the console, made on the first development start (never in production)."""
+    from bot import clock
+    from bot.console.accounts import ensure_demo_owner
+    from bot.db import get_database
+    from bot.runner import development_secret
+
+    settings = get_settings()
+    if settings.environment == "production":
+        return None
+    password = development_secret(settings.data_dir, "console-demo-password")
+    with get_database().session(write=True) as session:
+        return ensure_demo_owner(session, password, clock.now())
 
 
 def _safe_url(url: str) -> str:
@@ -159,6 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     link.add_argument("--channel", required=True, help="rest, telegram, instagram, …")
     link.add_argument("--sender", required=True, help="the sender id on that channel")
     link.set_defaults(handler=_customers_link)
+    add_privacy_commands(customers)
 
     add_loyalty_commands(commands)
     add_catalog_commands(commands)
@@ -166,6 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_referral_commands(commands)
     add_telegram_commands(commands)
     add_moderation_commands(commands)
+    add_merchant_commands(commands)
 
     handoffs = commands.add_parser("handoffs", help="requests to talk to a person").add_subparsers(
         dest="handoffs_command", required=True

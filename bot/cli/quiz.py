@@ -140,7 +140,8 @@ def _percent(rate: float) -> str:
     return f"{rate * 100:.0f}%"
 
 
-def _duration(delta: Optional[timedelta]) -> str:
+def human_duration(delta: Optional[timedelta]) -> str:
+    """"1m 52s", "3h 05m", "2d 4h" (the CLI and the console's quiz page)."""
     if delta is None:
         return "–"
     seconds = int(round(delta.total_seconds()))
@@ -174,7 +175,7 @@ def format_stats(stats: Any, period: str) -> str:
         f"{stats.title} ({stats.quiz_id if stats.defined else 'no valid quiz file'}) — {period}",
         f"  starts {stats.starts:,} · completions {stats.completions:,} ({_percent(stats.completion_rate)}) · "
         f"in progress {stats.in_progress:,} · restarted {stats.abandoned:,} · "
-        f"median time {_duration(stats.median_time_to_complete)}",
+        f"median time {human_duration(stats.median_time_to_complete)}",
         f"  emails captured {stats.emails_captured:,} · points awarded {stats.points_awarded:,}",
     ]
     if not stats.starts:

@@ -78,6 +78,24 @@ class ReviewRequestPolicy:
     product_once_per_days: int  # one product is asked about at most once in this many days
 
 
+FEEDBACK_KINDS = ("csat", "nps", "both")
+
+
+@dataclass(frozen=True)
+class FeedbackPolicy:
+    """How the bot asks for feedback and what follows a low score (bot/feedback/ enforces it)."""
+
+    kind: str = "csat"  # csat (1–5) | nps (0–10) | both (CSAT, then NPS), then one open "why"
+    ask_after_orders: bool = True  # ask "How was your order #…?" after fulfilment (bot/feedback/requests.py)
+    ask_after_fulfilment_days: int = 3
+    link_latest_order_days: int = 90  # feedback given unprompted is about the latest paid order this recent
+    low_csat_at_most: int = 2  # a CSAT this low (or lower) gets an apology and the offer of a person
+    low_nps_at_most: int = 6  # NPS detractors (0–6)
+    goodwill_points: int = 0  # credited once per order after a low score; 0 = off
+    redact_transcripts: bool = True  # mask emails, phone and card-like numbers in stored transcripts
+    transcript_max_turns: int = 50  # the last this many messages of the conversation are kept
+
+
 @dataclass(frozen=True)
 class Program:
     currency: str
@@ -92,6 +110,7 @@ class Program:
     refunds_allow_negative_balance: bool
     referrals: ReferralRules
     review_requests: ReviewRequestPolicy
+    feedback: FeedbackPolicy = FeedbackPolicy()
 
     def reward(self, reward_id: str) -> Optional[Reward]:
         return next((reward for reward in self.rewards if reward.id == reward_id), None)
@@ -175,7 +194,7 @@ class _Reader:
 def parse_program(data: Mapping[str, Any], path: Path) -> Program:
     r = _Reader(path)
     r.known_keys(data, "", ("currency", "currency_symbol", "earning", "tiers", "rewards", "reward_codes", "expiry",
-                            "refunds", "referrals", "review_requests"))
+                            "refunds", "referrals", "review_requests", "feedback"))
     currency = r.text(data, "currency", "currency")
     if len(currency) != 3 or not currency.isalpha():
         raise r.fail("currency", f"must be a 3-letter ISO code such as USD, not {currency!r}")
@@ -318,6 +337,7 @@ def parse_program(data: Mapping[str, Any], path: Path) -> Program:
         ),
         referrals=_referral_rules(r, data),
         review_requests=_review_request_policy(r, data),
+        feedback=_feedback_policy(r, data),
     )
 
 
@@ -351,6 +371,41 @@ def _review_request_policy(r: _Reader, data: Mapping[str, Any]) -> ReviewRequest
             block, "review_requests.max_messages_per_30_days", "max_messages_per_30_days", default=5, minimum=1),
         product_once_per_days=r.integer(
             block, "review_requests.product_once_per_days", "product_once_per_days", default=365, minimum=1),
+    )
+
+
+def _feedback_policy(r: _Reader, data: Mapping[str, Any]) -> FeedbackPolicy:
+    block = r.optional_mapping(data, "feedback", "feedback")
+    r.known_keys(block, "feedback", ("kind", "ask_after_orders", "ask_after_fulfilment_days", "link_latest_order_days",
+                                     "low_score", "redact_transcripts", "transcript_max_turns"))
+    low = r.optional_mapping(block, "feedback.low_score", "low_score")
+    r.known_keys(low, "feedback.low_score", ("csat_at_most", "nps_at_most", "goodwill_points"))
+    defaults = FeedbackPolicy()
+    kind = r.text(block, "feedback.kind", "kind", default=defaults.kind).lower()
+    if kind not in FEEDBACK_KINDS:
+        raise r.fail("feedback.kind", f"must be one of {', '.join(FEEDBACK_KINDS)}, not {kind!r}")
+    csat_low = r.integer(low, "feedback.low_score.csat_at_most", "csat_at_most", default=defaults.low_csat_at_most,
+                         minimum=1)
+    if csat_low > 4:
+        raise r.fail("feedback.low_score.csat_at_most", f"must be 1 to 4 (5 is the best score), not {csat_low}")
+    nps_low = r.integer(low, "feedback.low_score.nps_at_most", "nps_at_most", default=defaults.low_nps_at_most)
+    if nps_low > 9:
+        raise r.fail("feedback.low_score.nps_at_most", f"must be 0 to 9 (10 is the best score), not {nps_low}")
+    return FeedbackPolicy(
+        kind=kind,
+        ask_after_orders=r.boolean(block, "feedback.ask_after_orders", "ask_after_orders", defaults.ask_after_orders),
+        ask_after_fulfilment_days=r.integer(block, "feedback.ask_after_fulfilment_days", "ask_after_fulfilment_days",
+                                            default=defaults.ask_after_fulfilment_days),
+        link_latest_order_days=r.integer(block, "feedback.link_latest_order_days", "link_latest_order_days",
+                                         default=defaults.link_latest_order_days),
+        low_csat_at_most=csat_low,
+        low_nps_at_most=nps_low,
+        goodwill_points=r.integer(low, "feedback.low_score.goodwill_points", "goodwill_points",
+                                  default=defaults.goodwill_points),
+        redact_transcripts=r.boolean(block, "feedback.redact_transcripts", "redact_transcripts",
+                                     defaults.redact_transcripts),
+        transcript_max_turns=r.integer(block, "feedback.transcript_max_turns", "transcript_max_turns",
+                                       default=defaults.transcript_max_turns, minimum=1),
     )
 
 

@@ -5,6 +5,7 @@ from alembic import context
 from sqlalchemy import create_engine
 
 from bot.models import Base
+from bot.models.feedback import is_search_index
 
 config = context.config
 target_metadata = Base.metadata
@@ -25,6 +26,10 @@ def _run(connection) -> None:  # type: ignore[no-untyped-def]
         connection=connection,
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
+        # Autogenerate must not drop the full-text index, which no model describes (migration 0010).
+        include_object=lambda obj, name, type_, reflected, compare_to: not (
+            reflected and compare_to is None and is_search_index(name or "")
+        ),
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -4,9 +4,11 @@ from bot.models.catalog import Product, ProductVariant
 from bot.models.content import ContentSubmission, SocialFollowClaim
 from bot.models.customers import ChannelIdentity, Customer
 from bot.models.events import OutboundMessage, TierChange
+from bot.models.feedback import Feedback, FeedbackNote, FeedbackTopic, Transcript
 from bot.models.handoff import HandoffRequest
 from bot.models.ledger import LedgerEntry
 from bot.models.linking import LinkAttempt, LinkCode
+from bot.models.merchants import ConsoleSession, LoginAttempt, Merchant
 from bot.models.orders import Order, OrderLine, OrderRefund
 from bot.models.quiz import ProductSearch, QuizRun
 from bot.models.referrals import FriendOffer, Referral, ReferralClick, ReferralCode, ReferralDecision
@@ -14,8 +16,9 @@ from bot.models.reviews import Review, ReviewRequest
 from bot.models.rewards import RewardCode
 
 __all__ = [
-    "Base", "ChannelIdentity", "ContentSubmission", "Customer", "FriendOffer", "HandoffRequest", "LedgerEntry",
-    "LinkAttempt", "LinkCode", "Order", "OrderLine", "OrderRefund", "OutboundMessage", "Product", "ProductSearch",
+    "Base", "ChannelIdentity", "ConsoleSession", "ContentSubmission", "Customer", "Feedback", "FeedbackNote",
+    "FeedbackTopic", "FriendOffer", "HandoffRequest", "LedgerEntry", "LinkAttempt", "LinkCode", "LoginAttempt",
+    "Merchant", "Order", "OrderLine", "OrderRefund", "OutboundMessage", "Product", "ProductSearch",
     "ProductVariant", "QuizRun", "Referral", "ReferralClick", "ReferralCode", "ReferralDecision", "Review",
-    "ReviewRequest", "RewardCode", "SocialFollowClaim", "TierChange",
+    "ReviewRequest", "RewardCode", "SocialFollowClaim", "TierChange", "Transcript",
 ]

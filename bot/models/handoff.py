@@ -24,3 +24,7 @@ class HandoffRequest(Base):
     status = Column(String(16), nullable=False, default="open")  # open | closed
     last_messages = Column(JSON, nullable=False)  # [{"role": "shopper"|"bot", "text": ..., "at": ...}]
     requested_at = Column(UTCDateTime(), nullable=False, index=True)
+    # The whole conversation when the shopper asked (bot/feedback/transcripts.py).
+    transcript_id = Column(Integer, ForeignKey("transcripts.id", ondelete="SET NULL"), nullable=True)
+    closed_at = Column(UTCDateTime(), nullable=True)
+    closed_by = Column(String(320), nullable=True)  # the merchant's e-mail

@@ -1,4 +1,4 @@
-"""The web app (aiohttp): the store API and the scheduled loyalty jobs.
+"""The web app (aiohttp): the merchant console, the store API and the scheduled loyalty jobs.
 
 `create_app(settings)` builds it (tests pass their own database); `serve(settings)` runs it on
 BIND_HOST:WEB_PORT until SIGINT/SIGTERM (`python -m bot web`, started by `make run`).
@@ -45,9 +45,12 @@ def create_app(
 
     A broken program file raises ConfigError here, naming the file, key and reason: the app does not
     start rather than fail at the first order."""
+    # Imported here: the console imports bot.web's own modules, which import this one.
+    from bot.console.web import console_guard
+
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        middlewares=[_request_log, _json_errors(settings), _bearer_auth(settings)],
+        middlewares=[_request_log, _json_errors(settings), _bearer_auth(settings), console_guard],
     )
     app[SETTINGS] = settings
     app[PROGRAM] = (lambda: program) if program is not None else (lambda: get_program(settings.program_file))

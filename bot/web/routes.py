@@ -10,6 +10,9 @@ from bot.web.store import SETTINGS
 
 
 def setup_routes(app: web.Application) -> None:
+    # Imported here: the console imports bot.web's own modules (store, redirects).
+    from bot.console.web import setup_console
+
     app.router.add_get("/health", api.health)
     if app[SETTINGS].environment != "production":  # it hands out customer tokens: development only
         app.router.add_get("/demo", demo_store.demo_page)
@@ -21,3 +24,5 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post("/api/reward-codes/{code}", api.post_reward_code)
     # Public: an advocate's shared link (outside /api/, so no bearer token).
     app.router.add_get("/r/{code}", redirects.referral_redirect)
+    # The merchant console: HTML pages under /console/ behind sign-in (bot/console/).
+    setup_console(app)

@@ -52,6 +52,27 @@ def test_make_run_offers_rest_and_the_demo_store_only_in_development(tmp_path: P
     assert "    rest: off (RAPPORT_ENV=production)\n" in production
 
 
+def test_make_run_prints_the_console_and_the_demo_login(tmp_path: Path) -> None:
+    from bot.runner import how_to_chat
+
+    with_login = how_to_chat(_settings(tmp_path, WEB_PORT="8123"), [], "owner@demo.rapport.dev / s3cret-value")
+    assert "Console        http://localhost:8123/console/   (sign in: owner@demo.rapport.dev / s3cret-value)" in with_login
+    without = how_to_chat(_settings(tmp_path, RAPPORT_ENV="production"), [])
+    assert "/console/   (accounts: python -m bot merchant add)" in without and "sign in:" not in without
+
+
+def test_the_first_development_start_makes_the_demo_owner_with_a_private_password(environment: Path) -> None:
+    from bot.cli import _db_upgrade, _demo_console_login
+    from bot.console.accounts import DEMO_OWNER_EMAIL
+
+    _db_upgrade(None)
+    login = _demo_console_login()
+    secret = environment / "secrets" / "console-demo-password"
+    assert login == f"{DEMO_OWNER_EMAIL} / {secret.read_text().strip()}"
+    assert secret.stat().st_mode & 0o777 == 0o600
+    assert _demo_console_login() == login, "the same login on every start"
+
+
 def test_a_development_secret_is_made_once_private_and_never_in_production(tmp_path: Path) -> None:
     from bot.runner import with_development_defaults
 
@@ -68,3 +89,17 @@ def test_a_development_secret_is_made_once_private_and_never_in_production(tmp_p
     own: dict = {}
     assert with_development_defaults(_settings(tmp_path, WIDGET_SIGNING_SECRET="mine"), own).widget_signing_secret == "mine"
     assert own == {}
+
+
+def test_production_gets_no_demo_owner(environment: Path, monkeypatch) -> None:
+    from bot.cli import _db_upgrade, _demo_console_login
+    from bot.console.accounts import list_merchants
+    from bot.db import get_database
+    from bot.settings import reset_settings
+
+    monkeypatch.setenv("RAPPORT_ENV", "production")
+    reset_settings()
+    _db_upgrade(None)
+    assert _demo_console_login() is None
+    with get_database().session() as session:
+        assert list_merchants(session) == []

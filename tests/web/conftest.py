@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, AsyncIterator, Dict, Optional
+from typing import TYPE_CHECKING, Any, AsyncIterator, Dict, Optional
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -15,6 +15,9 @@ from bot.loyalty.ledger import balance, verify_balances
 from bot.loyalty.program import Program
 from bot.settings import Settings
 from bot.web import create_app
+
+if TYPE_CHECKING:
+    from tests.web.console import Console
 
 TOKEN = "store-token-for-tests-7f3a9c"
 MAX_BODY_BYTES = 8192
@@ -97,4 +100,22 @@ async def api(any_db: Database, program: Program, tmp_path: Path) -> AsyncIterat
 async def sqlite_api(sqlite_db: Database, program: Program, tmp_path: Path) -> AsyncIterator[Api]:
     """The app on SQLite only: for request validation, which never reaches the engine's specifics."""
     async for value in started(sqlite_db, program, web_settings(tmp_path)):
+        yield value
+
+
+@pytest.fixture()
+async def console(sqlite_db: Database, program: Program, tmp_path: Path) -> AsyncIterator["Console"]:
+    """The merchant console on SQLite, not signed in (tests/web/console.py)."""
+    from tests.web.console import console_for
+
+    async for value in console_for(sqlite_db, program, tmp_path):
+        yield value
+
+
+@pytest.fixture()
+async def any_console(any_db: Database, program: Program, tmp_path: Path) -> AsyncIterator["Console"]:
+    """The merchant console on SQLite and on PostgreSQL, not signed in."""
+    from tests.web.console import console_for
+
+    async for value in console_for(any_db, program, tmp_path):
         yield value

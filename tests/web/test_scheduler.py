@@ -152,3 +152,29 @@ async def test_a_successful_run_logs_its_counts(sqlite_db, program, tmp_path, cl
     assert result is not None and result["tiers_demoted"] == 1
     logged = [json.loads(line) for line in capsys.readouterr().err.splitlines() if "loyalty_jobs.finished" in line]
     assert len(logged) == 1 and logged[0]["tiers_demoted"] == 1 and logged[0]["level"] == "info"
+
+
+async def test_console_housekeeping_forgets_ended_sessions(sqlite_db, program, tmp_path) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from aiohttp.test_utils import TestClient, TestServer
+    from sqlalchemy import func, select
+
+    from bot import clock as clock_module
+    from bot.console.accounts import SESSION_LIFETIME, add_merchant, open_session
+    from bot.models import ConsoleSession
+    from bot.web.scheduler import CONSOLE_JOB_ID, run_console_housekeeping_now
+
+    start = datetime(2026, 6, 15, 12, tzinfo=timezone.utc)
+    with sqlite_db.session(write=True) as session:
+        open_session(session, add_merchant(session, "olive@shop.example", "Olive", "owner", "long password 1", start), start)
+    app = create_app(web_settings(tmp_path, LOYALTY_JOBS_INTERVAL_MINUTES="60"), sqlite_db, program=program)
+    async with TestClient(TestServer(app)):
+        assert app[SCHEDULER].get_job(CONSOLE_JOB_ID) is not None
+        clock_module.set_clock(lambda: start + SESSION_LIFETIME + timedelta(seconds=1))
+        try:
+            assert await run_console_housekeeping_now(app) == {"console_rows_forgotten": 1}
+        finally:
+            clock_module.set_clock(None)
+    with sqlite_db.session() as session:
+        assert session.execute(select(func.count()).select_from(ConsoleSession)).scalar_one() == 0

@@ -1,0 +1,150 @@
+"""Conversation snapshots kept with feedback and handoff requests, and the redaction of what they store.
+
+`redact` masks, in this order:
+- email addresses → "[email]";
+- card-like numbers: 13–19 digits, optionally grouped by spaces or dashes, that pass the Luhn check
+  → "[card]" (a tracking or order number that fails the check is kept);
+- phone numbers: 9–15 digits, optionally with a leading +, a (area code) and spaces, dots or dashes
+  between groups → "[phone]". Shorter numbers (order #1042, 12 pieces, $189.00, 2026-06-15) are kept.
+
+`store_transcript` writes one immutable Transcript row (bot/models/feedback.py): turns oldest first, each
+{"role": "shopper"|"bot", "text", "at": ISO 8601 UTC}, redacted when asked.
+"""
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from typing import Dict, Iterable, List, Mapping, Optional
+
+from sqlalchemy.orm import Session
+
+from bot.models import Transcript
+
+REASONS = ("feedback", "handoff")
+ROLES = ("shopper", "bot")
+MAX_TURN_CHARS = 4000  # one message as stored (Telegram's limit is 4096; the widget's body limit is smaller)
+
+EMAIL_MASK, CARD_MASK, PHONE_MASK = "[email]", "[card]", "[phone]"
+
+_EMAIL = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+                    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+")
+# Digits in groups separated by one space or dash; the count is checked afterwards.
+_CARD = re.compile(r"(?<![\w+])\d(?:[ -]?\d){12,18}(?!\w)")
+_PHONE = re.compile(
+    r"(?<![\w+/.,])"  # not inside a word, a decimal, a date like 15/06 or a price like 1,234
+    r"(?:\+\d{1,3}[ .-]?)?"  # country code
+    r"(?:\(\d{1,5}\)[ .-]?)?"  # (area code)
+    r"\d{1,5}(?:[ .-]?\d{1,5}){1,5}"  # groups
+    r"(?![\w/])(?!\.\d)(?!,\d)"
+)
+
+
+def _digits(text: str) -> str:
+    return "".join(char for char in text if char.isdigit())
+
+
+def luhn_valid(number: str) -> bool:
+    """The Luhn checksum of a digit string (the check digit of payment card numbers)."""
+    digits = [int(char) for char in number]
+    total = 0
+    for index, digit in enumerate(reversed(digits)):
+        if index % 2 == 1:
+            digit *= 2
+            if digit > 9:
+                digit -= 9
+        total += digit
+    return bool(digits) and total % 10 == 0
+
+
+def _card(match: "re.Match[str]") -> str:
+    digits = _digits(match.group(0))
+    if 13 <= len(digits) <= 19 and luhn_valid(digits):
+        return CARD_MASK
+    return match.group(0)
+
+
+def _phone(match: "re.Match[str]") -> str:
+    text = match.group(0)
+    count = len(_digits(text))
+    if _is_date(text):
+        return text
+    if 9 <= count <= 15 or (text.startswith("+") and 7 <= count <= 15):
+        return PHONE_MASK
+    return text
+
+
+_DATE = re.compile(r"\d{4}[-.]\d{1,2}[-.]\d{1,2}|\d{1,2}[-.]\d{1,2}[-.]\d{2,4}")
+
+
+def _is_date(text: str) -> bool:
+    return _DATE.fullmatch(text.strip()) is not None
+
+
+def redact(text: str) -> str:
+    """`text` with emails, Luhn-valid card numbers and phone numbers masked."""
+    if not text:
+        return text
+    text = _EMAIL.sub(EMAIL_MASK, text)
+    text = _CARD.sub(_card, text)
+    return _PHONE.sub(_phone, text)
+
+
+def clean_turns(turns: Iterable[Mapping[str, object]], *, redact_text: bool,
+                max_turns: Optional[int] = None) -> List[Dict[str, str]]:
+    """Turns as stored: the last `max_turns`, each {"role", "text", "at"} with a known role, non-empty text
+    (cut at MAX_TURN_CHARS, redacted when asked) and `at` as ISO 8601 UTC."""
+    cleaned: List[Dict[str, str]] = []
+    for turn in turns:
+        role = str(turn.get("role") or "")
+        if role not in ROLES:
+            raise ValueError(f"a transcript turn's role must be one of {', '.join(ROLES)}, not {role!r}")
+        text = str(turn.get("text") or "").strip()[:MAX_TURN_CHARS]
+        if not text:
+            continue
+        cleaned.append({"role": role, "text": redact(text) if redact_text else text, "at": _iso_utc(turn.get("at"))})
+    if max_turns is not None:
+        cleaned = cleaned[-max_turns:] if max_turns > 0 else []
+    return cleaned
+
+
+def _iso_utc(value: object) -> str:
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, str) and value:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    else:
+        raise ValueError(f"a transcript turn needs its time ('at'), not {value!r}")
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).isoformat()
+
+
+def store_transcript(
+    session: Session,
+    *,
+    channel: str,
+    sender_id: str,
+    customer_id: Optional[int],
+    order_id: Optional[int],
+    reason: str,
+    turns: Iterable[Mapping[str, object]],
+    redact: bool,
+    now: datetime,
+    max_turns: Optional[int] = None,
+) -> Transcript:
+    """Write one snapshot of a conversation; it is never changed afterwards (only erased with its customer)."""
+    if reason not in REASONS:
+        raise ValueError(f"a transcript's reason must be one of {', '.join(REASONS)}, not {reason!r}")
+    transcript = Transcript(
+        customer_id=customer_id,
+        order_id=order_id,
+        channel=channel,
+        sender_id=sender_id,
+        reason=reason,
+        turns=clean_turns(turns, redact_text=redact, max_turns=max_turns),
+        redacted=bool(redact),
+        created_at=now,
+    )
+    session.add(transcript)
+    session.flush()
+    return transcript

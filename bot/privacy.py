@@ -1,0 +1,520 @@
+"""Erasing a customer's personal data across the loyalty store and the conversation trackers.
+
+`erase_customer(session, customer_id, actor=…, now=…)` runs in the caller's transaction and decides, for
+every table that can hold something about a person (bot/models), what happens to it:
+
+deleted (nothing in them is needed once the person is gone)
+  transcripts              the whole conversation snapshot, the customer's and their senders' as a guest
+  feedback_notes           merchants' notes on their feedback (they are about the person)
+  channel_identities       who the person is on each channel: erasure cuts every chat off the customer
+  link_codes, link_attempts  one-time account-link codes (hashes, the chat that used them) and wrong tries
+  outbound_messages        queued and sent notices: their text is addressed to the person
+  content_submissions      their photos and videos (Telegram file ids, Instagram URLs, captions)
+  reviews (pending), social_follow_claims (pending)  not yet moderated: withdrawn, nothing was awarded
+
+anonymised (the row stays for the store's statistics or accounting; nothing left in it points to a person)
+  customers                email, names, birthday and the store's customer id cleared: the row becomes a
+                           tombstone ("erased customer #id") that keeps the ledger, orders and reward codes
+                           balanced. A positive points balance is forfeited with an `adjust` ledger entry:
+                           nobody can spend it any more (redeeming needs a linked chat), and left in place
+                           it would count as the store's loyalty liability for ever.
+  feedback                 comment and search_text cleared, the links to customer, order, transcript and
+                           handoff cut, the sender replaced; kind, score, channel, date, sentiment and topics
+                           stay, so CSAT/NPS and topic trends keep counting the answer. Deleting the rows
+                           would change the merchant's history of scores after the fact, and a score without
+                           a person is not personal data. The full-text index follows by trigger; on SQLite
+                           the FTS5 index is then optimised: its delete only adds markers, and the erased
+                           words would stay in feedback_search_data until the next merge.
+  handoff_requests         last_messages emptied, customer and sender cut, closed if still open (volumes stay)
+  reviews (moderated)      text, media and the merchant's note cleared, customer and sender cut; the rating
+                           and the points it earned stay (product ratings, ledger)
+  social_follow_claims (moderated)  the shopper's handle and the merchant's note cleared
+  quiz_runs                e-mail and consent cleared, customer and sender cut, an unfinished run abandoned;
+                           answers and results stay for the quiz statistics (preferences without a person)
+  product_searches         the typed text cleared, customer and sender cut; the understood criteria stay
+  orders                   shipping-address and IP hashes cleared (they only served the referral fraud rules
+                           and would match the person again); amounts, lines and the store's order number
+                           stay: the store must keep its accounts, and refunds must still find the order
+  referrals (as the friend)  the friend's chat sender and IP hash cleared; the row stays for the advocate's
+                           points and the one-advocate-per-friend rule
+  referral_clicks (theirs) IP hash and browser string cleared on the friend's own visits through a referral
+                           link: the click of their referral (referrals.click_id, where the referral's IP
+                           hash was copied from) and the clicks behind friend offers they used; the row
+                           stays (the advocate's click count)
+
+kept as they are (no personal data once the customer row is a tombstone)
+  ledger_entries, reward_codes, order_lines, order_refunds, tier_changes, review_requests, referral_codes,
+  referrals (as the advocate: the friends are other people), other visitors' referral_clicks,
+  friend_offers (codes and the order reference, like orders), referral_decisions.
+
+A guest's rows (before they linked their chat) are found by the (channel, sender) pairs of the customer's
+identities and of their own rows. Those pairs come back in the report: Rasa keys conversations by sender id
+only, and `erase_conversations(settings, sender_ids)` deletes them from the tracker store of
+bot/conversation_stores.py. `erase_customer_everywhere` does both in the right order and logs the erasure.
+
+What this cannot reach: a conversation the bot is having at that very moment writes its next turn into a
+fresh tracker; the channels' short-lived state (bot/channel_state.py) expires on its own; and rows the
+database has deleted stay on disk until SQLite reuses the pages or PostgreSQL vacuums.
+"""
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
+
+from sqlalchemy import String, and_, cast, delete, false, func, literal, or_, select, text, update
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
+
+from bot.db import Database
+from bot.identity.customers import identity_channel
+from bot.log import get_logger
+from bot.loyalty.ledger import post_entry
+from bot.loyalty.program import Program
+from bot.models import (
+    ChannelIdentity, ContentSubmission, Customer, Feedback, FeedbackNote, FriendOffer, HandoffRequest, LinkAttempt,
+    LinkCode, Order, OutboundMessage, ProductSearch, QuizRun, Referral, ReferralClick, Review, SocialFollowClaim,
+    Transcript,
+)
+from bot.settings import Settings
+
+log = get_logger(__name__)
+
+# What an anonymised row keeps as its sender: no conversation has this id (Rasa's are opaque strings,
+# Telegram's and Instagram's numbers, the widget's random tokens).
+ERASED_SENDER = "erased"
+FORFEIT_SOURCE = "privacy"
+MAX_CUSTOMER_ID = 2**31 - 1  # the largest id an Integer primary key holds on PostgreSQL
+MAX_CUSTOMER_ID_DIGITS = len(str(MAX_CUSTOMER_ID))
+# Channels whose sender ids share a namespace are one channel for matching (bot/identity/customers.py).
+_KNOWN_CHANNELS = ("rest", "cmdline", "telegram", "instagram", "widget", "socketio")
+
+Pair = Tuple[str, str]
+
+
+class UnknownCustomer(LookupError):
+    """No customer has this id (or e-mail)."""
+
+
+@dataclass(frozen=True)
+class ErasureReport:
+    """What one erasure did: rows per table, points forfeited, and the conversations (channel, sender)
+    whose trackers must go too. No personal data besides those sender ids."""
+
+    customer_id: int
+    actor: str
+    erased_at: datetime
+    deleted: Dict[str, int]
+    anonymised: Dict[str, int]
+    points_forfeited: int
+    conversations: Tuple[Pair, ...]
+    # Set by erase_customer_everywhere: conversations found (and deleted) in the tracker store.
+    trackers_erased: Optional[int] = None
+
+    @property
+    def sender_ids(self) -> List[str]:
+        return sorted({sender for _, sender in self.conversations})
+
+    @property
+    def rows_deleted(self) -> int:
+        return sum(self.deleted.values())
+
+    @property
+    def rows_anonymised(self) -> int:
+        return sum(self.anonymised.values())
+
+    @property
+    def nothing_left(self) -> bool:
+        """True when there was nothing to erase any more: an earlier erasure had done it all."""
+        return not self.rows_deleted and not self.rows_anonymised and not self.points_forfeited \
+            and not self.conversations and not self.trackers_erased
+
+
+@dataclass(frozen=True)
+class IdentityRow:
+    channel: str
+    external_id: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class CustomerProfile:
+    """What the erasure page shows about a customer before the owner decides."""
+
+    id: int
+    email: Optional[str]
+    first_name: Optional[str]
+    last_name: Optional[str]
+    external_id: Optional[str]
+    created_at: datetime
+    points_balance: int
+    tier: str
+    identities: List[IdentityRow]
+    counts: Dict[str, int] = field(default_factory=dict)  # feedback, transcripts, orders, … (guest rows included)
+
+    @property
+    def has_personal_data(self) -> bool:
+        return bool(self.email or self.first_name or self.last_name or self.external_id or self.identities
+                    or any(self.counts.get(name) for name in PERSONAL_COUNTS))
+
+
+# The counts that mean personal data is still held (orders and ledger stay after an erasure).
+PERSONAL_COUNTS = ("feedback", "transcripts", "handoffs", "reviews", "content", "quiz_runs", "searches")
+
+
+# ---------------------------------------------------------------------------------------------
+# Finding customers
+
+
+def has_control_characters(value: str) -> bool:
+    """True when `value` holds a control character (NUL, newline, escape…): no e-mail, customer id or chat
+    sender id has one, and PostgreSQL refuses NUL in a query parameter outright."""
+    return any(unicodedata.category(char) == "Cc" for char in value)
+
+
+def find_customers(session: Session, query: str, limit: int = 20) -> List[Customer]:
+    """Customers by e-mail (exact, any case), by id ("42" or "#42") or by a chat sender id; none for a query
+    with control characters (see has_control_characters)."""
+    wanted = (query or "").strip()
+    if not wanted or has_control_characters(wanted):
+        return []
+    found: Dict[int, Customer] = {}
+    if "@" in wanted:
+        for customer in session.execute(select(Customer).where(Customer.email == wanted.lower())).scalars():
+            found[customer.id] = customer
+    number = wanted.lstrip("#")
+    # ASCII digits only: "²" and "①" are isdigit() but int() refuses them; the length bound keeps int() cheap.
+    if number.isascii() and number.isdigit() and len(number) <= MAX_CUSTOMER_ID_DIGITS \
+            and int(number) <= MAX_CUSTOMER_ID:
+        customer = session.get(Customer, int(number))
+        if customer is not None:
+            found[customer.id] = customer
+    by_sender = select(Customer).join(ChannelIdentity, ChannelIdentity.customer_id == Customer.id) \
+        .where(ChannelIdentity.external_id == wanted).order_by(Customer.id).limit(limit)
+    for customer in session.execute(by_sender).scalars():
+        found.setdefault(customer.id, customer)
+    return list(found.values())[:limit]
+
+
+def customer_by_email(session: Session, email: str) -> Customer:
+    if has_control_characters(email or ""):
+        raise UnknownCustomer("no customer with that e-mail: it contains control characters")
+    customer = session.execute(
+        select(Customer).where(Customer.email == (email or "").strip().lower())).scalar_one_or_none()
+    if customer is None:
+        raise UnknownCustomer(f"no customer with e-mail {email.strip()}")
+    return customer
+
+
+def customer_profile(session: Session, customer_id: int, program: Program, now: datetime) -> CustomerProfile:
+    """The customer, their chat identities and how many rows of each kind are theirs (as a guest too)."""
+    from bot.loyalty.tiers import tier_status
+
+    customer = _customer(session, customer_id)
+    identities = [
+        IdentityRow(channel, external_id, created_at)
+        for channel, external_id, created_at in session.execute(
+            select(ChannelIdentity.channel, ChannelIdentity.external_id, ChannelIdentity.created_at)
+            .where(ChannelIdentity.customer_id == customer_id).order_by(ChannelIdentity.id))
+    ]
+    pairs = _conversations(session, customer_id)
+    counts = {
+        "feedback": _count(session, Feedback, _owned(Feedback, customer_id, pairs)),
+        "transcripts": _count(session, Transcript, _owned(Transcript, customer_id, pairs)),
+        "handoffs": _count(session, HandoffRequest, _owned(HandoffRequest, customer_id, pairs)),
+        "reviews": _count(session, Review, _owned(Review, customer_id, pairs)),
+        "content": _count(session, ContentSubmission, _owned(ContentSubmission, customer_id, pairs)),
+        "quiz_runs": _count(session, QuizRun, _owned(QuizRun, customer_id, pairs)),
+        "searches": _count(session, ProductSearch, _owned(ProductSearch, customer_id, pairs)),
+        "orders": _count(session, Order, Order.customer_id == customer_id),
+    }
+    return CustomerProfile(
+        id=customer.id, email=customer.email, first_name=customer.first_name, last_name=customer.last_name,
+        external_id=customer.external_id, created_at=customer.created_at, points_balance=customer.points_balance,
+        tier=tier_status(session, customer_id, program, now).tier.name, identities=identities, counts=counts,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Erasure
+
+
+def erase_customer(session: Session, customer_id: int, *, actor: str, now: datetime) -> ErasureReport:
+    """Remove the customer's personal data from the store (see the module's table); idempotent.
+
+    UnknownCustomer when no customer has this id. The customer row itself stays as an anonymous tombstone.
+    """
+    customer = session.execute(
+        select(Customer).where(Customer.id == customer_id).with_for_update()).scalar_one_or_none()
+    if customer is None:
+        raise UnknownCustomer(f"no customer with id {customer_id}")
+    pairs = _conversations(session, customer_id)
+    deleted: Dict[str, int] = {}
+    anonymised: Dict[str, int] = {}
+
+    # Transcripts first: feedback and handoffs point at them and are anonymised next.
+    transcript_ids = set(session.execute(select(Transcript.id).where(_owned(Transcript, customer_id, pairs))).scalars())
+    feedback_ids = list(session.execute(select(Feedback.id).where(_owned(Feedback, customer_id, pairs))).scalars())
+    handoff_ids = list(session.execute(
+        select(HandoffRequest.id).where(_owned(HandoffRequest, customer_id, pairs))).scalars())
+    for model, ids in ((Feedback, feedback_ids), (HandoffRequest, handoff_ids)):
+        if ids:
+            transcript_ids.update(session.execute(
+                select(model.transcript_id).where(model.id.in_(ids), model.transcript_id.is_not(None))).scalars())
+    if transcript_ids:
+        for model in (Feedback, HandoffRequest):
+            session.execute(update(model).where(model.transcript_id.in_(sorted(transcript_ids))).values(transcript_id=None)
+                            .execution_options(synchronize_session=False))
+    deleted["transcripts"] = _delete(
+        session, Transcript, Transcript.id.in_(sorted(transcript_ids)) if transcript_ids else false())
+
+    deleted["feedback_notes"] = _delete(
+        session, FeedbackNote, FeedbackNote.feedback_id.in_(feedback_ids) if feedback_ids else false())
+    anonymised["feedback"] = _update(session, Feedback, Feedback.id.in_(feedback_ids) if feedback_ids else false(), {
+        "comment": None, "search_text": "", "customer_id": None, "order_id": None, "transcript_id": None,
+        "handoff_request_id": None, "sender_id": ERASED_SENDER, "updated_at": now,
+    })
+    if anonymised["feedback"] and session.get_bind().dialect.name == "sqlite":
+        # The update trigger only added FTS5 delete markers: the erased words are still stored in
+        # feedback_search_data until segments merge. Optimising merges them all now (about 0.4 s at
+        # 100,000 feedback rows), leaving no trace of the old text in the index.
+        session.execute(text("INSERT INTO feedback_search(feedback_search) VALUES('optimize')"))
+
+    if handoff_ids:
+        # Closed in the same statement that renames the sender: the one-open-request-per-sender index
+        # never sees two open requests of the erased sender.
+        _update(session, HandoffRequest, and_(HandoffRequest.id.in_(handoff_ids), HandoffRequest.status == "open"),
+                {"status": "closed", "closed_at": now, "closed_by": actor[:320], "sender_id": ERASED_SENDER})
+    anonymised["handoff_requests"] = _update(
+        session, HandoffRequest, HandoffRequest.id.in_(handoff_ids) if handoff_ids else false(),
+        {"last_messages": [], "customer_id": None, "transcript_id": None, "sender_id": ERASED_SENDER})
+
+    reviews = _owned(Review, customer_id, pairs)
+    deleted["reviews"] = _delete(session, Review, and_(reviews, Review.status == "pending"))
+    anonymised["reviews"] = _update(session, Review, reviews, {
+        "text": "", "media_reference": None, "media_urls": [], "moderation_note": None, "order_external_id": None,
+        "customer_id": None,
+        # Unique per (channel, sender, product): each anonymised review gets a sender of its own.
+        "sender_id": literal(ERASED_SENDER + ":") + cast(Review.id, String),
+    })
+    deleted["content_submissions"] = _delete(session, ContentSubmission, _owned(ContentSubmission, customer_id, pairs))
+
+    claims = SocialFollowClaim.customer_id == customer_id
+    deleted["social_follow_claims"] = _delete(session, SocialFollowClaim, and_(claims, SocialFollowClaim.status == "pending"))
+    anonymised["social_follow_claims"] = _update(
+        session, SocialFollowClaim,
+        and_(claims, or_(SocialFollowClaim.handle.is_not(None), SocialFollowClaim.moderation_note.is_not(None))),
+        {"handle": None, "moderation_note": None})
+
+    quiz_runs = _owned(QuizRun, customer_id, pairs)
+    _update(session, QuizRun, and_(quiz_runs, QuizRun.status == "in_progress"), {"status": "abandoned", "updated_at": now})
+    anonymised["quiz_runs"] = _update(session, QuizRun, quiz_runs, {
+        "email": None, "consent_text": None, "consent_at": None, "customer_id": None, "sender_id": ERASED_SENDER,
+    })
+    anonymised["product_searches"] = _update(session, ProductSearch, _owned(ProductSearch, customer_id, pairs), {
+        "text": "", "customer_id": None, "sender_id": ERASED_SENDER,
+    })
+
+    deleted["link_codes"] = _delete(session, LinkCode, LinkCode.customer_id == customer_id)
+    deleted["link_attempts"] = _delete(session, LinkAttempt, _any_pair(LinkAttempt.channel, LinkAttempt.sender, pairs))
+    deleted["outbound_messages"] = _delete(session, OutboundMessage, OutboundMessage.customer_id == customer_id)
+
+    anonymised["orders"] = _update(
+        session, Order,
+        and_(Order.customer_id == customer_id, or_(Order.shipping_address_hash.is_not(None), Order.ip_hash.is_not(None))),
+        {"shipping_address_hash": None, "ip_hash": None})
+    as_friend = or_(Referral.friend_customer_id == customer_id,
+                    _any_pair(Referral.friend_channel, Referral.friend_sender_id, pairs))
+    # Their own visits through a referral link: the click their referral came from (its IP hash is where the
+    # referral's was copied from) and the clicks behind the friend offers they used.
+    click_ids = set(session.execute(
+        select(Referral.click_id).where(as_friend, Referral.click_id.is_not(None))).scalars())
+    click_ids.update(session.execute(
+        select(FriendOffer.click_id).where(FriendOffer.used_by_customer_id == customer_id,
+                                           FriendOffer.click_id.is_not(None))).scalars())
+    anonymised["referral_clicks"] = _update(
+        session, ReferralClick,
+        and_(ReferralClick.id.in_(sorted(click_ids)),
+             or_(ReferralClick.ip_hash.is_not(None), ReferralClick.user_agent.is_not(None)))
+        if click_ids else false(),
+        {"ip_hash": None, "user_agent": None})
+    anonymised["referrals"] = _update(
+        session, Referral,
+        and_(as_friend, or_(Referral.friend_sender_id.is_not(None), Referral.friend_channel.is_not(None),
+                            Referral.ip_hash.is_not(None))),
+        {"friend_channel": None, "friend_sender_id": None, "ip_hash": None})
+
+    deleted["channel_identities"] = _delete(session, ChannelIdentity, ChannelIdentity.customer_id == customer_id)
+
+    personal = (customer.email, customer.first_name, customer.last_name, customer.birthday, customer.external_id)
+    anonymised["customers"] = int(any(value is not None for value in personal))
+    customer.email = customer.first_name = customer.last_name = customer.external_id = None
+    customer.birthday = None
+    session.flush()
+
+    forfeited = 0
+    balance = int(customer.points_balance or 0)
+    if balance > 0:
+        post_entry(session, customer_id, -balance, kind="adjust", reason="personal data erased: points forfeited",
+                   source=FORFEIT_SOURCE, idempotency_key=f"erase:{customer_id}:{now.isoformat()}", at=now)
+        forfeited = balance
+
+    # Other loaded objects may hold what the statements above changed.
+    session.expire_all()
+    return ErasureReport(
+        customer_id=customer_id, actor=actor, erased_at=now,
+        deleted={name: count for name, count in deleted.items() if count},
+        anonymised={name: count for name, count in anonymised.items() if count},
+        points_forfeited=forfeited, conversations=tuple(sorted(pairs)),
+    )
+
+
+def erase_conversations(settings: Settings, sender_ids: Iterable[str]) -> int:
+    """Delete these senders' conversations from the tracker store bot/conversation_stores.py uses (Redis
+    when REDIS_URL is set, else the SQL store on TRACKER_DATABASE_URL); how many conversations there were.
+
+    Rasa keys a conversation by sender id alone, whatever the channel, so that is what is deleted. The
+    stores are reached directly rather than through Rasa's classes: those retry a database that is down
+    for ever, and an erasure must fail (and roll back) instead."""
+    senders = sorted({str(sender) for sender in sender_ids if sender and str(sender) != ERASED_SENDER})
+    if not senders:
+        return 0
+    if settings.redis_url:
+        return _erase_redis_trackers(settings.redis_url, senders)
+    return _erase_sql_trackers(settings.tracker_database_url, senders)
+
+
+def _erase_redis_trackers(url: str, senders: Sequence[str]) -> int:
+    import redis
+    from rasa.core.tracker_store import DEFAULT_REDIS_TRACKER_STORE_KEY_PREFIX
+
+    from bot.conversation_stores import _redis_kwargs
+
+    options = _redis_kwargs(url)
+    client = redis.StrictRedis(
+        host=options["host"], port=options["port"], db=options["db"], username=options["username"],
+        password=options["password"], ssl=options["use_ssl"], socket_connect_timeout=10, socket_timeout=30,
+    )
+    try:
+        # RedisTrackerStore's keys: its prefix + sender id (endpoints.yml sets no key_prefix of its own).
+        return int(client.delete(*(DEFAULT_REDIS_TRACKER_STORE_KEY_PREFIX + sender for sender in senders)))
+    finally:
+        client.close()
+
+
+def _erase_sql_trackers(url: str, senders: Sequence[str]) -> int:
+    from rasa.core.tracker_store import SQLTrackerStore
+    from sqlalchemy import create_engine, inspect
+
+    from bot.conversation_stores import _sql_kwargs
+
+    options = _sql_kwargs(url)
+    if options["dialect"] == "sqlite" and not Path(options["db"] or "").is_file():
+        return 0  # no conversation was ever stored: do not create the file just to find it empty
+    # The URL Rasa's SQLTrackerStore builds from the same options, and its events table.
+    engine_url = SQLTrackerStore.get_db_url(**options)
+    connect_args = {"timeout": 30} if options["dialect"] == "sqlite" else {"connect_timeout": 10}
+    engine = create_engine(engine_url, future=True, hide_parameters=True, connect_args=connect_args)
+    events = SQLTrackerStore.SQLEvent.__table__
+    try:
+        with engine.begin() as connection:
+            if not inspect(connection).has_table(events.name):
+                return 0
+            found = 0
+            for start in range(0, len(senders), 500):  # keeps every IN list short, whatever the caller passed
+                chunk = list(senders[start:start + 500])
+                found += int(connection.execute(
+                    select(func.count(func.distinct(events.c.sender_id))).where(events.c.sender_id.in_(chunk))
+                ).scalar_one())
+                connection.execute(delete(events).where(events.c.sender_id.in_(chunk)))
+            return found
+    finally:
+        engine.dispose()
+
+
+def erase_customer_everywhere(database: Database, settings: Settings, customer_id: int, *, actor: str,
+                              now: datetime) -> ErasureReport:
+    """erase_customer and erase_conversations together, then the erasure in the structured log.
+
+    The trackers go while the store's transaction is still open: if they cannot be reached (Redis down),
+    nothing is committed and the erasure can simply run again. Once the identities are gone the store
+    no longer knows which conversations were the customer's."""
+    with database.session(write=True) as session:
+        report = erase_customer(session, customer_id, actor=actor, now=now)
+        report = replace(report, trackers_erased=erase_conversations(settings, report.sender_ids))
+    log_erasure(report)
+    return report
+
+
+def log_erasure(report: ErasureReport) -> None:
+    """The audit record: who erased which customer id when, and how much — never what was erased."""
+    log.info(
+        "privacy.customer_erased", customer_id=report.customer_id, actor=report.actor,
+        erased_at=report.erased_at.isoformat(), deleted=report.deleted, anonymised=report.anonymised,
+        points_forfeited=report.points_forfeited, conversations=len(report.conversations),
+        trackers_erased=report.trackers_erased, nothing_left=report.nothing_left,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+
+
+def _customer(session: Session, customer_id: int) -> Customer:
+    customer = session.get(Customer, customer_id)
+    if customer is None:
+        raise UnknownCustomer(f"no customer with id {customer_id}")
+    return customer
+
+
+def _channel_names(channel: str) -> List[str]:
+    """Every channel name whose sender ids live in `channel`'s namespace ("rest" → rest, cmdline)."""
+    namespace = identity_channel(channel)
+    return sorted({channel, namespace} | {name for name in _KNOWN_CHANNELS if identity_channel(name) == namespace})
+
+
+def _any_pair(channel_column: Any, sender_column: Any, pairs: Sequence[Pair]) -> ColumnElement:
+    if not pairs:
+        return false()
+    return or_(*(and_(channel_column.in_(_channel_names(channel)), sender_column == sender) for channel, sender in pairs))
+
+
+def _owned(model: Any, customer_id: int, pairs: Sequence[Pair]) -> ColumnElement:
+    """Rows of the customer, or of one of their conversations while they were a guest."""
+    return or_(model.customer_id == customer_id, _any_pair(model.channel, model.sender_id, pairs))
+
+
+def _conversations(session: Session, customer_id: int) -> List[Pair]:
+    """Every (channel, sender) known to be the customer's: identities, and the senders of their own rows."""
+    found: Set[Tuple[Optional[str], Optional[str]]] = set()
+    found.update(tuple(row) for row in session.execute(
+        select(ChannelIdentity.channel, ChannelIdentity.external_id).where(ChannelIdentity.customer_id == customer_id)
+    ).all())
+    for model in (Transcript, Feedback, HandoffRequest, QuizRun, ProductSearch, Review, ContentSubmission):
+        found.update(tuple(row) for row in session.execute(
+            select(model.channel, model.sender_id).where(model.customer_id == customer_id).distinct()).all())
+    found.update(tuple(row) for row in session.execute(
+        select(LinkCode.used_channel, LinkCode.used_sender)
+        .where(LinkCode.customer_id == customer_id, LinkCode.used_sender.is_not(None))).all())
+    found.update(tuple(row) for row in session.execute(
+        select(Referral.friend_channel, Referral.friend_sender_id)
+        .where(Referral.friend_customer_id == customer_id, Referral.friend_sender_id.is_not(None))).all())
+    return sorted({(identity_channel(channel), sender) for channel, sender in found
+                   if channel and sender and sender != ERASED_SENDER and not sender.startswith(ERASED_SENDER + ":")})
+
+
+def _count(session: Session, model: Any, condition: ColumnElement) -> int:
+    return int(session.execute(select(func.count()).select_from(model).where(condition)).scalar_one())
+
+
+def _delete(session: Session, model: Any, condition: ColumnElement) -> int:
+    result = session.execute(delete(model).where(condition).execution_options(synchronize_session=False))
+    return int(result.rowcount or 0)
+
+
+def _update(session: Session, model: Any, condition: ColumnElement, values: Dict[str, Any]) -> int:
+    result = session.execute(update(model).where(condition).values(**values)
+                             .execution_options(synchronize_session=False))
+    return int(result.rowcount or 0)
