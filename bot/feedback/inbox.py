@@ -637,7 +637,9 @@ def export_batch(session: Session, inbox_filter: InboxFilter, after: Optional[Cu
     with their transcripts and notes read for the whole batch at once. The rows are found the way inbox_page
     finds a page (`_walks_in_order`): on SQLite, when many match, along the order index from `after`."""
     conditions = _conditions(session, inbox_filter)
-    if _walks_in_order(session, _count(session, conditions)[0]):
+    # Counted (up to COUNT_CAP) for every batch, as each has its own transaction; not at all on PostgreSQL,
+    # whose planner chooses by itself.
+    if session.get_bind().dialect.name == "sqlite" and _walks_in_order(session, _count(session, conditions)[0]):
         conditions = [_without_index(condition) for condition in conditions]
     if after is not None:
         conditions.append(tuple_(Feedback.created_at, Feedback.id) < (after.created_at, after.id))
