@@ -2,7 +2,6 @@
 turning store failures into an apology, and knowing who the sender is."""
 from __future__ import annotations
 
-import asyncio
 from abc import ABCMeta, abstractmethod
 from typing import Any, Callable, Dict, List, Text, TypeVar
 
@@ -12,7 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from bot.config_files import ConfigError
-from bot.db import get_database
+from bot.db import transaction_in_thread
 from bot.identity import identity_channel
 from bot.log import get_logger
 
@@ -30,14 +29,10 @@ class StoreUnavailable(RuntimeError):
 
 
 async def with_store(work: Callable[[Session], T], *, write: bool = False) -> T:
-    """Run `work` in one database transaction on a worker thread (the store's driver blocks)."""
-
-    def run() -> T:
-        with get_database().session(write=write) as session:
-            return work(session)
-
+    """`work` in one database transaction on a worker thread (bot/db.py); a failing store (or configuration
+    file) becomes StoreUnavailable, which the action answers with an apology."""
     try:
-        return await asyncio.get_running_loop().run_in_executor(None, run)
+        return await transaction_in_thread(work, write=write)
     except (SQLAlchemyError, ConfigError, OSError) as error:
         log.error("store.unavailable", error_type=type(error).__name__, error=str(error).splitlines()[0][:300])
         raise StoreUnavailable(str(error)) from error

@@ -236,21 +236,19 @@ def seed_store(env: Mapping[str, str]) -> None:
 
 def link_senders(database_url: str, senders: Sequence[str]) -> None:
     """Link each sender on the REST channel to a demo customer, round robin."""
-    from sqlalchemy import select
+    from sqlalchemy.orm import Session
 
-    from bot.db import Database
-    from bot.identity import link_identity
-    from bot.models import Customer
+    from bot.db import Database, transaction
+    from bot.identity import customer_by_email, link_identity
+
+    def link(session: Session) -> None:
+        ids = [customer_by_email(session, email).id for email in DEMO_EMAILS]
+        for index, sender in enumerate(senders):
+            link_identity(session, ids[index % len(ids)], "rest", sender)
 
     database = Database(database_url)
     try:
-        with database.session(write=True) as session:
-            ids = [
-                session.execute(select(Customer.id).where(Customer.email == email)).scalar_one()
-                for email in DEMO_EMAILS
-            ]
-            for index, sender in enumerate(senders):
-                link_identity(session, ids[index % len(ids)], "rest", sender)
+        transaction(link, write=True, database=database)
     finally:
         database.dispose()
     log(f"linked {len(senders)} REST senders to the {len(DEMO_EMAILS)} demo customers")

@@ -1,12 +1,16 @@
-"""The loyalty store's database: one engine per process, sessions, migrations.
+"""The loyalty store's database: one engine per process, sessions, migrations, and the one helper that runs
+a piece of work in a transaction (`transaction`, and `transaction_in_thread` for async callers).
 
 The URL comes from settings (DATABASE_URL): SQLite by default, PostgreSQL when configured.
 """
 from __future__ import annotations
 
+import asyncio
+from concurrent.futures import Executor
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
-from typing import Iterable, Iterator, Optional
+from typing import Callable, Iterable, Iterator, Optional, TypeVar
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
@@ -16,6 +20,7 @@ from sqlalchemy.pool import QueuePool
 from bot.settings import get_settings
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+T = TypeVar("T")
 
 
 class Database:
@@ -113,6 +118,23 @@ def reset_database() -> None:
     if _database is not None:
         _database.dispose()
     _database = None
+
+
+def transaction(work: Callable[[Session], T], *, write: bool = False, database: Optional[Database] = None) -> T:
+    """`work(session)` in one transaction of `database` (default: the process's): committed when it returns,
+    rolled back when it raises. Pass write=True when the work changes data (SQLite then takes the write lock
+    up front). Every entry point (web handlers, actions, the console, the CLI, channels through their
+    services) runs its store work through this helper or its async twin below."""
+    with (database or get_database()).session(write=write) as session:
+        return work(session)
+
+
+async def transaction_in_thread(work: Callable[[Session], T], *, write: bool = False,
+                                database: Optional[Database] = None, executor: Optional[Executor] = None) -> T:
+    """`transaction(work)` on a worker thread of `executor` (default: the loop's): the database drivers block,
+    so code on an event loop never runs a transaction on the loop itself."""
+    run = partial(transaction, work, write=write, database=database or get_database())
+    return await asyncio.get_running_loop().run_in_executor(executor, run)
 
 
 def serialise_on(session: Session, lock_class: int, keys: Iterable[str]) -> None:

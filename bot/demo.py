@@ -7,18 +7,18 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Dict, List
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot import clock
 from bot.catalog import ADDED, UPDATED, load_catalog, upsert_product
 from bot.config_files import ConfigError, read_yaml_mapping
-from bot.identity import create_customer, link_identity
+from bot.identity import CustomerFacts, customer_by_email, link_identity
 from bot.loyalty.ledger import post_entry
-from bot.loyalty.orders import LineInput, record_paid_order
-from bot.loyalty.tiers import mark_announced, recompute_tier, unannounced_changes
+from bot.loyalty.orders import LineInput
 from bot.loyalty.program import Program
-from bot.models import Customer
+from bot.loyalty.tiers import mark_announced, recompute_tier, unannounced_changes
+from bot.membership import Joining, join
+from bot.order_events import PaidOrder, record_paid
 from bot.settings import PROJECT_ROOT
 
 DEMO_DIR = PROJECT_ROOT / "data" / "demo"
@@ -56,19 +56,14 @@ def _load_list(path: Path, key: str) -> List[Dict[str, Any]]:
 
 
 def _add_customer(session: Session, program: Program, item: Dict[str, Any]) -> bool:
-    if session.execute(select(Customer.id).where(Customer.email == item["email"])).first():
+    if customer_by_email(session, item["email"]) is not None:
         return False
     now = clock.now()
-    customer = create_customer(session, item["email"], item.get("first_name"), item.get("last_name"))
-    customer.created_at = now - timedelta(days=item.get("signup_days_ago", 0))
-    customer.external_id = str(item["external_id"]) if item.get("external_id") else None
+    facts = CustomerFacts(item["email"], str(item["external_id"]) if item.get("external_id") else None,
+                          item.get("first_name"), item.get("last_name"))
+    customer = join(session, program, Joining(facts), at=now - timedelta(days=item.get("signup_days_ago", 0))).customer
     for channel, sender in (item.get("senders") or {}).items():
         link_identity(session, customer.id, channel, str(sender))
-    if program.earning.signup:
-        post_entry(
-            session, customer.id, program.earning.signup, kind="earn", reason="Welcome bonus for joining",
-            source="signup", idempotency_key=f"signup:{customer.id}", at=customer.created_at,
-        )
     events = [("order", order, order["days_ago"]) for order in item.get("orders", [])]
     events += [("activity", entry, entry["days_ago"]) for entry in item.get("activity", [])]
     # Oldest first, so each order earns at the tier the customer had when it was placed.
@@ -77,10 +72,8 @@ def _add_customer(session: Session, program: Program, item: Dict[str, Any]) -> b
         if kind == "order":
             lines = [LineInput(line["title"], int(line.get("quantity", 1)), Decimal(str(line["unit_price"])), line.get("sku"))
                      for line in event.get("lines", [])]
-            record_paid_order(
-                session, program, customer.id, event["id"], Decimal(str(event["total"])), when, lines=lines,
-                update_tier=False,
-            )
+            record_paid(session, program, PaidOrder(event["id"], customer.id, Decimal(str(event["total"])), when,
+                                                    lines=lines), update_tier=False, now=when)
         else:
             post_entry(
                 session, customer.id, int(event["points"]), kind=event["kind"], reason=event["reason"],

@@ -58,7 +58,6 @@ database has deleted stay on disk until SQLite reuses the pages or PostgreSQL va
 """
 from __future__ import annotations
 
-import unicodedata
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -69,7 +68,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from bot.db import Database
-from bot.identity.customers import identity_channel
+from bot.identity.customers import customer_by_email as find_by_email, identity_channel
 from bot.log import get_logger
 from bot.loyalty.ledger import post_entry
 from bot.loyalty.program import Program
@@ -79,6 +78,7 @@ from bot.models import (
     Transcript,
 )
 from bot.settings import Settings
+from bot.text import has_control_characters
 
 log = get_logger(__name__)
 
@@ -86,8 +86,6 @@ log = get_logger(__name__)
 # Telegram's and Instagram's numbers, the widget's random tokens).
 ERASED_SENDER = "erased"
 FORFEIT_SOURCE = "privacy"
-MAX_CUSTOMER_ID = 2**31 - 1  # the largest id an Integer primary key holds on PostgreSQL
-MAX_CUSTOMER_ID_DIGITS = len(str(MAX_CUSTOMER_ID))
 # Channels whose sender ids share a namespace are one channel for matching (bot/identity/customers.py).
 _KNOWN_CHANNELS = ("rest", "cmdline", "telegram", "instagram", "widget", "socketio")
 
@@ -168,43 +166,13 @@ PERSONAL_COUNTS = ("feedback", "transcripts", "handoffs", "reviews", "content", 
 # Finding customers
 
 
-def has_control_characters(value: str) -> bool:
-    """True when `value` holds a control character (NUL, newline, escape…): no e-mail, customer id or chat
-    sender id has one, and PostgreSQL refuses NUL in a query parameter outright."""
-    return any(unicodedata.category(char) == "Cc" for char in value)
-
-
-def find_customers(session: Session, query: str, limit: int = 20) -> List[Customer]:
-    """Customers by e-mail (exact, any case), by id ("42" or "#42") or by a chat sender id; none for a query
-    with control characters (see has_control_characters)."""
-    wanted = (query or "").strip()
-    if not wanted or has_control_characters(wanted):
-        return []
-    found: Dict[int, Customer] = {}
-    if "@" in wanted:
-        for customer in session.execute(select(Customer).where(Customer.email == wanted.lower())).scalars():
-            found[customer.id] = customer
-    number = wanted.lstrip("#")
-    # ASCII digits only: "²" and "①" are isdigit() but int() refuses them; the length bound keeps int() cheap.
-    if number.isascii() and number.isdigit() and len(number) <= MAX_CUSTOMER_ID_DIGITS \
-            and int(number) <= MAX_CUSTOMER_ID:
-        customer = session.get(Customer, int(number))
-        if customer is not None:
-            found[customer.id] = customer
-    by_sender = select(Customer).join(ChannelIdentity, ChannelIdentity.customer_id == Customer.id) \
-        .where(ChannelIdentity.external_id == wanted).order_by(Customer.id).limit(limit)
-    for customer in session.execute(by_sender).scalars():
-        found.setdefault(customer.id, customer)
-    return list(found.values())[:limit]
-
-
 def customer_by_email(session: Session, email: str) -> Customer:
+    """The customer with this e-mail; UnknownCustomer when there is none."""
     if has_control_characters(email or ""):
         raise UnknownCustomer("no customer with that e-mail: it contains control characters")
-    customer = session.execute(
-        select(Customer).where(Customer.email == (email or "").strip().lower())).scalar_one_or_none()
+    customer = find_by_email(session, email)
     if customer is None:
-        raise UnknownCustomer(f"no customer with e-mail {email.strip()}")
+        raise UnknownCustomer(f"no customer with e-mail {(email or '').strip()}")
     return customer
 
 

@@ -67,13 +67,9 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 from socketio import AsyncServer
 from socketio.exceptions import ConnectionRefusedError as SocketConnectionRefused
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
-
-from bot.db import Database, get_database
-from bot.identity import create_customer, customer_for_sender, link_identity
+from bot.db import Database
+from bot.identity import ChatOwner, chat_owner, link_chat_to_store_customer
 from bot.log import get_logger
-from bot.models import Customer
 from bot.settings import Settings, get_settings
 from channels.render import ProductCard, card_button, product_cards
 from channels.rest import clean_text
@@ -384,54 +380,6 @@ class WidgetOutput(OutputChannel):
             await self._emit(recipient_id, part)
 
 
-# -- the loyalty store: who a conversation belongs to ------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LinkedCustomer:
-    """The customer a conversation is linked to; `store_id` is the store's own id (external_id), None
-    when the customer was linked another way (a one-time code)."""
-
-    customer_id: int
-    store_id: Optional[str]
-
-    @property
-    def binding(self) -> str:
-        """The store customer a customer-bound session of this conversation must name ("" when the
-        customer has no store id)."""
-        return self.store_id or ""
-
-
-def linked_customer(database: Database, conversation_id: str) -> Optional[LinkedCustomer]:
-    with database.session() as session:
-        customer = customer_for_sender(session, CHANNEL_NAME, conversation_id)
-        return None if customer is None else LinkedCustomer(customer.id, customer.external_id)
-
-
-def link_conversation(database: Database, conversation_id: str, store_id: str) -> int:
-    """Link a conversation to the customer with this store id, creating the customer when the store's
-    shopper is new to us. The customer's id; IdentityError if the conversation is someone else's."""
-    with database.session(write=True) as session:
-        customer = _by_store_id(session, store_id)
-        if customer is None:
-            try:
-                with session.begin_nested():
-                    customer = create_customer(session, None)
-                    customer.external_id = store_id
-                    session.flush()
-                log.info("widget.customer.created", customer_id=customer.id)
-            except IntegrityError:  # created meanwhile by another conversation of the same shopper
-                customer = _by_store_id(session, store_id)
-                if customer is None:
-                    raise
-        link_identity(session, customer.id, CHANNEL_NAME, conversation_id)
-        return customer.id
-
-
-def _by_store_id(session: Any, store_id: str) -> Optional[Customer]:
-    return session.execute(select(Customer).where(Customer.external_id == store_id)).scalar_one_or_none()
-
-
 # -- the input channel --------------------------------------------------------------------------------
 
 
@@ -502,10 +450,6 @@ class WidgetInput(InputChannel):
         if not secret:
             raise RuntimeError(NOT_CONFIGURED)
         return secret
-
-    @property
-    def database(self) -> Database:
-        return self._database or get_database()
 
     def get_output_channel(self) -> Optional[OutputChannel]:
         return WidgetOutput(self.sio) if self.sio is not None else None
@@ -712,7 +656,9 @@ class WidgetInput(InputChannel):
 
     async def _resume(self, state: SocketSession, token: str, conversation_id: str) -> Optional[OpenedSession]:
         linked = await self._linked(conversation_id)
-        owner = linked.binding if linked is not None else ""
+        # A customer-bound session of this conversation must name the store customer ("" when the customer
+        # has no store id).
+        owner = (linked.store_id or "") if linked is not None else ""
         if state.claim is not None:
             bindings = [state.claim]
         else:  # a client that names nobody at connect (rasa-webchat): the conversation's own customer
@@ -819,16 +765,17 @@ class WidgetInput(InputChannel):
             return []
         return transcript(tracker.events) if tracker is not None else []
 
-    async def _linked(self, conversation_id: str) -> Optional[LinkedCustomer]:
+    async def _linked(self, conversation_id: str) -> Optional[ChatOwner]:
         try:
-            return await asyncio.to_thread(linked_customer, self.database, conversation_id)
+            return await asyncio.to_thread(chat_owner, CHANNEL_NAME, conversation_id, database=self._database)
         except Exception:
             # Unknown owner: only a guest-bound token can resume, so nothing of a customer's is exposed.
             log.warning("widget.customer.lookup_failed", conversation=conversation_id, exc_info=True)
             return None
 
     async def _link(self, conversation_id: str, store_id: str) -> None:
-        await asyncio.to_thread(link_conversation, self.database, conversation_id, store_id)
+        await asyncio.to_thread(link_chat_to_store_customer, CHANNEL_NAME, conversation_id, store_id,
+                                database=self._database)
         log.info("widget.customer.linked", conversation=conversation_id)
 
     async def _refuse(self, sid: str, error: str) -> None:

@@ -2,10 +2,9 @@
 
 - A click on /r/{code} records a ReferralClick (not for link-preview crawlers; the same network within 24
   hours gets the offer it already has) and issues a FriendOffer: a "FRIEND-XXXX-XXXX" discount code.
-- The store checks and uses that code at checkout (check_friend_offer / use_friend_offer) with the same
-  rules as a reward code (bot/loyalty/rewards.py refusal_for), plus the friend's own: never the
-  customer's own link (nor, with referrals.fraud.reject_same_email, the link of the same person's other
-  account), only for a first order.
+- The store checks and uses that code at checkout like a reward code (bot/checkout.py), plus the friend's
+  own rules (friend_offer_refusal): never the customer's own link (nor, with referrals.fraud.reject_same_email,
+  the link of the same person's other account), only for a first order.
 
 Attributing the order to the advocate and deciding the referral is bot/advocacy/referrals.py, which
 imports this module (this one never imports it).
@@ -14,17 +13,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Optional
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.advocacy.codes import CODE_CHARACTERS, DRAWS, ReferralError, find_referral_code, random_symbols
 from bot.advocacy.referral_fraud import has_other_orders, self_referral_reason
 from bot.loyalty.program import Program, ReferralRules
-from bot.loyalty.rewards import CodeRefused, refusal_for
+from bot.loyalty.rewards import CodeRefused
 from bot.models import Customer, FriendOffer, ReferralClick, ReferralCode
 
 OFFER_PREFIX = "FRIEND"
@@ -123,34 +121,6 @@ def find_friend_offer(session: Session, typed: str) -> Optional[FriendOffer]:
     return session.execute(select(FriendOffer).where(FriendOffer.code == code)).scalar_one_or_none()
 
 
-def check_friend_offer(session: Session, program: Program, typed: str, *, order_total: Optional[Decimal] = None,
-                       customer_id: Optional[int] = None, now: datetime) -> FriendOffer:
-    """The offer if the store may honour it now (for this basket and customer); CodeRefused if not.
-    A customer who already ordered or already used a friend offer is refused ("not_first_order"), the
-    advocate (or, by the self-referral email rule, the advocate's other account) too ("own_code")."""
-    offer = find_friend_offer(session, typed)
-    _refuse_offer_if_invalid(session, program.referrals, typed, offer, order_total, customer_id, now)
-    assert offer is not None
-    return offer
-
-
-def use_friend_offer(session: Session, program: Program, typed: str, order_ref: str, *,
-                     order_total: Optional[Decimal] = None, customer_id: Optional[int] = None,
-                     now: datetime) -> FriendOffer:
-    """Mark the offer used for an order, once (again for the same order: a no-op)."""
-    order_ref = (order_ref or "").strip()
-    if not order_ref or len(order_ref) > 64:
-        raise CodeRefused(typed, "invalid_order", "an order reference of 1-64 characters is required")
-    offer = find_friend_offer(session, typed)
-    if offer is not None and offer.status == "used" and offer.used_order_ref == order_ref:
-        return offer
-    _refuse_offer_if_invalid(session, program.referrals, typed, offer, order_total, customer_id, now)
-    assert offer is not None
-    if not mark_offer_used(session, offer, order_ref, customer_id, now):
-        raise CodeRefused(offer.code, "used", f"code {offer.code} was already used")
-    return offer
-
-
 def issue_offer(session: Session, program: Program, referral_code_id: int, now: datetime, *,
                 click_id: Optional[int] = None, referral_id: Optional[int] = None) -> Optional[FriendOffer]:
     """A new offer for a click or a chat claim; None when the program gives friends no discount."""
@@ -175,29 +145,14 @@ def issue_offer(session: Session, program: Program, referral_code_id: int, now: 
     raise ReferralError(f"no unused friend offer code found in {DRAWS} draws")
 
 
-def mark_offer_used(session: Session, offer: FriendOffer, order_ref: str, customer_id: Optional[int],
-                    now: datetime) -> bool:
-    """Mark an issued offer used; False when it was not issued (any more)."""
-    # Conditional update: of two checkouts racing for one offer, exactly one sees rowcount 1.
-    result = session.execute(
-        update(FriendOffer).where(FriendOffer.id == offer.id, FriendOffer.status == "issued")
-        .values(status="used", used_at=now, used_order_ref=order_ref, used_by_customer_id=customer_id)
-        .execution_options(synchronize_session=False)
-    )
-    session.expire(offer)
-    return result.rowcount == 1
-
-
-def _refuse_offer_if_invalid(session: Session, rules: ReferralRules, typed: str, offer: Optional[FriendOffer],
-                             order_total: Optional[Decimal], customer_id: Optional[int], now: datetime) -> None:
-    if offer is None:
-        raise CodeRefused(typed, "unknown", f"no friend offer code {typed!r}")
-    refused = refusal_for(offer, order_total=order_total, now=now)
-    if refused is not None:
-        raise refused
+def friend_offer_refusal(session: Session, rules: ReferralRules, offer: FriendOffer,
+                         customer_id: Optional[int]) -> Optional[CodeRefused]:
+    """Why this customer may not use the offer, beyond what any code checks (bot/checkout.py): it is their
+    own link (or, by the self-referral email rule, the link of their other account), or they already ordered
+    or used a friend offer. None for an unknown customer (a new one at their first checkout)."""
     customer = session.get(Customer, customer_id) if customer_id is not None else None
     if customer is None:
-        return
+        return None
     advocate = session.execute(
         select(Customer).join(ReferralCode, ReferralCode.customer_id == Customer.id)
         .where(ReferralCode.id == offer.referral_code_id)
@@ -205,13 +160,14 @@ def _refuse_offer_if_invalid(session: Session, rules: ReferralRules, typed: str,
     # Only the rules that can tell at checkout (same customer, same email): no order, no address, no network yet.
     own = self_referral_reason(session, rules, advocate, customer)
     if own:
-        raise CodeRefused(offer.code, "own_code", f"code {offer.code} comes from this customer's own referral link "
-                                                  f"({own})")
+        return CodeRefused(offer.code, "own_code", f"code {offer.code} comes from this customer's own referral link "
+                                                   f"({own})")
     used_another = session.execute(
         select(func.count(FriendOffer.id)).where(FriendOffer.used_by_customer_id == customer_id,
                                                  FriendOffer.id != offer.id)
     ).scalar_one()
     if used_another or has_other_orders(session, customer_id):
-        raise CodeRefused(offer.code, "not_first_order",
-                          f"code {offer.code} is for a first order; this customer already ordered or used a "
-                          "friend offer")
+        return CodeRefused(offer.code, "not_first_order",
+                           f"code {offer.code} is for a first order; this customer already ordered or used a "
+                           "friend offer")
+    return None

@@ -13,9 +13,9 @@ How a friend is attributed to an advocate (one advocate per friend, whichever ca
 - the store sends `referral_code` with a new customer (register_signup) or with a paid order.
 The friend's first paid order decides the referral (bot/advocacy/referral_fraud.py); a held one waits for
 the merchant (approve_referral / reject_referral). A refund or cancellation that leaves that order short of
-qualifying rejects the referral again and takes the advocate's points back (reconsider_after_refund, called
-by whoever records the refund: bot/loyalty never imports this package). Every decision is a
-ReferralDecision row.
+qualifying rejects the referral again and takes the advocate's points back (reconsider_after_refund). Both
+attribution and reversal are called by the order events (bot/order_events.py), never by an entry point
+itself; bot/loyalty never imports this package. Every decision is a ReferralDecision row.
 
 Services take the caller's session and change nothing outside it; race-prone inserts run in savepoints
 and rely on unique constraints (one code per customer, one referral per friend, the ledger's key).
@@ -36,7 +36,7 @@ from sqlalchemy.sql import Select
 from bot.advocacy.codes import (
     CODE_LENGTH, DRAWS, ReferralError, find_referral_code, normalize_referral_code, random_symbols,
 )
-from bot.advocacy.friend_offers import find_friend_offer, issue_offer, mark_offer_used
+from bot.advocacy.friend_offers import find_friend_offer, issue_offer
 from bot.advocacy.referral_fraud import (
     NOT_FIRST_ORDER, QUALIFIED, RULES_ACTOR, decide_first_order, has_other_orders, pay_advocate, record_decision,
     referral_networks, refunded_order_reason, reject_and_take_back, self_referral_reason, signup_block_reason,
@@ -44,6 +44,7 @@ from bot.advocacy.referral_fraud import (
 from bot.identity import customer_for_sender, identity_channel
 from bot.loyalty.ledger import Conflict, NotFound
 from bot.loyalty.program import Program
+from bot.loyalty.rewards import mark_used
 from bot.models import (
     ChannelIdentity, Customer, FriendOffer, Order, Referral, ReferralClick, ReferralCode, ReferralDecision,
 )
@@ -348,7 +349,7 @@ def attribute_order(session: Session, program: Program, order: Order, *, discoun
                     referral_code: Optional[str] = None, now: datetime) -> Optional[ReferralOutcome]:
     """Attribute a newly recorded paid order to an advocate and decide the referral: the referral this
     order created or decided, else None (no referral, or one decided before: an earlier order, a rule at
-    sign-up). Call it once, when record_paid_order created the order, in the same transaction: a replayed
+    sign-up). bot/order_events.py calls it once, when the order was new, in the same transaction: a replayed
     or concurrent delivery of the order never gets here twice, and the ledger key f"referral:{id}" would
     refuse a second payment anyway.
 
@@ -393,7 +394,7 @@ def _offer_used_on(session: Session, offer: FriendOffer, order_ref: str, custome
     """The offer the store honoured on this order is used, by this customer (the checkout may have marked it
     used already, without naming the customer)."""
     if offer.status == "issued":
-        mark_offer_used(session, offer, order_ref, customer_id, now)
+        mark_used(session, offer, order_ref, now, used_by_customer_id=customer_id)
     elif offer.used_by_customer_id is None:
         offer.used_by_customer_id = customer_id
         session.flush()

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import List, Optional
+from typing import Any, List, Optional
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from bot.cli.catalog import add_catalog_commands
-from bot.cli.loyalty import CommandError, add_loyalty_commands
+from bot.cli.loyalty import CommandError, add_loyalty_commands, store_call
 from bot.cli.merchants import add_merchant_commands
 from bot.cli.moderation import add_moderation_commands
 from bot.cli.privacy import add_privacy_commands
@@ -70,20 +71,15 @@ def _customers_list(_: argparse.Namespace) -> int:
 
 
 def _customers_link(args: argparse.Namespace) -> int:
-    from bot.db import get_database
-    from bot.identity import IdentityError, link_identity
-    from bot.models import Customer
+    from bot.identity import customer_by_email, link_identity
 
-    with get_database().session(write=True) as session:
-        customer = session.execute(select(Customer).where(Customer.email == args.email.strip().lower())).scalar_one_or_none()
+    def work(session: Session, _program: Any) -> None:
+        customer = customer_by_email(session, args.email)
         if customer is None:
-            print(f"no customer with email {args.email}", file=sys.stderr)
-            return 1
-        try:
-            link_identity(session, customer.id, args.channel, args.sender)
-        except IdentityError as error:
-            print(str(error), file=sys.stderr)
-            return 1
+            raise CommandError(f"no customer with email {args.email}")
+        link_identity(session, customer.id, args.channel, args.sender)
+
+    store_call(work)
     print(f"[customers] {args.channel} sender {args.sender!r} is linked to {args.email}")
     return 0
 

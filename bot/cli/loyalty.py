@@ -1,4 +1,4 @@
-"""`python -m bot ledger|orders|points|rewards|codes|loyalty …`: the loyalty engine from a terminal.
+"""`python -m bot ledger|orders|points|rewards|codes|loyalty|import …`: the loyalty engine from a terminal.
 
 Every command goes through the same services as the web API and the bot.
 """
@@ -9,14 +9,13 @@ import sys
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import Any, Tuple, Type
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from bot.identity.customers import MAX_ID, CustomerRef, find_customer as find_by_ref
 from bot.models import Customer
-
-MAX_ID = 2 ** 31 - 1  # ids are 32-bit integers in the database: a larger one overflows rather than being unknown
 
 
 class CommandError(RuntimeError):
@@ -25,13 +24,9 @@ class CommandError(RuntimeError):
 
 def find_customer(session: Session, reference: str) -> Customer:
     """A customer by id (digits) or email."""
-    reference = reference.strip()
-    if reference.isdigit():
-        customer = session.get(Customer, int(reference))
-    else:
-        customer = session.execute(select(Customer).where(Customer.email == reference.lower())).scalar_one_or_none()
+    customer = find_by_ref(session, CustomerRef.parse(reference))
     if customer is None:
-        raise CommandError(f"no customer {reference!r} (give an id or an email)")
+        raise CommandError(f"no customer {reference.strip()!r} (give an id or an email)")
     return customer
 
 
@@ -71,17 +66,19 @@ def _line(text: str) -> Any:
     return LineInput(title=title, quantity=int(quantity), unit_price=_amount(price), sku=sku or None)
 
 
-def store_call(work: Any) -> Any:
-    """Run `work(session, program)` in one write transaction; service refusals become CommandError."""
-    from bot.db import get_database
+def store_call(work: Any, *, write: bool = True, refusals: Tuple[Type[Exception], ...] = ()) -> Any:
+    """Run `work(session, program)` in one transaction (a write one unless told); service refusals (and the
+    command's own `refusals`) become CommandError."""
+    from bot.db import transaction
+    from bot.identity import IdentityError
     from bot.loyalty.ledger import LedgerError
     from bot.loyalty.program import get_program
     from bot.loyalty.rewards import CodeRefused
 
+    program = get_program()
     try:
-        with get_database().session(write=True) as session:
-            return work(session, get_program())
-    except (LedgerError, CodeRefused) as error:
+        return transaction(lambda session: work(session, program), write=write)
+    except (LedgerError, CodeRefused, IdentityError, *refusals) as error:
         raise CommandError(str(error)) from None
 
 
@@ -114,65 +111,83 @@ def _ledger_show(args: argparse.Namespace) -> int:
 
 def _orders_add(args: argparse.Namespace) -> int:
     from bot import clock
-    from bot.loyalty.orders import record_paid_order
+    from bot.order_events import PaidOrder, record_paid
 
     def work(session: Session, program: Any) -> None:
         customer = find_customer(session, args.customer)
-        recorded = record_paid_order(
-            session, program, customer.id, args.id, args.total, args.placed_at or clock.now(),
-            currency=args.currency, lines=args.line or [],
-        )
-        if recorded.created:
-            print(f"[orders] order {args.id} recorded for {customer.email}: +{recorded.points_awarded:,} points "
-                  f"(balance {customer.points_balance:,})")
-        else:
+        paid = record_paid(session, program, PaidOrder(
+            args.id, customer.id, args.total, args.placed_at or clock.now(), currency=args.currency,
+            lines=args.line or [], discount_codes=args.discount_code or [], referral_code=args.referral_code))
+        if not paid.created:
             print(f"[orders] order {args.id} was already recorded; nothing changed")
+            return
+        print(f"[orders] order {args.id} recorded for {customer.email}: +{paid.points_awarded:,} points "
+              f"(balance {customer.points_balance:,})")
+        if paid.referral is not None:
+            _print_referral(paid.referral)
 
     store_call(work)
     return 0
 
 
 def _orders_refund(args: argparse.Namespace) -> int:
-    from bot.loyalty.orders import refund_order
+    from bot.order_events import Refund, record_refund
 
     def work(session: Session, program: Any) -> None:
-        result = refund_order(session, program, args.id, args.refund_id, args.amount, currency=args.currency)
-        _print_take_back(result, "refund " + args.refund_id)
-        _reconsider_referral(session, program, result.order)
+        taken = record_refund(session, program, Refund(args.id, args.refund_id, args.amount, currency=args.currency))
+        _print_take_back(taken, "refund " + args.refund_id)
 
     store_call(work)
     return 0
 
 
 def _orders_cancel(args: argparse.Namespace) -> int:
-    from bot.loyalty.orders import cancel_order
+    from bot.order_events import record_cancellation
 
     def work(session: Session, program: Any) -> None:
-        result = cancel_order(session, program, args.id)
-        _print_take_back(result, "cancellation")
-        _reconsider_referral(session, program, result.order)
+        _print_take_back(record_cancellation(session, program, args.id), "cancellation")
 
     store_call(work)
     return 0
 
 
-def _print_take_back(result: Any, what: str) -> None:
-    if not result.created:
-        print(f"[orders] {what} of order {result.order.external_id} was already recorded; nothing changed")
-        return
-    written_off = f", {result.points_written_off:,} already spent and written off" if result.points_written_off else ""
-    print(f"[orders] {what} of order {result.order.external_id} ({result.refund.amount}): "
-          f"-{result.refund.points_reversed:,} points{written_off}; order is now {result.order.status}")
-
-
-def _reconsider_referral(session: Session, program: Any, order: Any) -> None:
-    """A refund or cancellation may cost the order's referral its reward (the same as the store API)."""
+def _orders_fulfil(args: argparse.Namespace) -> int:
     from bot import clock
-    from bot.advocacy.referrals import reconsider_after_refund
+    from bot.loyalty.orders import Tracking
+    from bot.order_events import Fulfilment, record_fulfilment
 
-    referral = reconsider_after_refund(session, program, order, clock.now())
-    if referral is not None:
-        print(f"[referrals] referral {referral.id} rejected: {referral.reason}")
+    tracking = Tracking(args.carrier, args.tracking_number, args.tracking_url)
+    fulfilment = Fulfilment(args.id, args.fulfilled_at or clock.now(),
+                            tracking if tracking != Tracking() else None)
+
+    def work(session: Session, _program: Any) -> None:
+        fulfilled = record_fulfilment(session, fulfilment)
+        order = fulfilled.order
+        if not fulfilled.created:
+            print(f"[orders] order {order.external_id} was already fulfilled; nothing changed")
+            return
+        parcel = " ".join(part for part in (order.tracking_company, order.tracking_number) if part)
+        print(f"[orders] order {order.external_id} fulfilled at {order.fulfilled_at:%Y-%m-%d %H:%M}"
+              + (f", tracking {parcel}" if parcel else ""))
+
+    store_call(work)
+    return 0
+
+
+def _print_take_back(taken: Any, what: str) -> None:
+    if not taken.created:
+        print(f"[orders] {what} of order {taken.order.external_id} was already recorded; nothing changed")
+        return
+    written_off = f", {taken.points_written_off:,} already spent and written off" if taken.points_written_off else ""
+    print(f"[orders] {what} of order {taken.order.external_id} ({taken.refund.amount}): "
+          f"-{taken.points_reversed:,} points{written_off}; order is now {taken.order.status}")
+    if taken.referral is not None:
+        _print_referral(taken.referral)
+
+
+def _print_referral(referral: Any) -> None:
+    points = f" (advocate {referral.advocate_points:+,} points)" if referral.status == "rewarded" else ""
+    print(f"[referrals] referral {referral.referral_id} {referral.status}{points}: {referral.reason}")
 
 
 def _points_credit(args: argparse.Namespace) -> int:
@@ -222,32 +237,41 @@ def _rewards_list(_: argparse.Namespace) -> int:
 
 
 def _codes_show(args: argparse.Namespace) -> int:
-    from bot.loyalty.rewards import CodeRefused, check_code, find_code
+    from bot import checkout
+    from bot.loyalty.rewards import CodeRefused
+    from bot.models import FriendOffer
 
     def work(session: Session, program: Any) -> int:
-        code = find_code(session, args.code)
-        if code is None:
-            raise CommandError(f"no reward code {args.code!r}")
-        print(f"{code.code}: {code.title} ({code.kind}) for customer {code.customer_id}, "
-              f"issued {code.issued_at:%Y-%m-%d}, valid until {code.expires_at:%Y-%m-%d}"
-              + (f", minimum order {program.money(code.min_order)}" if code.min_order else "")
-              + (f", used on order {code.used_order_ref} at {code.used_at:%Y-%m-%d %H:%M}" if code.used_at else ""))
         try:
-            check_code(session, code.code, order_total=args.order_total)
-        except CodeRefused as refused:
+            found = checkout.check_code(session, program, args.code, order_total=args.order_total)
+            refused = None
+        except CodeRefused as error:
+            if error.found is None:
+                raise CommandError(str(error)) from None
+            found, refused = error.found, error
+        if isinstance(found, FriendOffer):
+            print(f"{found.code}: {found.percent_off}% off a first order (a friend's offer), "
+                  f"issued {found.issued_at:%Y-%m-%d}, valid until {found.expires_at:%Y-%m-%d}"
+                  + (f", used on order {found.used_order_ref} at {found.used_at:%Y-%m-%d %H:%M}" if found.used_at else ""))
+        else:
+            print(f"{found.code}: {found.title} ({found.kind}) for customer {found.customer_id}, "
+                  f"issued {found.issued_at:%Y-%m-%d}, valid until {found.expires_at:%Y-%m-%d}"
+                  + (f", minimum order {program.money(found.min_order)}" if found.min_order else "")
+                  + (f", used on order {found.used_order_ref} at {found.used_at:%Y-%m-%d %H:%M}" if found.used_at else ""))
+        if refused is not None:
             print(f"[codes] not valid ({refused.reason}): {refused}")
             return 1
         print("[codes] valid" + (f" for an order of {args.order_total}" if args.order_total else ""))
         return 0
 
-    return int(store_call(work))
+    return int(store_call(work, write=False))
 
 
 def _codes_use(args: argparse.Namespace) -> int:
-    from bot.loyalty.rewards import use_code
+    from bot import checkout
 
-    def work(session: Session, _program: Any) -> None:
-        code = use_code(session, args.code, args.order, order_total=args.order_total)
+    def work(session: Session, program: Any) -> None:
+        code = checkout.use_code(session, program, args.code, args.order, order_total=args.order_total)
         print(f"[codes] {code.code} marked used on order {code.used_order_ref}")
 
     store_call(work)
@@ -313,6 +337,9 @@ def add_loyalty_commands(commands: Any) -> None:
     add.add_argument("--currency", help="defaults to the program's currency")
     add.add_argument("--placed-at", type=parse_moment, help="ISO-8601 with zone; default now")
     add.add_argument("--line", action="append", type=_line, help="SKU:TITLE:QUANTITY:UNIT_PRICE (repeatable)")
+    add.add_argument("--discount-code", action="append", metavar="CODE",
+                     help="a code used at checkout (repeatable): a friend's offer attributes the order to its advocate")
+    add.add_argument("--referral-code", metavar="CODE", help="an advocate's referral code given with the order")
     add.set_defaults(handler=_orders_add)
     refund = orders.add_parser("refund", help="refund part or all of an order (points back pro rata)")
     refund.add_argument("--id", required=True)
@@ -323,6 +350,13 @@ def add_loyalty_commands(commands: Any) -> None:
     cancel = orders.add_parser("cancel", help="cancel an order (its remaining points are taken back)")
     cancel.add_argument("--id", required=True)
     cancel.set_defaults(handler=_orders_cancel)
+    fulfil = orders.add_parser("fulfil", help="record that an order shipped (review requests count from it)")
+    fulfil.add_argument("--id", required=True)
+    fulfil.add_argument("--fulfilled-at", type=parse_moment, help="ISO-8601 with zone; default now")
+    fulfil.add_argument("--carrier", help="the parcel's carrier")
+    fulfil.add_argument("--tracking-number")
+    fulfil.add_argument("--tracking-url")
+    fulfil.set_defaults(handler=_orders_fulfil)
 
     points = commands.add_parser("points", help="credit earning rules").add_subparsers(dest="points_command", required=True)
     credit = points.add_parser("credit", help="credit a rule: birthday, social_follow, review_*, quiz_completion, "

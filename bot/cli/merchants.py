@@ -29,13 +29,6 @@ def read_password(prompt: str = "Password") -> str:
     return first
 
 
-def _account_call(work: Any) -> Any:
-    try:
-        return store_call(work)
-    except AccountError as error:
-        raise CommandError(str(error)) from None
-
-
 def _add(args: argparse.Namespace) -> int:
     from bot import clock
     from bot.console.accounts import add_merchant
@@ -48,7 +41,7 @@ def _add(args: argparse.Namespace) -> int:
         merchant = add_merchant(session, args.email, args.name or "", args.role, password, clock.now())
         print(f"[merchant] added {merchant.email} ({merchant.role}), id {merchant.id}")
 
-    _account_call(work)
+    store_call(work, refusals=(AccountError,))
     return 0
 
 
@@ -64,7 +57,7 @@ def _list(_: argparse.Namespace) -> int:
                   f"{'yes' if merchant.active else 'no':<6} {last}")
         print(f"[merchant] {len(merchants)} accounts")
 
-    _account_call(work)
+    store_call(work, refusals=(AccountError,))
     return 0
 
 
@@ -86,7 +79,7 @@ def _password(args: argparse.Namespace) -> int:
         set_password(session, _find(session, args.email), password)
         print(f"[merchant] password changed for {args.email}; their sessions were signed out")
 
-    _account_call(work)
+    store_call(work, refusals=(AccountError,))
     return 0
 
 
@@ -98,7 +91,7 @@ def _set_active(active: bool) -> Any:
             set_active(session, _find(session, args.email), active)
             print(f"[merchant] {args.email} {'enabled' if active else 'disabled (signed out everywhere)'}")
 
-        _account_call(work)
+        store_call(work, refusals=(AccountError,))
         return 0
 
     return handler

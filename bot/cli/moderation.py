@@ -131,16 +131,6 @@ def _who(customer_id: Optional[int], email: Optional[str], channel: str) -> str:
 # Commands
 
 
-def _store(work: Callable[[Session, Any], Any]) -> Any:
-    """A write transaction (bot.cli.loyalty's); a refused decision is the command's error."""
-    from bot.advocacy.moderation import ModerationError
-
-    try:
-        return store_call(work)
-    except ModerationError as error:
-        raise CommandError(str(error)) from None
-
-
 def _list(args: argparse.Namespace) -> int:
     queue = _queues()[args.queue]
     model = queue.model
@@ -157,7 +147,7 @@ def _list(args: argparse.Namespace) -> int:
             print(queue.row(item, _who(item.customer_id, email, item.channel)))
         print(f"[{queue.command}] {len(rows)} {args.status}" + (f" (first {args.limit})" if len(rows) == args.limit else ""))
 
-    _read(work)
+    store_call(work, write=False)
     return 0
 
 
@@ -168,7 +158,7 @@ def _show(args: argparse.Namespace) -> int:
         item = _item(session, queue, args.id)
         print("\n".join(queue.details(item, _who_of(session, item))))
 
-    _read(work)
+    store_call(work, write=False)
     return 0
 
 
@@ -197,7 +187,9 @@ def _decide(args: argparse.Namespace, *, approve: bool, note: Optional[str]) -> 
             outcome = f"{who} notified"
         print(f"[{queue.command}] {queue.noun} #{result.item_id} {result.status} ({outcome})")
 
-    _store(work)
+    from bot.advocacy.moderation import ModerationError
+
+    store_call(work, refusals=(ModerationError,))
     return 0
 
 
@@ -218,17 +210,8 @@ def _due_requests(args: argparse.Namespace) -> int:
                   f"{item.kind}: {products}")
         print(f"[reviews] {len(due)} review messages due at {at:%Y-%m-%d %H:%M %Z} (dry run: nothing recorded)")
 
-    _read(work)
+    store_call(work, write=False)
     return 0
-
-
-def _read(work: Callable[[Session, Any], Any]) -> Any:
-    """A read-only transaction (listings, the due-requests dry run)."""
-    from bot.db import get_database
-    from bot.loyalty.program import get_program
-
-    with get_database().session() as session:
-        return work(session, get_program())
 
 
 def _item(session: Session, queue: _Queue, item_id: int) -> Any:

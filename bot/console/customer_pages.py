@@ -19,11 +19,10 @@ from aiohttp import web
 
 from bot import clock
 from bot.console.web import MERCHANT, PREFIX, error_page, owner_only, render
+from bot.identity import find_customers
 from bot.log import get_logger
-from bot.privacy import (
-    CustomerProfile, ErasureReport, UnknownCustomer, customer_profile, erase_customer_everywhere,
-    find_customers, has_control_characters,
-)
+from bot.privacy import CustomerProfile, ErasureReport, UnknownCustomer, customer_profile, erase_customer_everywhere
+from bot.text import has_control_characters
 from bot.web.store import DATABASE, PROGRAM, SETTINGS, in_executor
 
 log = get_logger(__name__)

@@ -36,7 +36,8 @@ from bot.console.web import MERCHANT, PREFIX, error_page, owner_only, render
 from bot.handoff import UnknownHandoff, close_handoff, handoff_counts, handoff_detail, list_handoffs
 from bot.log import get_logger
 from bot.models import HandoffRequest, Referral
-from bot.web.store import DATABASE, PROGRAM, SETTINGS, in_executor
+from bot.db import transaction_in_thread
+from bot.web.store import DATABASE, EXECUTOR, PROGRAM, SETTINGS
 
 log = get_logger(__name__)
 T = TypeVar("T")
@@ -71,14 +72,8 @@ def add_routes(app: web.Application) -> None:
 
 
 def _in_session(request: web.Request, work: Callable[[Session], T], *, write: bool = False) -> Awaitable[T]:
-    """`work(session)` in one transaction on a worker thread (the database drivers block)."""
-    database = request.app[DATABASE]
-
-    def run() -> T:
-        with database.session(write=write) as session:
-            return work(session)
-
-    return in_executor(request.app, run)
+    """`work(session)` in one transaction on the app's worker threads (the database drivers block)."""
+    return transaction_in_thread(work, write=write, database=request.app[DATABASE], executor=request.app[EXECUTOR])
 
 
 def _small_int(text: str) -> Optional[int]:

@@ -1,10 +1,29 @@
-"""Customers across channels: who is this sender?"""
+"""Customers across channels: who is this sender, which customer does the store mean."""
 from bot.identity.customers import (
+    ChatOwner,
+    chat_owner,
+    link_chat_to_store_customer,
+    CustomerConflict,
+    CustomerFacts,
+    CustomerRef,
+    FoundCustomer,
     IdentityError,
     create_customer,
+    customer_by_email,
+    customer_by_store_id,
     customer_for_sender,
+    find_customer,
+    find_customers,
+    find_or_create_customer,
     identity_channel,
     link_identity,
+    link_store_customer,
+    normalize_email,
 )
 
-__all__ = ["IdentityError", "create_customer", "customer_for_sender", "identity_channel", "link_identity"]
+__all__ = [
+    "ChatOwner", "chat_owner", "link_chat_to_store_customer",
+    "CustomerConflict", "CustomerFacts", "CustomerRef", "FoundCustomer", "IdentityError", "create_customer",
+    "customer_by_email", "customer_by_store_id", "customer_for_sender", "find_customer", "find_customers", "find_or_create_customer",
+    "identity_channel", "link_identity", "link_store_customer", "normalize_email",
+]

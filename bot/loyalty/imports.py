@@ -6,9 +6,12 @@ row the store cannot take is rolled back alone, reported with its line number, a
 Memory does not grow with the file: only counters, at most MAX_REJECTION_SAMPLES rejection samples, and
 the ids of the customers whose orders were seen (their tiers are recomputed once, at the end).
 
-Running the same files again changes nothing: customers are matched by Shopify Customer ID or by email,
-orders by their Name, refunds are keyed by the refunded total they bring the order to, and cancellations,
-signup bonuses and tier entry rewards are recorded once per customer or order.
+Customers join and orders are recorded through the same services as the store API (bot/membership.py,
+bot/order_events.py): a paid order decides its referral (a friend offer in its Discount Code, the friend's
+earlier referral), a refund or cancellation takes it back. Running the same files again changes nothing:
+customers are matched by Shopify Customer ID or by email, orders by their Name, refunds are keyed by the
+refunded total they bring the order to, and cancellations, signup bonuses and tier entry rewards are
+recorded once per customer or order.
 """
 from __future__ import annotations
 
@@ -26,20 +29,18 @@ from typing import (
     TYPE_CHECKING, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Set, TextIO, Tuple, TypeVar,
 )
 
-from sqlalchemy import select
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from bot import clock
-from bot.identity.customers import IdentityError, create_customer
-from bot.loyalty.earning import award, award_tier_entry, credit_for
+from bot.identity import CustomerFacts, IdentityError, customer_by_email
+from bot.loyalty.earning import award_tier_entry
 from bot.loyalty.ledger import LedgerError
-from bot.loyalty.orders import (
-    MAX_LINE_QUANTITY, MAX_ORDER_TOTAL, LineInput, cancel_order, record_paid_order, refund_order,
-)
+from bot.loyalty.orders import MAX_LINE_QUANTITY, MAX_ORDER_TOTAL, LineInput, OrderConflict
 from bot.loyalty.program import Program
 from bot.loyalty.tiers import mark_announced, recompute_tier
-from bot.models import Customer, Order
+from bot.membership import Joining, join
+from bot.order_events import OrderState, PaidOrder, RefundedLess, apply_order_state
 
 if TYPE_CHECKING:
     from bot.db import Database
@@ -50,6 +51,7 @@ MAX_REJECTION_SAMPLES = 1000  # rejections kept for the summary; all are counted
 MAX_LINE_BYTES = 1 << 20  # a physical line longer than this is refused without being held in memory
 TIER_BATCH = 500  # customers per transaction when tiers are recomputed
 MAX_ORDER_ROWS = 1000  # line items of one order; more is not an order but a broken export (and memory)
+MAX_DISCOUNT_CODES = 10  # codes on one order (as the store API takes)
 
 ProgressCallback = Callable[[int, int, int], None]  # (done_bytes, total_bytes, rows)
 
@@ -93,6 +95,7 @@ ORDER_COLUMNS: Dict[str, Tuple[str, ...]] = {
     "line_name": ("Lineitem name",),
     "line_price": ("Lineitem price",),
     "line_sku": ("Lineitem sku",),
+    "discount_code": ("Discount Code",),
 }
 ORDER_REQUIRED = ("name", "email", "financial_status", "currency", "total", "created_at")
 LINE_COLUMNS = ("line_quantity", "line_name", "line_price")  # all or none
@@ -418,6 +421,7 @@ class _OrderGroup:
     refunded: Decimal
     cancelled_at: Optional[datetime]
     lines: Tuple[LineInput, ...]
+    discount_codes: Tuple[str, ...] = ()
 
 
 def _parse_line_item(fields: List[str], columns: Dict[str, int], line: int) -> Optional[LineInput]:
@@ -494,8 +498,13 @@ def _parse_order(rows: List[Tuple[int, List[str]]], columns: Dict[str, int], now
         item = _parse_line_item(fields, columns, line)
         if item is not None:
             lines.append(item)
+    codes = tuple(code.strip() for code in get("discount_code").split(",") if code.strip())
+    if len(codes) > MAX_DISCOUNT_CODES or any(len(code) > 64 for code in codes):
+        raise _RowError("malformed_row", f"order {name}: Discount Code holds more than {MAX_DISCOUNT_CODES} codes "
+                                         "or one longer than 64 characters")
     return _OrderGroup(
-        name, first_line, last_line, email, status, placed_at, currency, total, refunded, cancelled_at, tuple(lines)
+        name, first_line, last_line, email, status, placed_at, currency, total, refunded, cancelled_at, tuple(lines),
+        codes,
     )
 
 
@@ -600,40 +609,12 @@ class _Importer:
         return apply
 
     def _apply_customer(self, session: Session, row: _CustomerRow) -> Tuple[str, int]:
-        by_email = session.execute(select(Customer).where(Customer.email == row.email)).scalar_one_or_none()
-        by_id = None
-        if row.customer_id is not None:
-            by_id = session.execute(select(Customer).where(Customer.external_id == row.customer_id)).scalar_one_or_none()
-        if by_id is not None and by_email is not None and by_id.id != by_email.id:
-            raise _RowError("conflicting_customer", f"Customer ID {row.customer_id} is {by_id.email}, "
-                                                    f"but {row.email} is another customer")
-        if by_id is None and by_email is not None and row.customer_id and by_email.external_id not in (None, row.customer_id):
-            raise _RowError("conflicting_customer", f"{row.email} has Customer ID {by_email.external_id}, "
-                                                    f"not {row.customer_id}")
-        customer = by_id or by_email
-        if customer is not None:
-            changed = False
-            if row.customer_id and customer.external_id is None:
-                customer.external_id, changed = row.customer_id, True
-            if customer.email != row.email:  # matched by Customer ID: the shopper changed their email
-                customer.email, changed = row.email, True
-            if row.first_name and not customer.first_name:
-                customer.first_name, changed = row.first_name, True
-            if row.last_name and not customer.last_name:
-                customer.last_name, changed = row.last_name, True
-            if changed:
-                session.flush()
-            return ("updated" if changed else "existing"), 0
-        customer = create_customer(session, row.email, row.first_name, row.last_name)
-        if row.customer_id:
-            customer.external_id = row.customer_id
-            session.flush()
-        points = 0
-        if self.program.earning.signup > 0:
-            posted = award(session, self.program, customer.id,
-                           credit_for(self.program, customer.id, "signup", None, self.now), at=self.now)
-            points = posted.entry.points if posted.created else 0
-        return "created", points
+        joined = join(session, self.program, Joining(CustomerFacts(row.email, row.customer_id, row.first_name,
+                                                                   row.last_name)),
+                      email_may_change=True, at=self.now, store_id_label="Customer ID")
+        if joined.created:
+            return "created", joined.signup_points
+        return ("updated" if joined.updated else "existing"), 0
 
     # orders
 
@@ -682,53 +663,39 @@ class _Importer:
     def _apply_order(self, session: Session, order: _OrderGroup) -> Callable[[], None]:
         report = self.report
         assert order.total is not None and order.placed_at is not None
-        customer_id = session.execute(select(Customer.id).where(Customer.email == order.email)).scalar_one_or_none()
-        if customer_id is None:
+        customer = customer_by_email(session, order.email)
+        if customer is None:
             raise _RowError("unknown_customer", f"order {order.name}: no customer with email {order.email} "
                                                 f"(import the customers file first)")
-        existing = session.execute(select(Order).where(Order.external_id == order.name)).scalar_one_or_none()
-        if existing is not None and (existing.customer_id != customer_id or existing.total != order.total):
+        customer_id = customer.id
+        state = OrderState(
+            PaidOrder(order.name, customer_id, order.total, order.placed_at, currency=order.currency,
+                      lines=order.lines, discount_codes=order.discount_codes),
+            refunded_total=order.refunded or None, cancelled_at=order.cancelled_at, source="import",
+        )
+        try:
+            # Tiers are recomputed once per customer at the end (recompute_tiers).
+            result = apply_order_state(session, self.program, state, update_tier=False, now=self.now)
+        except OrderConflict as conflict:
+            existing = conflict.existing
             whose = "another customer" if existing.customer_id != customer_id else "the same customer"
             raise _RowError("duplicate_order", f"order {order.name} was already recorded for {whose} with total "
-                                               f"{existing.total}; this one is {order.email}, {order.total}")
-        recorded = record_paid_order(
-            session, self.program, customer_id, order.name, order.total, order.placed_at,
-            currency=order.currency, lines=order.lines, update_tier=False,
-        )
-        placed = recorded.order
-        refund_created = cancelled = False
-        refund_replayed = placed.status == "cancelled" and order.refunded > 0
-        cancel_replayed = placed.status == "cancelled" and order.cancelled_at is not None
-        if placed.status != "cancelled" and order.refunded > 0:
-            already = placed.refunded_total
-            if order.refunded > already:
-                # Keyed by the refunded total it brings the order to: a re-run finds it, a later export
-                # with more refunded adds only the difference.
-                refund_order(
-                    session, self.program, order.name, f"import-refund-{order.refunded.quantize(_CENT)}",
-                    order.refunded - already, currency=order.currency, at=order.cancelled_at or order.placed_at,
-                )
-                refund_created = True
-            elif order.refunded < already:
-                raise _RowError("bad_refund", f"order {order.name}: Refunded Amount {order.refunded} is less than the "
-                                              f"{already} already refunded")
-            else:
-                refund_replayed = True
-        if order.cancelled_at is not None and placed.status != "cancelled":
-            cancel_order(session, self.program, order.name, at=order.cancelled_at)
-            cancelled = True
+                                               f"{existing.total}; this one is {order.email}, {order.total}") from None
+        except RefundedLess as stale:
+            raise _RowError("bad_refund", f"order {order.name}: Refunded Amount {stale.reported} is less than the "
+                                          f"{stale.already} already refunded") from None
 
         def count() -> None:
             self.touched.add(customer_id)
-            if recorded.created:
+            if result.paid.created:
                 report.orders_recorded += 1
-                report.points_awarded += recorded.points_awarded
+                report.points_awarded += result.paid.points_awarded
             else:
                 report.orders_replayed += 1
-            report.refunds_recorded += refund_created
-            report.refunds_replayed += refund_replayed
-            report.cancellations += cancelled
-            report.cancellations_replayed += cancel_replayed
+            report.refunds_recorded += bool(result.refunds)
+            report.refunds_replayed += result.refunds_replayed
+            report.cancellations += result.cancellation is not None
+            report.cancellations_replayed += result.cancellation_replayed
         return count
 
     # tiers

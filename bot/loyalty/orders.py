@@ -1,12 +1,13 @@
-"""Orders from the store: paid orders earn points, refunds and cancellations take them back pro rata."""
+"""The points side of a store's orders: paid orders earn, refunds and cancellations take back pro rata, a
+fulfilment is recorded once. Order events as a whole (with referrals) are bot/order_events.py."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import ROUND_FLOOR, Decimal
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -27,6 +28,28 @@ MAX_ORDER_TOTAL = Decimal("1000000")
 MAX_LINE_QUANTITY = 10000
 # The refund record a cancellation makes; the store's own refund ids may not take this name.
 CANCELLATION_ID = "cancellation"
+
+
+class UnknownOrder(NotFound):
+    """No order with that id."""
+
+
+class OrderConflict(Conflict):
+    """The order id was already recorded with other facts (another customer, another total)."""
+
+    def __init__(self, existing: Order) -> None:
+        self.existing = existing
+        super().__init__(f"order {existing.external_id} was already recorded for customer {existing.customer_id} "
+                         f"with total {existing.total}")
+
+
+@dataclass(frozen=True)
+class Tracking:
+    """How a fulfilled order's parcel can be followed, as far as the store says."""
+
+    company: Optional[str] = None
+    number: Optional[str] = None
+    url: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -274,12 +297,45 @@ def _take_back(
     return RecordedRefund(order, refund, created=True)
 
 
+def mark_fulfilled(session: Session, external_id: str, fulfilled_at: datetime,
+                   tracking: Optional[Tracking] = None) -> Tuple[Order, bool]:
+    """Record that the order shipped: the first fulfilment's time counts (review and feedback requests are
+    timed from it); tracking details the store sends are kept, the latest winning. (the order, whether
+    anything changed)."""
+    order = find_order(session, external_id)
+    # Conditional: of two deliveries of the same fulfilment, one sets it.
+    changed = session.execute(
+        update(Order).where(Order.id == order.id, Order.fulfilled_at.is_(None))
+        .values(fulfilled_at=fulfilled_at, updated_at=clock.now()).execution_options(synchronize_session=False)
+    ).rowcount == 1
+    session.refresh(order)
+    if tracking is not None:
+        wanted = {"tracking_company": tracking.company, "tracking_number": tracking.number,
+                  "tracking_url": tracking.url}
+        wanted = {name: value for name, value in wanted.items() if value is not None}
+        if any(getattr(order, name) != value for name, value in wanted.items()):
+            for name, value in wanted.items():
+                setattr(order, name, value)
+            order.updated_at = clock.now()
+            session.flush()
+            changed = True
+    return order, changed
+
+
+def find_order(session: Session, external_id: str) -> Order:
+    """The order with the store's id; UnknownOrder when there is none."""
+    order = _find(session, (external_id or "").strip())
+    if order is None:
+        raise UnknownOrder(f"no order with id {external_id!r}")
+    return order
+
+
 def _locked(session: Session, external_id: str) -> Order:
     order = session.execute(
         select(Order).where(Order.external_id == (external_id or "").strip()).with_for_update()
     ).scalar_one_or_none()
     if order is None:
-        raise NotFound(f"no order with id {external_id!r}")
+        raise UnknownOrder(f"no order with id {external_id!r}")
     return order
 
 
@@ -295,8 +351,5 @@ def _find(session: Session, external_id: str) -> Optional[Order]:
 
 def _replayed(existing: Order, customer_id: int, total: Decimal) -> RecordedOrder:
     if (existing.customer_id, existing.total) != (customer_id, total):
-        raise Conflict(
-            f"order {existing.external_id} was already recorded for customer {existing.customer_id} "
-            f"with total {existing.total}"
-        )
+        raise OrderConflict(existing)
     return RecordedOrder(existing, points_awarded=0, created=False)

@@ -1,4 +1,5 @@
-"""Redeeming rewards for points, and the codes the store honours at checkout."""
+"""Redeeming rewards for points, and what every code honoured at checkout shares: its refusals and its use
+(checking and using one, reward code or friend offer, is bot/checkout.py)."""
 from __future__ import annotations
 
 import secrets
@@ -32,10 +33,11 @@ class UnknownReward(RedemptionError, NotFound):
 
 
 class CodeRefused(ValueError):
-    """A reward code the store must not honour; `reason` is one of REFUSALS."""
+    """A code the store must not honour at checkout; `reason` is one of REFUSALS, `found` the code's row
+    when it exists (bot/checkout.py sets it)."""
 
-    def __init__(self, code: str, reason: str, detail: str) -> None:
-        self.code, self.reason = code, reason
+    def __init__(self, code: str, reason: str, detail: str, found: Optional[object] = None) -> None:
+        self.code, self.reason, self.found = code, reason, found
         super().__init__(detail)
 
 
@@ -145,49 +147,10 @@ def find_code(session: Session, code: str) -> Optional[RewardCode]:
     return session.execute(select(RewardCode).where(RewardCode.code == normalize_code(code))).scalar_one_or_none()
 
 
-def check_code(
-    session: Session, code: str, *, order_total: Optional[Decimal] = None, currency: Optional[str] = None,
-    now: Optional[datetime] = None,
-) -> RewardCode:
-    """The code if the store may honour it now (for this order total); CodeRefused with the reason if not."""
-    found = find_code(session, code)
-    _refuse_if_invalid(code, found, order_total, currency, now or clock.now())
-    assert found is not None
-    return found
-
-
-def use_code(
-    session: Session, code: str, order_ref: str, *, order_total: Optional[Decimal] = None,
-    currency: Optional[str] = None, now: Optional[datetime] = None,
-) -> RewardCode:
-    """Mark a code used for an order, once. Marking it again for the same order is a no-op;
-    for any other order (or a second concurrent checkout) it is refused as used."""
-    when = now or clock.now()
-    order_ref = (order_ref or "").strip()
-    if not order_ref or len(order_ref) > 64:
-        raise CodeRefused(code, "invalid_order", "an order reference of 1-64 characters is required")
-    found = find_code(session, code)
-    if found is not None and found.status == "used" and found.used_order_ref == order_ref:
-        return found
-    _refuse_if_invalid(code, found, order_total, currency, when)
-    assert found is not None
-    # Conditional update: of two checkouts racing for one code, exactly one sees rowcount 1.
-    result = session.execute(
-        update(RewardCode)
-        .where(RewardCode.id == found.id, RewardCode.status == "issued")
-        .values(status="used", used_at=when, used_order_ref=order_ref)
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:
-        session.expire(found)
-        raise CodeRefused(found.code, "used", f"code {found.code} was already used")
-    session.expire(found)
-    return found
-
-
 class CheckoutCode(Protocol):
     """What a code honoured at checkout has (a RewardCode, a FriendOffer), enough to tell whether it may be used."""
 
+    id: int
     code: str
     status: str  # issued | used | cancelled
     expires_at: datetime
@@ -218,15 +181,17 @@ def refusal_for(
     return None
 
 
-def _refuse_if_invalid(
-    typed: str, found: Optional[RewardCode], order_total: Optional[Decimal], currency: Optional[str], now: datetime
-) -> None:
-    if found is None:
-        raise CodeRefused(typed, "unknown", f"no reward code {typed!r}")
-    refused = refusal_for(found, now=now, order_total=order_total, order_currency=currency,
-                          code_currency=found.currency)
-    if refused is not None:
-        raise refused
+def mark_used(session: Session, found: CheckoutCode, order_ref: str, now: datetime, **also: object) -> bool:
+    """Mark an issued code (a RewardCode or a FriendOffer) used for an order; False when it was not issued
+    (any more). Conditional: of two checkouts racing for one code, exactly one sees it change."""
+    model = type(found)
+    result = session.execute(
+        update(model).where(model.id == found.id, model.status == "issued")  # type: ignore[attr-defined]
+        .values(status="used", used_at=now, used_order_ref=order_ref, **also)
+        .execution_options(synchronize_session=False)
+    )
+    session.expire(found)
+    return result.rowcount == 1
 
 
 def codes_of(session: Session, customer_id: int, limit: int = 10) -> List[RewardCode]:

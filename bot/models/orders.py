@@ -28,6 +28,10 @@ class Order(Base):
     placed_at = Column(UTCDateTime(), nullable=False)
     updated_at = Column(UTCDateTime(), nullable=True)
     fulfilled_at = Column(UTCDateTime(), nullable=True)  # review requests count from here
+    # How the parcel can be followed, when the store says (its latest fulfilment's).
+    tracking_company = Column(String(100), nullable=True)
+    tracking_number = Column(String(100), nullable=True)
+    tracking_url = Column(String(500), nullable=True)
     # For the referral fraud rules, kept only as keyed hashes (bot/advocacy/fingerprints.py).
     shipping_address_hash = Column(String(64), nullable=True, index=True)
     ip_hash = Column(String(64), nullable=True, index=True)

@@ -11,7 +11,7 @@ Every /api/ route needs `Authorization: Bearer <STORE_API_TOKEN>`; with no token
 |                                   | (and a referral it no longer earns)       |                                    |
 | POST /api/orders  event=cancelled | take back what the order still holds      | 201 as refunded                    |
 | POST /api/orders  event=fulfilled | the order shipped (review requests count  | 201; again: 200 created false      |
-|                                   | from it)                                  |                                    |
+|                                   | from it), with its tracking if given      |                                    |
 | POST /api/points                  | credit an earning rule or custom action   | 201 points_awarded, balance        |
 | POST /api/customers               | a new member (signup points) or existing  | 201 new; 200 existing              |
 | GET  /api/reward-codes/{code}     | may the store honour it (for a basket);   | 200 valid true/false + reason      |
@@ -35,7 +35,9 @@ Bodies (`?` optional):
              Address and IP are kept only as keyed hashes (referral fraud rules). A new order that a friend
              offer code, a referral code or the customer's earlier referral points at answers with
              "referral": {"id", "status": joined|review|rewarded|rejected, "reason", "advocate_points"}.
-  fulfilled  {"event": "fulfilled", "order_id", "fulfilled_at"?: now}; the first fulfilment counts
+  fulfilled  {"event": "fulfilled", "order_id", "fulfilled_at"?: now,
+              "tracking"?: {"company"?, "number"?, "url"?}}; the first fulfilment's time counts, the latest
+             tracking is kept (created true when either changed)
   refunded   {"event": "refunded", "order_id", "refund_id", "amount", "currency"}
   cancelled  {"event": "cancelled", "order_id"}
              When the order was a friend's rewarded (or held) first order and no longer qualifies (cancelled,
@@ -49,7 +51,8 @@ Bodies (`?` optional):
   customers  {"email", "first_name"?, "last_name"?, "external_id"?, "birthday"?: "1990-04-23",
               "referral_code"?, "client_ip"?}; a new customer with a referral code answers with "referral":
               {"id", "status", "reason", "advocate_points", "offer_code"} (id null: unknown code; an existing
-              customer's code is ignored)
+              customer's code is ignored). A shopper the widget signed in by their store id before the store
+              registered them (a customer with that external_id and no email) is the one who joins (201).
   code use   {"action": "use", "order_id", "order_total"?, "currency"?, "customer"?}; GET takes
              ?order_total=&currency= and, for friend offers, ?customer_id= or ?customer_email=. A friend offer
              is refused with reason "not_first_order" for a customer who already ordered or used one, and
@@ -67,32 +70,31 @@ used ("reason": "used"); 410 a code expired or cancelled; 413 body too large; 42
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from decimal import Decimal
 from functools import partial
-from typing import Any, Awaitable, Callable, Dict, List, Optional, Tuple
+from typing import Any, Awaitable, Callable, Dict, Optional
 
 from aiohttp import web
-from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bot import clock
+from bot import checkout, clock
 from bot.advocacy.fingerprints import address_hash, fingerprint_key, ip_hash
-from bot.advocacy.friend_offers import check_friend_offer, find_friend_offer, is_friend_offer_code, use_friend_offer
-from bot.advocacy.referrals import ReferralOutcome, attribute_order, reconsider_after_refund, register_signup
-from bot.identity import IdentityError, create_customer
+from bot.advocacy.referrals import ReferralOutcome
+from bot.identity import CustomerFacts, CustomerRef, find_customer
 from bot.identity.linking import issue_link_code
 from bot.log import get_logger
 from bot.loyalty.earning import ACTIONS, Credit, award, credit_for, custom_credit
 from bot.loyalty.ledger import balance
-from bot.loyalty.orders import LineInput, RecordedRefund, cancel_order, record_paid_order, refund_order
 from bot.loyalty.program import Program
-from bot.loyalty.rewards import CodeRefused, check_code, find_code, use_code
+from bot.loyalty.rewards import CodeRefused
+from bot.membership import Joining, join
 from bot.models import Customer, FriendOffer, Order, RewardCode
+from bot.order_events import (
+    Fulfilment, PaidOrder, Refund, TakenBack, record_cancellation, record_fulfilment, record_paid, record_refund,
+)
 from bot.web import payloads
 from bot.web.errors import ApiError, bad_request, code_refused
-from bot.web.payloads import CustomerRef
 from bot.web.store import SETTINGS, in_store
 
 log = get_logger(__name__)
@@ -119,29 +121,6 @@ async def health(_request: web.Request) -> web.Response:
 # --- orders ------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class PaidOrder:
-    order_id: str
-    customer: CustomerRef
-    total: Decimal
-    currency: str
-    placed_at: datetime
-    lines: List[LineInput]
-    # For referrals: codes used at checkout, a referral code, and the fingerprints (hashes only).
-    discount_codes: List[str]
-    referral_code: Optional[str]
-    shipping_address_hash: Optional[str]
-    ip_hash: Optional[str]
-
-
-@dataclass(frozen=True)
-class Refund:
-    order_id: str
-    refund_id: str
-    amount: Decimal
-    currency: str
-
-
 async def post_order(request: web.Request) -> web.Response:
     body = await payloads.json_object(request)
     event = body.get("event")
@@ -157,19 +136,31 @@ async def post_order(request: web.Request) -> web.Response:
 
 async def _paid(request: web.Request, body: Dict[str, Any]) -> Outcome:
     key = fingerprint_key(request.app[SETTINGS])
-    paid = PaidOrder(
-        order_id=payloads.identifier(body, "order_id"),
-        customer=payloads.customer_ref(body),
-        total=payloads.amount(body, "total"),
-        currency=payloads.currency(body),
-        placed_at=payloads.moment(body, "placed_at", clock.now()),
-        lines=payloads.order_lines(body),
-        discount_codes=payloads.text_list(body, "discount_codes", max_items=MAX_DISCOUNT_CODES, max_length=64),
-        referral_code=payloads.optional_text(body, "referral_code", max_length=32),
-        shipping_address_hash=address_hash(payloads.shipping_address(body), key),
-        ip_hash=ip_hash(payloads.ip_address(body, "client_ip"), key),
-    )
-    return await in_store(request, partial(_record_paid, paid=paid), write=True)
+    customer = payloads.customer_ref(body)
+    order_id = payloads.identifier(body, "order_id")
+    total = payloads.amount(body, "total")
+    currency = payloads.currency(body)
+    placed_at = payloads.moment(body, "placed_at", clock.now())
+    lines = payloads.order_lines(body)
+    discount_codes = payloads.text_list(body, "discount_codes", max_items=MAX_DISCOUNT_CODES, max_length=64)
+    referral_code = payloads.optional_text(body, "referral_code", max_length=32)
+    address = address_hash(payloads.shipping_address(body), key)
+    network = ip_hash(payloads.ip_address(body, "client_ip"), key)
+
+    def record(session: Session, program: Program) -> Outcome:
+        customer_id = _customer(session, customer).id
+        paid = record_paid(session, program, PaidOrder(
+            order_id, customer_id, total, placed_at, currency=currency, lines=lines, discount_codes=discount_codes,
+            referral_code=referral_code, shipping_address_hash=address, ip_hash=network))
+        return Outcome(paid.created, {
+            **_order_view(paid.order),
+            "points_awarded": paid.points_awarded,
+            "balance": balance(session, customer_id),
+            "tier": session.get(Customer, customer_id).tier_name,
+            **({"referral": _referral_view(paid.referral)} if paid.referral is not None else {}),
+        })
+
+    return await in_store(request, record, write=True)
 
 
 async def _refunded(request: web.Request, body: Dict[str, Any]) -> Outcome:
@@ -179,18 +170,33 @@ async def _refunded(request: web.Request, body: Dict[str, Any]) -> Outcome:
         amount=payloads.amount(body, "amount"),
         currency=payloads.currency(body),
     )
-    return await in_store(request, partial(_record_refund, refund=refund), write=True)
+    return await in_store(request, lambda session, program: _take_back_outcome(
+        session, record_refund(session, program, refund)), write=True)
 
 
 async def _cancelled(request: web.Request, body: Dict[str, Any]) -> Outcome:
     order_id = payloads.identifier(body, "order_id")
-    return await in_store(request, partial(_record_cancel, order_id=order_id), write=True)
+    return await in_store(request, lambda session, program: _take_back_outcome(
+        session, record_cancellation(session, program, order_id)), write=True)
 
 
 async def _fulfilled(request: web.Request, body: Dict[str, Any]) -> Outcome:
-    order_id = payloads.identifier(body, "order_id")
-    fulfilled_at = payloads.moment(body, "fulfilled_at", clock.now())
-    return await in_store(request, partial(_record_fulfilled, order_id=order_id, fulfilled_at=fulfilled_at), write=True)
+    fulfilment = Fulfilment(
+        order_id=payloads.identifier(body, "order_id"),
+        fulfilled_at=payloads.moment(body, "fulfilled_at", clock.now()),
+        tracking=payloads.tracking(body),
+    )
+
+    def record(session: Session, _program: Program) -> Outcome:
+        fulfilled = record_fulfilment(session, fulfilment)
+        order = fulfilled.order
+        return Outcome(fulfilled.created, {
+            **_order_view(order), "fulfilled_at": order.fulfilled_at.isoformat(),
+            "tracking": {"company": order.tracking_company, "number": order.tracking_number,
+                         "url": order.tracking_url},
+        })
+
+    return await in_store(request, record, write=True)
 
 
 _ORDER_EVENTS: Dict[str, Callable[[web.Request, Dict[str, Any]], Awaitable[Outcome]]] = {
@@ -198,68 +204,16 @@ _ORDER_EVENTS: Dict[str, Callable[[web.Request, Dict[str, Any]], Awaitable[Outco
 }
 
 
-def _record_paid(session: Session, program: Program, paid: PaidOrder) -> Outcome:
-    customer = find_customer(session, paid.customer)
-    recorded = record_paid_order(
-        session, program, customer.id, paid.order_id, paid.total, paid.placed_at,
-        currency=paid.currency, lines=paid.lines,
-    )
-    referral = None
-    if recorded.created:  # a replay was attributed when it was new
-        recorded.order.shipping_address_hash = paid.shipping_address_hash
-        recorded.order.ip_hash = paid.ip_hash
-        session.flush()
-        referral = attribute_order(session, program, recorded.order, discount_codes=paid.discount_codes,
-                                   referral_code=paid.referral_code, now=clock.now())
-    return Outcome(recorded.created, {
-        **_order_view(recorded.order),
-        "points_awarded": recorded.points_awarded,
-        "balance": balance(session, customer.id),
-        "tier": customer.tier_name,
-        **({"referral": _referral_view(referral)} if referral is not None else {}),
+def _take_back_outcome(session: Session, taken: TakenBack) -> Outcome:
+    return Outcome(taken.created, {
+        **_order_view(taken.order),
+        "refund_id": taken.refund.external_id,
+        "amount": _money(taken.refund.amount),
+        "points_reversed": taken.points_reversed,
+        "points_written_off": taken.points_written_off,
+        "balance": balance(session, taken.order.customer_id),
+        **({"referral": _referral_view(taken.referral)} if taken.referral is not None else {}),
     })
-
-
-def _record_fulfilled(session: Session, _program: Program, order_id: str, fulfilled_at: datetime) -> Outcome:
-    order = _find_order(session, order_id)
-    # Conditional: of two deliveries of the same fulfilment, one sets it.
-    created = session.execute(
-        update(Order).where(Order.id == order.id, Order.fulfilled_at.is_(None))
-        .values(fulfilled_at=fulfilled_at, updated_at=clock.now()).execution_options(synchronize_session=False)
-    ).rowcount == 1
-    session.refresh(order)
-    return Outcome(created, {**_order_view(order), "fulfilled_at": order.fulfilled_at.isoformat()})
-
-
-def _record_refund(session: Session, program: Program, refund: Refund) -> Outcome:
-    _find_order(session, refund.order_id)
-    result = refund_order(session, program, refund.order_id, refund.refund_id, refund.amount, currency=refund.currency)
-    return _take_back_outcome(session, program, result)
-
-
-def _record_cancel(session: Session, program: Program, order_id: str) -> Outcome:
-    _find_order(session, order_id)
-    return _take_back_outcome(session, program, cancel_order(session, program, order_id))
-
-
-def _take_back_outcome(session: Session, program: Program, result: RecordedRefund) -> Outcome:
-    referral = reconsider_after_refund(session, program, result.order, clock.now())
-    return Outcome(result.created, {
-        **_order_view(result.order),
-        "refund_id": result.refund.external_id,
-        "amount": _money(result.refund.amount),
-        "points_reversed": result.refund.points_reversed,
-        "points_written_off": result.points_written_off,
-        "balance": balance(session, result.order.customer_id),
-        **({"referral": _referral_view(ReferralOutcome.of(referral))} if referral is not None else {}),
-    })
-
-
-def _find_order(session: Session, order_id: str) -> Order:
-    order = session.execute(select(Order).where(Order.external_id == order_id)).scalar_one_or_none()
-    if order is None:
-        raise ApiError(404, "unknown_order", f"no order with id {order_id!r}")
-    return order
 
 
 def _referral_view(outcome: ReferralOutcome) -> Dict[str, Any]:
@@ -311,7 +265,7 @@ async def post_points(request: web.Request) -> web.Response:
 
 
 def _credit(session: Session, program: Program, wanted: PointsRequest) -> Outcome:
-    customer = find_customer(session, wanted.customer)
+    customer = _customer(session, wanted.customer)
     credit = _credit_for(program, customer.id, wanted)
     posted = award(session, program, customer.id, credit, wanted.at)
     return Outcome(posted.created, {
@@ -338,88 +292,34 @@ def _credit_for(program: Program, customer_id: int, wanted: PointsRequest) -> Cr
 # --- customers ---------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class NewCustomer:
-    email: str
-    first_name: Optional[str]
-    last_name: Optional[str]
-    external_id: Optional[str]
-    birthday: Optional[date]
-    referral_code: Optional[str]
-    ip_hash: Optional[str]
-
-
 async def post_customer(request: web.Request) -> web.Response:
     body = await payloads.json_object(request)
     email = payloads.text(body, "email", max_length=320).lower()
     if "@" not in email:
         raise bad_request(f"email {email!r} is not an email address")
-    new = NewCustomer(
-        email=email,
-        first_name=payloads.optional_text(body, "first_name", max_length=100),
-        last_name=payloads.optional_text(body, "last_name", max_length=100),
-        external_id=payloads.optional_identifier(body, "external_id"),
-        birthday=payloads.birthday(body),
+    joining = Joining(
+        CustomerFacts(
+            email=email,
+            store_id=payloads.optional_identifier(body, "external_id"),
+            first_name=payloads.optional_text(body, "first_name", max_length=100),
+            last_name=payloads.optional_text(body, "last_name", max_length=100),
+            birthday=payloads.birthday(body),
+        ),
         referral_code=payloads.optional_text(body, "referral_code", max_length=32),
         ip_hash=ip_hash(payloads.ip_address(body, "client_ip"), fingerprint_key(request.app[SETTINGS])),
     )
-    outcome = await in_store(request, partial(_join, new=new), write=True)
+
+    def record(session: Session, program: Program) -> Outcome:
+        """A new member with their signup points, or the member this email already is."""
+        joined = join(session, program, joining)
+        view = {**_customer_view(session, joined.customer), "points_awarded": joined.signup_points}
+        if joined.referral is not None:
+            view["referral"] = _referral_view(joined.referral)
+        return Outcome(joined.created, view)
+
+    outcome = await in_store(request, record, write=True)
     log.info("api.customer", customer_id=outcome.body["id"], created=outcome.created)
     return outcome.response()
-
-
-def _join(session: Session, program: Program, new: NewCustomer) -> Outcome:
-    """A new member with their signup points, or the member this email already is."""
-    customer = _by(session, Customer.email, new.email)
-    if customer is None:
-        customer, created = _create_member(session, new)
-        if created:
-            points = _signup(session, program, customer)
-            view = {**_customer_view(session, customer), "points_awarded": points}
-            if new.referral_code is not None:
-                referral = register_signup(session, program, customer.id, new.referral_code, new.ip_hash, clock.now())
-                view["referral"] = _referral_view(referral)
-            return Outcome(True, view)
-    if new.external_id is not None and customer.external_id not in (None, new.external_id):
-        raise ApiError(409, "conflict", f"customer {customer.id} already has external_id {customer.external_id!r}")
-    _set_external_id(session, customer, new.external_id)
-    return Outcome(False, {**_customer_view(session, customer), "points_awarded": 0})
-
-
-def _create_member(session: Session, new: NewCustomer) -> Tuple[Customer, bool]:
-    """(the new customer, True); or (the customer, False) when a concurrent sign-up of the same email
-    created them first."""
-    if new.external_id is not None and _by(session, Customer.external_id, new.external_id) is not None:
-        raise ApiError(409, "conflict", f"external_id {new.external_id!r} belongs to a customer with another email")
-    try:
-        customer = create_customer(session, new.email, new.first_name, new.last_name, new.birthday)
-    except IdentityError:
-        winner = _by(session, Customer.email, new.email)
-        if winner is None:
-            raise
-        return winner, False
-    _set_external_id(session, customer, new.external_id)
-    return customer, True
-
-
-def _signup(session: Session, program: Program, customer: Customer) -> int:
-    if program.earning.signup <= 0:
-        return 0  # the merchant switched the welcome bonus off
-    now = clock.now()
-    credit = credit_for(program, customer.id, "signup", None, now)
-    award(session, program, customer.id, credit, now)
-    return credit.points
-
-
-def _set_external_id(session: Session, customer: Customer, external_id: Optional[str]) -> None:
-    if external_id is None or customer.external_id == external_id:
-        return
-    try:
-        with session.begin_nested():
-            customer.external_id = external_id
-            session.flush()
-    except IntegrityError:
-        raise ApiError(409, "conflict", f"external_id {external_id!r} belongs to another customer") from None
 
 
 def _customer_view(session: Session, customer: Customer) -> Dict[str, Any]:
@@ -434,20 +334,11 @@ def _customer_view(session: Session, customer: Customer) -> Dict[str, Any]:
     }
 
 
-def find_customer(session: Session, ref: CustomerRef) -> Customer:
-    customer = _customer_by_ref(session, ref)
+def _customer(session: Session, ref: CustomerRef) -> Customer:
+    customer = find_customer(session, ref)
     if customer is None:
         raise ApiError(404, "unknown_customer", f"no customer with {ref.key} {ref.value!r}")
     return customer
-
-
-def _customer_by_ref(session: Session, ref: CustomerRef) -> Optional[Customer]:
-    column = {"id": Customer.id, "email": Customer.email, "external_id": Customer.external_id}[ref.key]
-    return _by(session, column, ref.value)
-
-
-def _by(session: Session, column: Any, value: Any) -> Optional[Customer]:
-    return session.execute(select(Customer).where(column == value)).scalar_one_or_none()
 
 
 # --- chat linking ------------------------------------------------------------------------------------
@@ -458,7 +349,7 @@ async def post_link_token(request: web.Request) -> web.Response:
     ref = payloads.customer_ref(body)
 
     def issue(session: Session, _program: Program) -> Dict[str, Any]:
-        customer = find_customer(session, ref)
+        customer = _customer(session, ref)
         issued = issue_link_code(session, customer.id, clock.now())
         return {
             "customer_id": customer.id,
@@ -484,27 +375,18 @@ async def get_reward_code(request: web.Request) -> web.Response:
     now = clock.now()
 
     def look_up(session: Session, program: Program) -> Dict[str, Any]:
-        if is_friend_offer_code(typed):
-            offer = find_friend_offer(session, typed)
-            customer_id = _known_customer_id(session, customer)
-            return _checked_view(typed, offer, _offer_view, lambda: check_friend_offer(
-                session, program, typed, order_total=order_total, customer_id=customer_id, now=now))
-        return _checked_view(typed, find_code(session, typed), _code_view, lambda: check_code(
-            session, typed, order_total=order_total, currency=currency, now=now))
+        """A code's view with "valid" and, when refused, the reason; an unknown code is 404."""
+        try:
+            found = checkout.check_code(session, program, typed, order_total=order_total, currency=currency,
+                                        customer_id=_known_customer_id(session, customer), now=now)
+        except CodeRefused as refused:
+            if refused.found is None:
+                raise code_refused(CodeRefused(typed, "unknown", f"no reward code {typed!r}")) from None
+            return {**_checkout_view(refused.found), "valid": False, "reason": refused.reason,
+                    "detail": str(refused)}
+        return {**_checkout_view(found), "valid": True}
 
     return web.json_response(await in_store(request, look_up, write=False))
-
-
-def _checked_view(typed: str, found: Any, view: Callable[[Any], Dict[str, Any]],
-                  check: Callable[[], Any]) -> Dict[str, Any]:
-    """A code's view with "valid" and, when refused, the reason; an unknown code is 404."""
-    if found is None:
-        raise code_refused(CodeRefused(typed, "unknown", f"no reward code {typed!r}"))
-    try:
-        check()
-    except CodeRefused as refused:
-        return {**view(found), "valid": False, "reason": refused.reason, "detail": str(refused)}
-    return {**view(found), "valid": True}
 
 
 async def post_reward_code(request: web.Request) -> web.Response:
@@ -518,12 +400,9 @@ async def post_reward_code(request: web.Request) -> web.Response:
     customer = payloads.customer_ref(body) if body.get("customer") is not None else None
 
     def use(session: Session, program: Program) -> Dict[str, Any]:
-        if is_friend_offer_code(typed):
-            offer = use_friend_offer(session, program, typed, order_id, order_total=order_total,
-                                     customer_id=_known_customer_id(session, customer), now=clock.now())
-            return _offer_view(offer)
-        code = use_code(session, typed, order_id, order_total=order_total, currency=currency, now=clock.now())
-        return _code_view(code)
+        return _checkout_view(checkout.use_code(
+            session, program, typed, order_id, order_total=order_total, currency=currency,
+            customer_id=_known_customer_id(session, customer), now=clock.now()))
 
     view = await in_store(request, use, write=True)
     log.info("api.code_used", order_id=order_id, customer_id=view["customer_id"], friend_offer=view["friend_offer"])
@@ -533,8 +412,12 @@ async def post_reward_code(request: web.Request) -> web.Response:
 def _known_customer_id(session: Session, ref: Optional[CustomerRef]) -> Optional[int]:
     """The named customer's id; None when none was named or the store names someone we do not know yet (a
     new customer at their first checkout)."""
-    customer = _customer_by_ref(session, ref) if ref is not None else None
+    customer = find_customer(session, ref) if ref is not None else None
     return customer.id if customer is not None else None
+
+
+def _checkout_view(found: Any) -> Dict[str, Any]:
+    return _offer_view(found) if isinstance(found, FriendOffer) else _code_view(found)
 
 
 def _code_view(code: RewardCode) -> Dict[str, Any]:

@@ -9,8 +9,9 @@ from typing import Any, Dict, Mapping, Optional
 
 from aiohttp import web
 
-from bot.identity import IdentityError
+from bot.identity import CustomerConflict, IdentityError
 from bot.loyalty.ledger import Conflict, LedgerError, NotFound
+from bot.loyalty.orders import UnknownOrder
 from bot.loyalty.rewards import CodeRefused
 
 
@@ -71,8 +72,10 @@ def from_service_error(error: Exception) -> Optional[ApiError]:
     """The API answer for a service refusal; None for anything that is not one (a bug: 500)."""
     if isinstance(error, CodeRefused):
         return code_refused(error)
-    if isinstance(error, Conflict):
+    if isinstance(error, (Conflict, CustomerConflict)):
         return ApiError(409, "conflict", str(error))
+    if isinstance(error, UnknownOrder):
+        return ApiError(404, "unknown_order", str(error))
     if isinstance(error, NotFound):
         return ApiError(404, "not_found", str(error))
     if isinstance(error, LedgerError):

@@ -6,7 +6,6 @@ loyalty rule refuses (zero total, three decimals, an absurd amount) is 422.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any, Dict, List, Mapping, Optional, Union
@@ -14,8 +13,10 @@ from typing import Any, Dict, List, Mapping, Optional, Union
 from aiohttp import web
 
 from bot.advocacy.fingerprints import ADDRESS_FIELDS, normalize_ip
+from bot.identity import CustomerRef
+from bot.identity.customers import CUSTOMER_KEYS, MAX_ID
 from bot.loyalty.ledger import LedgerError
-from bot.loyalty.orders import LineInput, check_amount
+from bot.loyalty.orders import LineInput, Tracking, check_amount
 from bot.web.errors import ApiError, bad_request, unprocessable
 
 MAX_LINES = 500
@@ -24,8 +25,6 @@ MAX_LINES = 500
 FUTURE_TOLERANCE = timedelta(hours=1)
 # Earlier is a zero or mis-parsed date on the store's side (and tier terms a year before year 1 overflow).
 EARLIEST_MOMENT = datetime(2000, 1, 1, tzinfo=timezone.utc)
-CUSTOMER_KEYS = ("id", "email", "external_id")
-MAX_ID = 2 ** 31 - 1  # our ids are 32-bit integers: a larger one would be a database error (500), not a 400
 MAX_ADDRESS_CHARS = 500
 
 
@@ -177,14 +176,6 @@ def birthday(body: Mapping[str, Any], name: str = "birthday") -> Optional[date]:
         raise bad_request(f"{name} {value!r} is not a date such as 1990-04-23") from None
 
 
-@dataclass(frozen=True)
-class CustomerRef:
-    """How the store names a customer: our id, their email, or the store's own customer id."""
-
-    key: str  # one of CUSTOMER_KEYS
-    value: Any
-
-
 def customer_ref(body: Mapping[str, Any], name: str = "customer") -> CustomerRef:
     value = body.get(name)
     if not isinstance(value, dict):
@@ -200,6 +191,23 @@ def customer_ref(body: Mapping[str, Any], name: str = "customer") -> CustomerRef
     if key == "email":
         return CustomerRef("email", text(value, "email", max_length=320).lower())
     return CustomerRef("external_id", identifier(value, "external_id"))
+
+
+def tracking(body: Mapping[str, Any], name: str = "tracking") -> Optional[Tracking]:
+    """A fulfilment's {"company"?, "number"?, "url"?}; None when absent."""
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise bad_request(f'{name} must be an object: {{"company"?, "number"?, "url"?}}')
+    found = Tracking(
+        company=optional_text(value, "company", max_length=100),
+        number=optional_text(value, "number", max_length=100),
+        url=optional_text(value, "url", max_length=500),
+    )
+    if found.url is not None and not found.url.startswith(("https://", "http://")):
+        raise bad_request(f"{name}.url must be an http(s) address")
+    return found if found != Tracking() else None
 
 
 def order_lines(body: Mapping[str, Any], name: str = "lines") -> List[LineInput]:

@@ -1,7 +1,7 @@
 """What handlers share: the app's settings, database and program, and service calls off the event loop.
 
 The database drivers (sqlite3, psycopg2) block, so every service call runs in the app's thread pool,
-inside one transaction: a request that fails for any reason writes nothing.
+inside one transaction (bot/db.py): a request that fails for any reason writes nothing.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Callable, TypeVar
 from aiohttp import web
 from sqlalchemy.orm import Session
 
-from bot.db import Database
+from bot.db import Database, transaction_in_thread
 from bot.loyalty.program import Program
 from bot.settings import Settings
 
@@ -32,10 +32,5 @@ async def in_executor(app: web.Application, work: Callable[[], T]) -> T:
 async def in_store(request: web.Request, work: Callable[[Session, Program], T], *, write: bool) -> T:
     """`work(session, program)` in one transaction on a worker thread; its result, or its exception."""
     app = request.app
-
-    def run() -> T:
-        program = app[PROGRAM]()
-        with app[DATABASE].session(write=write) as session:
-            return work(session, program)
-
-    return await in_executor(app, run)
+    return await transaction_in_thread(lambda session: work(session, app[PROGRAM]()), write=write,
+                                       database=app[DATABASE], executor=app[EXECUTOR])

@@ -51,6 +51,18 @@ def test_orders_refunds_rewards_and_codes(environment, capsys, clock) -> None:
     assert _run(capsys, "ledger", "verify")[0] == 0
 
 
+def test_an_order_is_fulfilled_with_its_tracking(environment, capsys, clock) -> None:
+    main(["seed", "--demo"])
+    capsys.readouterr()
+    _run(capsys, "orders", "add", "--customer", "dev.patel@example.com", "--id", "9001", "--total", "20.00")
+    code, out = _run(capsys, "orders", "fulfil", "--id", "9001", "--carrier", "UPS", "--tracking-number", "1Z999")
+    assert code == 0 and "order 9001 fulfilled at" in out and "tracking UPS 1Z999" in out, out
+    code, out = _run(capsys, "orders", "fulfil", "--id", "9001")
+    assert code == 0 and "already fulfilled; nothing changed" in out
+    code, out = _run(capsys, "orders", "fulfil", "--id", "nope")
+    assert code == 1 and "no order with id 'nope'" in out
+
+
 def test_jobs_expire_points_and_review_tiers(environment, capsys, clock) -> None:
     main(["seed", "--demo"])
     capsys.readouterr()

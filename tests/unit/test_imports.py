@@ -170,15 +170,17 @@ def test_every_rejection_reason_is_reported_with_its_line(any_db: Database, prog
 
 def test_a_row_that_fails_in_the_database_rolls_back_alone(any_db: Database, program, tmp_path: Path,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot import order_events
+
     monkeypatch.setattr(imports, "BATCH_ROWS", 4)
-    real_refund = imports.refund_order
+    real_refund = order_events.refund_order
 
     def failing_refund(session, program, external_id, *args, **kwargs):  # type: ignore[no-untyped-def]
         if external_id == "1006":
             raise LedgerError("the refund service is broken for this order")
         return real_refund(session, program, external_id, *args, **kwargs)
 
-    monkeypatch.setattr(imports, "refund_order", failing_refund)
+    monkeypatch.setattr(order_events, "refund_order", failing_refund)
     with any_db.session(write=True) as session:
         create_customer(session, "ann@example.com", "Ann")
     rows = [order(f"#{1000 + n}", "ann@example.com", "10.00") for n in range(1, 11)]

@@ -17,7 +17,7 @@ from rasa.shared.core.trackers import DialogueStateTracker
 from sqlalchemy import Text, cast, func, select, text
 
 from bot.advocacy.content import SubmittedMedia, keep_submission
-from bot.advocacy.friend_offers import find_friend_offer, mark_offer_used, record_click
+from bot.advocacy.friend_offers import find_friend_offer, record_click
 from bot.advocacy.referrals import claim_in_chat, referral_code_for
 from bot.advocacy.reviews import ReviewableProduct, ReviewDraft, moderate_review, submit_review
 from bot.advocacy.social import claim_social_follow
@@ -25,13 +25,13 @@ from bot.db import Database
 from bot.feedback.search import matching, search_text_for
 from bot.feedback.transcripts import store_transcript
 from bot.handoff import request_handoff
-from bot.identity import create_customer, link_identity
+from bot.identity import create_customer, find_customers, link_identity
 from bot.identity.linking import issue_link_code, redeem_link_code
 from bot.loyalty.earning import award, credit_for
 from bot.loyalty.ledger import verify_balances
 from bot.loyalty.orders import LineInput, record_paid_order
 from bot.loyalty.program import Program
-from bot.loyalty.rewards import redeem
+from bot.loyalty.rewards import mark_used, redeem
 from bot.models import (
     ChannelIdentity, ContentSubmission, Customer, Feedback, FeedbackNote, FeedbackTopic, HandoffRequest, LedgerEntry,
     LinkAttempt, LinkCode, Order, OutboundMessage, ProductSearch, QuizRun, Referral, ReferralClick, Review, RewardCode,
@@ -41,7 +41,7 @@ from bot.models.base import Base
 from bot.notices import queue_notice
 from bot.privacy import (
     ERASED_SENDER, UnknownCustomer, customer_by_email, customer_profile, erase_conversations, erase_customer,
-    erase_customer_everywhere, find_customers,
+    erase_customer_everywhere,
 )
 from bot.settings import Settings
 from tests.services import REDIS_URL, require_service
@@ -142,7 +142,7 @@ def seed(db: Database, program: Program) -> Store:
         order = record_paid_order(session, program, ann.id, "A-1001", Decimal("240"), NOW - timedelta(days=20),
                                   lines=[LineInput("Pebble table lamp", 2, Decimal("120"), "OE-LT-002")]).order
         order.shipping_address_hash, order.ip_hash = ADDRESS_HASH, IP_HASH
-        assert mark_offer_used(session, cy_offer, "A-1001", ann.id, NOW - timedelta(days=20))
+        assert mark_used(session, cy_offer, "A-1001", NOW - timedelta(days=20), used_by_customer_id=ann.id)
         redeem(session, program, ann.id, "free-shipping", idempotency_key="ann-redeem-1")
 
         review, _ = submit_review(session, ReviewDraft("telegram", TELEGRAM, ann.id, LAMP, 2,

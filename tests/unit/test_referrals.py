@@ -14,19 +14,18 @@ from sqlalchemy import func, select
 
 from bot.advocacy.fingerprints import address_hash, ip_hash
 from bot.advocacy.codes import CODE_LENGTH, ReferralError, normalize_referral_code
-from bot.advocacy.friend_offers import (
-    MAX_CLICKS_PER_NETWORK, check_friend_offer, normalize_offer_code, record_click, use_friend_offer,
-)
+from bot.advocacy.friend_offers import MAX_CLICKS_PER_NETWORK, normalize_offer_code, record_click
 from bot.advocacy.referrals import (
-    ReferralOutcome, ReferralStateError, UnknownReferral, approve_referral, attribute_order, claim_in_chat,
-    find_code_in_text, reconsider_after_refund, referral_code_for, referral_link, referral_stats, register_signup,
-    reject_referral,
+    ReferralOutcome, ReferralStateError, UnknownReferral, approve_referral, claim_in_chat, find_code_in_text,
+    referral_code_for, referral_link, referral_stats, register_signup, reject_referral,
 )
+from bot.checkout import check_code, use_code
 from bot.db import Database
 from bot.identity import create_customer, link_identity
 from bot.identity.linking import CODE_ALPHABET
 from bot.loyalty.ledger import balance, post_entry, verify_balances
-from bot.loyalty.orders import cancel_order, record_paid_order, refund_order
+from bot.loyalty.orders import cancel_order
+from bot.order_events import PaidOrder, Refund, record_cancellation, record_paid, record_refund
 from bot.loyalty.rewards import CodeRefused
 from bot.models import FriendOffer, LedgerEntry, OutboundMessage, Referral, ReferralClick, ReferralDecision
 
@@ -56,16 +55,11 @@ def click(db: Database, program, code: str, ip: Optional[str] = PHONE, agent: st
 def order(db: Database, program, customer_id: int, order_id: str, total: str = "60.00", *, ip: Optional[str] = None,
           address: Any = None, discount_codes: Sequence[str] = (), referral_code: Optional[str] = None,
           at: datetime = NOW) -> Optional[ReferralOutcome]:
-    """A paid order as the store API records it: fingerprints on the order, attribution when it is new."""
+    """A paid order event (fingerprints on the order, attribution when it is new); the referral it decided."""
     with db.session(write=True) as session:
-        recorded = record_paid_order(session, program, customer_id, order_id, Decimal(total), at)
-        if not recorded.created:
-            return None
-        recorded.order.ip_hash = ip_hash(ip, KEY)
-        recorded.order.shipping_address_hash = address_hash(address, KEY)
-        session.flush()
-        return attribute_order(session, program, recorded.order, discount_codes=discount_codes,
-                               referral_code=referral_code, now=at)
+        return record_paid(session, program, PaidOrder(
+            order_id, customer_id, Decimal(total), at, discount_codes=discount_codes, referral_code=referral_code,
+            shipping_address_hash=address_hash(address, KEY), ip_hash=ip_hash(ip, KEY)), now=at).referral
 
 
 def claim(db: Database, program, code: str, sender: str, channel: str = "telegram", source: str = "telegram") -> Any:
@@ -75,12 +69,11 @@ def claim(db: Database, program, code: str, sender: str, channel: str = "telegra
 
 def take_back(db: Database, program, order_id: str, amount: Optional[str] = None,
               refund_id: str = "r1") -> Optional[Referral]:
-    """A refund of `amount`, or the cancellation (None), as the store API records it: then the referral is
-    reconsidered. The referral it rejected, if any."""
+    """A refund of `amount`, or the cancellation (None), as an order event: the referral it rejected, if any."""
     with db.session(write=True) as session:
-        result = (cancel_order(session, program, order_id) if amount is None
-                  else refund_order(session, program, order_id, refund_id, Decimal(amount)))
-        return reconsider_after_refund(session, program, result.order, NOW)
+        taken = (record_cancellation(session, program, order_id, now=NOW) if amount is None
+                 else record_refund(session, program, Refund(order_id, refund_id, Decimal(amount)), now=NOW))
+        return session.get(Referral, taken.referral.referral_id) if taken.referral is not None else None
 
 
 def points(db: Database, customer_id: int) -> int:
@@ -510,7 +503,7 @@ def test_approving_a_held_referral_whose_order_was_cancelled_is_refused(sqlite_d
         friend_id = customer(sqlite_db, f"friend{index}@example.com")
         held = order(sqlite_db, strict, friend_id, f"F{index}", ip=LAPTOP, referral_code=code)
     assert held.status == "review"
-    with sqlite_db.session(write=True) as session:
+    with sqlite_db.session(write=True) as session:  # the order alone, its referral not reconsidered (yet)
         cancel_order(session, strict, "F1")
     with sqlite_db.session(write=True) as session, pytest.raises(ReferralError, match="F1 was cancelled: reject"):
         approve_referral(session, strict, held.referral_id, "merchant:maya", NOW)
@@ -573,14 +566,14 @@ def test_a_friend_offer_is_honoured_once_for_a_first_order(sqlite_db: Database, 
 
     def refused(typed: str, **kwargs: Any) -> str:
         with sqlite_db.session(write=True) as session, pytest.raises(CodeRefused) as error:
-            check_friend_offer(session, program, typed, now=kwargs.pop("now", NOW), **kwargs)
+            check_code(session, program, typed, now=kwargs.pop("now", NOW), **kwargs)
         return error.value.reason
 
     with sqlite_db.session(write=True) as session:
-        assert check_friend_offer(session, program, offer_code.lower().replace("-", " "), customer_id=friend_id,
+        assert check_code(session, program, offer_code.lower().replace("-", " "), customer_id=friend_id,
                                   now=NOW).code == offer_code
-        use_friend_offer(session, program, offer_code, "F1", customer_id=friend_id, now=NOW)
-        use_friend_offer(session, program, offer_code, "F1", customer_id=friend_id, now=NOW)  # again for that order
+        use_code(session, program, offer_code, "F1", customer_id=friend_id, now=NOW)
+        use_code(session, program, offer_code, "F1", customer_id=friend_id, now=NOW)  # again for that order
     assert refused(offer_code) == "used"
     assert refused("FRIEND-AAAA-AAAA") == "unknown"
     assert refused(second_offer, customer_id=friend_id) == "not_first_order"  # already used a friend offer
@@ -590,7 +583,7 @@ def test_a_friend_offer_is_honoured_once_for_a_first_order(sqlite_db: Database, 
     order(sqlite_db, program, veteran, "OLD", "10.00")
     assert refused(second_offer, customer_id=veteran) == "not_first_order"
     with sqlite_db.session(write=True) as session, pytest.raises(CodeRefused) as error:
-        use_friend_offer(session, program, second_offer, "F9", customer_id=veteran, now=NOW)
+        use_code(session, program, second_offer, "F9", customer_id=veteran, now=NOW)
     assert error.value.reason == "not_first_order"
 
 
@@ -603,15 +596,15 @@ def test_the_advocates_other_account_is_refused_their_own_offer_at_checkout(sqli
     offer_code = click(sqlite_db, program, code).offer_code
     alias = customer(sqlite_db, "a.nn+deal@example.com")
     with sqlite_db.session(write=True) as session, pytest.raises(CodeRefused) as error:
-        check_friend_offer(session, program, offer_code, customer_id=alias, now=NOW)
+        check_code(session, program, offer_code, customer_id=alias, now=NOW)
     assert error.value.reason == "own_code" and "self-referral: same email" in str(error.value)
     with sqlite_db.session(write=True) as session, pytest.raises(CodeRefused) as error:
-        use_friend_offer(session, program, offer_code, "X1", customer_id=alias, now=NOW)
+        use_code(session, program, offer_code, "X1", customer_id=alias, now=NOW)
     assert error.value.reason == "own_code"
     # The merchant switched the email rule off: the alias is a customer like any other.
     lenient = replace(program, referrals=replace(program.referrals, reject_same_email=False))
     with sqlite_db.session(write=True) as session:
-        assert check_friend_offer(session, lenient, offer_code, customer_id=alias, now=NOW).code == offer_code
+        assert check_code(session, lenient, offer_code, customer_id=alias, now=NOW).code == offer_code
 
 
 # --- the same order twice ----------------------------------------------------------------------------

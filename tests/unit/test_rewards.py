@@ -11,9 +11,8 @@ from sqlalchemy import func, select
 from bot.db import Database
 from bot.identity import create_customer
 from bot.loyalty.ledger import balance, post_entry, verify_balances
-from bot.loyalty.rewards import (
-    CodeRefused, RedemptionError, check_code, new_code, normalize_code, redeem, use_code,
-)
+from bot.checkout import check_code, use_code
+from bot.loyalty.rewards import CodeRefused, RedemptionError, new_code, normalize_code, redeem
 from bot.models import LedgerEntry, RewardCode
 
 NOW = datetime(2026, 6, 15, 12, tzinfo=timezone.utc)
@@ -119,21 +118,21 @@ def test_codes_are_checked_and_used_once_with_the_reason_when_refused(any_db: Da
         code = redeem(session, program, customer_id, "twenty-off").code.code
     with any_db.session() as session:
         with pytest.raises(CodeRefused) as refused:
-            check_code(session, code, order_total=Decimal("39.99"))
+            check_code(session, program, code, order_total=Decimal("39.99"))
         assert refused.value.reason == "below_minimum"
         with pytest.raises(CodeRefused) as refused:
-            check_code(session, code, currency="EUR")
+            check_code(session, program, code, currency="EUR")
         assert refused.value.reason == "wrong_currency"
         with pytest.raises(CodeRefused) as refused:
-            check_code(session, "RW-0000-0000-0000")
+            check_code(session, program, "RW-0000-0000-0000")
         assert refused.value.reason == "unknown"
-        assert check_code(session, code.lower(), order_total=Decimal("40")).status == "issued"
+        assert check_code(session, program, code.lower(), order_total=Decimal("40")).status == "issued"
     with any_db.session(write=True) as session:
-        used = use_code(session, code, "9001", order_total=Decimal("80"))
+        used = use_code(session, program, code, "9001", order_total=Decimal("80"))
         assert (used.status, used.used_order_ref) == ("used", "9001")
-        assert use_code(session, code, "9001").status == "used"  # the same checkout again: fine
+        assert use_code(session, program, code, "9001").status == "used"  # the same checkout again: fine
         with pytest.raises(CodeRefused) as refused:
-            use_code(session, code, "9002")
+            use_code(session, program, code, "9002")
         assert refused.value.reason == "used" and "9001" in str(refused.value)
 
 
@@ -145,7 +144,7 @@ def test_an_expired_code_is_refused(sqlite_db: Database, program, clock) -> None
     clock.at(NOW + timedelta(days=184))
     with sqlite_db.session(write=True) as session:
         with pytest.raises(CodeRefused) as refused:
-            use_code(session, code, "9003")
+            use_code(session, program, code, "9003")
     assert refused.value.reason == "expired" and "expired on 2026-12-15" in str(refused.value)
 
 
@@ -160,7 +159,7 @@ def test_two_checkouts_racing_for_one_code_use_it_once(any_db: Database, program
         barrier.wait()
         try:
             with any_db.session(write=True) as session:
-                return use_code(session, code, f"order-{index}").used_order_ref
+                return use_code(session, program, code, f"order-{index}").used_order_ref
         except CodeRefused as refused:
             return refused.reason
 

@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 import pytest
 from sqlalchemy import select
 
+from bot.identity import customer_for_sender, link_chat_to_store_customer
 from bot.models import Customer, LedgerEntry
 from tests.web.conftest import Api
 
@@ -160,3 +161,24 @@ async def test_one_idempotency_key_used_by_two_customers_credits_both(sqlite_api
     bo = await sqlite_api.post("/api/points", {**points("newsletter_signup", idempotency_key="spring-list"),
                                                 "customer": {"email": "bo@example.com"}})
     assert (ann.status, bo.status) == (201, 201), bo.json
+
+
+async def test_a_shopper_the_widget_met_first_joins_with_their_store_id(sqlite_api: Api, clock) -> None:
+    """The widget signs a store's shopper in by their store id before the store has told us their email: it
+    makes a customer with that store id and no email. When the store then registers that shopper, the
+    customer the widget made is the one who joins (email and name filled in, signup points) — not a 409."""
+    clock.at(NOW)
+    widget_customer = link_chat_to_store_customer("widget", "widget-conversation-1", "shop-77",
+                                                  database=sqlite_api.db)
+    joined = await sqlite_api.post("/api/customers", {"email": "Zoe@example.com", "external_id": "shop-77",
+                                                      "first_name": "Zoe"})
+    assert joined.status == 201, joined.json
+    assert (joined.json["id"], joined.json["email"], joined.json["external_id"], joined.json["first_name"]) == (
+        widget_customer, "zoe@example.com", "shop-77", "Zoe")
+    assert (joined.json["points_awarded"], joined.json["balance"]) == (100, 100)
+    again = await sqlite_api.post("/api/customers", {"email": "zoe@example.com", "external_id": "shop-77"})
+    assert again.status == 200 and again.json["id"] == widget_customer and again.json["points_awarded"] == 0
+    assert sqlite_api.count(Customer) == 1
+    with sqlite_api.db.session() as session:
+        assert customer_for_sender(session, "widget", "widget-conversation-1").id == widget_customer
+    sqlite_api.assert_ledger_consistent()

@@ -207,6 +207,25 @@ async def test_a_fulfilment_time_is_checked(sqlite_api: Api, clock) -> None:
     assert (await sqlite_api.post("/api/orders", {"event": "fulfilled"})).status == 400
 
 
+async def test_a_fulfilment_carries_its_tracking(sqlite_api: Api, clock) -> None:
+    clock.at(NOW)
+    sqlite_api.customer("cleo@example.com")
+    await sqlite_api.post("/api/orders", paid("F1", "cleo@example.com"))
+    shipped = {"event": "fulfilled", "order_id": "F1", "fulfilled_at": "2026-06-15T11:00:00Z"}
+    first = await sqlite_api.post("/api/orders", shipped)
+    assert first.status == 201 and first.json["tracking"] == {"company": None, "number": None, "url": None}
+    tracked = {**shipped, "tracking": {"company": "UPS", "number": "1Z999AA10123456784",
+                                       "url": "https://www.ups.com/track?tracknum=1Z999AA10123456784"}}
+    added = await sqlite_api.post("/api/orders", tracked)
+    assert added.status == 201 and added.json["tracking"]["number"] == "1Z999AA10123456784", added.json
+    assert added.json["fulfilled_at"] == "2026-06-15T11:00:00+00:00"
+    again = await sqlite_api.post("/api/orders", tracked)
+    assert again.status == 200 and again.json["created"] is False
+    for bad in ({"number": 5}, "1Z999", {"url": "javascript:alert(1)"}, {"company": "x" * 101}):
+        reply = await sqlite_api.post("/api/orders", {**shipped, "tracking": bad})
+        assert reply.status == 400, (bad, reply.json)
+
+
 # --- friend offers at checkout -----------------------------------------------------------------------
 
 
