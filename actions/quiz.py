@@ -30,13 +30,14 @@ from bot.identity import customer_for_sender
 from bot.log import get_logger
 from bot.loyalty.program import Program, get_program
 from bot.models import QuizRun
-from bot.quiz.definition import Quiz, normalize
+from bot.quiz.definition import Quiz
 from bot.quiz.engine import Result
 from bot.quiz.runs import (
     ABANDONED, DONE as STAGE_DONE, EMAIL_ADDRESS, EMAIL_CONSENT, Outcome, Prompt, QuizSession, Reply, active_run,
     fits, is_interruption, open_run, prompt_for, start_run,
 )
 from bot.settings import get_settings
+from bot.shared.text import normalize
 
 log = get_logger(__name__)
 

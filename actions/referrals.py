@@ -21,6 +21,7 @@ from bot.identity import customer_for_sender
 from bot.log import get_logger
 from bot.loyalty.program import Program, get_program
 from bot.settings import get_settings
+from bot.shared.text import plural
 from bot.shop import Shop, get_shop
 
 log = get_logger(__name__)
@@ -61,9 +62,9 @@ def stats_text(program: Program, stats: ReferralStats) -> str:
         return ("Nobody has used your referral link yet. Share it with a friend or two. "
                 f"{offer_terms(program)}")
     lines = ["Your referrals so far:",
-             f"• {stats.clicks:,} {_plural(stats.clicks, 'visit')} through your link",
-             f"• {stats.friends_joined:,} {_plural(stats.friends_joined, 'friend')} joined",
-             f"• {stats.successful:,} successful {_plural(stats.successful, 'referral')} — "
+             f"• {stats.clicks:,} {plural('visit', stats.clicks)} through your link",
+             f"• {stats.friends_joined:,} {plural('friend', stats.friends_joined)} joined",
+             f"• {stats.successful:,} successful {plural('referral', stats.successful)} — "
              f"{stats.points_earned:,} points earned"]
     if stats.pending:
         lines.append(f"• {stats.pending:,} waiting for a first order")
@@ -108,10 +109,6 @@ def claim_text(program: Program, shop: Shop, claim: ChatClaim) -> str:
                 "our team will look into it.")
     return ("I couldn't find that referral code. Please check it with your friend (it's 10 letters and numbers) "
             "or open the link they sent you.")
-
-
-def _plural(count: int, word: str) -> str:
-    return word if count == 1 else word + "s"
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,7 @@ from bot.quiz import (
     CatalogVocabulary, ProductIndex, ProductRecord, Quiz, load_quiz, match_options, parse_quiz, recommend,
 )
 from bot.settings import PROJECT_ROOT
+from bot.shared.text import plural
 
 SEED = 42
 DEFAULT_PRODUCTS = 10_000
@@ -298,12 +299,6 @@ class SearchQuery(NamedTuple):
     preferences: Optional[Preferences]
 
 
-def _plural(label: str) -> str:
-    if label.endswith(("storage", "shelving", "bedding")):
-        return label
-    return label + ("es" if label.endswith(("s", "x", "ch", "sh")) else "s")
-
-
 def _round_budget(amount: float) -> int:
     step = 10 if amount < 200 else 50 if amount < 2000 else 100
     return max(step, int(round(amount / step)) * step)
@@ -335,7 +330,7 @@ def search_queries(items: Sequence[CatalogItem], vocabulary: SearchVocabulary, c
     def a_type() -> Tuple[str, str]:
         value = rng.choices(types, weights=weights)[0]
         label = value.replace("-", " ")
-        return value, (_plural(label) if rng.random() < 0.6 else label)
+        return value, (plural(label) if rng.random() < 0.6 else label)
 
     def a_word(value: str, kind: str) -> str:
         return rng.choice(fitting[value, kind] if rng.random() < FITTING_SHARE else

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from bot.db import Database, transaction
 from bot.identity.customers import identity_channel
 from bot.models import ChannelIdentity, OutboundMessage
 
@@ -121,8 +122,8 @@ def claim_for_channel(session: Session, channel: str, now: datetime, limit: int 
 
     At most once: they are marked sent (sent_at=now) in the caller's transaction, before anything is sent,
     so a crash after the commit loses a notice rather than sending it twice. Rows another transaction has
-    claimed but not committed are skipped (PostgreSQL FOR UPDATE SKIP LOCKED); on SQLite pass a
-    `database.session(write=True)` session, whose write lock serialises claimers. A customer with several
+    claimed but not committed are skipped (PostgreSQL FOR UPDATE SKIP LOCKED); on SQLite a write transaction
+    (claim_deliveries) serialises claimers. A customer with several
     identities on the channel is sent to the most recently created one; customers with none are untouched
     (they are told in the conversation, claim_chat_notices).
     """
@@ -157,6 +158,18 @@ def claim_for_channel(session: Session, channel: str, now: datetime, limit: int 
         claimed.append(PendingDelivery(notice.id, notice.customer_id, external_id, notice.text, notice_buttons(notice)))
     session.flush()
     return claimed
+
+
+def claim_deliveries(channel: str, now: datetime, limit: int = 20, *,
+                     database: Optional[Database] = None) -> List[PendingDelivery]:
+    """claim_for_channel in its own write transaction: what a channel's delivery loop calls (channels open
+    no sessions)."""
+    return transaction(lambda session: claim_for_channel(session, channel, now, limit), write=True, database=database)
+
+
+def delivery_failed(notice_id: int, reason: str, *, database: Optional[Database] = None) -> bool:
+    """mark_failed in its own write transaction, for a channel's delivery loop."""
+    return transaction(lambda session: mark_failed(session, notice_id, reason), write=True, database=database)
 
 
 def mark_failed(session: Session, notice_id: int, reason: str) -> bool:

@@ -78,7 +78,7 @@ from bot.models import (
     Transcript,
 )
 from bot.settings import Settings
-from bot.text import has_control_characters
+from bot.shared.text import has_control_characters
 
 log = get_logger(__name__)
 

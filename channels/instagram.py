@@ -68,6 +68,7 @@ from sanic.response import HTTPResponse
 from bot.channel_state import ChannelState, channel_state_for
 from bot.log import get_logger
 from bot.settings import Settings, get_settings
+from bot.shared.text import clean_chat_text, too_long_reply
 from channels.render import ProductCard, cards_as_text, numbered_options, product_cards, split_text, utf8_length
 
 log = get_logger(__name__)
@@ -228,7 +229,7 @@ def parse_event(event: Any) -> "Incoming | Unsupported | Ignored":
         if isinstance(payload, str) and payload.strip():
             return Incoming(sender_id, payload.strip(), mid, from_button=True)
     text = message.get("text")
-    text = text.strip() if isinstance(text, str) else ""
+    text = clean_chat_text(text) if isinstance(text, str) else ""
     attachments = message.get("attachments")
     images = _attachment_urls(attachments, "image")
     if images:
@@ -877,6 +878,11 @@ class InstagramInput(InputChannel):
         if isinstance(message, Unsupported):
             log.info("instagram.event.unsupported", reason=message.reason)
             await output.send_text_message(message.sender_id, UNSUPPORTED_REPLY)
+            return False
+        too_long = too_long_reply(len(text), get_settings().max_message_chars)
+        if too_long is not None:
+            log.info("instagram.message.too_long", chars=len(text))
+            await output.send_text_message(message.sender_id, too_long)
             return False
         await on_new_message(
             UserMessage(text, output, message.sender_id, input_channel=self.name(), metadata=message.metadata)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import json
-import unicodedata
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Text, Union
 
@@ -22,12 +21,11 @@ from sanic.response import HTTPResponse
 
 from bot.log import get_logger
 from bot.settings import get_settings
+from bot.shared.text import EMPTY_MESSAGE_REPLY, clean_chat_text, too_long_reply
 
 log = get_logger(__name__)
 
 MAX_SENDER_CHARS = 128
-# C0/C1 control characters other than tab and newline; they carry nothing a shopper meant to say.
-_KEEP = {"\n", "\t"}
 
 
 @dataclass(frozen=True)
@@ -43,13 +41,6 @@ class Accepted:
     reply: Optional[str] = None  # answered here without the model (empty or oversized message)
 
 
-def clean_text(text: str) -> str:
-    """NFC-normalised text without control characters, trimmed."""
-    normalized = unicodedata.normalize("NFC", text)
-    kept = "".join(ch for ch in normalized if ch in _KEEP or unicodedata.category(ch) not in ("Cc", "Cf"))
-    return kept.strip()
-
-
 def parse_request(body: bytes, max_body_bytes: int, max_message_chars: int) -> Union[Accepted, Rejection]:
     """Validate a REST webhook body: JSON object with a `sender` and a `message`."""
     if len(body) > max_body_bytes:
@@ -63,24 +54,20 @@ def parse_request(body: bytes, max_body_bytes: int, max_message_chars: int) -> U
     if not isinstance(payload, dict):
         return Rejection(400, "request body must be a JSON object with 'sender' and 'message'")
     sender = payload.get("sender")
-    if not isinstance(sender, str) or not clean_text(sender):
+    if not isinstance(sender, str) or not clean_chat_text(sender):
         return Rejection(400, "'sender' is required and must be a non-empty string")
-    sender = clean_text(sender)
+    sender = clean_chat_text(sender)
     if len(sender) > MAX_SENDER_CHARS or any(ch.isspace() for ch in sender):
         return Rejection(400, f"'sender' must be at most {MAX_SENDER_CHARS} characters with no spaces")
     message = payload.get("message")
     if not isinstance(message, str):
         return Rejection(400, "'message' is required and must be a string")
-    text = clean_text(message)
+    text = clean_chat_text(message)
     if not text:
-        return Accepted(sender, "", reply="I received an empty message. What can I help you with? Try \"how many points do I have?\"")
-    if len(text) > max_message_chars:
-        return Accepted(
-            sender,
-            "",
-            reply=f"That message is too long for me ({len(text):,} characters). "
-            f"Please keep it under {max_message_chars:,} characters and I'll gladly help.",
-        )
+        return Accepted(sender, "", reply=EMPTY_MESSAGE_REPLY + ' Try "how many points do I have?"')
+    too_long = too_long_reply(len(text), max_message_chars)
+    if too_long is not None:
+        return Accepted(sender, "", reply=too_long)
     return Accepted(sender, text)
 
 

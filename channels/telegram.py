@@ -79,12 +79,12 @@ from telegram.warnings import PTBDeprecationWarning
 
 from bot.channel_state import ChannelState, channel_state_for
 from bot.clock import now as utc_now
-from bot.db import Database, get_database
+from bot.db import Database
 from bot.log import get_logger
-from bot.notices import PendingDelivery, claim_for_channel, mark_failed
+from bot.notices import PendingDelivery, claim_deliveries, delivery_failed
 from bot.settings import Settings, get_settings
+from bot.shared.text import EMPTY_MESSAGE_REPLY, clean_chat_text, too_long_reply
 from channels.render import ProductCard, product_cards, split_text
-from channels.rest import clean_text
 
 log = get_logger(__name__)
 logging.getLogger("httpx").setLevel(logging.WARNING)  # its INFO lines carry URLs with the bot token
@@ -434,10 +434,6 @@ class NoticeDelivery:
         return self.channel.settings.notice_delivery_seconds if self._interval is None else self._interval
 
     @property
-    def database(self) -> Database:
-        return self._database or get_database()
-
-    @property
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
 
@@ -498,8 +494,7 @@ class NoticeDelivery:
                 return sent
 
     def _claim(self) -> List[PendingDelivery]:
-        with self.database.session(write=True) as session:
-            return claim_for_channel(session, CHANNEL_NAME, utc_now(), self.batch)
+        return claim_deliveries(CHANNEL_NAME, utc_now(), self.batch, database=self._database)
 
     async def _send(self, output: TelegramOutput, delivery: PendingDelivery) -> int:
         try:
@@ -522,8 +517,7 @@ class NoticeDelivery:
         return 1
 
     def _mark_failed(self, notice_id: int, reason: str) -> None:
-        with self.database.session(write=True) as session:
-            mark_failed(session, notice_id, reason)
+        delivery_failed(notice_id, reason, database=self._database)
 
 
 # -- input ------------------------------------------------------------------------------------------
@@ -824,19 +818,16 @@ class TelegramInput(InputChannel):
             metadata["language_code"] = message.from_user.language_code
 
         if message.text is not None:
-            text = clean_text(message.text)
+            text = clean_chat_text(message.text)
             command, _, argument = text.partition(" ")
             if command.split("@", 1)[0] == "/start":
                 text = _start_text(argument.strip(), metadata)
             if not text:
-                await output.send_text_message(sender, "I received an empty message. What can I help you with?")
+                await output.send_text_message(sender, EMPTY_MESSAGE_REPLY)
                 return False
-            if len(text) > self.settings.max_message_chars:
-                await output.send_text_message(
-                    sender,
-                    f"That message is too long for me ({len(text):,} characters). "
-                    f"Please keep it under {self.settings.max_message_chars:,} characters and I'll gladly help.",
-                )
+            too_long = too_long_reply(len(text), self.settings.max_message_chars)
+            if too_long is not None:
+                await output.send_text_message(sender, too_long)
                 return False
             return await self._deliver(on_new_message, output, text, sender, metadata, update.update_id)
 
@@ -912,7 +903,7 @@ def media_content(kind: str, file_id: str, caption: Optional[str], file_size: Op
                   mime_type: Optional[str] = None) -> Dict[str, Any]:
     """The content submission a photo or video stands for (metadata["content"] of /submit_content)."""
     return {"kind": kind, "channel": CHANNEL_NAME, "telegram_file_id": file_id, "file_size": file_size,
-            "mime_type": mime_type, "caption": clean_text(caption or "")}
+            "mime_type": mime_type, "caption": clean_chat_text(caption or "")}
 
 
 def media_of(message: Message) -> "Optional[Dict[str, Any] | str]":

@@ -71,8 +71,8 @@ from bot.db import Database
 from bot.identity import ChatOwner, chat_owner, link_chat_to_store_customer
 from bot.log import get_logger
 from bot.settings import Settings, get_settings
+from bot.shared.text import EMPTY_MESSAGE_REPLY, clean_chat_text, too_long_reply
 from channels.render import ProductCard, card_button, product_cards
-from channels.rest import clean_text
 
 log = get_logger(__name__)
 
@@ -99,7 +99,6 @@ NO_SESSION = "no session: send session_request first"
 INVALID_MESSAGE = "a message needs a 'message' text"
 SERVER_ERROR = "the chat is unavailable right now; please try again in a moment"
 ERROR_REPLY = "Sorry, something went wrong on my side. Please try again in a moment."
-EMPTY_REPLY = "I received an empty message. What can I help you with?"
 
 # -- signed sessions and customer tokens (pure functions) -------------------------------------------
 
@@ -617,22 +616,19 @@ class WidgetInput(InputChannel):
             await self._refuse(sid, NO_SESSION)
             return
 
-        text = clean_text(raw)
+        text = clean_chat_text(raw)
         limit = self.settings.max_message_chars
         if not text:
-            await self._reply_to_socket(sid, EMPTY_REPLY)
+            await self._reply_to_socket(sid, EMPTY_MESSAGE_REPLY)
             return
-        if len(text) > limit:
+        too_long = too_long_reply(len(text), limit)
+        if too_long is not None:
             log.info("widget.message.too_long", conversation=state.conversation_id, chars=len(text))
-            await self._reply_to_socket(
-                sid,
-                f"That message is too long for me ({len(text):,} characters). "
-                f"Please keep it under {limit:,} characters and I'll gladly help.",
-            )
+            await self._reply_to_socket(sid, too_long)
             return
         conversation_id = state.conversation_id
         assert conversation_id is not None and self.sio is not None
-        display = clean_text(data.get("display")) if isinstance(data.get("display"), str) else ""
+        display = clean_chat_text(data.get("display")) if isinstance(data.get("display"), str) else ""
         await self.sio.emit("user_echo", {"text": display[:MAX_DISPLAY_CHARS] or text}, room=conversation_id, skip_sid=sid)
         output = WidgetOutput(self.sio)
         try:

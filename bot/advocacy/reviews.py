@@ -19,12 +19,11 @@ from sqlalchemy.orm import Session
 from bot.advocacy.content import SubmittedMedia
 from bot.advocacy.moderation import ModerationResult, moderate, reason_sentence
 from bot.catalog import slugify
-from bot.catalog.search import singular
 from bot.identity import identity_channel
 from bot.loyalty.earning import Credit, credit_for
 from bot.loyalty.program import Program
 from bot.models import Order, OrderLine, Product, ProductVariant, Review
-from bot.quiz.definition import normalize
+from bot.shared.text import normalize, singular
 
 REVIEW_MAX_CHARS = 2000
 REVIEW_MIN_CHARS = 2

@@ -17,7 +17,7 @@ from bot.loyalty.earning import Credit, credit_for
 from bot.loyalty.ledger import LedgerError, find_entry
 from bot.loyalty.program import Program
 from bot.models import SocialFollowClaim
-from bot.quiz.definition import normalize
+from bot.shared.text import normalize
 
 MAX_NETWORK_TEXT = 200
 # What shoppers call the networks → the name a program configures.

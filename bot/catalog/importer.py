@@ -1,6 +1,6 @@
 """`python -m bot catalog import FILE`: a catalog file (.yml) or a Shopify product export (.csv) into the store.
 
-Same house rules as the history importer (bot/loyalty/imports.py): the CSV is streamed with a progress bar on
+Same house rules as the history importer (bot/history_import.py): the CSV is streamed with a progress bar on
 stderr, products are written in short transactions (BATCH_PRODUCTS at a time) each in its own SAVEPOINT, a
 product the store cannot take is rejected alone with its place and reason, and running the same file again
 changes nothing ("0 added, 0 updated, N unchanged"). `dry_run` does all of it and rolls every batch back.
@@ -22,7 +22,7 @@ from bot.catalog.loader import ProductError, read_catalog
 from bot.catalog.service import ADDED, UNCHANGED, UPDATED, CatalogConflict, ProductInput, upsert_product
 from bot.catalog.shopify import COLUMNS, REQUIRED, read_products
 from bot.config_files import ConfigError
-from bot.loyalty.imports import (
+from bot.shared.csv_stream import (
     CsvFile, CsvRecord, ImportFileError, ProgressCallback, rejection_lines, run_with_progress,
 )
 

@@ -64,8 +64,8 @@ from typing import (
     Any, Container, Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, Set, Tuple, Union,
 )
 
-from bot.quiz.definition import normalize
-from bot.quiz.engine import BUDGET_STRETCH, FUZZY_CUTOFF, FUZZY_MIN_CHARS, parse_budget
+from bot.shared.amounts import BUDGET_STRETCH, parse_budget
+from bot.shared.text import FUZZY_CUTOFF, FUZZY_MIN_CHARS, normalize, plural, singular
 
 TYPE, COLOUR, MATERIAL = "product_type", "colour", "material"
 KINDS = (TYPE, COLOUR, MATERIAL)
@@ -159,21 +159,6 @@ RELAXATION_ORDER = ("price_stretched", "colour", "material", "price", "broader_t
 # Words
 
 
-def singular(word: str) -> str:
-    """ "benches" → "bench", "shelves" → "shelf", "lamps" → "lamp"; short and -ss/-us/-is words unchanged."""
-    if len(word) <= 3 or not word.isalpha() or word.endswith(("ss", "us", "is")):
-        return word
-    if word.endswith("ies") and len(word) > 4:
-        return word[:-3] + "y"
-    if word.endswith("ves"):
-        return word[:-3] + "f"
-    if word.endswith(("ches", "shes", "xes", "zes", "sses")):
-        return word[:-2]
-    if word.endswith("s"):
-        return word[:-1]
-    return word
-
-
 @functools.lru_cache(maxsize=65536)
 def _word(word: str) -> str:
     word = SPELLINGS.get(word, word)
@@ -196,22 +181,6 @@ def _value(text: str) -> str:
 
 def _label(value: str) -> str:
     return value.replace("-", " ")
-
-
-_MASS_NOUNS = frozenset({"storage", "shelving", "seating", "bedding", "tableware", "dinnerware", "lighting"})
-
-
-def _plural(label: str) -> str:
-    *head, last = label.split(" ")
-    if last in _MASS_NOUNS:
-        word = last
-    elif last.endswith(("s", "x", "ch", "sh", "z")):
-        word = last + "es"
-    elif last.endswith("y") and len(last) > 1 and last[-2] not in "aeiou":
-        word = last[:-1] + "ies"
-    else:
-        word = last + "s"
-    return " ".join(head + [word])
 
 
 def money(amount: Decimal) -> str:
@@ -933,7 +902,7 @@ def _note(criteria: SearchCriteria, relaxed: Tuple[str, ...], collections: Froze
         if criteria.product_type in collections:
             head = f"Nothing for the {_label(criteria.product_type)}"
         else:
-            head = f"No {_plural(_label(criteria.product_type))}"
+            head = f"No {plural(_label(criteria.product_type))}"
     else:
         head = "Nothing"
     said = f"{' '.join([head] + parts)} right now"

@@ -12,7 +12,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 from bot.catalog.loader import MAX_SKU, MAX_TITLE, ProductError, parse_price, with_option_tags
 from bot.catalog.service import ProductInput, VariantInput, slugify, variant_title
-from bot.loyalty.imports import CsvFile, CsvRecord
+from bot.shared.csv_stream import CsvFile, CsvRecord
 
 COLUMNS: Dict[str, Tuple[str, ...]] = {
     "handle": ("Handle",),

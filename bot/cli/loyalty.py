@@ -310,7 +310,7 @@ def _loyalty_tiers(_: argparse.Namespace) -> int:
 
 def _import(args: argparse.Namespace) -> int:
     from bot.db import get_database
-    from bot.loyalty.imports import import_command
+    from bot.history_import import import_command
     from bot.loyalty.program import get_program
 
     database = get_database()

@@ -11,13 +11,14 @@ import json
 import sys
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Tuple
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.cli.loyalty import CommandError
 from bot.config_files import ConfigError
+from bot.shared.text import human_duration
 
 DEFAULT_DAYS = 30
 QUESTION_WIDTH = 40  # question texts are cut to this in the drop-off table
@@ -138,23 +139,6 @@ def _quiz_stats(args: argparse.Namespace) -> int:
 
 def _percent(rate: float) -> str:
     return f"{rate * 100:.0f}%"
-
-
-def human_duration(delta: Optional[timedelta]) -> str:
-    """"1m 52s", "3h 05m", "2d 4h" (the CLI and the console's quiz page)."""
-    if delta is None:
-        return "–"
-    seconds = int(round(delta.total_seconds()))
-    if seconds < 60:
-        return f"{seconds}s"
-    minutes, seconds = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes}m {seconds:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 24:
-        return f"{hours}h {minutes:02d}m"
-    days, hours = divmod(hours, 24)
-    return f"{days}d {hours}h"
 
 
 def _cut(text: str, width: int) -> str:

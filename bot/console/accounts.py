@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from bot.db import serialise_on
 from bot.models import ConsoleSession, LoginAttempt, Merchant
+from bot.shared.text import normalize_email
 
 ROLES = ("owner", "agent")
 MIN_PASSWORD_LENGTH = 10
@@ -50,10 +51,6 @@ class SignIn:
     status: str
     merchant: Optional[Merchant] = None
     retry_after: Optional[timedelta] = None
-
-
-def normalize_email(email: str) -> str:
-    return (email or "").strip().lower()
 
 
 def check_password_rules(password: str) -> None:

@@ -22,7 +22,7 @@ from bot.console.web import MERCHANT, PREFIX, error_page, owner_only, render
 from bot.identity import find_customers
 from bot.log import get_logger
 from bot.privacy import CustomerProfile, ErasureReport, UnknownCustomer, customer_profile, erase_customer_everywhere
-from bot.text import has_control_characters
+from bot.shared.text import has_control_characters
 from bot.web.store import DATABASE, PROGRAM, SETTINGS, in_executor
 
 log = get_logger(__name__)

@@ -17,9 +17,10 @@ from bot.feedback import export
 from bot.feedback.inbox import (
     CHANNELS, EXPORT_BATCH_SIZE, KINDS, MAX_ID, MAX_NOTE_CHARS, MAX_QUERY_CHARS, SCALES, SENTIMENTS, STATUSES,
     TOPICS, Cursor, ExportRow, FeedbackDetail, InboxError, InboxFilter, InboxPage, NoteOutcome, PageRequest,
-    add_note, export_batch, feedback_detail, inbox_page, set_status, without_control_characters,
+    add_note, export_batch, feedback_detail, inbox_page, set_status,
 )
 from bot.log import get_logger
+from bot.shared.text import without_control_characters
 from bot.web.store import DATABASE, in_executor
 
 log = get_logger(__name__)

@@ -31,11 +31,11 @@ from bot.console.insights import (
     QUEUE_MODELS, FeedbackInsights, PeriodError, feedback_channels, feedback_insights, loyalty_overview,
     pending_queue, period_for, quiz_reports, referral_funnel, referrals_in_review,
 )
-from bot.cli.quiz import human_duration
 from bot.console.web import MERCHANT, PREFIX, error_page, owner_only, render
 from bot.handoff import UnknownHandoff, close_handoff, handoff_counts, handoff_detail, list_handoffs
 from bot.log import get_logger
 from bot.models import HandoffRequest, Referral
+from bot.shared.text import human_duration
 from bot.db import transaction_in_thread
 from bot.web.store import DATABASE, EXECUTOR, PROGRAM, SETTINGS
 

@@ -22,6 +22,7 @@ from sqlalchemy.sql.visitors import replacement_traverse
 
 from bot.feedback.search import matching
 from bot.models import Customer, Feedback, FeedbackNote, FeedbackTopic, HandoffRequest, Merchant, Order, Transcript
+from bot.shared.text import has_control_characters, without_control_characters
 
 try:  # the shopper-side feedback conversation owns the topic names
     from bot.feedback.tagging import SENTIMENTS, TOPICS
@@ -57,7 +58,6 @@ MAX_ID = 2**31 - 1
 _CURSOR = re.compile(r"^(\d{1,17})_(\d{1,10})$")
 # Control characters other than tab, line feed and carriage return (a textarea sends CR LF). PostgreSQL refuses
 # NUL in text outright, so none of them may reach a query: a search or note holding one is refused, said so.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
 class InboxError(ValueError):
@@ -173,7 +173,7 @@ class InboxFilter:
             bad("with_comment", "“With a comment” must be 1 or 0.")
         # Every other parameter is a choice, a date or a number, which a NUL cannot pass for; the search is text.
         query = text("q")
-        if has_control_characters(query):
+        if has_control_characters(query, allow_line_breaks=True):
             bad("q", "The search must not contain control characters such as NUL.")
             query = ""
         elif len(query) > MAX_QUERY_CHARS:
@@ -487,16 +487,6 @@ def _conditions(session: Session, inbox_filter: InboxFilter) -> List[ColumnEleme
     return found
 
 
-def has_control_characters(text: str) -> bool:
-    """Whether `text` holds a control character other than tab, line feed or carriage return (e.g. NUL)."""
-    return _CONTROL.search(text) is not None
-
-
-def without_control_characters(text: str) -> str:
-    """`text` less the characters `has_control_characters` looks for: what a page may show back of it."""
-    return _CONTROL.sub("", text)
-
-
 def _start_of(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=timezone.utc)
 
@@ -608,7 +598,7 @@ def add_note(session: Session, feedback_id: int, merchant: Merchant, text: str, 
         raise InboxError("A note cannot be empty.")
     if len(cleaned) > MAX_NOTE_CHARS:
         raise InboxError(f"A note can be at most {MAX_NOTE_CHARS:,} characters (this one has {len(cleaned):,}).")
-    if has_control_characters(cleaned):
+    if has_control_characters(cleaned, allow_line_breaks=True):
         raise InboxError("A note cannot contain control characters such as NUL.")
     if not 0 < feedback_id <= MAX_ID:
         return None

@@ -18,12 +18,11 @@ from bot.identity.customers import (
     identity_channel,
     link_identity,
     link_store_customer,
-    normalize_email,
 )
 
 __all__ = [
     "ChatOwner", "chat_owner", "link_chat_to_store_customer",
     "CustomerConflict", "CustomerFacts", "CustomerRef", "FoundCustomer", "IdentityError", "create_customer",
     "customer_by_email", "customer_by_store_id", "customer_for_sender", "find_customer", "find_customers", "find_or_create_customer",
-    "identity_channel", "link_identity", "link_store_customer", "normalize_email",
+    "identity_channel", "link_identity", "link_store_customer",
 ]

@@ -14,7 +14,7 @@ from bot import clock
 from bot.db import Database, transaction
 from bot.log import get_logger
 from bot.models import ChannelIdentity, Customer
-from bot.text import has_control_characters
+from bot.shared.text import has_control_characters, normalize_email
 
 log = get_logger(__name__)
 
@@ -54,11 +54,6 @@ class CustomerRef:
 
     def __str__(self) -> str:
         return f"{self.key} {self.value!r}"
-
-
-def normalize_email(email: Optional[str]) -> str:
-    """The stored form of an email: trimmed, lower-case."""
-    return (email or "").strip().lower()
 
 
 def find_customer(session: Session, ref: CustomerRef) -> Optional[Customer]:

@@ -6,11 +6,11 @@ from bot.quiz.definition import (
 )
 from bot.quiz.engine import (
     AnswerError, ProductIndex, ProductRecord, QuizPath, Recommendation, Result, match_option, match_options,
-    parse_budget, recommend, walk,
+    recommend, walk,
 )
 
 __all__ = [
     "AnswerError", "CatalogVocabulary", "EmailCapture", "Option", "ProductIndex", "ProductRecord", "Question", "Quiz",
     "QuizPath", "Recommendation", "Result", "Rules", "load_quiz", "load_quizzes", "match_option", "match_options",
-    "parse_budget", "parse_quiz", "recommend", "walk",
+    "parse_quiz", "recommend", "walk",
 ]

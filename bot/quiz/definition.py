@@ -41,13 +41,13 @@ from __future__ import annotations
 
 import difflib
 import re
-import unicodedata
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, Optional, Tuple
 
 from bot.config_files import ConfigError, read_yaml_mapping
+from bot.shared.text import normalize
 
 KINDS = ("single", "multi")
 END = "end"
@@ -166,16 +166,6 @@ class Quiz:
 
     def question(self, question_id: str) -> Optional[Question]:
         return self.question_by_id.get(question_id)
-
-
-def normalize(text: str) -> str:
-    """Lower case, accents and punctuation gone (except $ . - in numbers), spaces collapsed."""
-    text = text.replace("’", "'").replace("–", "-").replace("—", "-")
-    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii").lower()
-    text = text.replace("&", " and ")
-    text = re.sub(r"[^a-z0-9$.\-+' ]+", " ", text)
-    text = re.sub(r"(?<![0-9])[.\-']|[.\-'](?![0-9a-z])", " ", text)
-    return " ".join(text.split())
 
 
 # ---------------------------------------------------------------------------------------------

@@ -30,8 +30,9 @@ from bot.loyalty.earning import award, credit_for
 from bot.loyalty.ledger import Conflict
 from bot.loyalty.program import Program
 from bot.models import Customer, QuizRun
-from bot.quiz.definition import END, Question, Quiz, normalize
+from bot.quiz.definition import END, Question, Quiz
 from bot.quiz.engine import AnswerError, ProductIndex, Result, match_coverage, match_options, recommend, walk
+from bot.shared.text import normalize
 
 MAX_REASKS = 2  # unmatched replies re-asked with the options; the next one is offered a skip
 RESUMABLE_FOR = timedelta(days=30)  # an unfinished run older than this starts afresh

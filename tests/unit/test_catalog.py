@@ -20,7 +20,7 @@ from bot.cli import main
 from bot.config_files import ConfigError
 from bot.db import Database
 from bot.demo import seed_demo
-from bot.loyalty.imports import ImportFileError
+from bot.shared.csv_stream import ImportFileError
 from bot.models.catalog import Product, ProductVariant
 from bot.settings import PROJECT_ROOT
 

@@ -1,4 +1,4 @@
-"""Bulk import of Shopify customer and order exports (bot/loyalty/imports.py), on SQLite and PostgreSQL."""
+"""Bulk import of Shopify customer and order exports (bot/history_import.py), on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import csv
@@ -13,8 +13,9 @@ from sqlalchemy import func, select
 
 from bot.db import Database
 from bot.identity import create_customer
-from bot.loyalty import imports
-from bot.loyalty.imports import (
+from bot import history_import as imports
+from bot.shared import csv_stream
+from bot.history_import import (
     ImportFileError, classify_files, format_report, import_command, run_import,
 )
 from bot.loyalty.ledger import LedgerError, verify_balances
@@ -377,7 +378,7 @@ def test_malformed_csv_is_rejected_row_by_row(sqlite_db: Database, program, tmp_
     content += b"#2,ann@example.com,paid,x\x00y\n"                                        # 3 NUL byte
     content += ",".join(order("#3", "ann@example.com", "10.00", item="L\xe9mpara")).encode("latin-1") + b"\n"  # 4
     content += ",".join(order("#4", "ann@example.com", "10.00", item="x" * 140_000)).encode() + b"\n"  # 5 huge field
-    content += b"#5," + b"y" * (imports.MAX_LINE_BYTES + 10) + b"\n"                     # 6 huge line
+    content += b"#5," + b"y" * (csv_stream.MAX_LINE_BYTES + 10) + b"\n"                     # 6 huge line
     content += ",".join(order("#6", "ann@example.com", "10.00")).encode() + b"\n"        # 7
     content += b'#7,ann@example.com,"paid\n#8,ann@example.com\n'                          # 8-9 unclosed quote to the end
     path = tmp_path / "orders.csv"

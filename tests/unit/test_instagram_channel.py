@@ -19,6 +19,7 @@ from sanic import Sanic
 
 from bot.channel_state import ChannelState, MemoryChannelState, RedisChannelState
 from bot.settings import Settings, reset_settings
+from bot.shared.text import too_long_reply
 from channels.instagram import (
     CHOICE_HINT,
     QUICK_REPLY_TITLE_MAX,
@@ -408,6 +409,15 @@ async def test_an_unreadable_message_gets_a_short_note_and_no_turn(harness: Harn
     assert harness.recorder.messages == []
     assert texts_to(harness.graph) == [UNSUPPORTED_REPLY]
     assert UNSUPPORTED_REPLY == "Sorry, I can only read text, photos and videos here. Please type your question."
+
+
+async def test_a_message_over_the_limit_gets_the_too_long_reply_and_no_turn(harness: Harness) -> None:
+    harness.recorder.reply = echo_reply()
+    assert (await harness.post(message_event({"mid": "m-long", "text": "x" * 2001}))).status == 200
+    assert harness.recorder.messages == []
+    assert texts_to(harness.graph) == [too_long_reply(2001, 2000)]
+    assert (await harness.post(message_event({"mid": "m-ctl", "text": " points\x00?\u202e "}))).status == 200
+    assert [message.text for message in harness.recorder.messages] == ["points?"]
 
 
 async def test_an_unreadable_message_reopens_the_window_and_held_messages_go_first(harness: Harness) -> None:

@@ -14,9 +14,10 @@ from bench import quiz as bench_quiz
 from bot.config_files import ConfigError
 from bot.quiz import (
     AnswerError, CatalogVocabulary, ProductIndex, ProductRecord, load_quiz, load_quizzes, match_option, match_options,
-    parse_budget, parse_quiz, recommend, walk,
+    parse_quiz, recommend, walk,
 )
 from bot.settings import PROJECT_ROOT
+from bot.shared.amounts import parse_budget
 
 QUIZ_DIR = PROJECT_ROOT / "data" / "quizzes"
 DEMO_QUIZ = QUIZ_DIR / "room-makeover.yml"

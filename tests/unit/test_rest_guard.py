@@ -2,7 +2,8 @@ import json
 
 import pytest
 
-from channels.rest import Accepted, Rejection, check_caller, clean_text, parse_request
+from bot.shared.text import clean_chat_text
+from channels.rest import Accepted, Rejection, check_caller, parse_request
 
 LIMITS = dict(max_body_bytes=64 * 1024, max_message_chars=2000)
 
@@ -47,8 +48,8 @@ def test_oversized_messages_are_answered_with_the_limit() -> None:
 
 
 def test_control_characters_are_removed_and_text_kept() -> None:
-    assert clean_text("  points\x00?\x1b[31m\u202e  ") == "points?[31m"
-    assert clean_text("e\u0301moji 🎉\nline") == "émoji 🎉\nline"
+    assert clean_chat_text("  points\x00?\x1b[31m\u202e  ") == "points?[31m"
+    assert clean_chat_text("e\u0301moji 🎉\nline") == "émoji 🎉\nline"
 
 
 def test_deeply_nested_json_is_a_400_not_a_crash() -> None:

@@ -1,22 +1,10 @@
-"""Bulk import of a store's history from Shopify's CSV exports (`python -m bot import`).
-
-Files are streamed: one CSV record at a time, a short transaction per batch (BATCH_ROWS rows or BATCH_SECONDS),
-and each customer row or order (all the rows that share an order Name) inside its own SAVEPOINT, so a
-row the store cannot take is rolled back alone, reported with its line number, and never stops the rest.
-Memory does not grow with the file: only counters, at most MAX_REJECTION_SAMPLES rejection samples, and
-the ids of the customers whose orders were seen (their tiers are recomputed once, at the end).
-
-Customers join and orders are recorded through the same services as the store API (bot/membership.py,
-bot/order_events.py): a paid order decides its referral (a friend offer in its Discount Code, the friend's
-earlier referral), a refund or cancellation takes it back. Running the same files again changes nothing:
-customers are matched by Shopify Customer ID or by email, orders by their Name, refunds are keyed by the
-refunded total they bring the order to, and cancellations, signup bonuses and tier entry rewards are
-recorded once per customer or order.
-"""
+"""`python -m bot import`: a store's history from Shopify's customer and order exports. Rows are parsed here;
+customers join and orders are recorded through the same services as the store API (bot/membership.py,
+bot/order_events.py, so referrals are attributed and reversed too), in short batches with each customer or
+order in its own savepoint: a row the store cannot take is reported with its line and the rest goes in.
+Running the same files again changes nothing. The README's "Importing a store's history" has the columns."""
 from __future__ import annotations
 
-import csv
-import io
 import re
 import sys
 import time
@@ -26,10 +14,10 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import (
-    TYPE_CHECKING, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Set, TextIO, Tuple, TypeVar,
+    TYPE_CHECKING, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set, TextIO, Tuple,
 )
 
-from sqlalchemy.exc import DataError, IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
 from bot import clock
@@ -41,6 +29,9 @@ from bot.loyalty.program import Program
 from bot.loyalty.tiers import mark_announced, recompute_tier
 from bot.membership import Joining, join
 from bot.order_events import OrderState, PaidOrder, RefundedLess, apply_order_state
+from bot.shared.csv_stream import (
+    CsvFile, CsvRecord, ImportFileError, ProgressCallback, lines_label, rejection_lines, run_with_progress,
+)
 
 if TYPE_CHECKING:
     from bot.db import Database
@@ -48,12 +39,9 @@ if TYPE_CHECKING:
 BATCH_ROWS = 500  # CSV rows per transaction, at most
 BATCH_SECONDS = 2.0  # a batch commits sooner if it has taken this long (SQLite: the bot's writes wait meanwhile)
 MAX_REJECTION_SAMPLES = 1000  # rejections kept for the summary; all are counted
-MAX_LINE_BYTES = 1 << 20  # a physical line longer than this is refused without being held in memory
 TIER_BATCH = 500  # customers per transaction when tiers are recomputed
 MAX_ORDER_ROWS = 1000  # line items of one order; more is not an order but a broken export (and memory)
 MAX_DISCOUNT_CODES = 10  # codes on one order (as the store API takes)
-
-ProgressCallback = Callable[[int, int, int], None]  # (done_bytes, total_bytes, rows)
 
 # Why a row was refused, in the order the summary lists them.
 REASONS = {
@@ -98,7 +86,6 @@ ORDER_COLUMNS: Dict[str, Tuple[str, ...]] = {
     "discount_code": ("Discount Code",),
 }
 ORDER_REQUIRED = ("name", "email", "financial_status", "currency", "total", "created_at")
-LINE_COLUMNS = ("line_quantity", "line_name", "line_price")  # all or none
 
 # Shopify financial statuses. Paid money earns points; the others were never (fully) paid.
 PAID_STATUSES = ("paid", "partially_refunded", "refunded")
@@ -107,10 +94,6 @@ UNPAID_STATUSES = ("pending", "authorized", "partially_paid", "unpaid", "voided"
 _EMAIL = re.compile(r"^[^@\s,;<>\"]+@[^@\s,;<>\"'.]+(\.[^@\s,;<>\"'.]+)+$")
 _DATE_FORMATS = ("%Y-%m-%d %H:%M:%S %z", "%Y-%m-%d %H:%M %z", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S.%f%z")
 _CENT = Decimal("0.01")
-
-
-class ImportFileError(ValueError):
-    """A file that cannot be imported at all (missing, unreadable, not a Shopify export, columns missing)."""
 
 
 @dataclass(frozen=True)
@@ -155,165 +138,6 @@ class ImportReport:
         self.rejected_by_reason[rejection.reason] += 1
         if len(self.rejections) < MAX_REJECTION_SAMPLES:
             self.rejections.append(rejection)
-
-
-# --- reading -----------------------------------------------------------------------------------------
-
-
-class _LineTooLong(Exception):
-    pass
-
-
-class _Lines:
-    """Physical lines of a UTF-8 file for csv.reader, counting bytes and lines as they are read.
-
-    A class rather than a generator: after it raises (a line too long to hold) it can go on reading.
-    """
-
-    def __init__(self, binary: io.BufferedReader) -> None:
-        self._file = binary
-        self.bytes = 0
-        self.lines = 0
-        self.last_undecodable = 0  # number of the last line that was not UTF-8
-        self._first = True
-
-    def __iter__(self) -> "_Lines":
-        return self
-
-    def __next__(self) -> str:
-        raw = self._file.readline(MAX_LINE_BYTES)
-        if not raw:
-            raise StopIteration
-        self.bytes += len(raw)
-        self.lines += 1
-        if len(raw) == MAX_LINE_BYTES and not raw.endswith(b"\n"):
-            while raw and not raw.endswith(b"\n"):  # skip the rest of it, a block at a time
-                raw = self._file.readline(MAX_LINE_BYTES)
-                self.bytes += len(raw)
-            raise _LineTooLong(f"a line longer than {MAX_LINE_BYTES:,} bytes")
-        if self._first:
-            self._first = False
-            if raw.startswith(b"\xef\xbb\xbf"):
-                raw = raw[3:]
-        try:
-            return raw.decode("utf-8")
-        except UnicodeDecodeError:
-            self.last_undecodable = self.lines
-            return raw.decode("utf-8", errors="replace")
-
-
-@dataclass
-class CsvRecord:
-    first_line: int
-    last_line: int
-    fields: Optional[List[str]]  # None when the record cannot be used (see error)
-    error: Optional[str] = None
-    raw: Optional[List[str]] = None  # what csv made of an unusable record, if anything
-
-    @property
-    def where(self) -> str:
-        return _lines_label(self.first_line, self.last_line)
-
-
-class CsvFile:
-    """One export: its header (mapped to our fields) and its records, streamed."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self.label = self.path.name
-        try:
-            self.size = self.path.stat().st_size
-            self._binary = open(self.path, "rb")
-        except OSError as error:
-            raise ImportFileError(f"{self.path}: cannot be read ({error.strerror or error})") from None
-        self._lines = _Lines(self._binary)  # type: ignore[arg-type]
-        self._reader = csv.reader(self._lines)
-        header = self._next()
-        if header is None:
-            self.close()
-            raise ImportFileError(f"{self.path}: the file is empty (expected a header row)")
-        if header.fields is None:
-            self.close()
-            raise ImportFileError(f"{self.path}: the header row cannot be read ({header.error})")
-        self.header = [name.replace("\ufeff", "").strip() for name in header.fields]
-        self.columns: Dict[str, int] = {}  # normalized header name → index (the first, if repeated)
-        for index, name in enumerate(self.header):
-            self.columns.setdefault(_normalize(name), index)
-
-    @property
-    def done_bytes(self) -> int:
-        return self._lines.bytes
-
-    def close(self) -> None:
-        self._binary.close()
-
-    def kind(self) -> Optional[str]:
-        """"orders", "customers", or None when the header is neither Shopify export."""
-        if "financial status" in self.columns or "lineitem name" in self.columns:
-            return "orders"
-        if "email" in self.columns and ({"first name", "last name", "customer id", "total spent"} & set(self.columns)):
-            return "customers"
-        return None
-
-    def mapping(self, spec: Dict[str, Tuple[str, ...]], required: Sequence[str], kind: str) -> Dict[str, int]:
-        """Our field → column index; refuses the file when a required column is missing."""
-        found: Dict[str, int] = {}
-        for key, names in spec.items():
-            for name in names:
-                if _normalize(name) in self.columns:
-                    found[key] = self.columns[_normalize(name)]
-                    break
-        needed = list(required)
-        if any(key in found for key in LINE_COLUMNS if key in spec):
-            needed += [key for key in LINE_COLUMNS if key in spec]
-        missing = [spec[key][0] for key in needed if key not in found]
-        if missing:
-            raise ImportFileError(
-                f"{self.path}: not a Shopify {kind} export: missing column{'s' if len(missing) > 1 else ''} "
-                f"{', '.join(missing)} (the header has: {', '.join(name for name in self.header if name) or 'nothing'})"
-            )
-        return found
-
-    def _next(self) -> Optional[CsvRecord]:
-        while True:
-            before = self._lines.lines
-            try:
-                fields = next(self._reader)
-            except StopIteration:
-                return None
-            except (csv.Error, _LineTooLong) as error:
-                return CsvRecord(before + 1, max(self._lines.lines, before + 1), None, f"not valid CSV: {error}")
-            if not fields or (len(fields) == 1 and not fields[0].strip()):
-                continue  # blank line
-            if self._lines.last_undecodable > before:
-                return CsvRecord(before + 1, max(self._lines.lines, before + 1), None,
-                               "is not UTF-8 text (export the file as UTF-8)", fields)
-            return CsvRecord(before + 1, max(self._lines.lines, before + 1), fields)
-
-    def records(self) -> Iterator[CsvRecord]:
-        width = len(self.header)
-        try:
-            while True:
-                record = self._next()
-                if record is None:
-                    return
-                if record.fields is not None and len(record.fields) != width:
-                    hint = " (an unclosed quote?)" if record.last_line > record.first_line else ""
-                    record = CsvRecord(
-                        record.first_line, record.last_line, None,
-                        f"has {len(record.fields)} fields, the header has {width}{hint}", record.fields,
-                    )
-                yield record
-        finally:
-            self.close()
-
-
-def _normalize(name: str) -> str:
-    return " ".join(name.replace("\ufeff", "").split()).lower()
-
-
-def _lines_label(first: int, last: int) -> str:
-    return f"line {first}" if first == last else f"lines {first}-{last}"
 
 
 # --- parsing -----------------------------------------------------------------------------------------
@@ -636,7 +460,7 @@ class _Importer:
             yield self._order_unit(source, columns, group)
 
     def _order_unit(self, source: CsvFile, columns: Dict[str, int], group: "_Group") -> _Unit:
-        where = _lines_label(group.first_line, group.last_line)
+        where = lines_label(group.first_line, group.last_line)
         if group.spoiled is not None:
             name = group.name[1:].strip() if group.name.startswith("#") else group.name
             message = f"order {name} ({where}): {group.spoiled}" if name and group.count > 1 else group.spoiled
@@ -856,43 +680,6 @@ def format_report(report: ImportReport) -> str:
     return "\n".join(lines)
 
 
-T = TypeVar("T")
-
-
-def run_with_progress(err: TextIO, work: Callable[["ProgressBar"], T]) -> Optional[T]:
-    """Run an import with a progress bar on `err`; None (and the reason on `err`) when the file is unusable
-    or the database failed part way — the command then exits 2."""
-    try:
-        bar = ProgressBar(err)
-        try:
-            return work(bar)
-        finally:
-            bar.close()
-    except ImportFileError as error:
-        print(f"error: {error}", file=err)
-        print("nothing was imported", file=err)
-    except OperationalError as error:
-        detail = str(error.orig).strip().splitlines()[0] if error.orig is not None else str(error)
-        print(f"error: the store database failed during the import: {detail}", file=err)
-        print("the batches committed before the failure stay imported; run the same command again to finish", file=err)
-    return None
-
-
-def rejection_lines(
-    rejected: int, by_reason: Mapping[str, int], rejections: Sequence[object], reasons: Mapping[str, str]
-) -> List[str]:
-    """The rejected part of an import summary: the total, the count per reason, then each rejection
-    (as many as were kept) — shared by every importer so their reports read alike."""
-    if not rejected:
-        return ["rejected: none"]
-    lines = [f"rejected: {rejected:,}"]
-    lines.extend(f"  {label}: {by_reason[reason]:,}" for reason, label in reasons.items() if by_reason.get(reason))
-    lines.extend(f"  {rejection}" for rejection in rejections)
-    if rejected > len(rejections):
-        lines.append(f"  … and {rejected - len(rejections):,} more not listed")
-    return lines
-
-
 def import_command(
     files: Sequence[Path],
     customers: Optional[Path] = None,
@@ -920,36 +707,3 @@ def import_command(
     return 1 if report.rejected else 0
 
 
-class ProgressBar:
-    """tqdm on stderr when it is installed (Rasa brings it), else a plain one-line bar."""
-
-    def __init__(self, stream: TextIO) -> None:
-        self.stream = stream
-        self._bar = None
-        self._done = 0
-        try:
-            from tqdm import tqdm
-        except ImportError:  # pragma: no cover - tqdm comes with Rasa
-            self._tqdm = None
-        else:
-            self._tqdm = tqdm
-
-    def __call__(self, done: int, total: int, rows: int) -> None:
-        if self._tqdm is not None:
-            if self._bar is None:
-                self._bar = self._tqdm(total=total, unit="B", unit_scale=True, desc="import", file=self.stream,
-                                       mininterval=0.5)
-            self._bar.update(max(0, done - self._done))
-            self._bar.set_postfix(rows=f"{rows:,}", refresh=False)
-        else:
-            width = 30
-            filled = width * done // total if total else width
-            self.stream.write(f"\rimport [{'#' * filled}{'.' * (width - filled)}] {done * 100 // max(total, 1):3d}% {rows:,} rows")
-            self.stream.flush()
-        self._done = done
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-        elif self._tqdm is None and self._done:
-            self.stream.write("\n")
