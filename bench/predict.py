@@ -34,9 +34,11 @@ import shutil
 import subprocess
 import sys
 import time
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
 
 from bot.settings import PROJECT_ROOT
 
@@ -148,16 +150,160 @@ def cdnow_store(reimport: bool = False) -> Tuple[Path, Dict[str, Any]]:
     return store, info
 
 
+def cdnow_sample_ids() -> List[str]:
+    """The customers of the standard 2,357-customer CDNOW sample (CDNOW_sample.txt: master id first)."""
+    path = cdnow_master().with_name("CDNOW_sample.txt")
+    return sorted({line.split()[0] for line in path.read_text().splitlines() if line.strip()})
+
+
+def run_cdnow(store: Path) -> Dict[str, Any]:
+    """The backtest on the imported CDNOW store, as `python -m bot predict backtest` runs it."""
+    from bot.db import Database
+    from bot.prediction.backtest import format_report, report_json
+    from bot.prediction.service import customer_ids_by_store_id, run_backtest
+
+    database = Database(f"sqlite:///{store}")
+    try:
+        cutoff = datetime.combine(CDNOW_CUTOFF + DATE_SHIFT, datetime.min.time(), tzinfo=timezone.utc)
+        sample = customer_ids_by_store_id(database, cdnow_sample_ids())
+        started = time.perf_counter()
+        report = run_backtest(database, cutoff, horizon=HORIZON_DAYS,
+                              subsets={"the standard 2,357-customer CDNOW sample": sample},
+                              progress=lambda message: log(message))
+        seconds = time.perf_counter() - started
+    finally:
+        database.dispose()
+    print(f"== CDNOW ({CDNOW_CUTOFF:%Y-%m-%d} is {cutoff:%Y-%m-%d} in the store: dates moved by 28 years)")
+    print(format_report(report, cutoff_label=f"{CDNOW_CUTOFF:%Y-%m-%d}",
+                        subset_sizes={"the standard 2,357-customer CDNOW sample": len(sample)}))
+    print(f"read + fit + score: {seconds:.1f} s")
+    result = report_json(report)
+    result["seconds"] = round(seconds, 2)
+    result["cutoff"] = f"{CDNOW_CUTOFF:%Y-%m-%d}"
+    return result
+
+
+def generated_orders(customers: int, seed: int = SEED) -> Tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Order histories of `customers` customers from a BG/NBD-like process with drift, generated with numpy:
+    acquisition over three years, rates ~ Gamma, drop-out after each purchase ~ Beta, some customers slowing
+    down with time (which BG/NBD does not model). (customer, moment in days, amount, as_of day)."""
+    rng = np.random.default_rng(seed)
+    end = 20_000.0 + 3 * 365  # days since the epoch; the horizon after as_of is generated too
+    as_of = end - HORIZON_DAYS
+    first = rng.uniform(20_000.0, as_of - 1, customers)
+    rate = rng.gamma(0.7, 1 / 45.0, customers)  # purchases a day while alive
+    drop = rng.beta(0.9, 4.0, customers)
+    slowing = np.where(rng.random(customers) < 0.3, rng.uniform(0.002, 0.01, customers), 0.0)
+    repeats = np.minimum(rng.geometric(drop) - 1, 150)  # purchases after the first, before dropping out
+    owner = np.repeat(np.arange(customers), repeats)
+    gaps = rng.exponential(1.0, len(owner)) / rate[owner]
+    starts = np.r_[0, np.cumsum(repeats)[:-1]]
+    running = np.cumsum(gaps)
+    since_first = running - np.repeat(np.r_[0.0, running][starts], repeats)  # gaps summed within each customer
+    since_first = since_first * (1 + slowing[owner] * since_first / 30)  # the slowing ones space out
+    moments = np.concatenate([first, first[owner] + since_first])
+    who = np.concatenate([np.arange(customers), owner])
+    keep = moments < end
+    amount = np.round(rng.lognormal(3.3, 0.6, int(keep.sum())), 2)
+    return who[keep].astype(np.int64) + 1, moments[keep], amount, as_of
+
+
+def run_scale(customers: int) -> Dict[str, Any]:
+    """fit + score `customers` generated histories, timed stage by stage (no database)."""
+    from bot.prediction.backtest import auc, brier
+    from bot.prediction.history import OrderHistory
+    from bot.prediction.model import fit_and_score
+    from bot.prediction.reasons import explain_all
+
+    log(f"generating {customers:,} customers' order histories")
+    who, moments, amount, as_of = generated_orders(customers)
+    log(f"{len(who):,} orders generated; fitting and scoring as of day {as_of:.0f} (the last {HORIZON_DAYS} days "
+        "are kept aside to check)")
+    started = time.perf_counter()
+    history = OrderHistory.from_orders(who, moments, amount)
+    aggregated = time.perf_counter() - started
+    scores = fit_and_score(history, as_of, HORIZON_DAYS, progress=lambda message: log(message))
+    fit_score = time.perf_counter() - started
+    mark = time.perf_counter()
+    reasons = explain_all(scores)
+    reasons_seconds = time.perf_counter() - mark
+    bought = np.isin(scores.summary.customer, history.buyers_between(as_of, as_of + HORIZON_DAYS))
+    result = {
+        "customers": customers, "orders": int(len(who)), "customers_scored": len(scores.summary),
+        "aggregate_seconds": round(aggregated, 2), "fit_score_seconds": round(fit_score, 2),
+        "reasons_seconds": round(reasons_seconds, 2), "stages": scores.describe()["timings_seconds"],
+        "model_version": scores.version, "training_rows": scores.training_rows,
+        "auc": {"ours": round(auc(bought, scores.probability), 4), "bgnbd": round(auc(bought, scores.bgnbd), 4),
+                "recency": round(auc(bought, scores.recency_rule), 4)},
+        "brier": {"ours": round(brier(bought, scores.probability), 4), "bgnbd": round(brier(bought, scores.bgnbd), 4),
+                  "recency": round(brier(bought, scores.recency_rule), 4)},
+        "example_reason": reasons[len(reasons) // 2],
+    }
+    stages = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in result["stages"].items() if name != "total")
+    print(f"\n== scale: {customers:,} generated customers, {len(who):,} orders")
+    print(f"fit + score: {fit_score:.1f} s (aggregate orders {aggregated:.1f} s; {stages}); "
+          f"reasons for all: {reasons_seconds:.1f} s")
+    print(f"on the generated data: AUC ours {result['auc']['ours']:.4f} / BG/NBD {result['auc']['bgnbd']:.4f} / "
+          f"recency {result['auc']['recency']:.4f}; Brier {result['brier']['ours']:.4f} / "
+          f"{result['brier']['bgnbd']:.4f} / {result['brier']['recency']:.4f}")
+    print(f"a reason: {result['example_reason']}")
+    return result
+
+
+TARGETS = (
+    ("cdnow.metrics.ours.auc", ">=", 0.80, "CDNOW AUC ≥ 0.80"),
+    ("cdnow.auc_gain", ">=", 0.01, "CDNOW AUC ≥ BG/NBD + 0.01"),
+    ("cdnow.brier_gain", "<=", 0.0, "CDNOW Brier no worse than BG/NBD"),
+    ("scale.fit_score_seconds", "<=", 60.0, "fit + score 1,000,000 customers ≤ 60 s"),
+)
+
+
+def _lookup(results: Dict[str, Any], key: str) -> Optional[float]:
+    value: Any = results
+    for part in key.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return float(value)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.predict", description=__doc__.split("\n\n")[0])
     parser.add_argument("--prepare-only", action="store_true", help="import CDNOW (or find the cached store) and stop")
     parser.add_argument("--reimport", action="store_true", help="import CDNOW again even if a cached store exists")
+    parser.add_argument("--customers", type=int, default=DEFAULT_CUSTOMERS, help="generated customers for the scale run")
+    parser.add_argument("--skip-cdnow", action="store_true")
+    parser.add_argument("--skip-scale", action="store_true")
+    parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args(argv)
     BENCH_DIR.mkdir(parents=True, exist_ok=True)
-    store, info = cdnow_store(args.reimport)
-    if args.prepare_only:
-        return 0
-    return 0
+    from bench.chat import machine_info
+
+    results: Dict[str, Any] = {"machine": machine_info(), "date": f"{date.today():%Y-%m-%d}"}
+    if not args.skip_cdnow:
+        store, info = cdnow_store(args.reimport)
+        if args.prepare_only:
+            return 0
+        results["cdnow_import"] = info.get("import", {})
+        results["cdnow"] = run_cdnow(store)
+        metrics = results["cdnow"]["metrics"]
+        results["cdnow"]["auc_gain"] = round(metrics["ours"]["auc"] - metrics["bgnbd"]["auc"], 4)
+        results["cdnow"]["brier_gain"] = round(metrics["ours"]["brier"] - metrics["bgnbd"]["brier"], 4)
+    if not args.skip_scale:
+        results["scale"] = run_scale(args.customers)
+    print("\n== targets")
+    missed = 0
+    for key, op, limit, label in TARGETS:
+        value = _lookup(results, key)
+        if value is None or (key.startswith("scale") and args.customers < DEFAULT_CUSTOMERS):
+            continue
+        ok = value >= limit if op == ">=" else value <= limit
+        missed += not ok
+        print(f"{'PASS' if ok else 'MISS'}  {label}: {value:.4g}")
+    results["machine"]["load_average"] = os.getloadavg()
+    JSON_PATH.write_text(json.dumps(results, indent=2, default=str))
+    log(f"results in {JSON_PATH.relative_to(PROJECT_ROOT)}")
+    return 1 if args.check and missed else 0
 
 
 if __name__ == "__main__":

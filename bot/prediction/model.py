@@ -32,7 +32,7 @@ from bot.prediction.history import CustomerSummary, OrderHistory, summarize
 MODEL_NAME = "rapport-repeat-1"
 DEFAULT_HORIZON_DAYS = 90
 SNAPSHOT_OFFSETS = (0, 30, 60)  # training snapshots: as_of − horizon − each of these (days)
-MAX_TRAINING_ROWS = 150_000  # the classifier learns from at most this many snapshot rows (a random sample)
+MAX_TRAINING_ROWS = 100_000  # the classifier learns from at most this many snapshot rows (a random sample)
 MIN_TRAINING_CUSTOMERS = 200
 MIN_TRAINING_CLASS = 20  # buyers and non-buyers each, at the snapshots
 # Days since the last order: the recency rule's bands (upper bounds, inclusive).
