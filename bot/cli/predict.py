@@ -14,9 +14,10 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import sys
 from datetime import date, datetime, time, timezone
-from typing import Any, Iterable
+from typing import Any, Iterable, Optional
 
 from bot.cli.loyalty import CommandError
 
@@ -63,7 +64,16 @@ def _refit(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write(rows: Iterable[Any], output_format: str) -> int:
+def _write(rows: Iterable[Any], output_format: str) -> Optional[int]:
+    """The rows on stdout, and how many; None when the reader stopped early (`| head`): quietly."""
+    try:
+        return _write_rows(rows, output_format)
+    except BrokenPipeError:
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - Python flushes stdout at exit: not into the broken pipe
+        return None
+
+
+def _write_rows(rows: Iterable[Any], output_format: str) -> int:
     count = 0
     if output_format == "json":
         sys.stdout.write("[")
@@ -96,8 +106,9 @@ def _scores(args: argparse.Namespace) -> int:
         except NotEnoughHistory as error:
             raise CommandError(str(error)) from None
         count = _write(rows, args.format)
-        _progress(f"{count:,} customers scored as of {args.as_of:%Y-%m-%d} with {scores.version}, "
-                  f"horizon {args.horizon} days (not stored)")
+        if count is not None:
+            _progress(f"{count:,} customers scored as of {args.as_of:%Y-%m-%d} with {scores.version}, "
+                      f"horizon {args.horizon} days (not stored)")
         return 0
     with database.session() as session:
         run = latest_run(session)
@@ -105,8 +116,9 @@ def _scores(args: argparse.Namespace) -> int:
             raise CommandError("no scores stored yet: run `python -m bot predict refit` (the web app refits on "
                                "its own every PREDICTION_REFIT_HOURS), or pass --as-of DATE")
         count = _write(stored_rows(session), args.format)
-        _progress(f"{count:,} stored scores from run {run.id} ({run.model_version}, as of "
-                  f"{run.as_of:%Y-%m-%d %H:%M} UTC, horizon {run.horizon_days} days)")
+        if count is not None:
+            _progress(f"{count:,} stored scores from run {run.id} ({run.model_version}, as of "
+                      f"{run.as_of:%Y-%m-%d %H:%M} UTC, horizon {run.horizon_days} days)")
     return 0
 
 

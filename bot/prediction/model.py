@@ -40,7 +40,7 @@ RECENCY_BANDS = (14, 30, 60, 90, 120, 180, 270, 365, 540, 730)
 # A band's share is pulled toward the overall share as if this many customers of the overall kind were in
 # it too: a band of three customers in a small store says little on its own.
 RECENCY_PRIOR_CUSTOMERS = 20.0
-CLASSIFIER_SETTINGS = dict(learning_rate=0.03, max_iter=300, max_leaf_nodes=8, min_samples_leaf=100)
+CLASSIFIER_SETTINGS = dict(learning_rate=0.045, max_iter=200, max_leaf_nodes=8, min_samples_leaf=100)
 # OpenMP threads for the classifier. One: on 2 cores shared with the web app and the bot, OpenMP's
 # spinning threads made a fit 4-6 times slower than one thread (measured under load average 7).
 CLASSIFIER_THREADS = 1
@@ -199,8 +199,9 @@ def fit_and_score(
         method = "gbm+bgnbd"
         timings["classifier"] = time.perf_counter() - mark
     elif params is not None:
-        say(f"too little history before the date for the classifier ({rows} snapshot rows, {buyers} buyers); "
-            "BG/NBD alone")
+        say(f"the classifier needs at least {MIN_TRAINING_CUSTOMERS} customers at the snapshots and "
+            f"{MIN_TRAINING_CLASS} who bought and did not in the {horizon} days after; there are {rows:,} rows and "
+            f"{buyers:,} buyers: BG/NBD alone")
     if np.isnan(probability).any():
         raise NotEnoughHistory("not enough history before this date: at least one repeat purchase, or "
                                f"{horizon} days of orders before the date, are needed")

@@ -53,8 +53,9 @@ def explain(recency_days: float, purchase_days: int, buying_days: float, active_
         return f"first and only order {ago}; {spent}; {likelihood(probability)}"
     interval = active_days / (purchase_days - 1)
     overdue = ", longer than their usual gap" if recency_days > max(OVERDUE_FACTOR * interval, 30) else ""
+    every = max(int(round(interval)), 1)
     return (f"last order {ago}{overdue}; {purchase_days} orders in {_span(buying_days)}, about every "
-            f"{max(int(round(interval)), 1)} days; {spent}; {likelihood(probability)}")
+            f"{'day' if every == 1 else f'{every} days'}; {spent}; {likelihood(probability)}")
 
 
 def explain_no_orders(probability: float) -> str:

@@ -201,4 +201,5 @@ def test_reasons_read_like_a_merchant_would_write_them() -> None:
                                                         "4 orders in 14 months, about every 60 days; €90 spent; 9 % likely")
     assert explain(45, 1, 45, 0, 30, 0.12) == "first and only order 45 days ago; $30 spent; 12 % likely"
     assert explain(0, 2, 800, 799, 60, 0.5).startswith("last order today; 2 orders in 2.2 years, about every 799 days")
+    assert ", about every day;" in explain(300, 2, 600, 1, 50, 0.01)
     assert likelihood(0.001) == "under 1 % likely" and likelihood(0.999) == "over 99 % likely"
