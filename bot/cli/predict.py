@@ -16,18 +16,10 @@ import csv
 import json
 import os
 import sys
-from datetime import date, datetime, time, timezone
 from typing import Any, Iterable, Optional
 
 from bot.cli.loyalty import CommandError
-
-
-def _date(text: str) -> datetime:
-    try:
-        day = date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2025-10-01") from None
-    return datetime.combine(day, time(), tzinfo=timezone.utc)
+from bot.cli.quiz import _date  # a day as midnight UTC, or an argparse error
 
 
 def _horizon(text: str) -> int:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import datetime, timedelta, timezone
-from typing import AsyncIterator, Callable, Dict, Optional
+from typing import AsyncIterator, Awaitable, Callable, Dict, Optional, Tuple
 
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -54,35 +54,11 @@ def setup_scheduler(
     setup_prediction_refit(app, app[SETTINGS].prediction_refit_hours)
     if interval_minutes <= 0:
         return
-    scheduler = AsyncIOScheduler(timezone=timezone.utc)
-    app[SCHEDULER] = scheduler
-
-    async def running(app: web.Application) -> AsyncIterator[None]:
-        # Each its own job: one failing or running long does not hold up the others.
-        for job_id, run in ((JOB_ID, run_jobs_now), (FEEDBACK_JOB_ID, run_feedback_requests_now),
-                            (CONSOLE_JOB_ID, run_console_housekeeping_now)):
-            scheduler.add_job(
-                run,
-                "interval",
-                args=[app],
-                id=job_id,
-                minutes=interval_minutes,
-                next_run_time=datetime.now(timezone.utc) + first_run_delay,
-                max_instances=1,
-                coalesce=True,
-                misfire_grace_time=interval_minutes * 60,  # late is fine; skipped is not
-                replace_existing=True,
-            )
-        scheduler.start()
-        log.info("loyalty_jobs.scheduled", interval_minutes=interval_minutes,
-                 first_run_in_seconds=int(first_run_delay.total_seconds()))
-        yield
-        scheduler.shutdown(wait=False)
-        # AsyncIOScheduler.shutdown is queued on the loop (call_soon_threadsafe): let it run, so a job
-        # still waiting for its thread is cancelled before the thread pool is shut down.
-        await asyncio.sleep(0)
-
-    app.cleanup_ctx.append(running)
+    # Each its own job: one failing or running long does not hold up the others.
+    jobs = ((JOB_ID, run_jobs_now), (FEEDBACK_JOB_ID, run_feedback_requests_now),
+            (CONSOLE_JOB_ID, run_console_housekeeping_now))
+    _timer(app, SCHEDULER, jobs, timedelta(minutes=interval_minutes), first_run_delay, "loyalty_jobs.scheduled",
+           interval_minutes=interval_minutes)
 
 
 def setup_prediction_refit(app: web.Application, hours: int, *,
@@ -90,20 +66,38 @@ def setup_prediction_refit(app: web.Application, hours: int, *,
     """Refit the repeat-purchase prediction every `hours` while the app runs; nothing when it is 0."""
     if hours <= 0 or PREDICTION_SCHEDULER in app:
         return
+    _timer(app, PREDICTION_SCHEDULER, ((PREDICTION_JOB_ID, run_prediction_refit_now),), timedelta(hours=hours),
+           first_run_delay, "prediction_refit.scheduled", interval_hours=hours)
+
+
+def _timer(app: web.Application, key: "web.AppKey[AsyncIOScheduler]",
+           jobs: Tuple[Tuple[str, Callable[[web.Application], Awaitable[object]]], ...], every: timedelta,
+           first_run_delay: timedelta, event: str, **fields: int) -> None:
+    """A scheduler (kept as app[key]) that runs each job every `every` from `first_run_delay` after start-up,
+    while the app runs."""
     scheduler = AsyncIOScheduler(timezone=timezone.utc)
-    app[PREDICTION_SCHEDULER] = scheduler
+    app[key] = scheduler
 
     async def running(app: web.Application) -> AsyncIterator[None]:
-        scheduler.add_job(
-            run_prediction_refit_now, "interval", args=[app], id=PREDICTION_JOB_ID, hours=hours,
-            next_run_time=datetime.now(timezone.utc) + first_run_delay, max_instances=1, coalesce=True,
-            misfire_grace_time=hours * 3600, replace_existing=True,
-        )
+        for job_id, run in jobs:
+            scheduler.add_job(
+                run,
+                "interval",
+                args=[app],
+                id=job_id,
+                seconds=every.total_seconds(),
+                next_run_time=datetime.now(timezone.utc) + first_run_delay,
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=int(every.total_seconds()),  # late is fine; skipped is not
+                replace_existing=True,
+            )
         scheduler.start()
-        log.info("prediction_refit.scheduled", interval_hours=hours,
-                 first_run_in_seconds=int(first_run_delay.total_seconds()))
+        log.info(event, first_run_in_seconds=int(first_run_delay.total_seconds()), **fields)
         yield
         scheduler.shutdown(wait=False)
+        # AsyncIOScheduler.shutdown is queued on the loop (call_soon_threadsafe): let it run, so a job
+        # still waiting for its thread is cancelled before the thread pool is shut down.
         await asyncio.sleep(0)
 
     app.cleanup_ctx.append(running)
