@@ -13,6 +13,10 @@
   scale           fit + score `--customers` (1,000,000) generated histories in memory, timed stage by
                   stage — the same code the backtest and the scheduled refit run, without the database.
 
+  store refit     with --store-customers N, also a SQLite store of N generated customers and their orders
+                  (bulk-loaded), and the scheduled refit through it, timed: read every order, fit, score,
+                  store every score (bot.prediction.service.refit).
+
 The importer refuses orders dated before 2000 (bot/loyalty/orders.py EARLIEST_ORDER), so every CDNOW
 date is moved forward by 28 years exactly (10,227 days: the Gregorian calendar repeats with its
 weekdays every 28 years between 1901 and 2099): 1997-01-01 is 2025-01-01, the cutoff 1997-10-01 is
@@ -250,6 +254,58 @@ def run_scale(customers: int) -> Dict[str, Any]:
     return result
 
 
+def run_store_refit(customers: int) -> Dict[str, Any]:
+    """The scheduled refit through the database: a SQLite store of `customers` generated customers and their
+    orders (loaded the way a restore is: the schema from the migrations, executemany with the journal off),
+    then `bot.prediction.service.refit` — read every order, fit, score, store every score — timed."""
+    import sqlite3
+
+    from bot.db import Database
+    from bot.prediction.service import refit
+
+    path = BENCH_DIR / "predict-store.db"
+    for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        leftover.unlink(missing_ok=True)
+    who, moments, amount, as_of = generated_orders(customers)
+    keep = moments < as_of
+    who, moments, amount = who[keep], moments[keep], amount[keep]
+    database = Database(f"sqlite:///{path}")
+    database.create_schema()
+    database.dispose()
+    log(f"loading {customers:,} customers and {len(who):,} orders into {path.relative_to(PROJECT_ROOT)}")
+    started = time.perf_counter()
+    epoch = datetime(1970, 1, 1)
+    connection = sqlite3.connect(path)
+    for pragma in ("journal_mode=OFF", "synchronous=OFF", "temp_store=MEMORY"):
+        connection.execute(f"PRAGMA {pragma}")
+    created = (epoch + timedelta(days=20_000)).strftime("%Y-%m-%d %H:%M:%S.%f")
+    connection.executemany(
+        "INSERT INTO customers (id, email, points_balance, created_at, external_id) VALUES (?, ?, 0, ?, ?)",
+        ((i, f"c{i}@bench.example", created, f"s{i}") for i in range(1, customers + 1)))
+    rows = ((n, f"o{n}", int(c), int(round(a * 100)), (epoch + timedelta(days=float(m))).strftime("%Y-%m-%d %H:%M:%S.%f"))
+            for n, (c, m, a) in enumerate(zip(who.tolist(), moments.tolist(), amount.tolist()), start=1))
+    connection.executemany(
+        "INSERT INTO orders (id, external_id, customer_id, total, refunded_total, currency, status, points_earned, "
+        "placed_at) VALUES (?, ?, ?, ?, 0, 'USD', 'paid', 0, ?)", rows)
+    connection.commit()
+    connection.close()
+    load_seconds = time.perf_counter() - started
+    log(f"loaded in {load_seconds:.0f} s; refit as of the generated date")
+    database = Database(f"sqlite:///{path}")
+    try:
+        now = datetime.fromtimestamp(as_of * 86_400, tz=timezone.utc)
+        started = time.perf_counter()
+        report = refit(database, now, progress=lambda message: log(message))
+        seconds = time.perf_counter() - started
+    finally:
+        database.dispose()
+    print(f"\n== refit through the database: {customers:,} customers, {len(who):,} orders on SQLite")
+    print(f"read + fit + score + store every score: {seconds:.1f} s ({report.customers_scored:,} scores, "
+          f"{report.model_version})")
+    return {"customers": customers, "orders": int(len(who)), "load_seconds": round(load_seconds, 1),
+            "refit_seconds": round(seconds, 1), "customers_scored": report.customers_scored}
+
+
 TARGETS = (
     ("cdnow.metrics.ours.auc", ">=", 0.80, "CDNOW AUC ≥ 0.80"),
     ("cdnow.auc_gain", ">=", 0.01, "CDNOW AUC ≥ BG/NBD + 0.01"),
@@ -274,6 +330,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--customers", type=int, default=DEFAULT_CUSTOMERS, help="generated customers for the scale run")
     parser.add_argument("--skip-cdnow", action="store_true")
     parser.add_argument("--skip-scale", action="store_true")
+    parser.add_argument("--store-customers", type=int, default=0, metavar="N",
+                        help="also time the scheduled refit through a SQLite store of N generated customers")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args(argv)
     BENCH_DIR.mkdir(parents=True, exist_ok=True)
@@ -291,6 +349,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         results["cdnow"]["brier_gain"] = round(metrics["ours"]["brier"] - metrics["bgnbd"]["brier"], 4)
     if not args.skip_scale:
         results["scale"] = run_scale(args.customers)
+    if args.store_customers:
+        results["store_refit"] = run_store_refit(args.store_customers)
     print("\n== targets")
     missed = 0
     for key, op, limit, label in TARGETS:
