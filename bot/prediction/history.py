@@ -102,14 +102,6 @@ class CustomerSummary:
         """Days from the last purchase day to `at`."""
         return self.at - self.last_day.astype(np.float64)
 
-    def rows_of(self, customers: np.ndarray) -> np.ndarray:
-        """Positions of `customers` in this summary (-1 for those not in it)."""
-        position = np.searchsorted(self.customer, customers)
-        position = np.minimum(position, max(len(self.customer) - 1, 0))
-        found = (len(self.customer) > 0) & (self.customer[position] == customers) if len(self.customer) else \
-            np.zeros(len(customers), dtype=bool)
-        return np.where(found, position, -1)
-
 
 def summarize(history: OrderHistory, at: float, customers: Optional[np.ndarray] = None) -> CustomerSummary:
     """Each customer's purchases before `at` (day number; purchases on days < at count). With `customers`,

@@ -169,7 +169,7 @@ def fit_and_score(
     snapshots: List[_Snapshot] = []
     for offset in SNAPSHOT_OFFSETS:
         at = as_of - horizon - offset
-        if at <= float(past.day.min()) + 1 if len(past) else True:
+        if at <= float(past.day.min()) + 1:  # no customer yet at this snapshot
             break
         snapshot = _snapshot(past, at, horizon)
         if len(snapshot.summary) == 0:
