@@ -8,7 +8,7 @@ export RASA_TELEMETRY_ENABLED ?= false
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONWARNINGS ?= ignore::DeprecationWarning
 
-.PHONY: help setup run test validate train test-python test-stories bench-chat bench-loyalty bench-quiz bench-console clean
+.PHONY: help setup run test validate train test-python test-stories bench-chat bench-loyalty bench-quiz bench-console bench-predict clean
 
 help:
 	@echo "make run         set up, train if the data changed, migrate and seed the demo shop, start the three servers"
@@ -17,6 +17,7 @@ help:
 	@echo "make bench-loyalty  seed 1M customers / 10M ledger entries on SQLite and PostgreSQL, time balance/earn/redeem"
 	@echo "make bench-quiz  quiz recommendations (score, filter, rank, reasons) over a generated 10,000-product catalog"
 	@echo "make bench-console  seed 100,000 feedback with transcripts, time the console's inbox, search, transcript pages and CSV export"
+	@echo "make bench-predict  repeat-purchase backtest on CDNOW (imported with python -m bot import) vs BG/NBD and recency; fit+score 1M customers"
 
 setup:
 	@bash scripts/setup.sh
@@ -55,6 +56,9 @@ bench-quiz: setup
 
 bench-console: setup
 	@$(PY) -m bench.console
+
+bench-predict: setup
+	@$(PY) -m bench.predict
 
 clean:
 	rm -rf var results models/*.tar.gz models/*.fingerprint .pytest_cache

@@ -97,6 +97,9 @@ class Settings:
     instagram_api_base: str = "https://graph.instagram.com/v21.0"
     # How often the web app runs tier reviews and points expiry; 0 turns the scheduled jobs off.
     loyalty_jobs_interval_minutes: int = 60
+    # How often (hours) the web app refits the repeat-purchase prediction and stores every customer's score
+    # (bot/prediction/); 0 turns the scheduled refit off (`python -m bot predict refit` from cron instead).
+    prediction_refit_hours: int = 24
     # Telegram channel: the bot token and the webhook secret (setWebhook's secret_token); unset, the
     # channel answers 503 and processes nothing. TELEGRAM_API_BASE points PTB at another Bot API server
     # (tests, self-hosted servers); PTB appends the token to it.
@@ -167,6 +170,7 @@ class Settings:
             loyalty_jobs_interval_minutes=_int(
                 env, "LOYALTY_JOBS_INTERVAL_MINUTES", 60, minimum=0, maximum=_MINUTES_PER_WEEK
             ),
+            prediction_refit_hours=_int(env, "PREDICTION_REFIT_HOURS", 24, minimum=0, maximum=24 * 31),
             telegram_token=_optional(env, "TELEGRAM_TOKEN"),
             telegram_webhook_secret=_optional(env, "TELEGRAM_WEBHOOK_SECRET"),
             telegram_api_base=_optional(env, "TELEGRAM_API_BASE") or "https://api.telegram.org/bot",

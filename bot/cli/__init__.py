@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from bot.cli.catalog import add_catalog_commands
 from bot.cli.loyalty import CommandError, add_loyalty_commands, store_call
 from bot.cli.merchants import add_merchant_commands
+from bot.cli.predict import add_predict_commands
 from bot.cli.moderation import add_moderation_commands
 from bot.cli.privacy import add_privacy_commands
 from bot.cli.quiz import add_quiz_commands
@@ -182,6 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_telegram_commands(commands)
     add_moderation_commands(commands)
     add_merchant_commands(commands)
+    add_predict_commands(commands)
 
     handoffs = commands.add_parser("handoffs", help="requests to talk to a person").add_subparsers(
         dest="handoffs_command", required=True

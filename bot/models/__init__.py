@@ -10,6 +10,7 @@ from bot.models.ledger import LedgerEntry
 from bot.models.linking import LinkAttempt, LinkCode
 from bot.models.merchants import ConsoleSession, LoginAttempt, Merchant
 from bot.models.orders import Order, OrderLine, OrderRefund
+from bot.models.predictions import PredictionRun, PurchasePrediction
 from bot.models.quiz import ProductSearch, QuizRun
 from bot.models.referrals import FriendOffer, Referral, ReferralClick, ReferralCode, ReferralDecision
 from bot.models.reviews import Review, ReviewRequest
@@ -18,7 +19,7 @@ from bot.models.rewards import RewardCode
 __all__ = [
     "Base", "ChannelIdentity", "ConsoleSession", "ContentSubmission", "Customer", "Feedback", "FeedbackNote",
     "FeedbackTopic", "FriendOffer", "HandoffRequest", "LedgerEntry", "LinkAttempt", "LinkCode", "LoginAttempt",
-    "Merchant", "Order", "OrderLine", "OrderRefund", "OutboundMessage", "Product", "ProductSearch",
-    "ProductVariant", "QuizRun", "Referral", "ReferralClick", "ReferralCode", "ReferralDecision", "Review",
+    "Merchant", "Order", "OrderLine", "OrderRefund", "OutboundMessage", "PredictionRun", "Product", "ProductSearch",
+    "ProductVariant", "PurchasePrediction", "QuizRun", "Referral", "ReferralClick", "ReferralCode", "ReferralDecision", "Review",
     "ReviewRequest", "RewardCode", "SocialFollowClaim", "TierChange", "Transcript",
 ]

@@ -1,18 +1,23 @@
-"""The loyalty jobs (tier reviews, points expiry), the feedback requests and the console's housekeeping on a
-timer inside the web app.
+"""The loyalty jobs (tier reviews, points expiry), the feedback requests, the console's housekeeping and the
+repeat-purchase prediction's refit on timers inside the web app.
 
 Every LOYALTY_JOBS_INTERVAL_MINUTES (0: off) `bot.loyalty.jobs.run_loyalty_jobs` runs on the app's
 worker threads, and so do `bot.feedback.requests.run_feedback_requests` and the console's housekeeping
 (`bot.console.accounts.forget_expired`), each its own job; their counts are logged. The jobs are idempotent, so several web processes may each run
 them; one process never runs two at once (max_instances=1), and runs missed while the machine slept
 collapse into one (coalesce).
+
+Every PREDICTION_REFIT_HOURS (0: off) `bot.prediction.service.scheduled_refit` refits the prediction and
+stores every customer's score, on its own timer (PREDICTION_SCHEDULER): it reads every order, so it runs
+far less often than the loyalty jobs and does not depend on them being on. It skips a run when a refit
+finished less than the interval ago (a restart, or another web process), so several processes share it.
 """
 from __future__ import annotations
 
 import asyncio
 import time
 from datetime import datetime, timedelta, timezone
-from typing import AsyncIterator, Callable, Dict, Optional
+from typing import AsyncIterator, Awaitable, Callable, Dict, Optional, Tuple
 
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -22,48 +27,73 @@ from bot.console.accounts import forget_expired
 from bot.feedback.requests import run_feedback_requests
 from bot.log import get_logger
 from bot.loyalty.jobs import run_loyalty_jobs
-from bot.web.store import DATABASE, PROGRAM, in_executor
+from bot.prediction.service import scheduled_refit
+from bot.web.store import DATABASE, PROGRAM, SETTINGS, in_executor
 
 log = get_logger(__name__)
 
 JOB_ID = "loyalty_jobs"
 FEEDBACK_JOB_ID = "feedback_requests"
 CONSOLE_JOB_ID = "console_housekeeping"
+PREDICTION_JOB_ID = "prediction_refit"
 # The first run waits a little: start-up (and `make run` waiting on /health) should not share the
 # database with a job that may touch every customer.
 FIRST_RUN_DELAY = timedelta(minutes=1)
+# The refit reads every order: after the start-up rush, and after the loyalty jobs' first run.
+PREDICTION_FIRST_RUN_DELAY = timedelta(minutes=3)
 
 SCHEDULER = web.AppKey("scheduler", AsyncIOScheduler)
+PREDICTION_SCHEDULER = web.AppKey("prediction_scheduler", AsyncIOScheduler)
 
 
 def setup_scheduler(
     app: web.Application, interval_minutes: int, *, first_run_delay: timedelta = FIRST_RUN_DELAY
 ) -> None:
-    """Run the loyalty jobs every `interval_minutes` while the app runs; nothing when it is 0."""
+    """Run the loyalty jobs every `interval_minutes` while the app runs (nothing when it is 0), and the
+    prediction's refit every PREDICTION_REFIT_HOURS (the app's settings; nothing when 0)."""
+    setup_prediction_refit(app, app[SETTINGS].prediction_refit_hours)
     if interval_minutes <= 0:
         return
+    # Each its own job: one failing or running long does not hold up the others.
+    jobs = ((JOB_ID, run_jobs_now), (FEEDBACK_JOB_ID, run_feedback_requests_now),
+            (CONSOLE_JOB_ID, run_console_housekeeping_now))
+    _timer(app, SCHEDULER, jobs, timedelta(minutes=interval_minutes), first_run_delay, "loyalty_jobs.scheduled",
+           interval_minutes=interval_minutes)
+
+
+def setup_prediction_refit(app: web.Application, hours: int, *,
+                           first_run_delay: timedelta = PREDICTION_FIRST_RUN_DELAY) -> None:
+    """Refit the repeat-purchase prediction every `hours` while the app runs; nothing when it is 0."""
+    if hours <= 0 or PREDICTION_SCHEDULER in app:
+        return
+    _timer(app, PREDICTION_SCHEDULER, ((PREDICTION_JOB_ID, run_prediction_refit_now),), timedelta(hours=hours),
+           first_run_delay, "prediction_refit.scheduled", interval_hours=hours)
+
+
+def _timer(app: web.Application, key: "web.AppKey[AsyncIOScheduler]",
+           jobs: Tuple[Tuple[str, Callable[[web.Application], Awaitable[object]]], ...], every: timedelta,
+           first_run_delay: timedelta, event: str, **fields: int) -> None:
+    """A scheduler (kept as app[key]) that runs each job every `every` from `first_run_delay` after start-up,
+    while the app runs."""
     scheduler = AsyncIOScheduler(timezone=timezone.utc)
-    app[SCHEDULER] = scheduler
+    app[key] = scheduler
 
     async def running(app: web.Application) -> AsyncIterator[None]:
-        # Each its own job: one failing or running long does not hold up the others.
-        for job_id, run in ((JOB_ID, run_jobs_now), (FEEDBACK_JOB_ID, run_feedback_requests_now),
-                            (CONSOLE_JOB_ID, run_console_housekeeping_now)):
+        for job_id, run in jobs:
             scheduler.add_job(
                 run,
                 "interval",
                 args=[app],
                 id=job_id,
-                minutes=interval_minutes,
+                seconds=every.total_seconds(),
                 next_run_time=datetime.now(timezone.utc) + first_run_delay,
                 max_instances=1,
                 coalesce=True,
-                misfire_grace_time=interval_minutes * 60,  # late is fine; skipped is not
+                misfire_grace_time=int(every.total_seconds()),  # late is fine; skipped is not
                 replace_existing=True,
             )
         scheduler.start()
-        log.info("loyalty_jobs.scheduled", interval_minutes=interval_minutes,
-                 first_run_in_seconds=int(first_run_delay.total_seconds()))
+        log.info(event, first_run_in_seconds=int(first_run_delay.total_seconds()), **fields)
         yield
         scheduler.shutdown(wait=False)
         # AsyncIOScheduler.shutdown is queued on the loop (call_soon_threadsafe): let it run, so a job
@@ -71,6 +101,13 @@ def setup_scheduler(
         await asyncio.sleep(0)
 
     app.cleanup_ctx.append(running)
+
+
+async def run_prediction_refit_now(app: web.Application) -> Optional[Dict[str, int]]:
+    """One scheduled refit of the prediction on a worker thread; its counts, or None if it failed (logged)."""
+    every = timedelta(hours=max(app[SETTINGS].prediction_refit_hours, 1))
+    return await _run_logged(app, "prediction_refit", lambda: scheduled_refit(
+        app[DATABASE], clock.now(), every, currency_symbol=app[PROGRAM]().currency_symbol))
 
 
 async def run_jobs_now(app: web.Application) -> Optional[Dict[str, int]]:

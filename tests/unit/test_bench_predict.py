@@ -1,0 +1,55 @@
+"""The prediction benchmark's code paths at a small scale: CDNOW written as Shopify exports goes through the
+project's importer untouched (dates moved 28 years, zero-total orders skipped), the backtest reads it back,
+and the generated histories of the scale run are what they claim. No timing is asserted."""
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import func, select
+
+from bench import predict
+from bot.db import Database
+from bot.loyalty.imports import run_import
+from bot.models import Customer, Order
+from bot.prediction.history import OrderHistory
+from bot.prediction.service import customer_ids_by_store_id, run_backtest
+
+
+def test_cdnow_goes_through_the_importer_and_back(tmp_path: Path, program) -> None:
+    rows = [row for row in predict.read_cdnow(predict.cdnow_master()) if int(row[0]) <= 120]
+    assert rows[0] == ("00001", date(1997, 1, 1), 1, "11.77")
+    customers_csv, orders_csv = predict.write_shopify_csvs(rows, tmp_path / "csv")
+    database = Database(f"sqlite:///{tmp_path / 'store.db'}")
+    database.create_schema()
+    try:
+        report = run_import(database, program, customers_csv, orders_csv)
+        zero = sum(1 for row in rows if float(row[3]) == 0)
+        assert report.rejected == 0
+        assert report.customers_created == 120 and report.orders_recorded == len(rows) - zero
+        with database.session() as session:
+            first = session.execute(select(func.min(Order.placed_at))).scalar_one()
+            assert first == datetime(2025, 1, 1, 12, tzinfo=timezone.utc)  # 1997-01-01 + 28 years
+            assert session.execute(select(Customer.external_id).where(Customer.id == 1)).scalar_one() == "00001"
+        sample = customer_ids_by_store_id(database, ["00004", "00021", "99999"])
+        assert len(sample) == 2
+        cutoff = datetime(2025, 10, 1, tzinfo=timezone.utc)
+        result = run_backtest(database, cutoff, subsets={"sample": sample})
+        bought = {int(row[0]) for row in rows if date(1997, 10, 1) <= row[1] < date(1997, 12, 30) and float(row[3]) > 0}
+        assert result.buyers == len(bought)
+        assert result.customers == len({int(row[0]) for row in rows if float(row[3]) > 0})
+        assert 0.5 < result.metrics["bgnbd"].auc <= 1.0
+    finally:
+        database.dispose()
+
+
+def test_generated_histories_and_the_scale_run(capsys) -> None:
+    who, moments, amount, as_of = predict.generated_orders(3_000, seed=3)
+    assert len(who) == len(moments) == len(amount) and set(np.unique(who)) <= set(range(1, 3_001))
+    assert moments.max() < as_of + predict.HORIZON_DAYS and np.all(amount > 0)
+    history = OrderHistory.from_orders(who, moments, amount)
+    assert 0 < len(history.buyers_between(as_of, as_of + predict.HORIZON_DAYS)) < 3_000
+    result = predict.run_scale(3_000)
+    assert result["customers_scored"] > 2_000 and 0.6 < result["auc"]["ours"] <= 1.0
+    assert "fit + score" in capsys.readouterr().out
