@@ -8,11 +8,12 @@ export RASA_TELEMETRY_ENABLED ?= false
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONWARNINGS ?= ignore::DeprecationWarning
 
-.PHONY: help setup run test validate train test-python test-stories bench-chat bench-loyalty bench-quiz bench-console bench-predict clean
+.PHONY: help setup run test validate train test-python test-stories eval-nlu bench-chat bench-loyalty bench-quiz bench-console bench-predict clean
 
 help:
 	@echo "make run         set up, train if the data changed, migrate and seed the demo shop, start the three servers"
 	@echo "make test        set up and run every check (validate, pytest, rasa test stories)"
+	@echo "make eval-nlu    the trained model on the held-out messages (tests/nlu/heldout): accuracy, off-topic recall, confusions"
 	@echo "make bench-chat  chat latency/throughput against the running stack and a stock rasa init bot"
 	@echo "make bench-loyalty  seed 1M customers / 10M ledger entries on SQLite and PostgreSQL, time balance/earn/redeem"
 	@echo "make bench-quiz  quiz recommendations (score, filter, rank, reasons) over a generated 10,000-product catalog"
@@ -42,7 +43,11 @@ test-stories: setup train
 	@echo "== rasa test (test stories, --fail-on-prediction-errors)"
 	@bash scripts/test_stories.sh
 
-test: validate test-python test-stories
+eval-nlu: setup train
+	@echo "== held-out NLU evaluation (tests/nlu/heldout; fails below the CI bars)"
+	@$(PY) -m tests.nlu.evaluate --check --json var/eval-nlu.json
+
+test: validate test-python test-stories eval-nlu
 	@echo "== all checks passed"
 
 bench-chat: setup train

@@ -203,7 +203,12 @@ class ActionOfferReward(StoreAction):
             return _no_offer()
         await announce_news(dispatcher, view)
         points = view.summary.balance
-        wanted = resolve_reward(program, str(asked)) if asked is not None else None
+        # The entity when the model found one; otherwise the shopper's own words ("can I get the free
+        # shipping reward?"), which resolve_reward reads just as strictly (one reward or none).
+        typed = str(tracker.latest_message.get("text") or "")
+        wanted = resolve_reward(program, str(asked) if asked is not None else None)
+        if wanted is None and asked is None and not typed.startswith("/"):
+            wanted = resolve_reward(program, typed)
         if wanted is not None and wanted.points <= points:
             log.info("reward.offered", linked=True, reward=wanted.id)
             dispatcher.utter_message(text=confirm_text(program, wanted, points), buttons=CONFIRM_BUTTONS)

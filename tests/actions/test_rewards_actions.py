@@ -63,6 +63,20 @@ async def test_named_reward_goes_straight_to_confirmation_and_spends_nothing(dem
     assert _points(demo_store, ALICE) == 1598 and _codes(demo_store, ALICE) == []
 
 
+@pytest.mark.parametrize("text", ["can I get the free shipping reward?", "i want free delivery with my points",
+                                  "use my points for free shipping pls"])
+async def test_a_reward_named_in_the_words_is_offered_when_the_model_found_no_entity(demo_store, text) -> None:
+    [message], slots = await _offer("alice", text)
+    assert message["text"].startswith("Redeem 400 points for free shipping?")
+    assert slots["offered_reward"] == "free-shipping"
+    assert _points(demo_store, ALICE) == 1598 and _codes(demo_store, ALICE) == []
+
+
+async def test_words_naming_no_single_reward_list_the_choices(demo_store) -> None:
+    [message], slots = await _offer("alice", "what can I get with 1200 points?")
+    assert "pick one" in message["text"] and slots.get("offered_reward") is None
+
+
 async def test_confirmed_redemption_spends_exactly_the_cost_and_gives_a_usable_code(demo_store) -> None:
     _, offered = await _offer("alice", "i'd like $5 off", "five-off")
     [message], slots = await _run(ActionRedeemReward(), _confirmation("alice", offered))
