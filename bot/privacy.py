@@ -373,7 +373,7 @@ def erase_customer(session: Session, customer_id: int, *, actor: str, now: datet
 
 def erase_conversations(settings: Settings, sender_ids: Iterable[str]) -> int:
     """Delete these senders' conversations from the tracker store bot/conversation_stores.py uses (Redis
-    when REDIS_URL is set, else the SQL store on TRACKER_DATABASE_URL); how many conversations there were.
+    with TRACKER_STORE=redis, else the SQL store on TRACKER_DATABASE_URL); how many conversations there were.
 
     Rasa keys a conversation by sender id alone, whatever the channel, so that is what is deleted. The
     stores are reached directly rather than through Rasa's classes: those retry a database that is down
@@ -381,7 +381,7 @@ def erase_conversations(settings: Settings, sender_ids: Iterable[str]) -> int:
     senders = sorted({str(sender) for sender in sender_ids if sender and str(sender) != ERASED_SENDER})
     if not senders:
         return 0
-    if settings.redis_url:
+    if settings.tracker_store == "redis" and settings.redis_url:
         return _erase_redis_trackers(settings.redis_url, senders)
     return _erase_sql_trackers(settings.tracker_database_url, senders)
 
@@ -408,7 +408,7 @@ def _erase_sql_trackers(url: str, senders: Sequence[str]) -> int:
     from rasa.core.tracker_store import SQLTrackerStore
     from sqlalchemy import create_engine, inspect
 
-    from bot.conversation_stores import _sql_kwargs
+    from bot.conversation_stores import CONVERSATION_FENCES, _sql_kwargs
 
     options = _sql_kwargs(url)
     if options["dialect"] == "sqlite" and not Path(options["db"] or "").is_file():
@@ -429,6 +429,8 @@ def _erase_sql_trackers(url: str, senders: Sequence[str]) -> int:
                     select(func.count(func.distinct(events.c.sender_id))).where(events.c.sender_id.in_(chunk))
                 ).scalar_one())
                 connection.execute(delete(events).where(events.c.sender_id.in_(chunk)))
+                if inspect(connection).has_table(CONVERSATION_FENCES.name):
+                    connection.execute(delete(CONVERSATION_FENCES).where(CONVERSATION_FENCES.c.sender_id.in_(chunk)))
             return found
     finally:
         engine.dispose()

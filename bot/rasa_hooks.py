@@ -1,0 +1,117 @@
+"""The project's changes to how the Rasa server calls the action server, on every channel.
+
+- A failed call (action server down, refused, reset, 5xx, an invalid answer, or no answer within
+  ACTION_TIMEOUT_SECONDS) gets the shopper a short apology. Rasa's own failure path logs the error and
+  drops the action's events: the shopper would get an empty reply. The apology is a BotUttered event from
+  the action, so every channel's output sends it and the tracker keeps it. An action the server rejected
+  on purpose (ActionExecutionRejection, HTTP 400) still goes Rasa's way: the policies pick another action.
+- The request body is lighter: the domain (which does not change while the server runs) is turned into a
+  dict once, not on every call, and the user events before the latest carry only their intent and text,
+  not the whole NLU output (entity extractor details, intent and response rankings): the actions read the
+  latest message's parse data (tracker.latest_message) and the older messages' text only.
+
+install_action_hooks() is called when the tracker store is built (bot/conversation_stores.py), which every
+Rasa entry point reading endpoints.yml does; it is idempotent.
+"""
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Dict, List, Optional
+
+from bot.log import get_logger
+
+log = get_logger(__name__)
+
+APOLOGY = ("Sorry, I can't do that right now: part of my system is not answering. "
+           "Please try again in a minute.")
+_INSTALLED = False
+
+
+def action_timeout_seconds() -> float:
+    from bot.settings import get_settings
+
+    return float(get_settings().action_timeout_seconds)
+
+
+def slim_tracker_state(state: Dict[str, Any]) -> Dict[str, Any]:
+    """The tracker state with every user event but the latest reduced to its text and intent name."""
+    events = state.get("events")
+    if not isinstance(events, list):
+        return state
+    latest_user = max((index for index, event in enumerate(events) if event.get("event") == "user"), default=-1)
+    slimmed: List[Dict[str, Any]] = []
+    for index, event in enumerate(events):
+        if event.get("event") == "user" and index != latest_user and isinstance(event.get("parse_data"), dict):
+            parse_data = event["parse_data"]
+            intent = parse_data.get("intent") or {}
+            event = dict(event)
+            event["parse_data"] = {
+                "intent": {"name": intent.get("name"), "confidence": intent.get("confidence")},
+                "entities": [
+                    {key: entity.get(key) for key in ("entity", "value", "start", "end") if key in entity}
+                    for entity in parse_data.get("entities") or [] if isinstance(entity, dict)
+                ],
+                "text": parse_data.get("text"),
+            }
+        slimmed.append(event)
+    return {**state, "events": slimmed}
+
+
+def install_action_hooks() -> None:
+    """Patch rasa.core.actions.action.RemoteAction (see the module docstring). Idempotent."""
+    global _INSTALLED
+    if _INSTALLED:
+        return
+    from rasa.core.actions import action as rasa_action
+    from rasa.core.actions.action import ActionExecutionRejection, RemoteAction
+    from rasa.shared.core.events import BotUttered
+
+    original_run = RemoteAction.run
+
+    def action_call_format(self: RemoteAction, tracker: Any, domain: Any) -> Dict[str, Any]:
+        from rasa.shared.core.trackers import EventVerbosity
+
+        import rasa
+
+        result: Dict[str, Any] = {
+            "next_action": self._name,
+            "sender_id": tracker.sender_id,
+            "tracker": slim_tracker_state(tracker.current_state(EventVerbosity.ALL)),
+            "version": rasa.__version__,
+        }
+        if not self._is_selective_domain_enabled() or domain.does_custom_action_explicitly_need_domain(self.name()):
+            result["domain"] = _domain_dict(domain)
+        return result
+
+    async def run(self: RemoteAction, output_channel: Any, nlg: Any, tracker: Any, domain: Any) -> List[Any]:
+        try:
+            return await asyncio.wait_for(
+                original_run(self, output_channel, nlg, tracker, domain), timeout=action_timeout_seconds()
+            )
+        except ActionExecutionRejection:
+            raise
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # noqa: BLE001 - every other failure gets the shopper an answer
+            reason = "timeout" if isinstance(error, asyncio.TimeoutError) else type(error).__name__
+            cause = error.__cause__
+            log.error("action.call_failed", action=self.name(), conversation=tracker.sender_id, reason=reason,
+                      detail=str(cause or error)[:300])
+            return [BotUttered(APOLOGY, metadata={"rapport_apology": True})]
+
+    RemoteAction._action_call_format = action_call_format  # type: ignore[assignment]
+    RemoteAction.run = run  # type: ignore[assignment]
+    assert rasa_action.RemoteAction is RemoteAction
+    _INSTALLED = True
+
+
+def _domain_dict(domain: Any) -> Dict[str, Any]:
+    cached: Optional[Dict[str, Any]] = getattr(domain, "_rapport_as_dict", None)
+    if cached is None:
+        cached = domain.as_dict()
+        try:
+            domain._rapport_as_dict = cached
+        except AttributeError:  # a domain that refuses attributes: no cache, same answer
+            pass
+    return cached
+
