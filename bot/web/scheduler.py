@@ -3,16 +3,17 @@ timer inside the web app.
 
 Every LOYALTY_JOBS_INTERVAL_MINUTES (0: off) `bot.loyalty.jobs.run_loyalty_jobs` runs on the app's
 worker threads, and so do `bot.feedback.requests.run_feedback_requests` and the console's housekeeping
-(`bot.console.accounts.forget_expired`), each its own job; their counts are logged. The jobs are idempotent, so several web processes may each run
-them; one process never runs two at once (max_instances=1), and runs missed while the machine slept
-collapse into one (coalesce).
+(`bot.console.accounts.forget_expired`), each its own job; their counts are logged. One process never runs
+two at once (max_instances=1), and runs missed while the machine slept collapse into one (coalesce).
+With several web app replicas (REDIS_URL set) only the holder of the "web-jobs" lease (bot/leases.py) runs
+them; the others skip their turn and take over within a lease's time if the holder dies.
 """
 from __future__ import annotations
 
 import asyncio
 import time
 from datetime import datetime, timedelta, timezone
-from typing import AsyncIterator, Callable, Dict, Optional
+from typing import Any, AsyncIterator, Callable, Dict, Optional
 
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -20,9 +21,10 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from bot import clock
 from bot.console.accounts import forget_expired
 from bot.feedback.requests import run_feedback_requests
+from bot.leases import Lease, RedisLease, lease_for
 from bot.log import get_logger
 from bot.loyalty.jobs import run_loyalty_jobs
-from bot.web.store import DATABASE, PROGRAM, in_executor
+from bot.web.store import DATABASE, PROGRAM, SETTINGS, in_executor
 
 log = get_logger(__name__)
 
@@ -34,6 +36,9 @@ CONSOLE_JOB_ID = "console_housekeeping"
 FIRST_RUN_DELAY = timedelta(minutes=1)
 
 SCHEDULER = web.AppKey("scheduler", AsyncIOScheduler)
+JOBS_LEASE = web.AppKey("jobs_lease", object)
+LEASE_NAME = "web-jobs"
+LEASE_SECONDS = 30.0
 
 
 def setup_scheduler(
@@ -44,13 +49,17 @@ def setup_scheduler(
         return
     scheduler = AsyncIOScheduler(timezone=timezone.utc)
     app[SCHEDULER] = scheduler
+    lease = lease_for(app[SETTINGS].redis_url, LEASE_NAME, LEASE_SECONDS)
+    app[JOBS_LEASE] = lease
 
     async def running(app: web.Application) -> AsyncIterator[None]:
+        stop_keeping = asyncio.Event()
+        keeping = asyncio.ensure_future(lease.keep(stop_keeping)) if isinstance(lease, RedisLease) else None
         # Each its own job: one failing or running long does not hold up the others.
         for job_id, run in ((JOB_ID, run_jobs_now), (FEEDBACK_JOB_ID, run_feedback_requests_now),
                             (CONSOLE_JOB_ID, run_console_housekeeping_now)):
             scheduler.add_job(
-                run,
+                _with_lease(lease, job_id, run),
                 "interval",
                 args=[app],
                 id=job_id,
@@ -69,8 +78,23 @@ def setup_scheduler(
         # AsyncIOScheduler.shutdown is queued on the loop (call_soon_threadsafe): let it run, so a job
         # still waiting for its thread is cancelled before the thread pool is shut down.
         await asyncio.sleep(0)
+        stop_keeping.set()
+        if keeping is not None:
+            await keeping
+        await lease.release()
 
     app.cleanup_ctx.append(running)
+
+
+def _with_lease(lease: Lease, job_id: str, run: Callable[[web.Application], Any]) -> Callable[[web.Application], Any]:
+    async def guarded(app: web.Application) -> Optional[Dict[str, int]]:
+        # Checked again at the moment of running: the lease may have moved since the last renewal.
+        if not await lease.refresh():
+            log.info("scheduled_job.skipped", job=job_id, reason="another web app replica holds the jobs lease")
+            return None
+        return await run(app)
+
+    return guarded
 
 
 async def run_jobs_now(app: web.Application) -> Optional[Dict[str, int]]:
