@@ -186,9 +186,9 @@ class Cluster:
             "The scaled-out layout is running:",
             f"  load balancer  HAProxy: bot http://{host}:{self.settings.rasa_port} · web http://{host}:{self.settings.web_port}"
             f" · actions 127.0.0.1:{self.settings.actions_port} (config {self.work_dir / 'haproxy.cfg'})",
-            *(f"  {p.name:<15}127.0.0.1:{port}  (ready: /webhooks/health/ready)" for p, port in zip(self.rasa, self.rasa_ports)),
-            *(f"  {p.name:<15}127.0.0.1:{port}  (ready: /health)" for p, port in zip(self.actions, self.action_ports)),
-            *(f"  {p.name:<15}127.0.0.1:{port}  (ready: /ready)" for p, port in zip(self.web, self.web_ports)),
+            *(f"  {p.name:<17}127.0.0.1:{port}  (ready: /webhooks/health/ready)" for p, port in zip(self.rasa, self.rasa_ports)),
+            *(f"  {p.name:<17}127.0.0.1:{port}  (ready: /health)" for p, port in zip(self.actions, self.action_ports)),
+            *(f"  {p.name:<17}127.0.0.1:{port}  (ready: /ready)" for p, port in zip(self.web, self.web_ports)),
             f"  PostgreSQL     {_without_password(self.database_url)} (loyalty store and conversations)",
             f"  Redis          {_without_password(self.redis_url or '')}"
             + (" (the cluster's own redis-server)" if self.own_redis else "") + " (locks, channel state, jobs lease)",
