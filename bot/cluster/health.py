@@ -1,9 +1,10 @@
 """Health and readiness of a Rasa server, as an input channel (Rasa has no route of its own for it
 while its HTTP API is off): GET /webhooks/health/ answers 200 while the process serves;
-GET /webhooks/health/ready answers 200 once the model is loaded (503 before) — what the load balancer
-checks — and reports whether the tracker store and the lock store answer. Those two are shared by every
-replica: while one is down, taking every replica out of the load balancer would only turn the replicas'
-own waiting (they retry PostgreSQL for 15 s and Redis for 8 s) into refusals, so they only show here."""
+GET /webhooks/health/ready answers 200 once the model is loaded (503 before), without any I/O: what the
+load balancer checks every second, which must stay fast on a busy replica. With ?dependencies=1 it also
+reports whether the tracker store and the lock store answer. Those two are shared by every replica: while
+one is down, taking every replica out of the load balancer would only turn the replicas' own waiting (they
+retry PostgreSQL for 15 s and Redis for 8 s) into refusals, so a dependency never fails readiness."""
 from __future__ import annotations
 
 import asyncio
@@ -37,12 +38,14 @@ async def _lock_store_ready(store: Any) -> None:
         await client.ping()
 
 
-async def readiness(agent: Any) -> Dict[str, str]:
+async def readiness(agent: Any, dependencies: bool = True) -> Dict[str, str]:
     """Each part's state: "ok" or why not."""
     parts: Dict[str, str] = {}
     if agent is None or not agent.is_ready():
         return {"model": "not loaded"}
     parts["model"] = "ok"
+    if not dependencies:
+        return parts
     checks: Dict[str, Callable[[], Awaitable[None]]] = {
         "tracker_store": lambda: _tracker_store_ready(getattr(agent.tracker_store, "_tracker_store", agent.tracker_store)),
         "lock_store": lambda: _lock_store_ready(agent.lock_store),
@@ -76,7 +79,8 @@ class HealthInput(InputChannel):
 
         @blueprint.route("/ready", methods=["GET"])
         async def ready(request: Request) -> HTTPResponse:
-            parts = await readiness(getattr(request.app.ctx, "agent", None))
+            parts = await readiness(getattr(request.app.ctx, "agent", None),
+                                    dependencies=request.args.get("dependencies") == "1")
             if parts.get("model") != "ok":
                 return response.json({"status": "unavailable", **parts}, status=503)
             degraded = any(state != "ok" for state in parts.values())
