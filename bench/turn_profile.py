@@ -27,11 +27,11 @@ from bench.chat import (RAPPORT_SCRIPTS, bench_target, plan_conversations, rappo
 PARTS: Sequence[Tuple[str, Sequence[str]]] = (
     ("tracker store (load and save)", ("tracker_store.py", "conversation_stores.py")),
     ("conversation lock", ("lock_store.py", "bot/locks.py")),
-    ("action call: payload (tracker state, JSON)", ("_action_call_format", "current_state", "json/encoder.py",
-                                                    "dumps (json", "rasa_hooks.py")),
-    ("action call: HTTP round trip and response", ("actions/action.py", "aiohttp/client", "jsonschema")),
-    ("NLU pipeline (parse_message)", ("parse_message", "rasa/nlu/", "spacy", "interpreter")),
-    ("dialogue policies (predict next action)", ("predict_next_action", "rasa/core/policies", "policy_ensemble")),
+    ("action call: payload (tracker state, JSON)", ("_action_call_format", "action_call_format")),
+    ("action call: HTTP round trip and response", ("_run_action (rasa/core/processor.py",)),
+    ("NLU pipeline (parse_message)", ("parse_message",)),
+    ("dialogue policies (predict next action)", ("_predict_next_with_tracker",)),
+    ("processor: sessions, slots, sending replies", ("rasa/core/processor.py",)),
     ("channel and HTTP server", ("sanic", "channels/", "rasa/core/channels")),
 )
 OTHER = "other (event loop, logging, tracker updates)"
@@ -78,7 +78,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--rasa-port", type=int, default=5215)
     parser.add_argument("--actions-port", type=int, default=5265)
     parser.add_argument("--raw", type=Path, default=None, help="keep py-spy's raw stacks here")
+    parser.add_argument("--classify", type=Path, default=None, metavar="RAW",
+                        help="only sort the stacks of an earlier run's raw file into parts (no servers started)")
     args = parser.parse_args(argv)
+    if args.classify is not None:
+        parts = read_raw(args.classify)
+        total = sum(parts.values()) or 1
+        for part, _ in list(PARTS) + [(OTHER, ())]:
+            print(f"{part:<48} {parts.get(part, 0) / total:>6.1%}")
+        return 0
 
     plans = {args.concurrency: plan_conversations("rapport", args.concurrency, args.conversations, RAPPORT_SCRIPTS)}
     warm = plan_conversations("rapport", 0, 1, RAPPORT_SCRIPTS)[0]

@@ -137,6 +137,16 @@ class AppendOnlySQLTrackerStore(SQLTrackerStore):
             _use_checked_postgres_engine(self)
         _FENCE_METADATA.create_all(self.engine)
 
+    async def _retrieve(self, sender_id: str, fetch_events_from_all_sessions: bool) -> Optional[DialogueStateTracker]:
+        """Rasa's query (the events since the latest session start, by id), reading only the JSON column:
+        Rasa builds an ORM object per event row only to read that column."""
+        with self.session_scope() as session:
+            query = self._event_query(session, sender_id, fetch_events_from_all_sessions=fetch_events_from_all_sessions)
+            rows = query.with_entities(self.SQLEvent.data).all()
+        if not rows or not self.domain:
+            return None
+        return DialogueStateTracker.from_dict(sender_id, [json.loads(row[0]) for row in rows], self.domain.slots)
+
     async def retrieve(self, sender_id: str) -> Optional[DialogueStateTracker]:
         tracker = await _retrying_outage(lambda: SQLTrackerStore.retrieve(self, sender_id))
         if tracker is not None:

@@ -38,6 +38,11 @@ def server_env(base: Mapping[str, str], settings: Settings) -> Dict[str, str]:
     env = dict(base)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # One TensorFlow thread per operation and between operations: a turn's models are small, and TF's
+    # default thread pools (one thread per core, spinning while they wait for work) cost more CPU than they
+    # save — they compete with the other requests of the same process and with the other replicas.
+    env.setdefault("TF_INTER_OP_PARALLELISM_THREADS", "1")
+    env.setdefault("TF_INTRA_OP_PARALLELISM_THREADS", "1")
     env["SANIC_HOST"] = settings.bind_host
     # Sanic reads bodies of up to 100 MB by default before any channel can look at them; no channel
     # takes more than 1 MB (the platforms' webhooks), so larger bodies get 413 before they are read.
