@@ -10,8 +10,13 @@
   not the whole NLU output (entity extractor details, intent and response rankings): the actions read the
   latest message's parse data (tracker.latest_message) and the older messages' text only.
 
+- Loading the model for prediction builds each TensorFlow model's weights with one training step run
+  eagerly instead of through a traced training graph: Rasa fits one example only to give the weights their
+  shapes and then overwrites them with the trained ones, and tracing the training step (forward, backward,
+  optimizer) was most of the server's start-up. The prediction graph is traced as before.
+
 install_action_hooks() is called when the tracker store is built (bot/conversation_stores.py), which every
-Rasa entry point reading endpoints.yml does; it is idempotent.
+Rasa entry point reading endpoints.yml does before it loads the model; it is idempotent.
 """
 from __future__ import annotations
 
@@ -102,7 +107,35 @@ def install_action_hooks() -> None:
     RemoteAction._action_call_format = action_call_format  # type: ignore[assignment]
     RemoteAction.run = run  # type: ignore[assignment]
     assert rasa_action.RemoteAction is RemoteAction
+    _install_eager_weight_building()
     _INSTALLED = True
+
+
+def _install_eager_weight_building() -> None:
+    from rasa.utils.tensorflow.constants import LEARNING_RATE, RUN_EAGERLY
+    from rasa.utils.tensorflow.data_generator import RasaBatchDataGenerator
+    from rasa.utils.tensorflow.models import RasaModel
+
+    original_load = RasaModel.load.__func__  # type: ignore[attr-defined]
+
+    def load(cls: Any, model_file_name: str, model_data_example: Any, predict_data_example: Any = None,
+             finetune_mode: bool = False, *args: Any, **kwargs: Any) -> Any:
+        if finetune_mode:  # training goes on from these weights: Rasa's own way
+            return original_load(cls, model_file_name, model_data_example, predict_data_example, finetune_mode,
+                                 *args, **kwargs)
+        import tensorflow as tf
+
+        config = kwargs.get("config", {})
+        model = cls(*args, **kwargs)
+        model.compile(optimizer=tf.keras.optimizers.Adam(config.get(LEARNING_RATE, 0.001)), run_eagerly=True)
+        model.fit(RasaBatchDataGenerator(model_data_example, batch_size=1), verbose=False)
+        model.load_weights(model_file_name)
+        model.run_eagerly = bool(config.get(RUN_EAGERLY))  # predictions go through the traced graph again
+        if predict_data_example:
+            model.run_inference(predict_data_example)
+        return model
+
+    RasaModel.load = classmethod(load)  # type: ignore[assignment]
 
 
 def _domain_dict(domain: Any) -> Dict[str, Any]:

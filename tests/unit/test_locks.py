@@ -182,3 +182,53 @@ async def test_a_save_fenced_by_an_older_ticket_is_refused(tmp_path: Path) -> No
         CURRENT_TICKET.reset(token)
     texts = [event.text for event in (await store.retrieve(sender)).events if isinstance(event, UserUttered)]
     assert texts == ["newer holder"]
+
+
+def _issue_from_threads(issue, threads: int = 8, each: int = 100) -> List[int]:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        batches = list(pool.map(lambda _: [issue() for _ in range(each)], range(threads)))
+    return [ticket for batch in batches for ticket in batch]
+
+
+def test_stock_redis_lock_store_issues_the_same_ticket_twice_and_ours_never_does(redis_url: str) -> None:
+    """Rasa's RedisLockStore.issue_ticket reads the lock, adds a ticket in Python and writes it back: two
+    replicas (here eight threads, each with its own client, as eight processes would be) issuing at once get
+    the same ticket, and both are let in. Ours issues each ticket in one Lua script."""
+    from urllib.parse import urlparse
+
+    from rasa.core.lock_store import RedisLockStore
+
+    parsed = urlparse(redis_url)
+    conversation = f"race-{uuid.uuid4().hex[:8]}"
+    prefix = f"testrace{uuid.uuid4().hex[:8]}"  # alphanumeric, as RedisLockStore requires
+    stock_clients = [RedisLockStore(host=parsed.hostname, port=parsed.port, db=int(parsed.path.lstrip("/") or 0),
+                                    key_prefix=prefix) for _ in range(8)]
+    counter = iter(range(10**6))
+
+    def stock_issue() -> int:
+        return stock_clients[next(counter) % 8].issue_ticket(conversation, lock_lifetime=60)
+
+    stock = _issue_from_threads(stock_issue)
+    stock_clients[0].delete_lock(conversation)
+    stock_duplicates = len(stock) - len(set(stock))
+
+    ours_store = RedisTicketLockStore(redis_url, key_prefix=_prefix())
+
+    def our_issue() -> int:
+        return asyncio.run(_issue_once(redis_url, ours_store.key_prefix, conversation))
+
+    ours = _issue_from_threads(our_issue, threads=8, each=25)
+    print(f"stock RedisLockStore: {stock_duplicates} duplicate tickets of {len(stock)} issued from 8 clients at once; "
+          f"ours: {len(ours) - len(set(ours))} of {len(ours)}")
+    assert len(ours) == len(set(ours))
+    assert stock_duplicates > 0
+
+
+async def _issue_once(redis_url: str, prefix: str, conversation: str) -> int:
+    store = RedisTicketLockStore(redis_url, key_prefix=prefix)
+    try:
+        return await store.issue(conversation)
+    finally:
+        await store.close()
