@@ -13,7 +13,9 @@
 - Loading the model for prediction builds each TensorFlow model's weights with one training step run
   eagerly instead of through a traced training graph: Rasa fits one example only to give the weights their
   shapes and then overwrites them with the trained ones, and tracing the training step (forward, backward,
-  optimizer) was most of the server's start-up. The prediction graph is traced as before.
+  optimizer) was most of the server's start-up. If that step did not create every weight the checkpoint
+  holds (a branch the example does not take), the model is loaded Rasa's way. The prediction graph is
+  traced as before.
 
 install_action_hooks() is called when the tracker store is built (bot/conversation_stores.py), which every
 Rasa entry point reading endpoints.yml does before it loads the model; it is idempotent.
@@ -129,7 +131,16 @@ def _install_eager_weight_building() -> None:
         model = cls(*args, **kwargs)
         model.compile(optimizer=tf.keras.optimizers.Adam(config.get(LEARNING_RATE, 0.001)), run_eagerly=True)
         model.fit(RasaBatchDataGenerator(model_data_example, batch_size=1), verbose=False)
-        model.load_weights(model_file_name)
+        status = model.load_weights(model_file_name)
+        try:
+            # An eager step creates only the variables of the branches this one example takes (a traced graph
+            # creates every branch's): a model with a weight the step did not create is loaded Rasa's way.
+            status.assert_consumed()
+        except AssertionError:
+            status.expect_partial()  # this model is dropped: no warnings about its unused values
+            log.info("model.load.traced", model=cls.__name__, reason="the eager step did not create every weight")
+            return original_load(cls, model_file_name, model_data_example, predict_data_example, finetune_mode,
+                                 *args, **kwargs)
         model.run_eagerly = bool(config.get(RUN_EAGERLY))  # predictions go through the traced graph again
         if predict_data_example:
             model.run_inference(predict_data_example)
