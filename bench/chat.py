@@ -307,7 +307,7 @@ def fresh_cluster_database() -> str:
 
 @contextmanager
 def cluster_stack(rasa_port: int, actions_port: int, web_port: int, senders: Sequence[str],
-                  replicas: int) -> Iterator[str]:
+                  replicas: int, warm: Optional["Conversation"] = None) -> Iterator[str]:
     """The scaled-out layout with `replicas` Rasa servers behind HAProxy; yields the REST webhook URL."""
     from bot.cluster.runner import Cluster, Layout
     from bot.processes import free_port
@@ -331,6 +331,11 @@ def cluster_stack(rasa_port: int, actions_port: int, web_port: int, senders: Seq
         try:
             cluster.wait_ready(READY_TIMEOUT_SECONDS)
             log(f"cluster is up after {time.monotonic() - started:.0f} s")
+            if warm is not None:
+                # The load balancer would warm only the replica it picks: warm each one directly.
+                for index, port in enumerate(cluster.rasa_ports):
+                    log(f"warming up rasa server {index + 1} directly (not measured)")
+                    asyncio.run(warm_up(webhook_url(port), warm))
             yield webhook_url(rasa_port)
         finally:
             cluster.stop()
@@ -644,7 +649,7 @@ def bench_cluster(args: argparse.Namespace) -> List[LevelStats]:
     plans = plans_for("cluster", args, RAPPORT_SCRIPTS)
     warm = plan_conversations("cluster", 0, 1, RAPPORT_SCRIPTS)[0]
     senders = [warm.sender] + [c.sender for conversations in plans.values() for c in conversations]
-    with cluster_stack(args.rasa_port, args.actions_port, args.cluster_web_port, senders, args.replicas) as url:
+    with cluster_stack(args.rasa_port, args.actions_port, args.cluster_web_port, senders, args.replicas, warm) as url:
         return asyncio.run(bench_target("cluster", url, warm, plans))
 
 

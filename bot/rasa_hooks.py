@@ -5,10 +5,10 @@
   drops the action's events: the shopper would get an empty reply. The apology is a BotUttered event from
   the action, so every channel's output sends it and the tracker keeps it. An action the server rejected
   on purpose (ActionExecutionRejection, HTTP 400) still goes Rasa's way: the policies pick another action.
-- The request body is lighter: the domain (which does not change while the server runs) is turned into a
-  dict once, not on every call, and the user events before the latest carry only their intent and text,
-  not the whole NLU output (entity extractor details, intent and response rankings): the actions read the
-  latest message's parse data (tracker.latest_message) and the older messages' text only.
+- The request body is lighter: the user events before the latest carry only their text, intent name and
+  entities, not the whole NLU output (intent and response rankings, extractor details): the actions read
+  the latest message's parse data (tracker.latest_message) and the older messages' text only. A 30-turn
+  conversation's tracker goes from 129 to 63 KiB per call (README, Performance).
 
 - Loading the model for prediction builds each TensorFlow model's weights with one training step run
   eagerly instead of through a traced training graph: Rasa fits one example only to give the weights their
@@ -87,7 +87,7 @@ def install_action_hooks() -> None:
             "version": rasa.__version__,
         }
         if not self._is_selective_domain_enabled() or domain.does_custom_action_explicitly_need_domain(self.name()):
-            result["domain"] = _domain_dict(domain)
+            result["domain"] = domain.as_dict()
         return result
 
     async def run(self: RemoteAction, output_channel: Any, nlg: Any, tracker: Any, domain: Any) -> List[Any]:
@@ -147,15 +147,3 @@ def _install_eager_weight_building() -> None:
         return model
 
     RasaModel.load = classmethod(load)  # type: ignore[assignment]
-
-
-def _domain_dict(domain: Any) -> Dict[str, Any]:
-    cached: Optional[Dict[str, Any]] = getattr(domain, "_rapport_as_dict", None)
-    if cached is None:
-        cached = domain.as_dict()
-        try:
-            domain._rapport_as_dict = cached
-        except AttributeError:  # a domain that refuses attributes: no cache, same answer
-            pass
-    return cached
-
