@@ -184,11 +184,6 @@ class Supervisor:
             process.start()
             self._started_at[process.name] = self.clock()
 
-    def add(self, process: ManagedProcess) -> None:
-        self.processes.append(process)
-        self.restarts.setdefault(process.name, 0)
-        self._backoff.setdefault(process.name, self.first_backoff)
-
     def poll(self) -> None:
         now = self.clock()
         for process in self.processes:

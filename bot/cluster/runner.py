@@ -19,7 +19,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Mapping, Optional
+from typing import Callable, List, Mapping, Optional
 
 from sqlalchemy.engine import make_url
 
@@ -84,7 +84,7 @@ class Cluster:
     redis_url: Optional[str] = None  # None: start a redis-server of our own on redis_port
     redis_port: int = DEFAULT_REDIS_PORT
     model: Optional[Path] = None
-    report: object = None
+    report: Optional[Callable[[str], None]] = None  # where restart lines go (default: stderr)
     processes: List[ManagedProcess] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -110,7 +110,7 @@ class Cluster:
         self.env = server_env(env, self.settings)
         self.settings = with_development_defaults(self.settings, self.env)
         self._build()
-        say = self.report if callable(self.report) else (lambda line: print(f"[cluster] {line}", file=sys.stderr, flush=True))
+        say = self.report or (lambda line: print(f"[cluster] {line}", file=sys.stderr, flush=True))
         self.supervisor = Supervisor(self.processes, report=say)
 
     # -- the processes ------------------------------------------------------------------------------
