@@ -8,10 +8,12 @@ export RASA_TELEMETRY_ENABLED ?= false
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONWARNINGS ?= ignore::DeprecationWarning
 
-.PHONY: help setup run test validate train test-python test-stories eval-nlu bench-chat bench-loyalty bench-quiz bench-console bench-predict clean
+.PHONY: help setup run run-cluster chaos test validate train test-python test-stories eval-nlu bench-chat bench-loyalty bench-quiz bench-console bench-predict clean
 
 help:
 	@echo "make run         set up, train if the data changed, migrate and seed the demo shop, start the three servers"
+	@echo "make run-cluster the scaled-out layout: 2 Rasa servers, 2 action servers, 2 web apps behind HAProxy, PostgreSQL, Redis"
+	@echo "make chaos       a bounded fault run (< 3 min) on the scaled-out layout under chat and store-API load"
 	@echo "make test        set up and run every check (validate, pytest, rasa test stories)"
 	@echo "make eval-nlu    the trained model on the held-out messages (tests/nlu/heldout): accuracy, off-topic recall, confusions"
 	@echo "make bench-chat  chat latency/throughput against the running stack and a stock rasa init bot"
@@ -28,6 +30,12 @@ train: setup
 
 run: setup
 	@$(PY) -m bot run
+
+run-cluster: setup
+	@$(PY) -m bot run --replicas $${REPLICAS:-2}
+
+chaos: setup train
+	@$(PY) -m bench.chaos
 
 validate: setup
 	@echo "== rasa data validate"

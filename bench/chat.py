@@ -6,6 +6,8 @@
            (own SQLite store and tracker store), seeded with the demo shop
   stock    the `rasa init` moodbot under .cache/bench/stock, trained with our config.yml,
            in-memory tracker store, no action server
+  cluster  the scaled-out layout (bot/cluster/runner.py): 2 Rasa replicas and 2 action servers behind
+           HAProxy, PostgreSQL (database rapport_bench_cluster, made afresh) and a redis-server of its own
 For each concurrency level it plays a fixed number of scripted multi-turn conversations over the
 REST channel, one target at a time, and prints turns, errors, p50/p95/p99 latency and messages
 per second, then the rapport/stock ratios.
@@ -282,6 +284,63 @@ def rapport_stack(rasa_port: int, actions_port: int, senders: Sequence[str]) -> 
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
+BENCH_CLUSTER_DATABASE = "rapport_bench_cluster"
+
+
+def fresh_cluster_database() -> str:
+    """The benchmark's own PostgreSQL database, dropped and made again (never anyone else's)."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
+    server = make_url(os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"))
+    admin = create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.exec_driver_sql(
+            f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{BENCH_CLUSTER_DATABASE}'")
+        connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{BENCH_CLUSTER_DATABASE}"')
+        connection.exec_driver_sql(f'CREATE DATABASE "{BENCH_CLUSTER_DATABASE}"')
+    admin.dispose()
+    return server.set(database=BENCH_CLUSTER_DATABASE).render_as_string(hide_password=False)
+
+
+@contextmanager
+def cluster_stack(rasa_port: int, actions_port: int, web_port: int, senders: Sequence[str],
+                  replicas: int, warm: Optional["Conversation"] = None) -> Iterator[str]:
+    """The scaled-out layout with `replicas` Rasa servers behind HAProxy; yields the REST webhook URL."""
+    from bot.cluster.runner import Cluster, Layout
+    from bot.processes import free_port
+    from bot.settings import Settings
+
+    for port in (rasa_port, actions_port, web_port):
+        ensure_port_free(port)
+    data_dir = Path(tempfile.mkdtemp(prefix="rapport-bench-cluster-"))
+    database_url = fresh_cluster_database()
+    try:
+        env = rapport_env(data_dir, rasa_port, actions_port)
+        env.update({"WEB_PORT": str(web_port), "DATABASE_URL": database_url, "LOG_LEVEL": "WARNING"})
+        seed_store(env)
+        link_senders(database_url, senders)
+        cluster = Cluster(Settings.from_env(env), Layout(replicas=replicas, action_servers=2, web_apps=1),
+                          data_dir / "cluster", env, database_url=database_url, redis_port=free_port(),
+                          model=RAPPORT_MODEL, report=log)
+        log(f"starting the cluster: {replicas} Rasa replicas, 2 action servers, HAProxy (logs: {cluster.logs})")
+        started = time.monotonic()
+        cluster.start()
+        try:
+            cluster.wait_ready(READY_TIMEOUT_SECONDS)
+            log(f"cluster is up after {time.monotonic() - started:.0f} s")
+            if warm is not None:
+                # The load balancer would warm only the replica it picks: warm each one directly.
+                for index, port in enumerate(cluster.rasa_ports):
+                    log(f"warming up rasa server {index + 1} directly (not measured)")
+                    asyncio.run(warm_up(webhook_url(port), warm))
+            yield webhook_url(rasa_port)
+        finally:
+            cluster.stop()
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
 def webhook_url(port: int) -> str:
     return f"http://127.0.0.1:{port}/webhooks/rest/webhook"
 
@@ -494,10 +553,11 @@ def ratios(results: Sequence[LevelStats]) -> List[Dict[str, object]]:
     rows = []
     for (target, level), ours in sorted(by_key.items(), key=lambda pair: pair[0][1]):
         stock = by_key.get(("stock", level))
-        if target != "rapport" or stock is None:
+        if target == "stock" or stock is None:
             continue
         ours_p95, stock_p95 = ours.percentile(0.95), stock.percentile(0.95)
         rows.append({
+            "target": target,
             "concurrency": level,
             "p95_ratio": round(ours_p95 / stock_p95, 2) if ours_p95 and stock_p95 else None,
             "throughput_ratio": round(ours.messages_per_second / stock.messages_per_second, 2)
@@ -509,9 +569,10 @@ def ratios(results: Sequence[LevelStats]) -> List[Dict[str, object]]:
 def print_ratios(rows: Sequence[Mapping[str, object]]) -> None:
     if not rows:
         return
-    print("\nrapport / stock")
+    print("\nagainst stock (same concurrency)")
     for row in rows:
-        print(f"  c={row['concurrency']:<3} p95 ratio {row['p95_ratio']}x   throughput ratio {row['throughput_ratio']}x")
+        print(f"  {row['target']:<8} c={row['concurrency']:<3} p95 ratio {row['p95_ratio']}x   "
+              f"throughput ratio {row['throughput_ratio']}x")
 
 
 def write_json(path: Path, machine: Mapping[str, object], results: Sequence[LevelStats], total_seconds: float) -> None:
@@ -536,12 +597,17 @@ def build_parser() -> argparse.ArgumentParser:
         description="Chat latency/throughput of Rapport against a stock `rasa init` bot with the same "
         "NLU pipeline and policies. Starts its own servers on the ports below.",
     )
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 20], metavar="N",
-                        help="concurrency levels: conversations in flight at once (default: 1 20)")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 20, 100], metavar="N",
+                        help="concurrency levels: conversations in flight at once (default: 1 20 100)")
     parser.add_argument("--conversations", type=int, default=None, metavar="N",
                         help="conversations per level (default: max(10, 2 × concurrency): 10 at 1, 40 at 20)")
-    parser.add_argument("--targets", nargs="+", choices=("rapport", "stock"), default=["rapport", "stock"],
-                        help="what to benchmark (default: rapport stock)")
+    parser.add_argument("--targets", nargs="+", choices=("rapport", "cluster", "stock"),
+                        default=["rapport", "cluster", "stock"],
+                        help="what to benchmark (default: rapport cluster stock)")
+    parser.add_argument("--replicas", type=int, default=2, metavar="N",
+                        help="Rasa replicas of the cluster target (default: 2)")
+    parser.add_argument("--cluster-web-port", type=int, default=5405, metavar="PORT",
+                        help="the cluster's web app frontend (default: 5405; its bot frontend is --rasa-port)")
     parser.add_argument("--rasa-port", type=int, default=5205, metavar="PORT", help="our Rasa server (default: 5205)")
     parser.add_argument("--actions-port", type=int, default=5255, metavar="PORT",
                         help="our action server (default: 5255)")
@@ -577,6 +643,14 @@ def bench_rapport(args: argparse.Namespace) -> List[LevelStats]:
         return asyncio.run(bench_target("rapport", url, warm, plans))
 
 
+def bench_cluster(args: argparse.Namespace) -> List[LevelStats]:
+    plans = plans_for("cluster", args, RAPPORT_SCRIPTS)
+    warm = plan_conversations("cluster", 0, 1, RAPPORT_SCRIPTS)[0]
+    senders = [warm.sender] + [c.sender for conversations in plans.values() for c in conversations]
+    with cluster_stack(args.rasa_port, args.actions_port, args.cluster_web_port, senders, args.replicas, warm) as url:
+        return asyncio.run(bench_target("cluster", url, warm, plans))
+
+
 def bench_stock(args: argparse.Namespace) -> List[LevelStats]:
     model = prepare_stock_bot()
     plans = plans_for("stock", args, STOCK_SCRIPTS)
@@ -596,6 +670,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     # One target at a time, so the two never compete for the CPU.
     if "rapport" in args.targets:
         results += bench_rapport(args)
+    if "cluster" in args.targets:
+        results += bench_cluster(args)
     if "stock" in args.targets:
         results += bench_stock(args)
     total = time.monotonic() - started

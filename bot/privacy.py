@@ -50,7 +50,7 @@ kept as they are (no personal data once the customer row is a tombstone)
 A guest's rows (before they linked their chat) are found by the (channel, sender) pairs of the customer's
 identities and of their own rows. Those pairs come back in the report: Rasa keys conversations by sender id
 only, and `erase_conversations(settings, sender_ids)` deletes them from the tracker store of
-bot/conversation_stores.py. `erase_customer_everywhere` does both in the right order and logs the erasure.
+bot/conversation_storage.py. `erase_customer_everywhere` does both in the right order and logs the erasure.
 
 What this cannot reach: a conversation the bot is having at that very moment writes its next turn into a
 fresh tracker; the channels' short-lived state (bot/channel_state.py) expires on its own; and rows the
@@ -341,7 +341,7 @@ def erase_customer(session: Session, customer_id: int, *, actor: str, now: datet
 
 def erase_conversations(settings: Settings, sender_ids: Iterable[str]) -> int:
     """Delete these senders' conversations from the tracker store bot/conversation_stores.py uses (Redis
-    when REDIS_URL is set, else the SQL store on TRACKER_DATABASE_URL); how many conversations there were.
+    with TRACKER_STORE=redis, else the SQL store on TRACKER_DATABASE_URL); how many conversations there were.
 
     Rasa keys a conversation by sender id alone, whatever the channel, so that is what is deleted. The
     stores are reached directly rather than through Rasa's classes: those retry a database that is down
@@ -349,7 +349,7 @@ def erase_conversations(settings: Settings, sender_ids: Iterable[str]) -> int:
     senders = sorted({str(sender) for sender in sender_ids if sender and str(sender) != ERASED_SENDER})
     if not senders:
         return 0
-    if settings.redis_url:
+    if settings.tracker_store == "redis" and settings.redis_url:
         return _erase_redis_trackers(settings.redis_url, senders)
     return _erase_sql_trackers(settings.tracker_database_url, senders)
 
@@ -358,9 +358,9 @@ def _erase_redis_trackers(url: str, senders: Sequence[str]) -> int:
     import redis
     from rasa.core.tracker_store import DEFAULT_REDIS_TRACKER_STORE_KEY_PREFIX
 
-    from bot.conversation_stores import _redis_kwargs
+    from bot.conversation_storage import redis_kwargs
 
-    options = _redis_kwargs(url)
+    options = redis_kwargs(url)
     client = redis.StrictRedis(
         host=options["host"], port=options["port"], db=options["db"], username=options["username"],
         password=options["password"], ssl=options["use_ssl"], socket_connect_timeout=10, socket_timeout=30,
@@ -376,9 +376,9 @@ def _erase_sql_trackers(url: str, senders: Sequence[str]) -> int:
     from rasa.core.tracker_store import SQLTrackerStore
     from sqlalchemy import create_engine, inspect
 
-    from bot.conversation_stores import _sql_kwargs
+    from bot.conversation_storage import CONVERSATION_FENCES, sql_kwargs
 
-    options = _sql_kwargs(url)
+    options = sql_kwargs(url)
     if options["dialect"] == "sqlite" and not Path(options["db"] or "").is_file():
         return 0  # no conversation was ever stored: do not create the file just to find it empty
     # The URL Rasa's SQLTrackerStore builds from the same options, and its events table.
@@ -397,6 +397,8 @@ def _erase_sql_trackers(url: str, senders: Sequence[str]) -> int:
                     select(func.count(func.distinct(events.c.sender_id))).where(events.c.sender_id.in_(chunk))
                 ).scalar_one())
                 connection.execute(delete(events).where(events.c.sender_id.in_(chunk)))
+                if inspect(connection).has_table(CONVERSATION_FENCES.name):
+                    connection.execute(delete(CONVERSATION_FENCES).where(CONVERSATION_FENCES.c.sender_id.in_(chunk)))
             return found
     finally:
         engine.dispose()

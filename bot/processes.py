@@ -1,5 +1,7 @@
 """Servers run as child processes: `make run`, the end-to-end tests and the chat benchmark all start,
-wait for and stop the action server and the Rasa server the same way, through ManagedProcess."""
+wait for and stop the action server and the Rasa server the same way, through ManagedProcess; `make run`
+and `make run-cluster` keep them running with a Supervisor (a crashed child is restarted with backoff, the
+others keep serving)."""
 from __future__ import annotations
 
 import http.client
@@ -10,7 +12,7 @@ import subprocess
 import time
 import urllib.request
 from pathlib import Path
-from typing import IO, Iterable, List, Mapping, Optional, Sequence
+from typing import IO, Callable, Dict, Iterable, List, Mapping, Optional, Sequence
 
 DEFAULT_GRACE_SECONDS = 10.0
 READY_POLL_SECONDS = 0.5
@@ -62,14 +64,15 @@ class ManagedProcess:
         """The exit code once the process has exited (negative: killed by that signal), else None."""
         return None if self._process is None else self._process.poll()
 
-    def start(self) -> "ManagedProcess":
+    def start(self, append_log: bool = False) -> "ManagedProcess":
+        """Starts the server. A restart passes append_log, so the log keeps what led to the crash."""
         if self.alive():
             raise RuntimeError(f"{self.name} is already running (pid {self.pid})")
         log: Optional[IO[bytes]] = None
         if self.log_path is not None:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
-            # Truncated, so that log_tail() is about this run and not an earlier one.
-            log = self.log_path.open("wb")
+            # Truncated on a first start, so that log_tail() is about this run and not an earlier one.
+            log = self.log_path.open("ab" if append_log else "wb")
         try:
             self._process = subprocess.Popen(
                 self.command,
@@ -141,6 +144,75 @@ class ManagedProcess:
             os.killpg(self._process.pid, signum)
         except ProcessLookupError:  # exited between our check and the signal
             pass
+
+
+def kill(process: ManagedProcess, signum: int = signal.SIGKILL) -> None:
+    """Sends `signum` to the server's process group (tests and `make chaos` use it to simulate a crash)."""
+    if process.alive():
+        process._signal_group(signum)
+
+
+class Supervisor:
+    """Keeps a set of servers running: a server that exits is restarted after a backoff (0.5 s, doubling
+    up to 30 s, back to 0.5 s once it has run for a minute), and the others keep running meanwhile.
+
+    `poll()` does one round (the caller's loop calls it every half second or so); `report` receives one
+    line per exit and restart."""
+
+    def __init__(
+        self,
+        processes: Sequence[ManagedProcess],
+        report: Callable[[str], None],
+        first_backoff: float = 0.5,
+        max_backoff: float = 30.0,
+        stable_after: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.processes = list(processes)
+        self.report = report
+        self.first_backoff = first_backoff
+        self.max_backoff = max_backoff
+        self.stable_after = stable_after
+        self.clock = clock
+        self.restarts: Dict[str, int] = {process.name: 0 for process in self.processes}
+        self._backoff: Dict[str, float] = {process.name: first_backoff for process in self.processes}
+        self._started_at: Dict[str, float] = {}
+        self._restart_at: Dict[str, float] = {}
+
+    def start_all(self) -> None:
+        for process in self.processes:
+            process.start()
+            self._started_at[process.name] = self.clock()
+
+    def poll(self) -> None:
+        now = self.clock()
+        for process in self.processes:
+            name = process.name
+            if process.alive():
+                if now - self._started_at.get(name, now) >= self.stable_after:
+                    self._backoff[name] = self.first_backoff
+                continue
+            if process._process is None:
+                continue  # never started (added but not meant to run yet)
+            due = self._restart_at.get(name)
+            if due is None:
+                delay = self._backoff[name]
+                if now - self._started_at.get(name, now) >= self.stable_after:
+                    delay = self.first_backoff
+                self._restart_at[name] = now + delay
+                self.report(f"the {name} exited (code {process.returncode}); restarting it in {delay:.1f} s, "
+                            f"the other servers keep running")
+            elif now >= due:
+                del self._restart_at[name]
+                self._backoff[name] = min(self._backoff[name] * 2, self.max_backoff)
+                self.restarts[name] += 1
+                process.start(append_log=True)
+                self._started_at[name] = now
+                self.report(f"the {name} was restarted (pid {process.pid}, restart {self.restarts[name]})")
+
+    def stop(self, grace_seconds: float = DEFAULT_GRACE_SECONDS) -> None:
+        self._restart_at.clear()
+        stop_all(self.processes, grace_seconds)
 
 
 def stop_all(processes: Sequence[ManagedProcess], grace_seconds: float = DEFAULT_GRACE_SECONDS) -> None:

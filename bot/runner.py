@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional
 
-from bot.processes import ManagedProcess, ProcessFailed, stop_all
+from bot.processes import ManagedProcess, ProcessFailed, Supervisor
 from bot.settings import PROJECT_ROOT, Settings
 from bot.training import model_path
 
@@ -38,6 +38,11 @@ def server_env(base: Mapping[str, str], settings: Settings) -> Dict[str, str]:
     env = dict(base)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # One TensorFlow thread per operation and between operations: a turn's models are small, and TF's
+    # default thread pools (one thread per core, spinning while they wait for work) cost more CPU than they
+    # save — they compete with the other requests of the same process and with the other replicas.
+    env.setdefault("TF_INTER_OP_PARALLELISM_THREADS", "1")
+    env.setdefault("TF_INTRA_OP_PARALLELISM_THREADS", "1")
     env["SANIC_HOST"] = settings.bind_host
     # Sanic reads bodies of up to 100 MB by default before any channel can look at them; no channel
     # takes more than 1 MB (the platforms' webhooks), so larger bodies get 413 before they are read.
@@ -149,6 +154,7 @@ def run_stack(settings: Settings, console_login: Optional[str] = None) -> int:
     rasa = ManagedProcess("rasa server", rasa_server_command(settings), cwd=PROJECT_ROOT, env=env)
     web_app = ManagedProcess("web app", web_app_command(), cwd=PROJECT_ROOT, env=env)
     processes = [actions, rasa, web_app]
+    supervisor = Supervisor(processes, report=lambda line: print(f"[run] {line}", file=sys.stderr, flush=True))
 
     def on_signal(_signum: int, _frame: Optional[object]) -> None:
         raise KeyboardInterrupt
@@ -157,8 +163,7 @@ def run_stack(settings: Settings, console_login: Optional[str] = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     try:
-        for process in processes:
-            process.start()
+        supervisor.start_all()
         try:
             host = local_address(settings)
             rasa.wait_until_ready(f"http://{host}:{settings.rasa_port}/", timeout=300, also_watch=processes)
@@ -169,12 +174,11 @@ def run_stack(settings: Settings, console_login: Optional[str] = None) -> int:
             # An exit is reported below; a server that is merely slow may still come up, so keep going.
             if error.returncode is None:
                 print(f"[run] {error}", file=sys.stderr, flush=True)
-        while all(process.alive() for process in processes):
+        # A server that exits is restarted with backoff; the others keep serving (the store API and the
+        # console stay up while the Rasa server reloads its model).
+        while True:
+            supervisor.poll()
             time.sleep(0.5)
-        failed = next(process for process in processes if not process.alive())
-        print(f"[run] the {failed.name} exited (code {failed.returncode}); stopping the others",
-              file=sys.stderr, flush=True)
-        return failed.returncode or 1
     except KeyboardInterrupt:
         print("\n[run] stopping…", flush=True)
         return 0
@@ -182,4 +186,4 @@ def run_stack(settings: Settings, console_login: Optional[str] = None) -> int:
         # A second Ctrl-C while stopping must not leave the servers (own sessions) running.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        stop_all(processes)
+        supervisor.stop()

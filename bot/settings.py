@@ -65,6 +65,16 @@ def _trusted_proxy_hops(env: Mapping[str, str]) -> int:
     return _int(env, "TRUSTED_PROXY_HOPS", 0, minimum=0, maximum=MAX_PROXY_HOPS)
 
 
+def _tracker_store(env: Mapping[str, str]) -> str:
+    if _optional(env, "TRACKER_STORE") is None:
+        redis_only = _optional(env, "REDIS_URL") and not _optional(env, "TRACKER_DATABASE_URL")
+        return "redis" if redis_only else "sql"
+    choice = _choice(env, "TRACKER_STORE", ("sql", "redis"))
+    if choice == "redis" and not _optional(env, "REDIS_URL"):
+        raise SettingsError("TRACKER_STORE=redis needs REDIS_URL")
+    return choice
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path
@@ -131,6 +141,16 @@ class Settings:
     # X-Forwarded-For (TRUSTED_PROXY_HOPS). 0: the visitor is the connection's address. N: the Nth entry from
     # the right, the one our outermost proxy wrote; entries left of it are whatever the client sent.
     trusted_proxy_hops: int = 0
+    # Where Rasa keeps conversations (TRACKER_STORE): "sql" (TRACKER_DATABASE_URL: SQLite or PostgreSQL,
+    # append-only and fenced, the scaled-out layout's choice) or "redis" (Rasa's RedisTrackerStore on
+    # REDIS_URL). Unset: "redis" when REDIS_URL is set and TRACKER_DATABASE_URL is not, else "sql".
+    tracker_store: str = "sql"
+    # How long a conversation lock's lease lasts without renewal (LOCK_LEASE_SECONDS): how long a
+    # conversation waits after the replica serving it died (bot/locks.py).
+    lock_lease_seconds: int = 10
+    # How long the Rasa server waits for the action server before the shopper gets an apology
+    # (ACTION_TIMEOUT_SECONDS; Rasa's own wait is 5 minutes). bot/rasa_hooks.py.
+    action_timeout_seconds: int = 15
 
     @property
     def action_endpoint_url(self) -> str:
@@ -182,6 +202,9 @@ class Settings:
             quizzes_dir=Path(env.get("QUIZZES_DIR") or PROJECT_ROOT / "data" / "quizzes"),
             fingerprint_secret=_optional(env, "FINGERPRINT_SECRET"),
             trusted_proxy_hops=_trusted_proxy_hops(env),
+            tracker_store=_tracker_store(env),
+            lock_lease_seconds=_int(env, "LOCK_LEASE_SECONDS", 10, minimum=2, maximum=600),
+            action_timeout_seconds=_int(env, "ACTION_TIMEOUT_SECONDS", 15, minimum=1, maximum=300),
         )
 
 

@@ -208,4 +208,22 @@ if [ ! -x /usr/bin/chromium ]; then
   fi
 fi
 
+# HAProxy, the load balancer of the scaled-out layout (`make run-cluster`, `make chaos`, the cluster tests),
+# and redis-server, which that layout runs on a port of its own: Debian's packages. In CI those tests fail
+# without them.
+for tool in haproxy:haproxy redis-server:redis-server; do
+  binary=${tool%%:*} package=${tool##*:}
+  if ! command -v "$binary" >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && grep -qx 'ID=debian' /etc/os-release 2>/dev/null; then
+      say "Installing Debian's $package for the scaled-out layout (apt-get install $package)"
+      apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$package" >/dev/null \
+        || die "apt-get install $package failed"
+    else
+      say "NOTE: $binary is missing, so the cluster tests will be skipped here (CI fails them)."
+      say "      On Debian: 'sudo apt-get install $package'."
+    fi
+  fi
+done
+
 say "Environment ready: $VENV (Python $want_version)"

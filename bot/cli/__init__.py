@@ -125,12 +125,45 @@ def _run(args: argparse.Namespace) -> int:
     from bot.runner import run_stack
     from bot.training import train_if_changed
 
+    if args.replicas:
+        return _run_cluster(args)
     _config_check(args)
     _db_upgrade(args)
     _seed(argparse.Namespace(demo=True))
     console_login = _demo_console_login()
     train_if_changed()
     return run_stack(get_settings(), console_login=console_login)
+
+
+def _positive(raw: str) -> int:
+    value = int(raw)
+    if not 1 <= value <= 16:
+        raise argparse.ArgumentTypeError("must be between 1 and 16")
+    return value
+
+
+def _run_cluster(args: argparse.Namespace) -> int:
+    """The scaled-out layout: the store and conversations in PostgreSQL (DATABASE_URL if it names one, else
+    the local server's rapport_cluster database, created if missing), then bot.cluster.runner."""
+    import os
+
+    from bot import db as db_module
+    from bot.cluster.runner import Layout, cluster_database_url, ensure_database, run_cluster
+    from bot.settings import reset_settings
+    from bot.training import train_if_changed
+
+    url = cluster_database_url(get_settings())
+    os.environ["DATABASE_URL"] = url
+    reset_settings()
+    db_module.reset_database()
+    ensure_database(url)
+    _config_check(args)
+    _db_upgrade(args)
+    _seed(argparse.Namespace(demo=True))
+    console_login = _demo_console_login()
+    train_if_changed()
+    layout = Layout(replicas=args.replicas, action_servers=args.action_servers, web_apps=args.web_apps)
+    return run_cluster(get_settings(), layout, console_login=console_login)
 
 
 def _demo_console_login() -> Optional[str]:
@@ -198,9 +231,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(handler=_train)
 
     commands.add_parser("web", help="the web app alone: store API and scheduled loyalty jobs").set_defaults(handler=_web)
-    commands.add_parser(
+    run = commands.add_parser(
         "run", help="set up the store, train if needed, start the Rasa server, action server and web app"
-    ).set_defaults(handler=_run)
+    )
+    run.add_argument("--replicas", type=_positive, default=0, metavar="N",
+                     help="the scaled-out layout: N Rasa servers behind HAProxy, on PostgreSQL and Redis")
+    run.add_argument("--action-servers", type=_positive, default=2, metavar="M", help="with --replicas (default 2)")
+    run.add_argument("--web-apps", type=_positive, default=2, metavar="K", help="with --replicas (default 2)")
+    run.set_defaults(handler=_run)
     return parser
 
 

@@ -69,6 +69,7 @@ used ("reason": "used"); 410 a code expired or cancelled; 413 body too large; 42
 """
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -95,7 +96,7 @@ from bot.order_events import (
 )
 from bot.web import payloads
 from bot.web.errors import ApiError, bad_request, code_refused
-from bot.web.store import SETTINGS, in_store
+from bot.web.store import DATABASE, SETTINGS, in_executor, in_store
 
 log = get_logger(__name__)
 
@@ -116,6 +117,32 @@ class Outcome:
 
 async def health(_request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
+
+
+READY_TIMEOUT_SECONDS = 2.0
+
+
+async def ready(request: web.Request) -> web.Response:
+    """Readiness for the load balancer: 200 when the database answers, 503 otherwise; and whether this
+    replica runs the scheduled jobs (holds the jobs lease), stands by, or has them off."""
+    from bot.web.scheduler import JOBS_LEASE
+
+    app = request.app
+
+    def ping() -> None:
+        with app[DATABASE].engine.connect() as connection:
+            connection.exec_driver_sql("SELECT 1")
+
+    try:
+        await asyncio.wait_for(in_executor(app, ping), READY_TIMEOUT_SECONDS)
+        database = "ok"
+    except Exception as error:  # noqa: BLE001 - the answer is the report
+        database = f"unavailable ({type(error).__name__})"
+    lease = app.get(JOBS_LEASE)
+    jobs = "off" if lease is None else ("runner" if lease.held else "standby")
+    ok = database == "ok"
+    return web.json_response({"status": "ready" if ok else "unavailable", "database": database, "jobs": jobs},
+                             status=200 if ok else 503, headers=None if ok else {"Retry-After": "5"})
 
 
 # --- orders ------------------------------------------------------------------------------------------

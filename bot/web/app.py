@@ -133,8 +133,8 @@ async def _request_log(request: web.Request, handler: Handler) -> web.StreamResp
     # The route pattern, not the path: a reward code in the URL is worth money.
     fields = dict(method=request.method, route=_route(request), status=response.status,
                   duration_ms=int((time.monotonic() - started) * 1000))
-    if request.path == "/health":
-        log.debug("http.request", **fields)  # polled by `make run`
+    if request.path in ("/health", "/ready"):
+        log.debug("http.request", **fields)  # polled by `make run` and the load balancer
     else:
         log.info("http.request", **fields)
     return response

@@ -14,6 +14,7 @@ def setup_routes(app: web.Application) -> None:
     from bot.console.web import setup_console
 
     app.router.add_get("/health", api.health)
+    app.router.add_get("/ready", api.ready)
     if app[SETTINGS].environment != "production":  # it hands out customer tokens: development only
         app.router.add_get("/demo", demo_store.demo_page)
     app.router.add_post("/api/orders", api.post_order)

@@ -3,9 +3,10 @@ repeat-purchase prediction's refit on timers inside the web app.
 
 Every LOYALTY_JOBS_INTERVAL_MINUTES (0: off) `bot.loyalty.jobs.run_loyalty_jobs` runs on the app's
 worker threads, and so do `bot.feedback.requests.run_feedback_requests` and the console's housekeeping
-(`bot.console.accounts.forget_expired`), each its own job; their counts are logged. The jobs are idempotent, so several web processes may each run
-them; one process never runs two at once (max_instances=1), and runs missed while the machine slept
-collapse into one (coalesce).
+(`bot.console.accounts.forget_expired`), each its own job; their counts are logged. One process never runs two at once (max_instances=1), and runs
+missed while the machine slept collapse into one (coalesce). With several web app replicas (REDIS_URL set)
+only the holder of the "web-jobs" lease (bot/leases.py) runs them, the refit included; the others skip their
+turn and take over within a lease's time if the holder dies.
 
 Every PREDICTION_REFIT_HOURS (0: off) `bot.prediction.service.scheduled_refit` refits the prediction and
 stores every customer's score, on its own timer (PREDICTION_SCHEDULER): it reads every order, so it runs
@@ -17,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import datetime, timedelta, timezone
-from typing import AsyncIterator, Awaitable, Callable, Dict, Optional, Tuple
+from typing import Any, AsyncIterator, Awaitable, Callable, Dict, Optional, Tuple
 
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -25,6 +26,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from bot import clock
 from bot.console.accounts import forget_expired
 from bot.feedback.requests import run_feedback_requests
+from bot.leases import Lease, RedisLease, lease_for
 from bot.log import get_logger
 from bot.loyalty.jobs import run_loyalty_jobs
 from bot.prediction.service import scheduled_refit
@@ -44,6 +46,9 @@ PREDICTION_FIRST_RUN_DELAY = timedelta(minutes=3)
 
 SCHEDULER = web.AppKey("scheduler", AsyncIOScheduler)
 PREDICTION_SCHEDULER = web.AppKey("prediction_scheduler", AsyncIOScheduler)
+JOBS_LEASE = web.AppKey("jobs_lease", object)
+LEASE_NAME = "web-jobs"
+LEASE_SECONDS = 30.0
 
 
 def setup_scheduler(
@@ -77,11 +82,12 @@ def _timer(app: web.Application, key: "web.AppKey[AsyncIOScheduler]",
     while the app runs."""
     scheduler = AsyncIOScheduler(timezone=timezone.utc)
     app[key] = scheduler
+    lease = _jobs_lease(app)
 
     async def running(app: web.Application) -> AsyncIterator[None]:
         for job_id, run in jobs:
             scheduler.add_job(
-                run,
+                _with_lease(lease, job_id, run),
                 "interval",
                 args=[app],
                 id=job_id,
@@ -103,11 +109,42 @@ def _timer(app: web.Application, key: "web.AppKey[AsyncIOScheduler]",
     app.cleanup_ctx.append(running)
 
 
+def _jobs_lease(app: web.Application) -> Lease:
+    """The app's one jobs lease, kept (renewed) while the app runs: every timer's jobs run only while it is held."""
+    if JOBS_LEASE in app:
+        return app[JOBS_LEASE]
+    lease = lease_for(app[SETTINGS].redis_url, LEASE_NAME, LEASE_SECONDS)
+    app[JOBS_LEASE] = lease
+
+    async def keeping(app: web.Application) -> AsyncIterator[None]:
+        stop = asyncio.Event()
+        task = asyncio.ensure_future(lease.keep(stop)) if isinstance(lease, RedisLease) else None
+        yield
+        stop.set()
+        if task is not None:
+            await task
+        await lease.release()
+
+    app.cleanup_ctx.append(keeping)
+    return lease
+
+
 async def run_prediction_refit_now(app: web.Application) -> Optional[Dict[str, int]]:
     """One scheduled refit of the prediction on a worker thread; its counts, or None if it failed (logged)."""
     every = timedelta(hours=max(app[SETTINGS].prediction_refit_hours, 1))
     return await _run_logged(app, "prediction_refit", lambda: scheduled_refit(
         app[DATABASE], clock.now(), every, currency_symbol=app[PROGRAM]().currency_symbol))
+
+
+def _with_lease(lease: Lease, job_id: str, run: Callable[[web.Application], Any]) -> Callable[[web.Application], Any]:
+    async def guarded(app: web.Application) -> Optional[Dict[str, int]]:
+        # Checked again at the moment of running: the lease may have moved since the last renewal.
+        if not await lease.refresh():
+            log.info("scheduled_job.skipped", job=job_id, reason="another web app replica holds the jobs lease")
+            return None
+        return await run(app)
+
+    return guarded
 
 
 async def run_jobs_now(app: web.Application) -> Optional[Dict[str, int]]:

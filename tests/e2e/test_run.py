@@ -1,4 +1,5 @@
-"""`python -m bot run` (what `make run` starts): the three servers up, one Ctrl-C stops them all."""
+"""`python -m bot run` (what `make run` starts): the three servers up, a crashed one restarted while the
+others serve (and the shopper told meanwhile), one Ctrl-C stops them all."""
 from __future__ import annotations
 
 import json
@@ -9,9 +10,12 @@ import sys
 import time
 import urllib.request
 
+from pathlib import Path
+
 import pytest
 
 from bot.processes import free_port
+from bot.rasa_hooks import APOLOGY
 from bot.settings import PROJECT_ROOT
 from tests.procfs import children_of, listening_addresses, pid_running
 
@@ -83,6 +87,28 @@ def test_run_serves_real_points_and_ctrl_c_stops_everything(trained_model, tmp_p
         assert listening_addresses(int(env["RASA_PORT"])) == ["127.0.0.1"]
         assert listening_addresses(int(env["ACTIONS_PORT"])) == ["127.0.0.1"]
         assert listening_addresses(int(env["WEB_PORT"])) == ["127.0.0.1"]
+
+        # kill -9 of the action server: the shopper gets an apology instead of silence, the web app keeps
+        # serving, and the runner restarts the action server; the bot answers for real again.
+        action_pid = next(pid for pid in children_of(runner.pid)
+                          if b"rasa_sdk" in Path(f"/proc/{pid}/cmdline").read_bytes())
+        os.killpg(action_pid, signal.SIGKILL)
+        time.sleep(0.2)
+        with urllib.request.urlopen(request, timeout=60) as response:
+            replies = json.loads(response.read())
+        assert [reply["text"] for reply in replies] == [APOLOGY]
+        with urllib.request.urlopen(f"http://127.0.0.1:{env['WEB_PORT']}/health", timeout=10) as health:
+            assert health.status == 200
+        deadline = time.monotonic() + 60
+        while True:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                replies = json.loads(response.read())
+            if replies and replies[0]["text"].startswith("Bob, you have 645 points"):
+                break
+            assert time.monotonic() < deadline, replies
+            time.sleep(0.5)
+        assert runner.poll() is None
+        assert "the action server exited (code -9); restarting it in 0.5 s" in log_path.read_text(errors="replace")
 
         servers = children_of(runner.pid)
         assert len(servers) == 3 and all(pid_running(pid) for pid in servers)

@@ -4,13 +4,14 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from rasa.core.lock_store import InMemoryLockStore, RedisLockStore
+from rasa.core.lock_store import InMemoryLockStore
 from rasa.core.tracker_store import RedisTrackerStore, SQLTrackerStore
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 
-from bot.conversation_stores import EnvironmentLockStore, EnvironmentTrackerStore
+from bot.conversation_stores import AppendOnlySQLTrackerStore, EnvironmentLockStore, EnvironmentTrackerStore
+from bot.locks import RedisTicketLockStore
 from bot.settings import reset_settings
 from tests.services import POSTGRES_URL, REDIS_URL, require_service
 
@@ -53,16 +54,29 @@ async def test_redis_url_selects_redis_for_trackers_and_locks(environment, monke
     assert isinstance(store, RedisTrackerStore)
     await _round_trip(store)
     lock_store = EnvironmentLockStore()
-    assert isinstance(lock_store, RedisLockStore)
+    assert isinstance(lock_store, RedisTicketLockStore)
     conversation = f"lock-test-{uuid.uuid4().hex[:8]}"
-    first_ticket = lock_store.issue_ticket(conversation, lock_lifetime=30)
-    # A second process (another worker) sees the same lock through Redis.
+    first = await lock_store.issue(conversation)
+    assert await lock_store.try_acquire(conversation, first) == 1
+    # A second process (another worker) sees the same lock through Redis and must wait its turn.
     other_worker = EnvironmentLockStore()
-    assert other_worker.get_lock(conversation) is not None
-    # The next ticket must wait for the first one: the conversation is locked across workers.
-    assert other_worker.get_lock(conversation).is_locked(first_ticket + 1)
-    lock_store.delete_lock(conversation)
-    assert other_worker.get_lock(conversation) is None
+    second = await other_worker.issue(conversation)
+    assert second > first and await other_worker.try_acquire(conversation, second) == 0
+    await lock_store.release(conversation, first)
+    assert await other_worker.try_acquire(conversation, second) == 1
+    await other_worker.release(conversation, second)
+    await lock_store.close()
+    await other_worker.close()
+
+
+async def test_tracker_database_url_with_redis_keeps_conversations_in_sql(environment, monkeypatch) -> None:
+    require_service("Redis", 6379)
+    monkeypatch.setenv("REDIS_URL", REDIS_URL)
+    monkeypatch.setenv("TRACKER_DATABASE_URL", f"sqlite:///{environment / 'conversations.db'}")
+    reset_settings()
+    store = EnvironmentTrackerStore(domain=DOMAIN)
+    assert isinstance(store, AppendOnlySQLTrackerStore)
+    assert isinstance(EnvironmentLockStore(), RedisTicketLockStore)
 
 
 def test_bad_urls_are_refused(environment, monkeypatch) -> None:
@@ -78,10 +92,10 @@ def test_bad_urls_are_refused(environment, monkeypatch) -> None:
 
 
 def test_urls_with_encoded_passwords_and_options() -> None:
-    from bot.conversation_stores import _redis_kwargs, _sql_kwargs
+    from bot.conversation_storage import redis_kwargs, sql_kwargs
 
-    sql = _sql_kwargs("postgresql+psycopg2://shop:p%40ss@db.internal:5433/convos?sslmode=require")
+    sql = sql_kwargs("postgresql+psycopg2://shop:p%40ss@db.internal:5433/convos?sslmode=require")
     assert (sql["dialect"], sql["host"], sql["port"], sql["db"]) == ("postgresql", "db.internal", 5433, "convos")
     assert (sql["username"], sql["password"], sql["query"]) == ("shop", "p@ss", {"sslmode": "require"})
-    redis = _redis_kwargs("rediss://:s%2Fcret@cache:6380/3")
+    redis = redis_kwargs("rediss://:s%2Fcret@cache:6380/3")
     assert (redis["host"], redis["port"], redis["db"], redis["password"], redis["use_ssl"]) == ("cache", 6380, 3, "s/cret", True)

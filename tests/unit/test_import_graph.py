@@ -19,8 +19,8 @@ PACKAGES = ("bot", "actions", "channels", "bench")
 # Modules that adapt the domain to the outside world. The domain (everything else) never imports them.
 ADAPTERS = (
     "bot.web", "bot.console", "bot.cli", "channels", "actions", "bench",
-    "bot.__main__", "bot.runner", "bot.training",  # entry points and the stack they start
-    "bot.nlu", "bot.rasa_defaults",  # loaded by Rasa
+    "bot.__main__", "bot.runner", "bot.cluster", "bot.training",  # entry points and the stack they start
+    "bot.nlu", "bot.rasa_defaults", "bot.rasa_hooks", "bot.conversation_stores", "bot.locks",  # loaded by Rasa
 )
 SHARED = "bot.shared"  # helpers every layer may use: they use nothing of the project
 CHANNELS = "channels"

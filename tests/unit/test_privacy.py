@@ -422,9 +422,9 @@ def test_no_tracker_database_yet_means_nothing_to_erase(tmp_path: Path) -> None:
 
 async def test_conversations_are_erased_from_rasas_redis_tracker_store(tmp_path: Path) -> None:
     require_service("Redis", 6379)
-    from bot.conversation_stores import _redis_kwargs
+    from bot.conversation_storage import redis_kwargs
 
-    store = RedisTrackerStore(domain=DOMAIN, **_redis_kwargs(REDIS_URL))
+    store = RedisTrackerStore(domain=DOMAIN, **redis_kwargs(REDIS_URL))
     mine, other = f"tg-{uuid.uuid4().hex[:8]}", f"other-{uuid.uuid4().hex[:8]}"
     try:
         await save_conversation(store, mine, "hello")

@@ -168,3 +168,43 @@ def test_a_restart_gets_a_fresh_log(tmp_path: Path, started: List[ManagedProcess
         while process.alive() and time.monotonic() < deadline:
             time.sleep(0.05)
         assert process.log_tail().splitlines() == [f"run {process.pid}"]
+
+
+def test_the_supervisor_restarts_a_killed_server_with_backoff_and_leaves_the_others(
+    tmp_path: Path, started: List[ManagedProcess]
+) -> None:
+    from bot.processes import Supervisor, kill
+
+    crashing = python(tmp_path, "crashing", "import time; print('up', flush=True); time.sleep(60)")
+    steady = python(tmp_path, "steady", "import time; time.sleep(60)")
+    started.extend([crashing, steady])
+    lines: List[str] = []
+    supervisor = Supervisor([crashing, steady], report=lines.append, first_backoff=0.2, max_backoff=0.8)
+    supervisor.start_all()
+    wait_for_log(crashing, "up")
+    steady_pid = steady.pid
+    restarted_at: List[float] = []
+    for attempt in range(3):
+        deadline = time.monotonic() + 10
+        while crashing.log_tail().count("up") < attempt + 1:  # restarts append to the log
+            assert time.monotonic() < deadline, crashing.log_tail()
+            time.sleep(0.02)
+        old_pid = crashing.pid
+        kill(crashing)
+        killed = time.monotonic()
+        while crashing.pid == old_pid or not crashing.alive():
+            supervisor.poll()
+            assert time.monotonic() - killed < 10, lines
+            time.sleep(0.02)
+        restarted_at.append(time.monotonic() - killed)
+        assert steady.alive() and steady.pid == steady_pid  # never touched
+    # 0.2, 0.4, 0.8 s: each restart waits longer than the one before.
+    assert restarted_at[0] >= 0.2 and restarted_at[1] >= 0.4 and restarted_at[2] >= 0.8, restarted_at
+    assert supervisor.restarts == {"crashing": 3, "steady": 0}
+    assert "the crashing exited (code -9); restarting it in 0.2 s" in lines[0]
+    deadline = time.monotonic() + 10
+    while crashing.log_tail().count("up") < 4 and time.monotonic() < deadline:  # restarts append to the log
+        time.sleep(0.05)
+    assert crashing.log_tail().count("up") == 4
+    supervisor.stop(grace_seconds=1)
+    assert not crashing.alive() and not steady.alive()

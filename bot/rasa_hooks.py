@@ -1,0 +1,149 @@
+"""The project's changes to how the Rasa server calls the action server, on every channel.
+
+- A failed call (action server down, refused, reset, 5xx, an invalid answer, or no answer within
+  ACTION_TIMEOUT_SECONDS) gets the shopper a short apology. Rasa's own failure path logs the error and
+  drops the action's events: the shopper would get an empty reply. The apology is a BotUttered event from
+  the action, so every channel's output sends it and the tracker keeps it. An action the server rejected
+  on purpose (ActionExecutionRejection, HTTP 400) still goes Rasa's way: the policies pick another action.
+- The request body is lighter: the user events before the latest carry only their text, intent name and
+  entities, not the whole NLU output (intent and response rankings, extractor details): the actions read
+  the latest message's parse data (tracker.latest_message) and the older messages' text only. A 30-turn
+  conversation's tracker goes from 129 to 63 KiB per call (README, Performance).
+
+- Loading the model for prediction builds each TensorFlow model's weights with one training step run
+  eagerly instead of through a traced training graph: Rasa fits one example only to give the weights their
+  shapes and then overwrites them with the trained ones, and tracing the training step (forward, backward,
+  optimizer) was most of the server's start-up. If that step did not create every weight the checkpoint
+  holds (a branch the example does not take), the model is loaded Rasa's way. The prediction graph is
+  traced as before.
+
+install_action_hooks() is called when the tracker store is built (bot/conversation_stores.py), which every
+Rasa entry point reading endpoints.yml does before it loads the model; it is idempotent.
+"""
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Dict, List, Optional
+
+from bot.log import get_logger
+
+log = get_logger(__name__)
+
+APOLOGY = ("Sorry, I can't do that right now: part of my system is not answering. "
+           "Please try again in a minute.")
+_INSTALLED = False
+
+
+def action_timeout_seconds() -> float:
+    from bot.settings import get_settings
+
+    return float(get_settings().action_timeout_seconds)
+
+
+def slim_tracker_state(state: Dict[str, Any]) -> Dict[str, Any]:
+    """The tracker state with every user event but the latest reduced to its text and intent name."""
+    events = state.get("events")
+    if not isinstance(events, list):
+        return state
+    latest_user = max((index for index, event in enumerate(events) if event.get("event") == "user"), default=-1)
+    slimmed: List[Dict[str, Any]] = []
+    for index, event in enumerate(events):
+        if event.get("event") == "user" and index != latest_user and isinstance(event.get("parse_data"), dict):
+            parse_data = event["parse_data"]
+            intent = parse_data.get("intent") or {}
+            event = dict(event)
+            event["parse_data"] = {
+                "intent": {"name": intent.get("name"), "confidence": intent.get("confidence")},
+                "entities": [
+                    {key: entity.get(key) for key in ("entity", "value", "start", "end") if key in entity}
+                    for entity in parse_data.get("entities") or [] if isinstance(entity, dict)
+                ],
+                "text": parse_data.get("text"),
+            }
+        slimmed.append(event)
+    return {**state, "events": slimmed}
+
+
+def install_action_hooks() -> None:
+    """Patch rasa.core.actions.action.RemoteAction (see the module docstring). Idempotent."""
+    global _INSTALLED
+    if _INSTALLED:
+        return
+    from rasa.core.actions import action as rasa_action
+    from rasa.core.actions.action import ActionExecutionRejection, RemoteAction
+    from rasa.shared.core.events import BotUttered
+
+    original_run = RemoteAction.run
+
+    def action_call_format(self: RemoteAction, tracker: Any, domain: Any) -> Dict[str, Any]:
+        from rasa.shared.core.trackers import EventVerbosity
+
+        import rasa
+
+        result: Dict[str, Any] = {
+            "next_action": self._name,
+            "sender_id": tracker.sender_id,
+            "tracker": slim_tracker_state(tracker.current_state(EventVerbosity.ALL)),
+            "version": rasa.__version__,
+        }
+        if not self._is_selective_domain_enabled() or domain.does_custom_action_explicitly_need_domain(self.name()):
+            result["domain"] = domain.as_dict()
+        return result
+
+    async def run(self: RemoteAction, output_channel: Any, nlg: Any, tracker: Any, domain: Any) -> List[Any]:
+        try:
+            return await asyncio.wait_for(
+                original_run(self, output_channel, nlg, tracker, domain), timeout=action_timeout_seconds()
+            )
+        except ActionExecutionRejection:
+            raise
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # noqa: BLE001 - every other failure gets the shopper an answer
+            reason = "timeout" if isinstance(error, asyncio.TimeoutError) else type(error).__name__
+            cause = error.__cause__
+            log.error("action.call_failed", action=self.name(), conversation=tracker.sender_id, reason=reason,
+                      detail=str(cause or error)[:300])
+            return [BotUttered(APOLOGY, metadata={"rapport_apology": True})]
+
+    RemoteAction._action_call_format = action_call_format  # type: ignore[assignment]
+    RemoteAction.run = run  # type: ignore[assignment]
+    assert rasa_action.RemoteAction is RemoteAction
+    _install_eager_weight_building()
+    _INSTALLED = True
+
+
+def _install_eager_weight_building() -> None:
+    from rasa.utils.tensorflow.constants import LEARNING_RATE, RUN_EAGERLY
+    from rasa.utils.tensorflow.data_generator import RasaBatchDataGenerator
+    from rasa.utils.tensorflow.models import RasaModel
+
+    original_load = RasaModel.load.__func__  # type: ignore[attr-defined]
+
+    def load(cls: Any, model_file_name: str, model_data_example: Any, predict_data_example: Any = None,
+             finetune_mode: bool = False, *args: Any, **kwargs: Any) -> Any:
+        if finetune_mode:  # training goes on from these weights: Rasa's own way
+            return original_load(cls, model_file_name, model_data_example, predict_data_example, finetune_mode,
+                                 *args, **kwargs)
+        import tensorflow as tf
+
+        config = kwargs.get("config", {})
+        model = cls(*args, **kwargs)
+        model.compile(optimizer=tf.keras.optimizers.Adam(config.get(LEARNING_RATE, 0.001)), run_eagerly=True)
+        model.fit(RasaBatchDataGenerator(model_data_example, batch_size=1), verbose=False)
+        status = model.load_weights(model_file_name)
+        try:
+            # An eager step creates only the variables of the branches this one example takes (a traced graph
+            # creates every branch's): a model with a weight the step did not create is loaded Rasa's way.
+            status.assert_consumed()
+        except AssertionError:
+            status.expect_partial()  # this model is dropped: no warnings about its unused values
+            log.info("model.load.traced", model=cls.__name__, reason="the eager step did not create every weight")
+            return original_load(cls, model_file_name, model_data_example, predict_data_example, finetune_mode,
+                                 *args, **kwargs)
+        model.run_eagerly = bool(config.get(RUN_EAGERLY))  # predictions go through the traced graph again
+        if predict_data_example:
+            model.run_inference(predict_data_example)
+        return model
+
+    RasaModel.load = classmethod(load)  # type: ignore[assignment]
