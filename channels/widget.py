@@ -69,6 +69,7 @@ from socketio import AsyncServer
 from socketio.exceptions import ConnectionRefusedError as SocketConnectionRefused
 from bot.db import Database
 from bot.identity import ChatOwner, chat_owner, link_chat_to_store_customer
+from bot.identity.customer_tokens import verify_customer_token
 from bot.log import get_logger
 from bot.settings import Settings, get_settings
 from bot.shared.text import EMPTY_MESSAGE_REPLY, clean_chat_text, too_long_reply
@@ -160,21 +161,6 @@ def verify_session(secret: str, token: Any, customer_id: Optional[str] = None,
         return None
     expected = sign_session(secret, conversation_id, customer_id, device)
     return conversation_id if hmac.compare_digest(expected.encode("ascii"), token.encode("ascii")) else None
-
-
-def customer_token(secret: str, customer_id: str) -> str:
-    """What the store's back-end puts in its page for a signed-in shopper: hex HMAC-SHA256 of its own
-    customer id with WIDGET_SIGNING_SECRET."""
-    return hmac.new(secret.encode("utf-8"), customer_id.encode("utf-8"), hashlib.sha256).hexdigest()
-
-
-def verify_customer_token(secret: str, customer_id: Any, token: Any) -> bool:
-    if not isinstance(customer_id, str) or not customer_id or not isinstance(token, str):
-        return False
-    given = token.strip().lower()
-    if _HEX_SHA256.fullmatch(given) is None:
-        return False
-    return hmac.compare_digest(customer_token(secret, customer_id).encode("ascii"), given.encode("ascii"))
 
 
 @dataclass(frozen=True)

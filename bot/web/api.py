@@ -95,7 +95,7 @@ from bot.order_events import (
 )
 from bot.web import payloads
 from bot.web.errors import ApiError, bad_request, code_refused
-from bot.web.store import SETTINGS, in_store
+from bot.app_context import SETTINGS, in_store
 
 log = get_logger(__name__)
 

@@ -26,11 +26,12 @@ from yarl import URL
 
 from bot.config_files import ConfigError, read_yaml_mapping
 from bot.demo import DEMO_DIR
+from bot.identity.customer_tokens import customer_token
 from bot.log import get_logger
 from bot.models import Customer, Product
 from bot.settings import Settings
 from bot.shop import Shop, get_shop
-from bot.web.store import DATABASE, SETTINGS, in_executor
+from bot.app_context import DATABASE, SETTINGS, in_executor
 
 log = get_logger(__name__)
 
@@ -137,10 +138,6 @@ async def demo_page(request: web.Request) -> web.StreamResponse:
     except Exception:  # the page still shows the widget (as a guest) and says what is wrong
         log.exception("demo.page.database_failed")
         database_error = True
-
-    # Imported here, not at the top: channels.widget brings in Rasa (seconds, ~100 MB), which the web
-    # app otherwise never needs; only the demo page pays for it.
-    from channels.widget import customer_token
 
     secret = settings.widget_signing_secret
     store_id = ids.get(shopper.key) if shopper is not None else None

@@ -22,7 +22,7 @@ from bot.console.accounts import forget_expired
 from bot.feedback.requests import run_feedback_requests
 from bot.log import get_logger
 from bot.loyalty.jobs import run_loyalty_jobs
-from bot.web.store import DATABASE, PROGRAM, in_executor
+from bot.app_context import DATABASE, PROGRAM, in_executor
 
 log = get_logger(__name__)
 

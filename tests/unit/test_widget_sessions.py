@@ -25,6 +25,7 @@ from bot.identity import create_customer, customer_for_sender, link_identity
 from bot.models import Customer
 from bot.processes import free_port
 from bot.settings import Settings
+from bot.identity.customer_tokens import customer_token, verify_customer_token
 from channels.widget import (
     INVALID_CUSTOMER_TOKEN,
     NO_SESSION,
@@ -33,12 +34,10 @@ from channels.widget import (
     WidgetInput,
     conversation_of,
     customer_claim,
-    customer_token,
     device_hash,
     new_conversation_id,
     sign_session,
     transcript,
-    verify_customer_token,
     verify_session,
     widget_messages,
     widget_status,

@@ -1,4 +1,4 @@
-"""The console's overview pages through the real app (bot/console/overview_pages.py): insights charts, the
+"""The console's overview pages through the real app (bot/console/pages/): insights charts, the
 handoff queue, the loyalty overview, referral stats with the review queue, and quiz stats — with real data
 in SQLite (and PostgreSQL where the numbers come from engine-specific SQL), roles and CSRF."""
 from __future__ import annotations
