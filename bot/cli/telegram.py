@@ -130,7 +130,7 @@ def _set_webhook(args: argparse.Namespace) -> int:
         )
 
     if not _with_bot(settings, work):
-        raise CommandError("Telegram did not confirm the webhook; check it with `python -m bot telegram webhook-info`")
+        raise CommandError("Telegram did not confirm the webhook; check it with `.venv/bin/python -m bot telegram webhook-info`")
     print(f"[telegram] webhook set: {url}")
     pending = "dropped" if args.drop_pending_updates else "kept"
     print(
