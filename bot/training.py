@@ -17,7 +17,7 @@ from bot.shared.text import human_duration
 MODEL_NAME = "rapport"
 TRAINING_DATA = ("data/nlu", "data/faq", "data/rules", "data/stories")  # not data/quizzes etc.: not Rasa's
 TRAINING_INPUTS = ("config.yml", "domain.yml", *TRAINING_DATA)
-PROGRESS_EVERY_SECONDS = 30.0
+PROGRESS_STEPS = (25, 50, 75)  # a component's epochs reported at these percentages
 FAILURE_TAIL_LINES = 30
 
 # What `rasa data validate` says about this project that is not a problem: responses it cannot see being used
@@ -106,7 +106,6 @@ def train_if_changed(root: Path = PROJECT_ROOT, force: bool = False, out: IO[str
             progress.read(reading.read().decode("utf-8", errors="replace"))
             if finished:
                 break
-            progress.tick()
             time.sleep(1.0)
     if process.returncode != 0:
         tail = "\n".join(log_path.read_text(errors="replace").replace("\r", "\n").splitlines()[-FAILURE_TAIL_LINES:])
@@ -162,8 +161,8 @@ def validator_findings(log: str) -> List[str]:
 
 
 class TrainingProgress:
-    """Reads Rasa's log as it grows and prints a line when a component starts and, while a component trains
-    for long, its epoch every PROGRESS_EVERY_SECONDS: lines a CI log keeps readable (no bars)."""
+    """Reads Rasa's log as it grows and prints a line when a component starts and when its epochs pass 25, 50
+    and 75%: a few lines a CI log keeps readable (no bars), however slow the machine."""
 
     def __init__(self, out: IO[str], started: float) -> None:
         self.out = out
@@ -171,8 +170,7 @@ class TrainingProgress:
         self.trained = 0
         self.restored = 0
         self.component: Optional[str] = None
-        self.epoch: Optional[str] = None
-        self.last_line = started
+        self.reported = 0  # the highest PROGRESS_STEPS percentage said for the current component
         self._pending = ""
 
     def elapsed(self) -> str:
@@ -185,20 +183,19 @@ class TrainingProgress:
             started = _STARTED.search(line)
             if started:
                 self.trained += 1
-                self.component, self.epoch = started.group(1), None
+                self.component, self.reported = started.group(1), 0
                 self._say(f"training {self.component}")
                 continue
             if _RESTORED.search(line):
                 self.restored += 1
                 continue
             epochs = _EPOCHS.search(line)
-            if epochs:
-                self.epoch = f"epoch {epochs.group(2)}/{epochs.group(3)}"
-
-    def tick(self) -> None:
-        if self.component and self.epoch and time.monotonic() - self.last_line >= PROGRESS_EVERY_SECONDS:
-            self._say(f"  {self.component}: {self.epoch}")
+            if epochs and self.component:
+                done, total = int(epochs.group(2)), int(epochs.group(3))
+                passed = [step for step in PROGRESS_STEPS if self.reported < step <= done * 100 // max(total, 1)]
+                if passed and done < total:
+                    self.reported = passed[-1]
+                    self._say(f"  {self.component}: epoch {done}/{total}")
 
     def _say(self, message: str) -> None:
-        self.last_line = time.monotonic()
         print(f"[train] {self.elapsed():>7}  {message}", file=self.out, flush=True)

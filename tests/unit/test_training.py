@@ -21,25 +21,24 @@ RASA_LOG = (
 )
 
 
-def test_progress_is_a_line_per_component_and_an_epoch_now_and_then(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_progress_is_a_line_per_component_and_its_epochs_at_a_quarter_half_and_three_quarters(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     now = [1000.0]
     monkeypatch.setattr(training.time, "monotonic", lambda: now[0])
     out = io.StringIO()
     progress = TrainingProgress(out, started=1000.0)
     progress.read(RASA_LOG[:400])  # the log arrives in pieces, cut anywhere
     progress.read(RASA_LOG[400:])
-    lines = out.getvalue().splitlines()
-    assert [re.sub(r"^\[train\]\s+\S+\s+", "", line) for line in lines] == [
-        "training DIETClassifier", "training TEDPolicy"]
+    said = [re.sub(r"^\[train\]\s+\S+\s+", "", line) for line in out.getvalue().splitlines()]
+    assert said == ["training DIETClassifier", "DIETClassifier: epoch 40/100", "DIETClassifier: epoch 70/100",
+                    "training TEDPolicy"]
     assert (progress.trained, progress.restored) == (2, 1)
-    progress.read("Epochs:  12%|█▏        | 12/100 [00:05<00:40, t_loss=3.3]\r")
-    now[0] += 10
-    progress.tick()  # too soon for another line
-    now[0] += 30
-    progress.read("Epochs:  55%|█████▌    | 55/100 [00:25<00:20, t_loss=1.0]\r")
-    progress.tick()
-    last = out.getvalue().splitlines()[-1]
-    assert last.endswith("TEDPolicy: epoch 55/100") and "40s" in last
+    now[0] += 95
+    for epoch in range(1, 101):  # every redraw of the bar: still only 25, 50 and 75 %
+        progress.read(f"Epochs: {epoch}%|█▏        | {epoch}/100 [00:05<00:40, t_loss=3.3]\r")
+    lines = out.getvalue().splitlines()[4:]
+    assert [line.rsplit(" ", 1)[1] for line in lines] == ["25/100", "50/100", "75/100"]
+    assert lines[0].startswith("[train]  1m 35s")
     assert "%|" not in out.getvalue() and "\r" not in out.getvalue()
 
 
