@@ -17,7 +17,8 @@ from bot.shared.text import human_duration
 MODEL_NAME = "rapport"
 TRAINING_DATA = ("data/nlu", "data/faq", "data/rules", "data/stories")  # not data/quizzes etc.: not Rasa's
 TRAINING_INPUTS = ("config.yml", "domain.yml", *TRAINING_DATA)
-PROGRESS_STEPS = (25, 50, 75)  # a component's epochs reported at these percentages
+QUICK_SECONDS = 10.0  # a component that trains faster is not named (the summary counts it)
+HALFWAY = 50  # a long component's epochs are reported once, at this percentage
 FAILURE_TAIL_LINES = 30
 
 # What `rasa data validate` says about this project that is not a problem: responses it cannot see being used
@@ -106,6 +107,7 @@ def train_if_changed(root: Path = PROJECT_ROOT, force: bool = False, out: IO[str
             progress.read(reading.read().decode("utf-8", errors="replace"))
             if finished:
                 break
+            progress.tick()
             time.sleep(1.0)
     if process.returncode != 0:
         tail = "\n".join(log_path.read_text(errors="replace").replace("\r", "\n").splitlines()[-FAILURE_TAIL_LINES:])
@@ -161,8 +163,8 @@ def validator_findings(log: str) -> List[str]:
 
 
 class TrainingProgress:
-    """Reads Rasa's log as it grows and prints a line when a component starts and when its epochs pass 25, 50
-    and 75%: a few lines a CI log keeps readable (no bars), however slow the machine."""
+    """Reads Rasa's log as it grows and names a component once it has trained for QUICK_SECONDS, then says
+    when its epochs are halfway: a few lines a CI log keeps readable (no bars), however slow the machine."""
 
     def __init__(self, out: IO[str], started: float) -> None:
         self.out = out
@@ -170,7 +172,9 @@ class TrainingProgress:
         self.trained = 0
         self.restored = 0
         self.component: Optional[str] = None
-        self.reported = 0  # the highest PROGRESS_STEPS percentage said for the current component
+        self.component_started = started
+        self.named = False  # the current component's line was printed
+        self.halfway = False
         self._pending = ""
 
     def elapsed(self) -> str:
@@ -183,19 +187,29 @@ class TrainingProgress:
             started = _STARTED.search(line)
             if started:
                 self.trained += 1
-                self.component, self.reported = started.group(1), 0
-                self._say(f"training {self.component}")
+                self.component, self.component_started = started.group(1), time.monotonic()
+                self.named = self.halfway = False
                 continue
             if _RESTORED.search(line):
                 self.restored += 1
                 continue
             epochs = _EPOCHS.search(line)
-            if epochs and self.component:
+            if epochs and self.component and not self.halfway:
                 done, total = int(epochs.group(2)), int(epochs.group(3))
-                passed = [step for step in PROGRESS_STEPS if self.reported < step <= done * 100 // max(total, 1)]
-                if passed and done < total:
-                    self.reported = passed[-1]
+                if HALFWAY <= done * 100 // max(total, 1) and done < total:
+                    self.halfway = True
+                    self._name()
                     self._say(f"  {self.component}: epoch {done}/{total}")
+
+    def tick(self) -> None:
+        """Called every second or so: names the current component once it has taken long enough."""
+        if self.component and not self.named and time.monotonic() - self.component_started >= QUICK_SECONDS:
+            self._name()
+
+    def _name(self) -> None:
+        if not self.named:
+            self.named = True
+            self._say(f"training {self.component}")
 
     def _say(self, message: str) -> None:
         print(f"[train] {self.elapsed():>7}  {message}", file=self.out, flush=True)
