@@ -3,7 +3,6 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 VENV := .venv
 PY := $(VENV)/bin/python
-RASA := $(VENV)/bin/rasa
 export RASA_TELEMETRY_ENABLED ?= false
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONWARNINGS ?= ignore::DeprecationWarning
@@ -38,10 +37,7 @@ chaos: setup train
 	@$(PY) -m bench.chaos
 
 validate: setup
-	@echo "== rasa data validate"
-	@mkdir -p var && $(RASA) data validate > var/validate.log 2>&1 \
-	  || { grep -vE "tensorflow|Warning:|declare_namespace" var/validate.log | tail -40; echo "rasa data validate failed"; exit 1; }
-	@grep -E "rasa.validator|UserWarning" var/validate.log | sed 's/^.*rasa.validator *- /  /' || true
+	@$(PY) -m bot validate
 
 test-python: setup train
 	@echo "== pytest"

@@ -1,29 +1,7 @@
 """give_feedback: a CSAT and/or NPS score, then one open "why", as the Rasa form feedback_form around
-bot.feedback.service.
-
-    give_feedback → action_start_feedback: a fresh start; the order is the one a button names (a notice
-                    "How was your order #1042?" Telegram pushed or a points check showed) if it is the
-                    shopper's, else their latest paid order (program feedback.link_latest_order_days); a
-                    tapped score is taken as the answer. A tap about an order they already rated is thanked
-                    and nothing more is asked (the form ends at once; action_submit_feedback stores nothing).
-                  → feedback_form asks the score (action_ask_feedback_score: CSAT 1–5 or NPS 0–10 buttons,
-                    as program feedback.kind says), with kind "both" also the NPS
-                    (action_ask_feedback_nps), then "why" (action_ask_feedback_comment, worded after the
-                    score; it can be skipped). Every reply goes to validate_feedback_form.
-    form done     → action_submit_feedback stores it with the conversation's transcript and answers:
-                    - a low score: an apology (and goodwill points when the program gives them), then the
-                      rules offer a person (utter_confirm_handoff; yes → action_request_handoff, which
-                      links the request to this feedback);
-                    - satisfied (CSAT 4–5) or a promoter (NPS 9–10): thanks and an invitation to review
-                      and to refer a friend (buttons);
-                    - in between: thanks.
-    "stop", "no" to the score, goodbye, asking for a person, a review, a quiz or redeeming →
-                    action_cancel_feedback, then that request's own action (data/rules/feedback.yml); quick
-                    questions (points, FAQ) are answered by their rules and the form asks again.
-
-The validation controls which slot is asked next (it always sets requested_slot): with kind "both" the
-NPS question comes between the CSAT and the "why".
-"""
+bot.feedback.service — the start (which order), the questions, the validation, storing the answer and what
+follows it (an apology and a person, or an invitation to review and refer). The README's "Feedback in chat"
+has the flow."""
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -21,7 +21,6 @@ import importlib.metadata
 import importlib.util
 import json
 import os
-import platform
 import shutil
 import socket
 import subprocess
@@ -36,6 +35,7 @@ from typing import Dict, Iterator, List, Mapping, Optional, Sequence
 
 import aiohttp
 
+from bench.harness import latency_summary, log, machine as describe_machine, percentile, write_json as write_json_file
 from bot.processes import ManagedProcess, ProcessFailed, stop_all
 from bot.settings import PROJECT_ROOT
 
@@ -99,74 +99,23 @@ class LevelStats:
         return percentile(self.latencies_ms, q)
 
     def summary(self) -> Dict[str, object]:
+        latency = latency_summary(self.latencies_ms, digits=1)
+        del latency["count"]
         return {
             "target": self.target,
             "concurrency": self.concurrency,
             "conversations": self.conversations,
             "turns": self.turns,
             "errors": self.errors,
-            "p50_ms": _round(self.percentile(0.50)),
-            "p95_ms": _round(self.percentile(0.95)),
-            "p99_ms": _round(self.percentile(0.99)),
-            "mean_ms": _round(sum(self.latencies_ms) / len(self.latencies_ms) if self.latencies_ms else None),
-            "max_ms": _round(max(self.latencies_ms) if self.latencies_ms else None),
+            **latency,
             "wall_seconds": round(self.wall_seconds, 3),
             "messages_per_second": round(self.messages_per_second, 2),
             "error_samples": self.error_samples,
         }
 
 
-def percentile(values: Sequence[float], q: float) -> Optional[float]:
-    """Linear-interpolated percentile (numpy's default); None without values."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * q
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
-def _round(value: Optional[float]) -> Optional[float]:
-    return None if value is None else round(value, 1)
-
-
-# ---------------------------------------------------------------------------------------------
-# Machine
-
-
-def machine_info() -> Dict[str, object]:
-    return {
-        "nproc": len(os.sched_getaffinity(0)),
-        "cpu_model": _cpu_model(),
-        "memory_gib": round(_memory_kib() / (1024 * 1024), 1),
-        "python": platform.python_version(),
-        "rasa": importlib.metadata.version("rasa"),
-        "rasa_sdk": importlib.metadata.version("rasa-sdk"),
-        "aiohttp": importlib.metadata.version("aiohttp"),
-    }
-
-
-def _cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
-
-def _memory_kib() -> int:
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        if line.startswith("MemTotal:"):
-            return int(line.split()[1])
-    return 0
-
-
 # ---------------------------------------------------------------------------------------------
 # Processes
-
-
-def log(message: str) -> None:
-    print(f"[bench] {message}", flush=True)
 
 
 def base_env() -> Dict[str, str]:
@@ -582,8 +531,7 @@ def write_json(path: Path, machine: Mapping[str, object], results: Sequence[Leve
         "ratios": ratios(results),
         "total_seconds": round(total_seconds, 1),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=2) + "\n")
+    write_json_file(path, payload)
     log(f"results written to {path}")
 
 
@@ -664,7 +612,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     validate(args, parser)
     started = time.monotonic()
-    machine = machine_info()
+    machine = describe_machine(("rasa", "rasa-sdk", "aiohttp"))
     print_machine(machine)
     results: List[LevelStats] = []
     # One target at a time, so the two never compete for the CPU.

@@ -1,44 +1,12 @@
-"""The merchant console at scale: feedback inbox, transcript pages and the CSV export over 100,000 feedback.
-
-`make bench-console` (python -m bench.console) generates, from random.Random(42), a store of 100,000
-feedback answers spread over a year (CSAT and NPS, four channels, about 85% from 20,000 customers and the
-rest from guests, about two thirds with a "why" comment written from topic and sentiment phrases, so the
-inbox's filters and search hit realistic shares), each with its transcript of 8-20 turns (an opening, some
-of the bot's everyday questions and answers, then the feedback exchange), plus the orders they are about,
-chat identities, handoff requests after some low scores and merchants' notes. The rows go into a fresh
-SQLite database (var/bench/console.db, schema from the project's migrations) with SQLAlchemy core
-executemany in batches; migration 0010's triggers fill the full-text index as they go; Feedback.search_text
-is bot.feedback.search.search_text_for(comment, turns), as the feedback service writes it.
-
-It then starts the real web app in a child process (`python -m bot web` on that database, LOG_FORMAT=json),
-signs in through the console's login form like a browser, and times from a local client, one request at a
-time, after a warm-up (each figure is the wall time of a whole request: send, server work, body read):
-
-  inbox            GET /console/feedback                               the first page, unfiltered
-  inbox_filtered   ?sentiment=negative&topic=shipping
-  search_common    ?q=delivery                                         a word in a large share of feedback
-  search_rare      ?q=chandelier                                       a word in a few dozen
-  deep_page        ?older=<cursor>&page=200                            the 200th page, reached by its link
-  last_page        the oldest page, reached by its link
-  transcript       GET /console/feedback/{id}                          random ids: a feedback beside its transcript
-
-(default 200 requests each), with the server's own duration (the app's http.request log line, whole
-milliseconds) beside the client's. Then the CSV export (GET /console/feedback/export.csv, streamed):
-about 10,000 rows (a date range) and all 100,000, each with its transcript: time, time to first byte,
-bytes, rows (parsed back with the csv module), and the web app process's peak RSS growth while it
-streams (VmHWM reset through /proc/<pid>/clear_refs before each export, and VmRSS sampled every 20 ms).
-Constant memory means the growth of the full export is not ten times that of the 10,000-row one.
-
-Targets: p95 ≤ 200 ms per page scenario; export RSS growth(all) ≤ 2 × growth(10,000) + 8 MiB. Results go
-to var/bench/console.json. --skip-seed measures the existing database again. Exit code 1 when a request
-failed, or with --check when a target is missed.
-"""
+"""`make bench-console`: the merchant console at scale. Seeds 100,000 feedback with transcripts from
+random.Random(42) on SQLite, starts the real web app, signs in and times the inbox, search and transcript
+pages and the streamed CSV export (with the server's memory), PASS/MISS against the targets, results in
+var/bench/console.json. The scenarios and what the figures mean: the README's "Console"."""
 from __future__ import annotations
 
 import argparse
 import asyncio
 import csv
-import importlib.metadata
 import json
 import math
 import os
@@ -46,7 +14,6 @@ import random
 import re
 import secrets
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -65,12 +32,16 @@ import aiohttp
 import sqlalchemy
 from sqlalchemy import func, insert, select
 
-from bench.chat import machine_info, percentile
+from bench.harness import (
+    finish, formatted, log, machine as describe_machine, percentile, process_kib, rounded, sqlite_url, target,
+    write_json,
+)
 from bot.db import Database
 from bot.feedback.search import search_text_for
 from bot.models import (
     ChannelIdentity, Customer, Feedback, FeedbackNote, FeedbackTopic, HandoffRequest, Merchant, Order, Transcript,
 )
+from bot.processes import free_port
 from bot.settings import PROJECT_ROOT
 
 SEED = 42
@@ -209,10 +180,6 @@ EVERYDAY_TURNS: Tuple[Tuple[str, str], ...] = (
 )
 OPENERS = ("hi", "hello", "hey there", "good morning", "hi, quick question", "hello!")
 RARE_TURN = ("do you sell a {colour} chandelier?", "Not yet, but I noted that you asked about a chandelier.")
-
-
-def log(message: str) -> None:
-    print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -454,10 +421,6 @@ class Generator:
 # Seeding
 
 
-def sqlite_url(path: Path) -> str:
-    return f"sqlite:///{path}"
-
-
 def _remove(path: Path) -> None:
     for suffix in ("", "-wal", "-shm", "-journal"):
         Path(str(path) + suffix).unlink(missing_ok=True)
@@ -609,23 +572,6 @@ def plan(database: Database, requests: int, warm_up: int, export_rows: int, seed
 # The web app in a child process
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def status_kib(pid: int, field_name: str) -> int:
-    """A memory figure (VmRSS, VmHWM) of process `pid` in KiB, 0 when it is gone."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(field_name + ":"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
 def reset_peak(pid: int) -> bool:
     """Reset the process's VmHWM to its current RSS (Linux: "5" to clear_refs); False when not allowed."""
     try:
@@ -730,17 +676,13 @@ async def sign_in(client: aiohttp.ClientSession, base: str, password: str) -> No
 # Measuring
 
 
-def _round(value: Optional[float], digits: int = 1) -> Optional[float]:
-    return None if value is None else round(value, digits)
-
-
 def summary(latencies_ms: Sequence[float], server_ms: Sequence[float], errors: int) -> Dict[str, Any]:
     return {
         "count": len(latencies_ms), "errors": errors,
-        "p50_ms": _round(percentile(latencies_ms, 0.50)), "p95_ms": _round(percentile(latencies_ms, 0.95)),
-        "max_ms": _round(max(latencies_ms) if latencies_ms else None),
-        "server_p50_ms": _round(percentile(server_ms, 0.50)), "server_p95_ms": _round(percentile(server_ms, 0.95)),
-        "server_max_ms": _round(max(server_ms) if server_ms else None),
+        "p50_ms": rounded(percentile(latencies_ms, 0.50)), "p95_ms": rounded(percentile(latencies_ms, 0.95)),
+        "max_ms": rounded(max(latencies_ms) if latencies_ms else None),
+        "server_p50_ms": rounded(percentile(server_ms, 0.50)), "server_p95_ms": rounded(percentile(server_ms, 0.95)),
+        "server_max_ms": rounded(max(server_ms) if server_ms else None),
     }
 
 
@@ -788,13 +730,13 @@ class RssSampler:
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
-        self.highest = status_kib(pid, "VmRSS")
+        self.highest = process_kib("VmRSS", pid)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         while not self._stop.wait(RSS_SAMPLE_SECONDS):
-            self.highest = max(self.highest, status_kib(self.pid, "VmRSS"))
+            self.highest = max(self.highest, process_kib("VmRSS", self.pid))
 
     def __enter__(self) -> "RssSampler":
         self._thread.start()
@@ -803,7 +745,7 @@ class RssSampler:
     def __exit__(self, *exc_info: object) -> None:
         self._stop.set()
         self._thread.join()
-        self.highest = max(self.highest, status_kib(self.pid, "VmRSS"))
+        self.highest = max(self.highest, process_kib("VmRSS", self.pid))
 
 
 def count_csv_rows(path: Path) -> int:
@@ -817,7 +759,7 @@ async def measure_export(client: aiohttp.ClientSession, server: Server, title: s
     path = "/console/feedback/export.csv" + (f"?{query}" if query else "")
     server.new_log_events()
     peak_reset = reset_peak(server.pid)
-    before = status_kib(server.pid, "VmRSS")
+    before = process_kib("VmRSS", server.pid)
     size = 0
     first_byte: Optional[float] = None
     started = time.perf_counter()
@@ -830,7 +772,7 @@ async def measure_export(client: aiohttp.ClientSession, server: Server, title: s
                 sink.write(chunk)
                 size += len(chunk)
     seconds = time.perf_counter() - started
-    peak = max(sampler.highest, status_kib(server.pid, "VmHWM") if peak_reset else 0)
+    peak = max(sampler.highest, process_kib("VmHWM", server.pid) if peak_reset else 0)
     rows = count_csv_rows(scratch) if status == 200 else 0
     # The app logs the export once the last byte is written, which can be just after the client read it.
     events = server.new_log_events()
@@ -841,7 +783,7 @@ async def measure_export(client: aiohttp.ClientSession, server: Server, title: s
     logged = [event for event in events if event.get("event") == "console.feedback_export"]
     return {
         "title": title, "path": path, "status": status, "rows": rows, "bytes": size, "seconds": round(seconds, 2),
-        "ttfb_ms": _round(first_byte * 1000 if first_byte is not None else None),
+        "ttfb_ms": rounded(first_byte * 1000 if first_byte is not None else None),
         "mib_per_second": round(size / 2**20 / seconds, 1) if seconds else None,
         "rows_per_second": round(rows / seconds) if seconds else None,
         "server_ms": (_server_durations(events, "/console/feedback/export.csv", 1) or [None])[0],
@@ -879,14 +821,14 @@ async def measure(config: "Config", the_plan: Plan, password: str) -> Dict[str, 
     server = Server(config.db_path, data_dir, log_path)
     try:
         async with Client(server, password) as client:
-            result["server"] = {"rss_start_mib": round(status_kib(server.pid, "VmRSS") / 1024, 1)}
+            result["server"] = {"rss_start_mib": round(process_kib("VmRSS", server.pid) / 1024, 1)}
             log(f"web app pid {server.pid} on {server.base}, signed in as {OWNER_EMAIL}")
             for name, scenario in the_plan.scenarios.items():
                 log(f"measuring {name}: {config.warm_up} warm-up + {config.requests} requests")
                 result["scenarios"][name] = await measure_scenario(
                     client, server, name, scenario, config.requests, config.warm_up, the_plan.transcript_ids)
-            result["server"]["rss_end_mib"] = round(status_kib(server.pid, "VmRSS") / 1024, 1)
-            result["server"]["peak_rss_mib"] = round(status_kib(server.pid, "VmHWM") / 1024, 1)
+            result["server"]["rss_end_mib"] = round(process_kib("VmRSS", server.pid) / 1024, 1)
+            result["server"]["peak_rss_mib"] = round(process_kib("VmHWM", server.pid) / 1024, 1)
     finally:
         server.stop()
     result["load_average"]["pages"] = round(os.getloadavg()[0], 2)
@@ -924,23 +866,17 @@ def evaluate_targets(result: Mapping[str, Any]) -> List[Dict[str, Any]]:
     rows = []
     for name, stats in (result.get("scenarios") or {}).items():
         value = stats.get("p95_ms")
-        rows.append({"target": f"{name} p95 ≤ {TARGET_P95_MS:g} ms", "value": value, "unit": "ms",
-                     "result": "n/a" if value is None else ("PASS" if value <= TARGET_P95_MS else "MISS")})
+        rows.append(target(f"{name} p95 ≤ {TARGET_P95_MS:g} ms", value, TARGET_P95_MS, "ms"))
     exports = result.get("exports") or {}
     if "window" in exports and "all" in exports:
         small, full = exports["window"]["rss_growth_mib"], exports["all"]["rss_growth_mib"]
         limit = 2 * small + 8
-        rows.append({"target": f"export RSS growth, all ≤ 2 × {exports['window']['rows']:,}-row export + 8 MiB "
-                               f"(≤ {limit:.1f} MiB)",
-                     "value": full, "unit": "MiB", "result": "PASS" if full <= limit else "MISS"})
+        rows.append(target(f"export RSS growth, all ≤ 2 × {exports['window']['rows']:,}-row export + 8 MiB "
+                           f"(≤ {limit:.1f} MiB)", full, limit, "MiB"))
         complete = exports["all"]["rows"] == result.get("records") and exports["all"]["status"] == 200
         rows.append({"target": "export of all rows complete", "value": exports["all"]["rows"], "unit": "rows",
                      "result": "PASS" if complete else "MISS"})
     return rows
-
-
-def _fmt(value: Optional[float], digits: int = 1) -> str:
-    return "-" if value is None else f"{value:,.{digits}f}"
 
 
 def format_report(report: Mapping[str, Any]) -> str:
@@ -956,9 +892,9 @@ def format_report(report: Mapping[str, Any]) -> str:
         lines.append("  rows: " + ", ".join(f"{name} {count:,}" for name, count in rows.items()))
     if seed:
         phases = seed.get("phases_seconds") or {}
-        lines.append(f"  seeding {_fmt(seed.get('seconds'))} s (schema {_fmt(phases.get('schema'))}, load "
-                     f"{_fmt(phases.get('load'))}, flush {_fmt(phases.get('flush'))}), "
-                     f"{_fmt(seed.get('rows_per_second'), 0)} rows/s"
+        lines.append(f"  seeding {formatted(seed.get('seconds'))} s (schema {formatted(phases.get('schema'))}, load "
+                     f"{formatted(phases.get('load'))}, flush {formatted(phases.get('flush'))}), "
+                     f"{formatted(seed.get('rows_per_second'), 0)} rows/s"
                      + ("  (carried over from the seeding run)" if seed.get("carried_over") else ""))
 
     lines.append("\nPages (one request at a time from a local client after a warm-up; wall time of the whole request;"
@@ -968,9 +904,9 @@ def format_report(report: Mapping[str, Any]) -> str:
     for name, stats in (report.get("scenarios") or {}).items():
         verdict = "PASS" if stats["p95_ms"] is not None and stats["p95_ms"] <= TARGET_P95_MS else "MISS"
         lines.append(
-            f"  {name:<15} {stats['matches']:>8,} {stats['count']:>5} {stats['errors']:>6} {_fmt(stats['p50_ms']):>8} "
-            f"{_fmt(stats['p95_ms']):>8} {_fmt(stats['max_ms']):>8} {_fmt(stats['server_p50_ms'], 0):>10} "
-            f"{_fmt(stats['server_p95_ms'], 0):>10}  p95 ≤ {TARGET_P95_MS:g} ms {verdict}")
+            f"  {name:<15} {stats['matches']:>8,} {stats['count']:>5} {stats['errors']:>6} {formatted(stats['p50_ms']):>8} "
+            f"{formatted(stats['p95_ms']):>8} {formatted(stats['max_ms']):>8} {formatted(stats['server_p50_ms'], 0):>10} "
+            f"{formatted(stats['server_p95_ms'], 0):>10}  p95 ≤ {TARGET_P95_MS:g} ms {verdict}")
         lines.append(f"  {'':<15} {stats['title']}: {stats['path']}")
 
     lines.append("\nCSV export (streamed; each in a fresh web app process after a small warm-up export; its RSS before → "
@@ -980,7 +916,7 @@ def format_report(report: Mapping[str, Any]) -> str:
     for name, stats in (report.get("exports") or {}).items():
         lines.append(
             f"  {name:<8} {stats['rows']:>8,} {stats['bytes'] / 2**20:>8.1f} {stats['seconds']:>8.2f} "
-            f"{_fmt(stats['ttfb_ms']):>8} {_fmt(stats['rows_per_second'], 0):>8} {_fmt(stats['mib_per_second']):>6} "
+            f"{formatted(stats['ttfb_ms']):>8} {formatted(stats['rows_per_second'], 0):>8} {formatted(stats['mib_per_second']):>6} "
             f"{stats['rss_before_mib']:>10.1f} {stats['rss_peak_mib']:>7.1f} {stats['rss_growth_mib']:>7.1f}"
             + ("" if stats["status"] == 200 else f"  HTTP {stats['status']}"))
         lines.append(f"  {'':<8} {stats['title']}")
@@ -1001,16 +937,6 @@ def format_report(report: Mapping[str, Any]) -> str:
         lines.append(f"  {row['target']:<72} {value:>14}  {row['result']}")
     lines.append(f"\ntotal time {report['total_seconds']:.0f} s")
     return "\n".join(lines)
-
-
-def machine_description() -> Dict[str, Any]:
-    machine = dict(machine_info())
-    for key in ("rasa", "rasa_sdk"):
-        machine.pop(key, None)
-    machine["sqlite"] = sqlite3.sqlite_version
-    machine["sqlalchemy"] = sqlalchemy.__version__
-    machine["aiohttp"] = importlib.metadata.version("aiohttp")
-    return machine
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1042,7 +968,7 @@ def dataset_counts(database: Database) -> Dict[str, int]:
 
 def run(config: Config, json_path: Optional[Path] = JSON_PATH) -> Dict[str, Any]:
     started = time.perf_counter()
-    machine = machine_description()
+    machine = describe_machine(("aiohttp",), sqlite=sqlite3.sqlite_version, sqlalchemy=sqlalchemy.__version__)
     seed_result: Optional[Dict[str, Any]] = None
     if not config.skip_seed:
         log(f"seeding {config.records:,} feedback with transcripts and {config.customers:,} customers "
@@ -1079,9 +1005,7 @@ def run(config: Config, json_path: Optional[Path] = JSON_PATH) -> Dict[str, Any]
     }
     report["targets"] = evaluate_targets(report)
     report["total_seconds"] = round(time.perf_counter() - started, 1)
-    if json_path is not None:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str) + "\n")
+    write_json(json_path, report)
     return report
 
 
@@ -1117,13 +1041,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     config = Config(records=args.records, customers=args.customers, requests=args.requests, warm_up=args.warm_up,
                     export_rows=args.export_rows, db_path=args.db.resolve(), skip_seed=args.skip_seed)
     report = run(config, args.json)
-    print(format_report(report), flush=True)
-    if args.json is not None:
-        log(f"results written to {args.json}")
     failed = sum(stats["errors"] for stats in report["scenarios"].values()) + sum(
         1 for stats in report["exports"].values() if stats["status"] != 200)
-    missed = [row for row in report["targets"] if row["result"] == "MISS"]
-    return 1 if failed or (args.check and missed) else 0
+    return finish(report, format_report(report), args.json, args.check, failed)
 
 
 if __name__ == "__main__":

@@ -1,38 +1,7 @@
-"""The loyalty store at scale: seed time, memory, and latency of the ledger services.
-
-`make bench-loyalty` (python -m bench.loyalty) generates, from random.Random(42), a store of
-1,000,000 customers and 10,000,000 ledger entries (plus the reward code of every redemption in that
-history) on SQLite and on PostgreSQL, then measures the real services on random customers:
-
-  balance read   bot.loyalty.ledger.balance() in a read session           (default 5,000 calls)
-  earn           bot.loyalty.earning.award(), a text review with a fresh key (2,000)
-  redeem         bot.loyalty.rewards.redeem() of a reward the customer can afford (2,000)
-
-Each call is one whole session (pool checkout, transaction, commit) timed with perf_counter, after
-a warm-up. It prints seed time (schema + load + index builds + ANALYZE + flush to disk), the
-resident memory sampled after every chunk of the load, p50/p99/max and ops/s per operation, and
-PASS/MISS against the targets (TARGETS); the results also go to var/bench/loyalty.json.
-
-The schema always comes from the project's migrations (Database.create_schema). The bulk load is
-done the way a restore is:
-  SQLite      var/bench/loyalty.db, deleted first. The seeding connection (only) runs with
-              journal_mode=OFF and synchronous=OFF and inserts with executemany, one transaction
-              per chunk, while a child process generates the next chunk (marshal over a pipe);
-              the customers' secondary indexes are built afterwards, then ANALYZE, WAL mode back
-              on, fsync. The measured connections are the project's own (WAL, synchronous FULL).
-  PostgreSQL  schema bench_loyalty of the test database (TEST_POSTGRES_URL), dropped first. The
-              unique and foreign-key constraints and secondary indexes, except the ledger's
-              (customer_id, created_at) index, are dropped; rows go in with COPY ... FREEZE from a
-              streaming generator in one transaction; the constraints and indexes are rebuilt from
-              their saved definitions, the id sequences moved past the data, VACUUM ANALYZE, CHECKPOINT.
-Rows are generated one customer at a time and streamed in chunks, so memory stays flat whatever
-the size. Each customer's points_balance is the sum of their generated entries and
-last_activity_at their latest one, as the services would have left them; after seeding,
-verify_balances checks every customer (--no-verify skips it).
-
---skip-seed measures the existing data again (and carries the last seed figures over). Exit code
-1 when an operation failed, or with --check when a target is missed.
-"""
+"""`make bench-loyalty`: the loyalty store at scale. Seeds 1,000,000 customers and 10,000,000 ledger entries
+from random.Random(42) on SQLite and PostgreSQL the way a restore loads them, then times balance reads,
+earning and redemptions through the real services, with PASS/MISS against TARGETS and the results in
+var/bench/loyalty.json. What is measured and how: the README's "Loyalty store at scale"."""
 from __future__ import annotations
 
 import argparse
@@ -47,7 +16,6 @@ import resource
 import socket
 import sqlite3
 import subprocess
-import sys
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -63,7 +31,9 @@ import sqlalchemy
 from dateutil.relativedelta import relativedelta
 from sqlalchemy import func, select, text
 
-from bench.chat import machine_info, percentile
+from bench.harness import (
+    finish, formatted, latency_summary, log, machine as describe_machine, process_kib, sqlite_url, target, write_json,
+)
 from bot.db import Database
 from bot.loyalty.earning import award, credit_for
 from bot.loyalty.ledger import balance, verify_balances
@@ -135,10 +105,6 @@ LAST_NAMES = (
 CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # bot/loyalty/rewards.py's, 5 bits per symbol
 CODE_PAIRS = [a + b for a in CODE_ALPHABET for b in CODE_ALPHABET]  # 10 bits → 2 symbols
 CODE_MULTIPLIER = 0x9E3779B97F4A7C15  # odd, so id × it mod 2^60 is a bijection: unique, random-looking
-
-
-def log(message: str) -> None:
-    print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -361,17 +327,6 @@ class Chunk:
 # Memory and progress
 
 
-def rss_kib(pid: Optional[int] = None) -> int:
-    """Current resident set size (VmRSS) of this process, or of `pid`; 0 if it is gone."""
-    try:
-        for line in Path(f"/proc/{pid or 'self'}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
 def peak_rss_kib() -> int:
     """Peak resident set size of this process so far (ru_maxrss, KiB on Linux)."""
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
@@ -399,8 +354,8 @@ class Progress:
         self._sample(0.0)
 
     def _sample(self, fraction: float) -> None:
-        child = rss_kib(self.generator_pid) if self.generator_pid else 0
-        self.samples.append((fraction, rss_kib(), child))
+        child = process_kib("VmRSS", self.generator_pid) if self.generator_pid else 0
+        self.samples.append((fraction, process_kib("VmRSS"), child))
 
     def advance(self, entries: int, rows: int) -> None:
         self.entries += entries
@@ -454,10 +409,6 @@ class Progress:
 
 # ---------------------------------------------------------------------------------------------
 # Seeding: SQLite
-
-
-def sqlite_url(path: Path) -> str:
-    return f"sqlite:///{path}"
 
 
 def _insert_sql(table: str, columns: Sequence[str]) -> str:
@@ -858,19 +809,11 @@ class OperationStats:
     def summary(self) -> Dict[str, Any]:
         values = self.latencies_ms
         return {
-            "count": len(values),
+            **latency_summary(values, quantiles=(0.50, 0.99)),
             "errors": self.errors,
             "error_samples": self.error_samples,
-            "p50_ms": _round(percentile(values, 0.50)),
-            "p99_ms": _round(percentile(values, 0.99)),
-            "max_ms": _round(max(values) if values else None),
-            "mean_ms": _round(sum(values) / len(values) if values else None),
             "ops_per_second": round(len(values) / self.wall_seconds, 1) if self.wall_seconds else None,
         }
-
-
-def _round(value: Optional[float]) -> Optional[float]:
-    return None if value is None else round(value, 3)
 
 
 def _customer_range(database: Database) -> int:
@@ -1058,22 +1001,14 @@ def evaluate_targets(results: Mapping[str, Mapping[str, Any]]) -> List[Dict[str,
         if engine not in results:
             continue
         value = metric(results[engine], key)
-        rows.append({
-            "engine": engine, "target": f"{description} ≤ {limit:g} {unit}", "metric": key, "limit": limit,
-            "unit": unit, "value": value,
-            "result": "n/a" if value is None else ("PASS" if value <= limit else "MISS"),
-        })
+        rows.append(target(f"{description} ≤ {limit:g} {unit}", value, limit, unit, engine=engine, metric=key))
     return rows
-
-
-def _fmt(value: Optional[float], digits: int = 2) -> str:
-    return "-" if value is None else f"{value:,.{digits}f}"
 
 
 def _rss_text(series: Optional[Mapping[str, float]]) -> str:
     if not series:
         return "-"
-    return "/".join(_fmt(series.get(key), 0) for key in ("start", "10%", "50%", "100%"))
+    return "/".join(formatted(series.get(key), 0) for key in ("start", "10%", "50%", "100%"))
 
 
 def format_report(report: Mapping[str, Any]) -> str:
@@ -1096,11 +1031,11 @@ def format_report(report: Mapping[str, Any]) -> str:
             continue
         phases, cpu = seed["phases_seconds"], seed.get("cpu_seconds") or {}
         lines.append(
-            f"  {engine:<11} {_fmt(seed['seconds'], 1):>6} {_fmt(phases.get('schema'), 1):>6} "
-            f"{_fmt(phases.get('load'), 1):>6} {_fmt(phases.get('indexes'), 1):>6} {_fmt(phases.get('analyze'), 1):>7} "
-            f"{_fmt(phases.get('flush'), 1):>6} "
-            f"{_fmt(seed.get('rows_per_second'), 0):>8} {_rss_text(seed.get('rss_mib')):>15} "
-            f"{_rss_text(seed.get('generator_rss_mib')):>14} {_fmt(seed.get('peak_rss_mib'), 0):>8}"
+            f"  {engine:<11} {formatted(seed['seconds'], 1):>6} {formatted(phases.get('schema'), 1):>6} "
+            f"{formatted(phases.get('load'), 1):>6} {formatted(phases.get('indexes'), 1):>6} {formatted(phases.get('analyze'), 1):>7} "
+            f"{formatted(phases.get('flush'), 1):>6} "
+            f"{formatted(seed.get('rows_per_second'), 0):>8} {_rss_text(seed.get('rss_mib')):>15} "
+            f"{_rss_text(seed.get('generator_rss_mib')):>14} {formatted(seed.get('peak_rss_mib'), 0):>8}"
             + ("  (carried over from the last seeding run)" if seed.get("carried_over") else "")
         )
         if cpu:
@@ -1122,8 +1057,8 @@ def format_report(report: Mapping[str, Any]) -> str:
         for name, stats in (result.get("operations") or {}).items():
             lines.append(
                 f"  {engine:<11} {OPERATION_TITLES[name]:<13} {stats['count']:>6,} {stats['errors']:>6,} "
-                f"{_fmt(stats['p50_ms'], 3):>8} "
-                f"{_fmt(stats['p99_ms'], 3):>8} {_fmt(stats['max_ms'], 2):>8} {_fmt(stats['ops_per_second'], 0):>8}"
+                f"{formatted(stats['p50_ms'], 3):>8} "
+                f"{formatted(stats['p99_ms'], 3):>8} {formatted(stats['max_ms'], 2):>8} {formatted(stats['ops_per_second'], 0):>8}"
             )
     loads = []
     for engine, result in results.items():
@@ -1139,17 +1074,6 @@ def format_report(report: Mapping[str, Any]) -> str:
         lines.append(f"  {row['engine']:<11} {row['target']:<46} {value:>12}  {row['result']}")
     lines.append(f"\ntotal time {report['total_seconds']:.0f} s")
     return "\n".join(lines)
-
-
-def machine_description() -> Dict[str, Any]:
-    machine = dict(machine_info())
-    for key in ("rasa", "rasa_sdk", "aiohttp"):
-        machine.pop(key, None)
-    machine["sqlalchemy"] = sqlalchemy.__version__
-    machine["sqlite"] = sqlite3.sqlite_version
-    machine["psycopg2"] = psycopg2.__version__.split()[0]
-    machine["postgresql"] = None
-    return machine
 
 
 def build_report(config: Config, machine: Dict[str, Any], results: Mapping[str, Mapping[str, Any]],
@@ -1240,16 +1164,15 @@ def config_from(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Co
 def run(config: Config, json_path: Optional[Path] = JSON_PATH) -> Dict[str, Any]:
     started = time.perf_counter()
     program = load_program(PROGRAM_FILE)
-    machine = machine_description()
+    machine = describe_machine(sqlalchemy=sqlalchemy.__version__, sqlite=sqlite3.sqlite_version,
+                               psycopg2=psycopg2.__version__.split()[0], postgresql=None)
     results: Dict[str, Dict[str, Any]] = {}
     for engine in config.engines:
         results[engine] = bench_engine(engine, config, program)
     if config.skip_seed and json_path is not None:
         carry_over_seed(json_path, config, results)
     report = build_report(config, machine, results, time.perf_counter() - started)
-    if json_path is not None:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    write_json(json_path, report)
     return report
 
 
@@ -1258,13 +1181,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     config = config_from(args, parser)
     report = run(config, args.json)
-    print(format_report(report), flush=True)
-    if args.json is not None:
-        log(f"results written to {args.json}")
     failed = sum(stats["errors"] for result in report["results"].values()
                  for stats in (result.get("operations") or {}).values())
-    missed = [row for row in report["targets"] if row["result"] == "MISS"]
-    return 1 if failed or (args.check and missed) else 0
+    return finish(report, format_report(report), args.json, args.check, failed)
 
 
 if __name__ == "__main__":

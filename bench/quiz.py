@@ -1,44 +1,13 @@
-"""Quiz recommendations at catalog scale: scoring and ranking latency of the quiz engine.
-
-`make bench-quiz` (python -m bench.quiz) generates, from random.Random(42), a catalog of 10,000
-products (furniture and home types with realistic tags and log-spread prices per type, about 8% out
-of stock; the SKUs the quiz weights are among them), loads the demo quiz (data/quizzes/room-makeover.yml)
-against that catalog's tags and SKUs, and times:
-
-  recommend   bot.quiz.recommend() over a prebuilt ProductIndex, one random answer set per call
-              (a random path through the branches, 1-3 options at multi-choice questions, ~10% of
-              questions skipped), after a warm-up                                (default 10,000 calls)
-  index       ProductIndex(products): what a catalog change costs (the conversation keeps the index
-              until the catalog changes)                                         (default 20 builds)
-  match       bot.quiz.match_options() of a typed answer (a label, synonym or budget amount, one in
-              three with a typo)                                                 (default 5,000 calls)
-
-and catalog search over the same products, as bot.catalog.search CatalogItems (about 40% with 2-4
-variants — Colour, Finish or Size options, sizes dearer, premium finishes +10%, about 15% of those
-variants out of stock — so the variant choice is exercised):
-
-  search        search(criteria_from(text, {}, index.vocabulary), index, preferences) over a prebuilt
-                CatalogIndex, for shopper messages made from the catalog's vocabulary: a type; a type
-                and a colour; a type, a material and "under $X"; a colour alone; one of these with a
-                typo; a few that match nothing ("do you sell bicycles?", "anything over $50,000"). A
-                third of the calls carry Preferences from an earlier search (liked tags, a max price,
-                the earlier type, sometimes "no leather")      (default 5,000 calls after 100 warm-up)
-  search_index  CatalogIndex(items): once per catalog snapshot                 (default 10 builds)
-
-Each call is timed with perf_counter. It prints p50/p95/p99/max and calls/s per operation, how many
-recommendations needed a relaxation (no exact match) or found nothing, how many searches matched
-everything asked, needed a relaxation, found nothing or were not understood, and PASS/MISS against the
-targets (recommend p99 ≤ 20 ms, search p99 ≤ 20 ms); the results also go to var/bench/quiz.json. Exit
-code 1 with --check when a target is missed.
-"""
+"""`make bench-quiz`: quiz recommendations and catalog search at catalog scale. Generates 10,000 products from
+random.Random(42), loads the demo quiz against them and times recommend, index builds, typed-answer matching
+and catalog search over the same products, PASS/MISS against the targets, results in var/bench/quiz.json.
+What each operation is: the README's "Quiz"."""
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import random
 import string
-import sys
 import time
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -47,7 +16,7 @@ from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Seq
 
 import numpy
 
-from bench.chat import machine_info, percentile
+from bench.harness import finish, latency_summary, log, machine, percentile, target, write_json
 from bot.catalog.search import (
     CatalogIndex, CatalogItem, ItemVariant, Preferences, SearchResult, SearchVocabulary, criteria_from, search,
 )
@@ -131,10 +100,6 @@ NOTHING_QUERIES = ("do you sell bicycles?", "a trampoline for the garden", "hi t
                    "a kayak", "something over $50,000", "a surfboard", "anything under $5")
 PREFERENCES_SHARE = 1 / 3
 FITTING_SHARE = 0.8  # a colour or material the type comes in; the rest any of the catalog's
-
-
-def log(message: str) -> None:
-    print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -385,21 +350,6 @@ def search_queries(items: Sequence[CatalogItem], vocabulary: SearchVocabulary, c
 # Measuring
 
 
-def _stats(latencies_ms: Sequence[float], seconds: float) -> Dict[str, Any]:
-    def rounded(value: Optional[float], places: int = 3) -> Optional[float]:
-        return None if value is None else round(value, places)
-
-    return {
-        "count": len(latencies_ms),
-        "p50_ms": rounded(percentile(latencies_ms, 0.50)),
-        "p95_ms": rounded(percentile(latencies_ms, 0.95)),
-        "p99_ms": rounded(percentile(latencies_ms, 0.99)),
-        "max_ms": rounded(max(latencies_ms) if latencies_ms else None),
-        "mean_ms": rounded(sum(latencies_ms) / len(latencies_ms) if latencies_ms else None),
-        "per_second": round(len(latencies_ms) / seconds, 1) if seconds > 0 else None,
-    }
-
-
 def timed(label: str, calls: Sequence[Any], run: Callable[[Any], Any], warm_up: int = 0,
           on_result: Optional[Callable[[Any], None]] = None,
           latencies: Optional[List[float]] = None) -> Dict[str, Any]:
@@ -420,7 +370,7 @@ def timed(label: str, calls: Sequence[Any], run: Callable[[Any], Any], warm_up: 
         if now - last_report >= PROGRESS_EVERY_SECONDS:
             log(f"{label}: {done:,}/{len(calls):,} (p99 so far {percentile(latencies, 0.99):.2f} ms)")
             last_report = now
-    return _stats(latencies, clock() - started)
+    return latency_summary(latencies, seconds=clock() - started)
 
 
 def run(products: int = DEFAULT_PRODUCTS, recommendations: int = DEFAULT_RECOMMENDATIONS,
@@ -493,7 +443,7 @@ def run(products: int = DEFAULT_PRODUCTS, recommendations: int = DEFAULT_RECOMME
     search_p99 = search_stats["p99_ms"]
     report = {
         "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine_description(),
+        "machine": machine(numpy=numpy.__version__),
         "dataset": {
             "seed": seed, "products": products, "in_stock": len(index), "out_of_stock": index.out_of_stock,
             "tags": len(CatalogVocabulary.of(catalog).tags), "quiz": quiz.id, "quiz_file": _shown(quiz_file),
@@ -501,18 +451,11 @@ def run(products: int = DEFAULT_PRODUCTS, recommendations: int = DEFAULT_RECOMME
         },
         "results": {"recommend": recommend_stats, "index": index_stats, "match": match_stats,
                     "search": search_stats, "search_index": search_index_stats},
-        "targets": [{
-            "target": f"recommend p99 ≤ {TARGET_P99_MS:g} ms", "value": p99, "unit": "ms",
-            "result": "PASS" if p99 is not None and p99 <= TARGET_P99_MS else "MISS",
-        }, {
-            "target": f"search p99 ≤ {TARGET_P99_MS:g} ms", "value": search_p99, "unit": "ms",
-            "result": "PASS" if search_p99 is not None and search_p99 <= TARGET_P99_MS else "MISS",
-        }],
+        "targets": [target(f"recommend p99 ≤ {TARGET_P99_MS:g} ms", p99, TARGET_P99_MS, "ms"),
+                    target(f"search p99 ≤ {TARGET_P99_MS:g} ms", search_p99, TARGET_P99_MS, "ms")],
         "total_seconds": round(time.perf_counter() - started, 1),
     }
-    if json_path is not None:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    write_json(json_path, report)
     return report
 
 
@@ -625,14 +568,6 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
-def machine_description() -> Dict[str, Any]:
-    machine = dict(machine_info())
-    for key in ("rasa", "rasa_sdk", "aiohttp"):
-        machine.pop(key, None)
-    machine["numpy"] = numpy.__version__
-    return machine
-
-
 def format_report(report: Mapping[str, Any]) -> str:
     machine, dataset, results = report["machine"], report["dataset"], report["results"]
     lines = [
@@ -713,11 +648,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                      "--search-index-builds must be at least 1")
     report = run(args.products, args.recommendations, args.index_builds, args.matches, args.quiz, args.seed, args.json,
                  searches=args.searches, search_index_builds=args.search_index_builds)
-    print(format_report(report), flush=True)
-    if args.json is not None:
-        log(f"results written to {args.json}")
-    missed = [row for row in report["targets"] if row["result"] == "MISS"]
-    return 1 if args.check and missed else 0
+    return finish(report, format_report(report), args.json, args.check)
 
 
 if __name__ == "__main__":

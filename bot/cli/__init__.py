@@ -109,10 +109,23 @@ def _config_check(_: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from bot.training import train_if_changed
-
-    train_if_changed(force=args.force)
+    _train_if_changed(force=args.force)
     return 0
+
+
+def _train_if_changed(force: bool = False) -> None:
+    from bot.training import TrainingFailed, train_if_changed
+
+    try:
+        train_if_changed(force=force)
+    except TrainingFailed as error:
+        raise CommandError(str(error)) from None
+
+
+def _validate(_: argparse.Namespace) -> int:
+    from bot.training import validate_data
+
+    return 1 if validate_data() else 0
 
 
 def _web(_: argparse.Namespace) -> int:
@@ -123,7 +136,6 @@ def _web(_: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from bot.runner import run_stack
-    from bot.training import train_if_changed
 
     if args.replicas:
         return _run_cluster(args)
@@ -131,7 +143,7 @@ def _run(args: argparse.Namespace) -> int:
     _db_upgrade(args)
     _seed(argparse.Namespace(demo=True))
     console_login = _demo_console_login()
-    train_if_changed()
+    _train_if_changed()
     return run_stack(get_settings(), console_login=console_login)
 
 
@@ -188,7 +200,7 @@ def _safe_url(url: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m bot", description="Rapport operator commands")
+    parser = argparse.ArgumentParser(prog=".venv/bin/python -m bot", description="Rapport operator commands")
     commands = parser.add_subparsers(dest="command", required=True)
 
     db = commands.add_parser("db", help="database schema").add_subparsers(dest="db_command", required=True)
@@ -230,6 +242,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--force", action="store_true", help="train even if the model is current")
     train.set_defaults(handler=_train)
 
+    commands.add_parser("validate", help="check the training data (rasa data validate; its output in "
+                        "var/validate.log)").set_defaults(handler=_validate)
     commands.add_parser("web", help="the web app alone: store API and scheduled loyalty jobs").set_defaults(handler=_web)
     run = commands.add_parser(
         "run", help="set up the store, train if needed, start the Rasa server, action server and web app"

@@ -88,7 +88,7 @@ def _quiz_check(_: argparse.Namespace) -> int:
     for error in errors:
         print(f"[quiz] error: {error}")
     if not product_count:
-        print("[quiz] the store has no products: run `python -m bot catalog import` (or `seed --demo`) first")
+        print("[quiz] the store has no products: run `.venv/bin/python -m bot catalog import` (or `seed --demo`) first")
     total = len(quizzes) + len(errors)
     print(f"[quiz] {total} quiz file{'s' if total != 1 else ''} in {_display(directory)} checked against "
           f"{product_count:,} products: {len(quizzes)} OK, {len(errors)} with errors")
@@ -111,7 +111,7 @@ def _quiz_stats(args: argparse.Namespace) -> int:
     with database.session() as session:
         quizzes, errors, _ = _load_each(session, get_settings().quizzes_dir)
         for error in errors:
-            print(f"warning: {error} (its runs are shown by question and option ids; see `python -m bot quiz check`)",
+            print(f"warning: {error} (its runs are shown by question and option ids; see `.venv/bin/python -m bot quiz check`)",
                   file=sys.stderr)
         with_runs = quiz_ids_with_runs(session)
         if args.quiz is not None:

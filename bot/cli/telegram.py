@@ -30,7 +30,7 @@ DEFAULT_MAX_CONNECTIONS = 40
 
 
 def default_webhook_url(settings: Settings) -> str:
-    from channels.telegram import WEBHOOK_PATH
+    from channels.telegram.config import WEBHOOK_PATH
 
     return f"{settings.public_base_url}{WEBHOOK_PATH}"
 
@@ -73,7 +73,8 @@ def _with_bot(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
     from telegram import Bot
     from telegram.error import InvalidToken, NetworkError, RetryAfter, TelegramError, TimedOut
 
-    from channels.telegram import TOKEN_REJECTED, _seconds
+    from channels.telegram.config import TOKEN_REJECTED
+    from channels.telegram.outbound import retry_seconds
 
     token = _token(settings)
 
@@ -86,7 +87,7 @@ def _with_bot(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
     except InvalidToken:  # PTB's own message quotes the token
         raise CommandError(TOKEN_REJECTED) from None
     except RetryAfter as error:
-        raise CommandError(f"Telegram refused: too many requests; try again in {_seconds(error):g} seconds") from None
+        raise CommandError(f"Telegram refused: too many requests; try again in {retry_seconds(error):g} seconds") from None
     except NetworkError as error:
         # PTB raises NetworkError both when nothing answers (httpx errors, timeouts) and for HTTP errors
         # it has no class for (5xx, 429 without retry_after); BadRequest is a subclass too.
@@ -100,7 +101,7 @@ def _with_bot(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
 
 
 def _set_webhook(args: argparse.Namespace) -> int:
-    from channels.telegram import ALLOWED_UPDATES, MISSING_WEBHOOK_SETTINGS, SECRET_RULE, valid_webhook_secret
+    from channels.telegram.config import ALLOWED_UPDATES, MISSING_WEBHOOK_SETTINGS, SECRET_RULE, valid_webhook_secret
 
     settings = get_settings()
     _token(settings)
@@ -129,7 +130,7 @@ def _set_webhook(args: argparse.Namespace) -> int:
         )
 
     if not _with_bot(settings, work):
-        raise CommandError("Telegram did not confirm the webhook; check it with `python -m bot telegram webhook-info`")
+        raise CommandError("Telegram did not confirm the webhook; check it with `.venv/bin/python -m bot telegram webhook-info`")
     print(f"[telegram] webhook set: {url}")
     pending = "dropped" if args.drop_pending_updates else "kept"
     print(
@@ -177,7 +178,7 @@ def _delete_webhook(args: argparse.Namespace) -> int:
 
 
 def _status(_: argparse.Namespace) -> int:
-    from channels.telegram import telegram_status
+    from channels.telegram.config import telegram_status
 
     print(telegram_status(get_settings()))
     return 0

@@ -1,7 +1,7 @@
 """Server-rendered SVG charts for the console: small pure functions from numbers to inline SVG markup.
 
 No JavaScript and no external assets (the console's CSP allows neither inline scripts nor inline styles):
-colours come from classes styled in bot/web/static/console/overview.css. Every piece of text reaches the
+colours come from classes styled in bot/console/static/overview.css. Every piece of text reaches the
 markup as an argument of Markup.format, which passes it through markupsafe.escape — labels carry
 shopper-influenced words (topics, channels, product titles) — and class names and ids are reduced to
 [a-z0-9_-]. Each chart names itself in <title> and describes its data in <desc> (referenced by

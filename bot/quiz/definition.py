@@ -1,42 +1,6 @@
-"""Quiz definitions (data/quizzes/*.yml), validated on load against the catalog's tags and SKUs.
-
-A quiz file:
-
-    id: room-makeover                # letters, digits, - and _
-    title: Room makeover
-    intro: A few quick questions and I'll pick pieces for your room.
-    start: room                      # optional; the first question by default
-    results: 3                       # optional; how many products to recommend (1-10, default 3)
-    known_tags: [leather]            # optional; tags accepted although no product carries them yet
-    email_capture:                   # optional; the conversation asks it after the results
-      prompt: Shall I email you these picks?
-      consent: I agree to receive ...   # shown verbatim; the conversation records the shopper's yes
-    questions:
-      - id: room
-        text: Which room are we furnishing?
-        kind: single                 # single | multi
-        next: budget                 # optional default: the next question in the list, "end" after the last
-        options:
-          - id: office
-            label: Home office       # a button title: at most 20 characters
-            synonyms: [study, work from home]   # free-text words that pick this option
-            reason: work from home   # optional; the phrase in "because you said: ..." (the label by default)
-            weights:                 # -10..+10, added to the score of matching products
-              tags: {desk: 6, ergonomic: 4}
-              products: {OE-DK-001: 3}
-            next: work-style         # optional branch; overrides the question's next
-            rules:                   # optional filters while this option is chosen
-              max_price: 400
-              min_price: 100
-              exclude_tags: [leather]       # products carrying any of these are left out
-              require_tags: [desk, chair]   # products must carry at least one of these
-
-The options chosen at one multi-choice question are alternatives: their price ranges and required tags
-are joined (either will do); excluded tags always add up; the rules of different questions all apply.
-At a multi-choice question the first chosen option (in the file's order) with its own `next` decides
-the branch. Every problem is reported as ConfigError(file, place, problem), the place written like
-`questions[2].options[1].weights.tags.lether`.
-"""
+"""Quiz definitions (data/quizzes/*.yml), read and validated on load against the catalog's tags and SKUs;
+every problem is a ConfigError naming the file, the place (`questions[2].options[1].weights.tags.lether`) and
+what is wrong. The file format: the README's "Quiz files"."""
 from __future__ import annotations
 
 import difflib

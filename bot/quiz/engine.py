@@ -1,26 +1,6 @@
-"""The quiz engine: which question comes next, which products fit the answers and why.
-
-Pure functions over a Quiz (definition.py) and simple product records; the conversation builds the
-records from the store's catalog and keeps the answers (question id → chosen option ids; an empty
-tuple means the shopper skipped the question, a missing key that it has not been asked yet).
-
-Scoring. Every in-stock product starts at 0; each chosen option on the answered path adds its tag
-weight for every tag the product carries and its product weight for that SKU. Out-of-stock products
-are never recommended. The chosen options' rules filter: price range (budget), excluded tags ("no
-leather"), required tags (at least one of). When the answers carry any positive weight, a product must
-score above 0 to count as a match. Ranking is by score, then price (cheaper first), then SKU, so equal
-answers always give the same list. Each pick carries the answers that count for it
-("because you said: small space, under $300").
-
-No match → the closest alternatives: the filters are relaxed one step at a time (RELAXATIONS: budget
-up to 25% over, then no budget, then not only the required kinds, then both, then weaker matches), and
-the result says which (Result.relaxed, Result.note). What the shopper ruled out ("no leather") is never
-relaxed unless the caller asks for it.
-
-Speed: ProductIndex is built once per catalog snapshot (sorted by price and SKU, tag → positions);
-a recommendation is then a few numpy operations per weighted tag, well under a millisecond for 10,000
-products (bench/quiz.py).
-"""
+"""The quiz engine: which question comes next, which products fit the answers and why — pure functions over
+a Quiz and product records (the conversation keeps the answers: question id → chosen option ids, an empty
+tuple for a skipped question). How it scores, ranks and relaxes: the README's "How the quiz scores"."""
 from __future__ import annotations
 
 import difflib

@@ -1,4 +1,5 @@
-"""The web app (aiohttp): store API and scheduled loyalty jobs; later the merchant console and redirects."""
+"""The web app (aiohttp): the store API, referral redirects, the demo store page, the scheduled loyalty jobs,
+and the merchant console (bot/console) mounted on it."""
 from bot.web.app import create_app, serve
 
 __all__ = ["create_app", "serve"]

@@ -1,72 +1,7 @@
-"""The store API: the store's backend reports orders and actions, and checks reward codes at checkout.
-
-Every /api/ route needs `Authorization: Bearer <STORE_API_TOKEN>`; with no token set the API is off
-(503). Bodies are JSON objects of at most MAX_BODY_BYTES. One request is one transaction.
-
-| route                             | does                                      | answers                            |
-|-----------------------------------|-------------------------------------------|------------------------------------|
-| GET  /health                      | liveness (no token)                       | 200 {"status": "ok"}               |
-| POST /api/orders  event=paid      | record a paid order, award its points     | 201 points_awarded, balance        |
-| POST /api/orders  event=refunded  | take back the refund's share of points    | 201 points_reversed, _written_off  |
-|                                   | (and a referral it no longer earns)       |                                    |
-| POST /api/orders  event=cancelled | take back what the order still holds      | 201 as refunded                    |
-| POST /api/orders  event=fulfilled | the order shipped (review requests count  | 201; again: 200 created false      |
-|                                   | from it), with its tracking if given      |                                    |
-| POST /api/points                  | credit an earning rule or custom action   | 201 points_awarded, balance        |
-| POST /api/customers               | a new member (signup points) or existing  | 201 new; 200 existing              |
-| GET  /api/reward-codes/{code}     | may the store honour it (for a basket);   | 200 valid true/false + reason      |
-|                                   | also a friend offer code FRIEND-XXXX-XXXX |                                    |
-| POST /api/reward-codes/{code}     | mark it used for an order                 | 200 (again for that order: 200)    |
-| POST /api/link-tokens             | a one-time code linking a chat to the     | 201 code, expires_at,              |
-|                                   | customer (account page shows it)          | telegram_start_parameter           |
-| GET  /r/{code}                    | an advocate's link (no token): records    | 302 to the store with              |
-|                                   | the click, issues the friend offer        | ?discount=FRIEND-…&ref=<code>      |
-|                                   | (bot/web/redirects.py)                    |                                    |
-
-A replay (same order, refund, idempotency key) changes nothing and answers 200 with "created": false.
-
-Bodies (`?` optional):
-  paid       {"event": "paid", "order_id": "1001", "customer": {"id": 5} | {"email": "…"} | {"external_id": "…"},
-              "total": "59.00", "currency": "USD", "placed_at"?: "2026-06-15T10:00:00+00:00",
-              "lines"?: [{"sku"?, "title", "quantity", "unit_price"}],
-              "discount_codes"?: ["FRIEND-K7QM-2XDA", …] (≤ 10, each ≤ 64 chars), "referral_code"?: "K7QM2XDA9P",
-              "shipping_address"?: {"address1", "address2", "city", "province", "zip", "country"} | "one line",
-              "client_ip"?: "203.0.113.7"}
-             Address and IP are kept only as keyed hashes (referral fraud rules). A new order that a friend
-             offer code, a referral code or the customer's earlier referral points at answers with
-             "referral": {"id", "status": joined|review|rewarded|rejected, "reason", "advocate_points"}.
-  fulfilled  {"event": "fulfilled", "order_id", "fulfilled_at"?: now,
-              "tracking"?: {"company"?, "number"?, "url"?}}; the first fulfilment's time counts, the latest
-             tracking is kept (created true when either changed)
-  refunded   {"event": "refunded", "order_id", "refund_id", "amount", "currency"}
-  cancelled  {"event": "cancelled", "order_id"}
-             When the order was a friend's rewarded (or held) first order and no longer qualifies (cancelled,
-             refunded in full, or below the program's minimum after refunds), the referral is rejected and the
-             advocate's points are taken back; the answer then carries "referral": {"id", "status": "rejected",
-             "reason", "advocate_points"}.
-  points     {"customer", "action", "reference"?, "idempotency_key"?}; action: signup, birthday,
-             social_follow (reference: network), review_text / review_photo / review_video (reference:
-             review id), quiz_completion (reference: quiz id), or one of the program's
-             earning.custom_actions (idempotency_key required: what makes one occasion unique)
-  customers  {"email", "first_name"?, "last_name"?, "external_id"?, "birthday"?: "1990-04-23",
-              "referral_code"?, "client_ip"?}; a new customer with a referral code answers with "referral":
-              {"id", "status", "reason", "advocate_points", "offer_code"} (id null: unknown code; an existing
-              customer's code is ignored). A shopper the widget signed in by their store id before the store
-              registered them (a customer with that external_id and no email) is the one who joins (201).
-  code use   {"action": "use", "order_id", "order_total"?, "currency"?, "customer"?}; GET takes
-             ?order_total=&currency= and, for friend offers, ?customer_id= or ?customer_email=. A friend offer
-             is refused with reason "not_first_order" for a customer who already ordered or used one, and
-             "own_code" for the advocate (or their other account: the same email once case, dots and +tags
-             are ignored); an unknown customer is a new one.
-  link token {"customer"}; the code is single use and expires in 15 minutes; a new one replaces the old
-Amounts are strings ("59.00") or JSON numbers, at most two decimals; times are ISO-8601 with a zone.
-
-Errors are {"error": code, "detail": text}: 400 malformed JSON or wrong types; 401 missing or wrong
-token; 404 unknown customer, order or code; 409 the same id with different facts, or a code already
-used ("reason": "used"); 410 a code expired or cancelled; 413 body too large; 422 a rule refuses
-(impossible amount, other currency, refund beyond the order, basket below the code's minimum);
-503 API off. Code refusals also carry "code", "valid": false and "reason".
-"""
+"""The store API's handlers: the store's back-end reports orders, customers and actions, checks and uses codes
+at checkout and asks for chat link codes. Each handler reads its body (bot/web/payloads.py), calls the one
+service for its use case in one transaction, and answers JSON. Routes, bodies and errors: the README's
+"Store API" section."""
 from __future__ import annotations
 
 import asyncio
@@ -96,7 +31,7 @@ from bot.order_events import (
 )
 from bot.web import payloads
 from bot.web.errors import ApiError, bad_request, code_refused
-from bot.web.store import DATABASE, SETTINGS, in_executor, in_store
+from bot.app_context import DATABASE, SETTINGS, in_executor, in_store
 
 log = get_logger(__name__)
 

@@ -14,6 +14,8 @@ from typing import AsyncIterator, Awaitable, Callable, Optional
 
 from aiohttp import web
 
+from bot.app_context import DATABASE, EXECUTOR, PROGRAM, SETTINGS
+from bot.console.app import console_guard
 from bot.db import Database
 from bot.identity import IdentityError
 from bot.log import get_logger
@@ -24,7 +26,6 @@ from bot.settings import Settings
 from bot.web.errors import ApiError, from_http_exception, from_service_error
 from bot.web.routes import setup_routes
 from bot.web.scheduler import setup_scheduler
-from bot.web.store import DATABASE, EXECUTOR, PROGRAM, SETTINGS
 
 log = get_logger(__name__)
 
@@ -45,9 +46,6 @@ def create_app(
 
     A broken program file raises ConfigError here, naming the file, key and reason: the app does not
     start rather than fail at the first order."""
-    # Imported here: the console imports bot.web's own modules, which import this one.
-    from bot.console.web import console_guard
-
     app = web.Application(
         client_max_size=settings.max_body_bytes,
         middlewares=[_request_log, _json_errors(settings), _bearer_auth(settings), console_guard],

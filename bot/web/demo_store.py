@@ -24,13 +24,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from yarl import URL
 
+from bot.app_context import DATABASE, SETTINGS, in_executor
 from bot.config_files import ConfigError, read_yaml_mapping
+from bot.db import transaction
 from bot.demo import DEMO_DIR
+from bot.identity import customer_by_email
+from bot.identity.customer_tokens import customer_token
 from bot.log import get_logger
-from bot.models import Customer, Product
+from bot.models import Product
 from bot.settings import Settings
 from bot.shop import Shop, get_shop
-from bot.web.store import DATABASE, SETTINGS, in_executor
 
 log = get_logger(__name__)
 
@@ -100,11 +103,9 @@ def widget_script_url(host_header: str, settings: Settings) -> str:
 
 def store_ids(session: Session, shoppers: List[DemoShopper]) -> Dict[str, str]:
     """The store id of each demo shopper who has one, by key (read only: nobody missing is registered)."""
-    emails = {shopper.email: shopper.key for shopper in shoppers}
-    rows = session.execute(
-        select(Customer.email, Customer.external_id).where(Customer.email.in_(list(emails)))
-    ).all()
-    return {emails[email]: external_id for email, external_id in rows if external_id}
+    found = {shopper.key: customer_by_email(session, shopper.email) for shopper in shoppers}
+    return {key: customer.external_id for key, customer in found.items()
+            if customer is not None and customer.external_id}
 
 
 def product_tiles(session: Session) -> List[ProductTile]:
@@ -114,8 +115,8 @@ def product_tiles(session: Session) -> List[ProductTile]:
 
 
 def _load(database_app: web.Application, shoppers: List[DemoShopper]) -> Tuple[List[ProductTile], Dict[str, str]]:
-    with database_app[DATABASE].session() as session:
-        return product_tiles(session), store_ids(session, shoppers)
+    return transaction(lambda session: (product_tiles(session), store_ids(session, shoppers)),
+                       database=database_app[DATABASE])
 
 
 async def demo_page(request: web.Request) -> web.StreamResponse:
@@ -137,10 +138,6 @@ async def demo_page(request: web.Request) -> web.StreamResponse:
     except Exception:  # the page still shows the widget (as a guest) and says what is wrong
         log.exception("demo.page.database_failed")
         database_error = True
-
-    # Imported here, not at the top: channels.widget brings in Rasa (seconds, ~100 MB), which the web
-    # app otherwise never needs; only the demo page pays for it.
-    from channels.widget import customer_token
 
     secret = settings.widget_signing_secret
     store_id = ids.get(shopper.key) if shopper is not None else None

@@ -21,9 +21,8 @@ from bot.advocacy.codes import normalize_referral_code
 from bot.advocacy.friend_offers import Click, record_click
 from bot.log import get_logger
 from bot.loyalty.program import Program
-from bot.settings import Settings
 from bot.shop import get_shop
-from bot.web.store import SETTINGS, in_store
+from bot.app_context import SETTINGS, client_ip, in_store
 
 log = get_logger(__name__)
 
@@ -57,20 +56,6 @@ async def referral_redirect(request: web.Request) -> web.Response:
 def _record(session: Session, program: Program, *, code: str, network: Optional[str],
             user_agent: Optional[str]) -> Optional[Click]:
     return record_click(session, program, code, network, user_agent, clock.now())
-
-
-def client_ip(request: web.Request, settings: Settings) -> Optional[str]:
-    """The visitor's address: the connection's, or behind TRUSTED_PROXY_HOPS = N proxies that each append
-    the address they were reached from, the Nth X-Forwarded-For entry from the right — the one our outermost
-    proxy wrote. Entries left of it come from the client, who can write anything there. With fewer entries
-    than N the request did not come through all our proxies: the connection's address."""
-    hops = settings.trusted_proxy_hops
-    if hops:
-        # Several X-Forwarded-For headers are one list, in order.
-        entries = [entry.strip() for entry in ",".join(request.headers.getall("X-Forwarded-For", [])).split(",")]
-        if len(entries) >= hops and entries[-hops]:
-            return entries[-hops]
-    return request.remote
 
 
 def store_link(store_url: str, params: Optional[Dict[str, str]] = None) -> str:

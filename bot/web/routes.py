@@ -3,16 +3,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from bot.web import api
-from bot.web import demo_store
-from bot.web import redirects
-from bot.web.store import SETTINGS
+from bot.app_context import SETTINGS
+from bot.console.app import setup_console
+from bot.web import api, demo_store, redirects
 
 
 def setup_routes(app: web.Application) -> None:
-    # Imported here: the console imports bot.web's own modules (store, redirects).
-    from bot.console.web import setup_console
-
     app.router.add_get("/health", api.health)
     app.router.add_get("/ready", api.ready)
     if app[SETTINGS].environment != "production":  # it hands out customer tokens: development only

@@ -29,8 +29,8 @@ from bot.feedback.requests import run_feedback_requests
 from bot.leases import Lease, RedisLease, lease_for
 from bot.log import get_logger
 from bot.loyalty.jobs import run_loyalty_jobs
+from bot.app_context import DATABASE, PROGRAM, SETTINGS, in_executor
 from bot.prediction.service import scheduled_refit
-from bot.web.store import DATABASE, PROGRAM, SETTINGS, in_executor
 
 log = get_logger(__name__)
 

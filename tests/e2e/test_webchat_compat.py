@@ -12,7 +12,8 @@ from typing import Dict, Iterator
 import pytest
 
 from bot.processes import ManagedProcess
-from channels.widget import RASA_WEBCHAT_BUNDLE, conversation_of, verify_session
+from channels.widget.config import RASA_WEBCHAT_BUNDLE
+from channels.widget.sessions import conversation_of, verify_session
 from tests.browser import chromium, new_page, require_chromium, screenshot
 from tests.e2e.conftest import E2E_SECRETS
 

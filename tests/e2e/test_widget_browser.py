@@ -17,7 +17,7 @@ from bot.models import Customer
 from bot.processes import ManagedProcess, free_port
 from bot.runner import server_env, web_app_command
 from bot.settings import PROJECT_ROOT, Settings
-from channels.widget import conversation_of
+from channels.widget.sessions import conversation_of
 from tests.browser import PHONE, WidgetOnPage, chromium, new_page, require_chromium, screenshot
 from tests.fakes.threaded import ThreadedServers
 
@@ -243,7 +243,7 @@ class ScriptedWidgetServer:
         from rasa.core.channels.channel import register
         from sanic import Sanic, response
 
-        from channels.widget import WidgetInput
+        from channels.widget.inbound import WidgetInput
 
         settings = Settings.from_env({"RAPPORT_DATA_DIR": str(self.data_dir), "WIDGET_SIGNING_SECRET": SCRIPTED_SECRET})
         self._database = Database(settings.database_url)

@@ -8,7 +8,7 @@ import pytest
 
 from bot.cli import main
 from bot.settings import reset_settings
-from channels.telegram import SECRET_RULE, TOKEN_REJECTED
+from channels.telegram.config import SECRET_RULE, TOKEN_REJECTED
 from tests.fakes.telegram_api import FakeTelegramApi
 from tests.fakes.threaded import ThreadedServers
 

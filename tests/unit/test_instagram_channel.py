@@ -20,24 +20,14 @@ from sanic import Sanic
 from bot.channel_state import ChannelState, MemoryChannelState, RedisChannelState
 from bot.settings import Settings, reset_settings
 from bot.shared.text import too_long_reply
-from channels.instagram import (
-    CHOICE_HINT,
-    QUICK_REPLY_TITLE_MAX,
-    REPLY_WINDOW_SECONDS,
-    UNSUPPORTED_REPLY,
-    Ignored,
-    InstagramInput,
-    InstagramOutput,
-    Outgoing,
-    chosen_number,
-    generic_template_for,
-    instagram_status,
-    parse_event,
-    retry_delay,
-    signature_is_valid,
-    Incoming,
-    Unsupported,
+from channels.instagram.config import instagram_status
+from channels.instagram.inbound import (
+    UNSUPPORTED_REPLY, Ignored, Incoming, InstagramInput, Unsupported, parse_event, signature_is_valid,
 )
+from channels.instagram.outbound import (
+    CHOICE_HINT, QUICK_REPLY_TITLE_MAX, InstagramOutput, generic_template_for, retry_delay,
+)
+from channels.instagram.state import REPLY_WINDOW_SECONDS, Outgoing, chosen_number
 from channels.render import utf8_length
 from tests.fakes.graph_api import OUTSIDE_WINDOW_ERROR, FakeGraphApi
 from tests.services import REDIS_URL, require_service
@@ -639,7 +629,7 @@ def test_signature_check_is_exact() -> None:
 def test_secrets_stay_out_of_repr(instagram_env) -> None:
     instagram_env("http://127.0.0.1:1/v21.0")
     from bot.settings import get_settings
-    from channels.instagram import config_from_settings
+    from channels.instagram.config import config_from_settings
 
     config = config_from_settings()
     assert config is not None and config.api_base == "http://127.0.0.1:1/v21.0"

@@ -58,7 +58,7 @@ def test_make_run_prints_the_console_and_the_demo_login(tmp_path: Path) -> None:
     with_login = how_to_chat(_settings(tmp_path, WEB_PORT="8123"), [], "owner@demo.rapport.dev / s3cret-value")
     assert "Console        http://localhost:8123/console/   (sign in: owner@demo.rapport.dev / s3cret-value)" in with_login
     without = how_to_chat(_settings(tmp_path, RAPPORT_ENV="production"), [])
-    assert "/console/   (accounts: python -m bot merchant add)" in without and "sign in:" not in without
+    assert "/console/   (accounts: .venv/bin/python -m bot merchant add)" in without and "sign in:" not in without
 
 
 def test_the_first_development_start_makes_the_demo_owner_with_a_private_password(environment: Path) -> None:

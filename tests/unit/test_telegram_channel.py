@@ -23,25 +23,11 @@ from sanic import Sanic
 
 from bot.channel_state import MemoryChannelState, RedisChannelState
 from bot.settings import Settings
-from channels.telegram import (
-    BUTTON_TTL_SECONDS,
-    EXPIRED_BUTTON_REPLY,
-    MAX_BODY_BYTES,
-    MAX_CALLBACK_DATA_BYTES,
-    MAX_CAPTION_CHARS,
-    POLLING_MODE,
-    SECRET_HEADER,
-    SECRET_RULE,
-    SHORT_KEY_PREFIX,
-    UNSUPPORTED_REPLY,
-    UPDATE_TTL_SECONDS,
-    ChatPacer,
-    RateLimiter,
-    TelegramInput,
-    callback_data_for,
-    payload_for,
-    telegram_status,
-    valid_webhook_secret,
+from channels.telegram.config import POLLING_MODE, SECRET_HEADER, SECRET_RULE, telegram_status, valid_webhook_secret
+from channels.telegram.inbound import EXPIRED_BUTTON_REPLY, MAX_BODY_BYTES, UNSUPPORTED_REPLY, TelegramInput
+from channels.telegram.outbound import MAX_CAPTION_CHARS, ChatPacer, RateLimiter
+from channels.telegram.state import (
+    BUTTON_TTL_SECONDS, MAX_CALLBACK_DATA_BYTES, SHORT_KEY_PREFIX, UPDATE_TTL_SECONDS, callback_data_for, payload_for,
 )
 from tests.fakes.telegram_api import FakeTelegramApi
 from tests.services import REDIS_URL, require_service

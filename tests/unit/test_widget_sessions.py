@@ -1,4 +1,4 @@
-"""The website widget's channel (channels/widget.py): signed sessions and customer tokens as pure functions,
+"""The website widget's channel (channels/widget/): signed sessions and customer tokens as pure functions,
 the rendering of bot responses, and the socket.io protocol through a real Sanic server (registered the way
 `rasa run` registers channels) with python-socketio's client. The conversation is replaced by an agent that
 echoes each message through the message's output channel and keeps a tracker for the history."""
@@ -19,29 +19,19 @@ from rasa.shared.core.trackers import DialogueStateTracker
 from sanic import Sanic
 from sqlalchemy import select
 
-import channels.widget as widget
+import channels.widget.inbound as widget
 from bot.db import Database
 from bot.identity import create_customer, customer_for_sender, link_identity
+from bot.identity.customer_tokens import customer_token, verify_customer_token
 from bot.models import Customer
 from bot.processes import free_port
 from bot.settings import Settings
-from channels.widget import (
-    INVALID_CUSTOMER_TOKEN,
-    NO_SESSION,
-    NOT_CONFIGURED,
-    CustomerClaim,
-    WidgetInput,
-    conversation_of,
-    customer_claim,
-    customer_token,
-    device_hash,
-    new_conversation_id,
-    sign_session,
-    transcript,
-    verify_customer_token,
-    verify_session,
-    widget_messages,
-    widget_status,
+from channels.widget.config import NOT_CONFIGURED, widget_status
+from channels.widget.inbound import NO_SESSION, WidgetInput
+from channels.widget.outbound import transcript, widget_messages
+from channels.widget.sessions import (
+    INVALID_CUSTOMER_TOKEN, CustomerClaim, conversation_of, customer_claim, device_hash, new_conversation_id,
+    sign_session, verify_session,
 )
 
 SECRET = "widget-signing-secret-for-tests"

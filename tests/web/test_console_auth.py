@@ -1,4 +1,4 @@
-"""The console's sign-in, session cookie, CSRF and roles (bot/console/web.py, bot/console/accounts.py)."""
+"""The console's sign-in, session cookie, CSRF and roles (bot/console/app.py, pages/sign_in.py, accounts.py)."""
 from __future__ import annotations
 
 import asyncio

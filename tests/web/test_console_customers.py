@@ -1,4 +1,4 @@
-"""The console's customer lookup and personal-data erasure (bot/console/customer_pages.py), signed in through
+"""The console's customer lookup and personal-data erasure (bot/console/pages/customers.py), signed in through
 the real login form, on SQLite and PostgreSQL; conversations in a real Rasa SQL tracker store."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The feedback inbox in the console over HTTP (bot/console/feedback_pages.py): every filter, search on SQLite and
+"""The feedback inbox in the console over HTTP (bot/console/pages/feedback.py): every filter, search on SQLite and
 PostgreSQL, pages, bad input, a feedback with its transcript, status and notes (with and without the CSRF
 token), 404, what an agent may do, and the streamed CSV export."""
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Dict, List
 import pytest
 from sqlalchemy import func, select
 
-from bot.console import feedback_pages
+from bot.console.pages import feedback as feedback_pages
 from bot.db import Database
 from bot.feedback.export import COLUMNS
 from bot.feedback.inbox import PAGE_SIZE

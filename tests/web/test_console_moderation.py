@@ -1,4 +1,4 @@
-"""The console's moderation page (bot/console/overview_pages.py): the review, photo/video and social-follow
+"""The console's moderation page (bot/console/pages/moderation.py): the review, photo/video and social-follow
 queues and the flagged referrals, decided through the page with the merchant as actor — and a decision
 submitted twice (one after the other, or both at once) pays once, on SQLite and PostgreSQL."""
 from __future__ import annotations

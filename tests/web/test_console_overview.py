@@ -1,4 +1,4 @@
-"""The console's overview pages through the real app (bot/console/overview_pages.py): insights charts, the
+"""The console's overview pages through the real app (bot/console/pages/): insights charts, the
 handoff queue, the loyalty overview, referral stats with the review queue, and quiz stats — with real data
 in SQLite (and PostgreSQL where the numbers come from engine-specific SQL), roles and CSRF."""
 from __future__ import annotations
@@ -302,7 +302,7 @@ async def test_the_loyalty_overview_counts_members_tiers_points_and_liability(an
             "not evaluated yet (no tier computed: no order since joining) 1 50%") in text
     assert "telegram 1" in text
     assert "2026-06-15 12:00 UTC ann@example.com Silver → Gold order 1042" in text
-    assert "run python -m bot ledger verify" not in text
+    assert "run .venv/bin/python -m bot ledger verify" not in text
 
 
 # --- referrals -------------------------------------------------------------------------------------------

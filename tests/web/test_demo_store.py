@@ -12,11 +12,11 @@ from sqlalchemy import select
 
 from bot.db import Database
 from bot.demo import seed_demo
+from bot.identity.customer_tokens import customer_token
 from bot.loyalty.program import Program
 from bot.models import Customer
 from bot.settings import PROJECT_ROOT
 from bot.web import create_app, demo_store
-from channels.widget import customer_token
 from tests.web.conftest import web_settings
 
 SECRET = "demo-widget-secret"

@@ -15,10 +15,11 @@ from sqlalchemy import func, select
 
 from bot.advocacy.fingerprints import fingerprint_key, ip_hash
 from bot.advocacy.referrals import referral_code_for
+from bot.app_context import client_ip
 from bot.db import Database
 from bot.identity import create_customer
 from bot.models import FriendOffer, ReferralClick
-from bot.web.redirects import client_ip, store_link
+from bot.web.redirects import store_link
 from tests.web.conftest import Api, started, web_settings
 
 NOW = datetime(2026, 6, 15, 12, tzinfo=timezone.utc)

@@ -1,18 +1,16 @@
-"""Console pages: the feedback inbox, a feedback with its transcript, status and notes, CSV export.
-
-Owners and agents both use the inbox and the feedback pages (an agent's daily work). The CSV export is
-owners' only: it carries every matching customer's e-mail and conversation in one file. Queries live in bot/feedback/inbox.py, the CSV text in bot/feedback/export.py; this module reads
-requests, runs those off the event loop and renders.
-"""
+"""The feedback inbox page (filters, pages, a feedback with its transcript, status and notes) and its CSV
+export (owners only: every matching customer's e-mail and conversation in one file). The queries are
+bot/feedback/inbox.py, the CSV text bot/feedback/export.py."""
 from __future__ import annotations
 
-from typing import Dict, List, Optional
+from typing import Awaitable, Dict, List, Optional
 from urllib.parse import parse_qsl, urlencode
 
 from aiohttp import web
+from sqlalchemy.orm import Session
 
 from bot import clock
-from bot.console.web import MERCHANT, PREFIX, SECURITY_HEADERS, error_page, owner_only, render
+from bot.console.page import ID, MERCHANT, PREFIX, SECURITY_HEADERS, error_page, in_store, owner_only, render
 from bot.feedback import export
 from bot.feedback.inbox import (
     CHANNELS, EXPORT_BATCH_SIZE, KINDS, MAX_ID, MAX_NOTE_CHARS, MAX_QUERY_CHARS, SCALES, SENTIMENTS, STATUSES,
@@ -21,7 +19,6 @@ from bot.feedback.inbox import (
 )
 from bot.log import get_logger
 from bot.shared.text import without_control_characters
-from bot.web.store import DATABASE, in_executor
 
 log = get_logger(__name__)
 
@@ -29,9 +26,6 @@ INBOX = f"{PREFIX}/feedback"
 FILTER_PARAMS = ("from", "to", "channel", "kind", "band", "score_min", "score_max", "sentiment", "topic",
                  "with_comment", "status", "q")
 MAX_BACK_CHARS = 2000
-# A feedback id in a path: digits only (not \d, which is any script's digits), at most nine of them, so
-# int() is always quick and in range and anything else is the router's 404.
-ID = "[0-9]{1,9}"
 STATUS_LABELS = {"new": "New", "in_progress": "In progress", "done": "Done"}
 BAND_LABELS = {"low": "Low (CSAT 1–2 · NPS 0–6)", "medium": "Medium (CSAT 3 · NPS 7–8)",
                "high": "High (CSAT 4–5 · NPS 9–10)"}
@@ -45,7 +39,7 @@ QUICK_FILTERS = (
 
 
 def add_routes(app: web.Application) -> None:
-    """This module's routes (bot/console/routes.py calls it)."""
+    """This page's routes (bot/console/app.py calls it)."""
     app.router.add_get(INBOX, inbox, name="console_feedback")
     app.router.add_get(f"{INBOX}/export.csv", export_csv, name="console_feedback_export")
     app.router.add_get(INBOX + "/{id:" + ID + "}", detail, name="console_feedback_detail")
@@ -63,11 +57,7 @@ async def inbox(request: web.Request) -> web.StreamResponse:
     page_request, page_errors = PageRequest.from_params(request.query)
     errors = errors + page_errors
 
-    def work() -> InboxPage:
-        with request.app[DATABASE].session() as session:
-            return inbox_page(session, inbox_filter, page_request)
-
-    page = await in_executor(request.app, work)
+    page: InboxPage = await in_store(request, lambda session: inbox_page(session, inbox_filter, page_request))
     params = inbox_filter.to_params()
     back = urlencode({**params, **_page_params(request, page.number)})
     context = {
@@ -122,11 +112,10 @@ async def change_status(request: web.Request) -> web.StreamResponse:
                             status_error=f"Choose a status: {', '.join(STATUS_LABELS.values())}.")
     now = clock.now()
 
-    def work() -> bool:
-        with request.app[DATABASE].session(write=True) as session:
-            return set_status(session, feedback_id, status, now) is not None
+    def work(session: Session) -> bool:
+        return set_status(session, feedback_id, status, now) is not None
 
-    if not await in_executor(request.app, work):
+    if not await in_store(request, work, write=True):
         return _not_found(request)
     log.info("console.feedback_status", feedback_id=feedback_id, status=status, merchant_id=request[MERCHANT].id)
     raise web.HTTPSeeOther(_detail_url(feedback_id, back))
@@ -140,12 +129,11 @@ async def post_note(request: web.Request) -> web.StreamResponse:
     merchant = request[MERCHANT]
     now = clock.now()
 
-    def work() -> Optional[NoteOutcome]:
-        with request.app[DATABASE].session(write=True) as session:
-            return add_note(session, feedback_id, merchant, text, now)
+    def work(session: Session) -> Optional[NoteOutcome]:
+        return add_note(session, feedback_id, merchant, text, now)
 
     try:
-        outcome = await in_executor(request.app, work)
+        outcome = await in_store(request, work, write=True)
     except InboxError as error:
         found = await _detail(request, feedback_id)
         if found is None:
@@ -172,15 +160,12 @@ async def export_csv(request: web.Request) -> web.StreamResponse:
         "Content-Disposition": f'attachment; filename="{export.filename(clock.now().date())}"',
         "Cache-Control": "no-store",
     })
-    database = request.app[DATABASE]
-
-    def batch_after(after: Optional[Cursor]) -> List[ExportRow]:
+    def batch_after(after: Optional[Cursor]) -> Awaitable[List[ExportRow]]:
         # A transaction per batch: nothing is held open while the client reads.
-        with database.session() as session:
-            return export_batch(session, inbox_filter, after, EXPORT_BATCH_SIZE)
+        return in_store(request, lambda session: export_batch(session, inbox_filter, after, EXPORT_BATCH_SIZE))
 
     # The first batch before the headers: a failing query still gets an error page, not a broken file.
-    batch = await in_executor(request.app, lambda: batch_after(None))
+    batch = await batch_after(None)
     await response.prepare(request)
     written = 0
     try:
@@ -192,7 +177,7 @@ async def export_csv(request: web.Request) -> web.StreamResponse:
             if len(batch) < EXPORT_BATCH_SIZE:
                 break
             after = Cursor(batch[-1].created_at, batch[-1].id)
-            batch = await in_executor(request.app, lambda: batch_after(after))
+            batch = await batch_after(after)
         await response.write_eof()
     except ConnectionResetError:
         log.info("console.feedback_export_abandoned", rows=written, merchant_id=request[MERCHANT].id)
@@ -216,11 +201,7 @@ def _feedback_id(request: web.Request) -> int:
 
 
 async def _detail(request: web.Request, feedback_id: int) -> Optional[FeedbackDetail]:
-    def work() -> Optional[FeedbackDetail]:
-        with request.app[DATABASE].session() as session:
-            return feedback_detail(session, feedback_id)
-
-    return await in_executor(request.app, work)
+    return await in_store(request, lambda session: feedback_detail(session, feedback_id))
 
 
 def _detail_page(request: web.Request, found: FeedbackDetail, *, back: str, status: int = 200,

@@ -1,4 +1,4 @@
-"""Console pages: finding a customer and erasing their personal data (owners only).
+"""The customers page: finding a customer and erasing their personal data (owners only).
 
 GET  /console/customers?q=…             find by e-mail, id (42 or #42) or chat sender id (a query with a
                                         control character such as NUL matches nothing: 400, said so)
@@ -16,22 +16,20 @@ from __future__ import annotations
 from typing import Any, Dict, List, Optional
 
 from aiohttp import web
+from sqlalchemy.orm import Session
 
 from bot import clock
-from bot.console.web import MERCHANT, PREFIX, error_page, owner_only, render
+from bot.app_context import DATABASE, PROGRAM, SETTINGS, in_executor
+from bot.console.page import ID, MERCHANT, PREFIX, error_page, in_store, owner_only, render
 from bot.identity import find_customers
 from bot.log import get_logger
 from bot.privacy import CustomerProfile, ErasureReport, UnknownCustomer, customer_profile, erase_customer_everywhere
 from bot.shared.text import has_control_characters
-from bot.web.store import DATABASE, PROGRAM, SETTINGS, in_executor
 
 log = get_logger(__name__)
 
 CUSTOMERS = f"{PREFIX}/customers"
 CONFIRM_WORD = "ERASE"
-# A customer id in a path: at most 9 digits (every one fits the database's integer, and int() stays cheap);
-# longer or non-ASCII digits are no route at all, so a 404.
-ID = "[0-9]{1,9}"
 MAX_QUERY_CHARS = 320
 COUNT_LABELS = (
     ("orders", "Orders"), ("feedback", "Feedback"), ("transcripts", "Transcripts"), ("handoffs", "Handoff requests"),
@@ -64,7 +62,7 @@ DELETED_LABELS = {"reviews": "Reviews awaiting moderation (withdrawn)",
 
 
 def add_routes(app: web.Application) -> None:
-    """This module's routes (bot/console/routes.py calls it)."""
+    """This page's routes (bot/console/app.py calls it)."""
     app.router.add_get(CUSTOMERS, search, name="console_customers")
     app.router.add_get(CUSTOMERS + "/{id:" + ID + "}", profile, name="console_customer")
     app.router.add_post(CUSTOMERS + "/{id:" + ID + "}/erase", erase, name="console_customer_erase")
@@ -79,15 +77,14 @@ async def search(request: web.Request) -> web.StreamResponse:
         return render(request, "customers.html", {"query": shown, "results": [], "searched": True,
                                                   "control_characters": True}, status=400)
 
-    def work() -> List[Dict[str, Any]]:
-        with request.app[DATABASE].session() as session:
-            return [
-                {"id": customer.id, "email": customer.email, "name": _name(customer.first_name, customer.last_name),
-                 "points": customer.points_balance, "created_at": customer.created_at}
-                for customer in find_customers(session, query)
-            ]
+    def work(session: Session) -> List[Dict[str, Any]]:
+        return [
+            {"id": customer.id, "email": customer.email, "name": _name(customer.first_name, customer.last_name),
+             "points": customer.points_balance, "created_at": customer.created_at}
+            for customer in find_customers(session, query)
+        ]
 
-    results = await in_executor(request.app, work) if query else []
+    results = await in_store(request, work) if query else []
     if len(results) == 1:
         raise web.HTTPSeeOther(f"{CUSTOMERS}/{results[0]['id']}")
     return render(request, "customers.html", {"query": query, "results": results, "searched": bool(query),
@@ -139,15 +136,15 @@ async def erase(request: web.Request) -> web.StreamResponse:
 async def _profile(request: web.Request, customer_id: int) -> Optional[CustomerProfile]:
     now = clock.now()
 
-    def work() -> Optional[CustomerProfile]:
-        program = request.app[PROGRAM]()
-        with request.app[DATABASE].session() as session:
-            try:
-                return customer_profile(session, customer_id, program, now)
-            except UnknownCustomer:
-                return None
+    program = request.app[PROGRAM]()
 
-    return await in_executor(request.app, work)
+    def work(session: Session) -> Optional[CustomerProfile]:
+        try:
+            return customer_profile(session, customer_id, program, now)
+        except UnknownCustomer:
+            return None
+
+    return await in_store(request, work)
 
 
 def _profile_page(request: web.Request, found: CustomerProfile, *, status: int = 200,

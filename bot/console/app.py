@@ -1,0 +1,131 @@
+"""The merchant console on the web app: templates and static files (beside this package), the guard every
+/console request passes, and every page's routes. bot/web/app.py calls setup_console and adds console_guard.
+
+The guard reads the session cookie and puts the merchant on the request (or sends a page request to the
+sign-in page), refuses any POST whose CSRF token is not the session's with 403 before the handler runs,
+renders errors as console pages and sets the security headers. Roles are the pages' (page.owner_only).
+"""
+from __future__ import annotations
+
+from typing import Optional
+from urllib.parse import quote
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+
+from bot import clock
+from bot.console.accounts import csrf_matches, needs_touch, session_for_token, touch_session
+from bot.console.page import (
+    MERCHANT, PREFIX, SECURITY_HEADERS, SESSION, STATIC_DIR, TEMPLATES_DIR, Handler, error_page, in_store, route_name,
+)
+from bot.console.pages import customers, feedback, handoffs, insights, loyalty, moderation, quizzes, referrals, sign_in
+from bot.log import get_logger
+
+log = get_logger(__name__)
+
+# Reachable without a session.
+PUBLIC_PATHS = frozenset({sign_in.LOGIN})
+PAGES = (sign_in, feedback, customers, insights, handoffs, loyalty, referrals, quizzes, moderation)
+
+
+def setup_console(app: web.Application) -> None:
+    """Templates, static files and routes of the console (called by bot/web/routes.py)."""
+    environment = aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
+        autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
+        undefined=jinja2.StrictUndefined,
+    )
+    environment.filters["when"] = lambda value: value.strftime("%Y-%m-%d %H:%M UTC") if value else ""
+    environment.filters["day"] = lambda value: value.strftime("%Y-%m-%d") if value else ""
+    environment.filters["thousands"] = lambda value: f"{value:,}"
+    app.router.add_get(PREFIX, home)
+    app.router.add_get(f"{PREFIX}/", home, name="console_home")
+    for page in PAGES:
+        page.add_routes(app)
+    app.router.add_static(f"{PREFIX}/static/", STATIC_DIR, name="console_static")
+
+
+async def home(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPSeeOther(feedback.INBOX)
+
+
+def is_console(request: web.Request) -> bool:
+    return request.path == PREFIX or request.path.startswith(PREFIX + "/")
+
+
+@web.middleware
+async def console_guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if not is_console(request):
+        return await handler(request)
+    if request.path.startswith(f"{PREFIX}/static/"):
+        try:
+            return _with_headers(await handler(request), cache=True)
+        except web.HTTPException as error:
+            if error.status < 400:
+                raise
+            return _with_headers(web.Response(status=error.status, text=f"{error.status} {error.reason}"),
+                                 cache=False)
+    try:
+        response = await _guarded(request, handler)
+    except web.HTTPException as error:
+        if error.status < 400:
+            raise
+        response = error_page(request, error.status, error.reason, _http_message(error))
+    except Exception:
+        log.exception("console.request_failed", method=request.method, route=route_name(request))
+        response = error_page(request, 500, "Something went wrong",
+                              "The page failed on the server. It has been logged; please try again.")
+    return _with_headers(response, cache=False)
+
+
+async def _guarded(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path in PUBLIC_PATHS:
+        return await handler(request)
+    token = request.cookies.get(sign_in.COOKIE, "")
+    now = clock.now()
+    found: Optional[tuple] = await in_store(request, lambda session: session_for_token(session, token, now)) \
+        if token else None
+    if found is None:
+        if request.method in ("GET", "HEAD"):
+            target = request.path_qs if request.path not in (PREFIX, PREFIX + "/") else ""
+            location = sign_in.LOGIN + (f"?next={quote(target, safe='')}" if target else "")
+            raise web.HTTPSeeOther(location)
+        # A form posted after the session ended: nothing happens, and no page is rendered for it.
+        return error_page(request, 403, "Signed out", "Your session has ended. Please sign in again.")
+    row, merchant = found
+    request[SESSION] = row
+    request[MERCHANT] = merchant
+    if request.method not in ("GET", "HEAD", "OPTIONS"):
+        given = request.headers.get("X-CSRF-Token")
+        if given is None and request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+            given = (await request.post()).get("csrf_token")
+        if not csrf_matches(row.csrf_token, given if isinstance(given, str) else None):
+            log.warning("console.csrf_refused", route=route_name(request), merchant_id=merchant.id)
+            return error_page(request, 403, "Form expired",
+                              "This form could not be verified (missing or stale security token). "
+                              "Go back, reload the page and try again.")
+    if needs_touch(row, now):
+        await in_store(request, lambda session: touch_session(session, row.id, now), write=True)
+    return await handler(request)
+
+
+def _with_headers(response: web.StreamResponse, cache: bool) -> web.StreamResponse:
+    if response.prepared:  # a streamed download set its own headers before the first byte
+        return response
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    if not cache:
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def _http_message(error: web.HTTPException) -> str:
+    if error.status == 404:
+        return "There is no such page."
+    if error.status == 413:
+        return "What you sent is too large."
+    return error.text or error.reason
+
+

@@ -1,0 +1,356 @@
+"""The Instagram input channel: Meta's verification handshake and the signed webhook, every event of a
+batch parsed (text, quick replies, postbacks, photos and videos; echoes, reads and reactions ignored) and
+handed to the conversation once; a state outage answers 503 so Meta redelivers."""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import time
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, Dict, Iterable, List, Optional, Text
+
+from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+from bot.channel_state import ChannelState, channel_state_for
+from bot.log import get_logger
+from bot.settings import get_settings
+from bot.shared.text import clean_chat_text, too_long_reply
+from channels.instagram.config import InstagramConfig, config_from_settings
+from channels.instagram.outbound import GraphApiSender, InstagramOutput
+from channels.instagram.state import InstagramState, StateUnavailable
+
+log = get_logger(__name__)
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[Any]]
+MAX_BODY_BYTES = 1024 * 1024
+UNSUPPORTED_REPLY = "Sorry, I can only read text, photos and videos here. Please type your question."
+# What an image or video reaches the conversation as (intent submit_content; the image is in metadata["content"]).
+SUBMIT_CONTENT = "/submit_content"
+# Attachments that are not the shopper writing to the bot (they mentioned the business in their story).
+SILENT_ATTACHMENTS = frozenset({"story_mention"})
+
+
+def signature_is_valid(app_secret: str, body: bytes, header: Optional[str]) -> bool:
+    """`X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the raw body with the app secret>`."""
+    if not header:
+        return False
+    expected = "sha256=" + hmac.new(app_secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(header.strip().lower().encode("utf-8", "surrogateescape"), expected.encode("ascii"))
+
+
+def verify_token_matches(expected: str, given: Optional[str]) -> bool:
+    return given is not None and hmac.compare_digest(
+        given.encode("utf-8", "surrogateescape"), expected.encode("utf-8", "surrogateescape")
+    )
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """One shopper message the conversation should see."""
+
+    sender_id: str
+    text: str
+    mid: Optional[str]
+    metadata: Optional[Dict[str, Any]] = None
+    # A quick reply or postback payload: never read as a numbered choice.
+    from_button: bool = False
+
+
+@dataclass(frozen=True)
+class Unsupported:
+    """A shopper message the bot cannot read (sticker, voice, video, share, file…): it gets a short note."""
+
+    sender_id: str
+    mid: Optional[str]
+    reason: str
+
+
+@dataclass(frozen=True)
+class Ignored:
+    reason: str
+    mid: Optional[str] = None
+
+
+def parse_event(event: Any) -> "Incoming | Unsupported | Ignored":
+    """One element of `entry[].messaging[]` → a message for the bot, one it cannot read, or why it is ignored."""
+    if not isinstance(event, dict):
+        return Ignored("not_an_object")
+    sender = event.get("sender")
+    sender_id = sender.get("id") if isinstance(sender, dict) else None
+    if not isinstance(sender_id, (str, int)) or isinstance(sender_id, bool) or not str(sender_id).strip():
+        return Ignored("no_sender")
+    sender_id = str(sender_id).strip()
+
+    postback = event.get("postback")
+    if isinstance(postback, dict):
+        mid = _mid(postback)
+        payload = postback.get("payload")
+        if isinstance(payload, str) and payload.strip():
+            return Incoming(sender_id, payload.strip(), mid, from_button=True)
+        return Ignored("postback_without_payload", mid)
+
+    message = event.get("message")
+    if not isinstance(message, dict):
+        for kind in ("read", "reaction", "delivery", "referral", "optin"):
+            if kind in event:
+                return Ignored(kind)
+        return Ignored("unsupported_event")
+    mid = _mid(message)
+    if message.get("is_echo"):
+        return Ignored("echo", mid)
+    if message.get("is_deleted"):
+        return Ignored("deleted", mid)
+    if message.get("is_unsupported"):
+        return Unsupported(sender_id, mid, "unsupported")
+    quick_reply = message.get("quick_reply")
+    if isinstance(quick_reply, dict):
+        payload = quick_reply.get("payload")
+        if isinstance(payload, str) and payload.strip():
+            return Incoming(sender_id, payload.strip(), mid, from_button=True)
+    text = message.get("text")
+    text = clean_chat_text(text) if isinstance(text, str) else ""
+    attachments = message.get("attachments")
+    images = _attachment_urls(attachments, "image")
+    if images:
+        return Incoming(sender_id, SUBMIT_CONTENT, mid, _photo_metadata(images, text))
+    videos = _attachment_urls(attachments, "video")
+    if videos:
+        content = {"kind": "video", "channel": "instagram", "urls": videos, "caption": text}
+        return Incoming(sender_id, SUBMIT_CONTENT, mid, {"content": content})
+    if text:
+        return Incoming(sender_id, text, mid)
+    kinds = _attachment_kinds(attachments)
+    if kinds and kinds <= SILENT_ATTACHMENTS:
+        return Ignored("story_mention", mid)
+    if kinds:
+        return Unsupported(sender_id, mid, "unsupported_message")
+    return Ignored("empty_message", mid)
+
+
+def _photo_metadata(urls: List[str], caption: str) -> Dict[str, Any]:
+    """The content submission an image message stands for, with the image keys the channel always set."""
+    metadata: Dict[str, Any] = {
+        "content": {"kind": "photo", "channel": "instagram", "urls": urls, "caption": caption},
+        "image_url": urls[0],
+    }
+    if len(urls) > 1:
+        metadata["image_urls"] = urls
+    return metadata
+
+
+def _attachment_kinds(attachments: Any) -> "frozenset[str]":
+    if not isinstance(attachments, list):
+        return frozenset()
+    return frozenset(
+        str(attachment.get("type") or "unknown") for attachment in attachments if isinstance(attachment, dict)
+    )
+
+
+def _mid(container: Dict[str, Any]) -> Optional[str]:
+    mid = container.get("mid")
+    return mid if isinstance(mid, str) and mid else None
+
+
+def _attachment_urls(attachments: Any, kind: str) -> List[str]:
+    """The URLs of the message's attachments of one type (image or video)."""
+    if not isinstance(attachments, list):
+        return []
+    urls = []
+    for attachment in attachments:
+        if not isinstance(attachment, dict) or attachment.get("type") != kind:
+            continue
+        payload = attachment.get("payload")
+        if isinstance(payload, dict) and payload.get("sticker_id"):
+            continue  # Meta sends stickers as images with a sticker_id: not a photo of the shopper's
+        url = payload.get("url") if isinstance(payload, dict) else None
+        if isinstance(url, str) and url.startswith(("https://", "http://")):
+            urls.append(url)
+    return urls
+
+
+def events_of(payload: Any) -> Iterable[Any]:
+    """Every messaging event of every entry, in delivery order."""
+    entries = payload.get("entry") if isinstance(payload, dict) else None
+    if not isinstance(entries, list):
+        return
+    for entry in entries:
+        if not isinstance(entry, dict):
+            continue
+        messaging = entry.get("messaging")
+        if isinstance(messaging, list):
+            yield from messaging
+
+
+class InstagramInput(InputChannel):
+    """Instagram DMs at /webhooks/instagram/webhook. Configured from the environment (bot.settings);
+    credentials.yml only enables it: `channels.instagram.InstagramInput: {}`.
+
+    `state` is the channel-state store (tests pass their own; by default `channel_state_for(settings)`),
+    `clock` the time for the 24-hour window and `sleep` what the sender waits with between retries."""
+
+    @classmethod
+    def name(cls) -> Text:
+        return "instagram"
+
+    @classmethod
+    def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> InputChannel:
+        return cls()
+
+    def __init__(
+        self,
+        config: Optional[InstagramConfig] = None,
+        clock: Clock = time.time,
+        state: Optional[ChannelState] = None,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self._config = config
+        self._clock = clock
+        self._store = state
+        self._sleep = sleep
+        self._state: Optional[InstagramState] = None
+        self._sender: Optional[GraphApiSender] = None
+
+    @property
+    def state(self) -> InstagramState:
+        # Made on first use, not in __init__: Rasa builds channels before the settings of a test are set.
+        if self._state is None:
+            self._state = InstagramState(self._store or channel_state_for(get_settings()), self._clock)
+        return self._state
+
+    def config(self) -> Optional[InstagramConfig]:
+        return self._config or config_from_settings()
+
+    def sender(self, config: InstagramConfig) -> GraphApiSender:
+        if self._sender is None or self._sender.config != config:
+            self._sender = GraphApiSender(config, sleep=self._sleep)
+        return self._sender
+
+    def get_output_channel(self) -> Optional[OutputChannel]:
+        config = self.config()
+        return InstagramOutput(self.sender(config), self.state) if config else None
+
+    async def close(self) -> None:
+        if self._sender is not None:
+            await self._sender.close()
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        webhook = Blueprint("instagram_webhook", __name__)
+
+        @webhook.listener("after_server_stop")
+        async def close_session(*_: Any) -> None:
+            await self.close()
+
+        @webhook.route("/", methods=["GET"])
+        async def health(_: Request) -> HTTPResponse:
+            return response.json({"status": "ok" if self.config() else "not configured"})
+
+        @webhook.route("/webhook", methods=["GET"])
+        async def verify(request: Request) -> HTTPResponse:
+            config = self.config()
+            if config is None:
+                return response.text("Instagram channel is not configured", status=503)
+            mode = request.args.get("hub.mode")
+            token = request.args.get("hub.verify_token")
+            challenge = request.args.get("hub.challenge", "")
+            if mode == "subscribe" and verify_token_matches(config.verify_token, token):
+                log.info("instagram.webhook.verified")
+                return response.text(challenge)
+            log.info("instagram.webhook.verify_refused", mode=mode)
+            return response.text("verification failed", status=403)
+
+        @webhook.route("/webhook", methods=["POST"])
+        async def receive(request: Request) -> HTTPResponse:
+            config = self.config()
+            if config is None:
+                return response.json({"error": "Instagram channel is not configured"}, status=503)
+            body = request.body or b""
+            if len(body) > MAX_BODY_BYTES:
+                log.info("instagram.request.too_large", bytes=len(body))
+                return response.json({"error": f"request body too large: the limit is {MAX_BODY_BYTES} bytes"}, status=413)
+            if not signature_is_valid(config.app_secret, body, request.headers.get("X-Hub-Signature-256")):
+                log.warning("instagram.request.bad_signature", has_header="X-Hub-Signature-256" in request.headers)
+                return response.json({"error": "missing or wrong X-Hub-Signature-256"}, status=403)
+            try:
+                payload = json.loads(body.decode("utf-8"))
+            except (UnicodeDecodeError, ValueError, RecursionError):
+                log.warning("instagram.request.malformed", bytes=len(body))
+                return response.json({"status": "ignored"})
+            if not isinstance(payload, dict) or payload.get("object") != "instagram":
+                kind = payload.get("object") if isinstance(payload, dict) else type(payload).__name__
+                log.warning("instagram.request.unknown_object", object=str(kind)[:40])
+                return response.json({"status": "ignored"})
+            try:
+                handled = await self._handle(payload, config, on_new_message)
+            except StateUnavailable:
+                # Meta redelivers on anything but 200; the messages already handled are skipped then.
+                return response.json({"error": "temporarily unavailable"}, status=503)
+            return response.json({"status": "ok", "handled": handled})
+
+        return webhook
+
+    async def _handle(
+        self, payload: Dict[str, Any], config: InstagramConfig, on_new_message: Callable[[UserMessage], Awaitable[Any]]
+    ) -> int:
+        handled = 0
+        for event in events_of(payload):
+            parsed = parse_event(event)
+            if isinstance(parsed, Ignored):
+                log.info("instagram.event.ignored", reason=parsed.reason)
+                continue
+            try:
+                if await self._handle_message(parsed, config, on_new_message):
+                    handled += 1
+            except StateUnavailable:
+                raise  # the whole batch is answered 503 and redelivered (see the module docstring)
+            except Exception:  # one failed turn must not lose the rest of the batch (Meta will not resend it)
+                log.exception("instagram.message.failed")
+        return handled
+
+    async def _handle_message(
+        self,
+        message: "Incoming | Unsupported",
+        config: InstagramConfig,
+        on_new_message: Callable[[UserMessage], Awaitable[Any]],
+    ) -> bool:
+        """Hand one message to the conversation (True), or answer an unreadable one with a note (False)."""
+        if not await self.state.first_time(message.mid):
+            log.info("instagram.event.duplicate")
+            return False
+        output = InstagramOutput(self.sender(config), self.state)
+        try:
+            text = await self._conversation_text(message) if isinstance(message, Incoming) else ""
+            await self.state.shopper_wrote(message.sender_id)
+            # Held messages first, then the reply: the shopper reads them in the order they were meant.
+            await output.deliver_held(message.sender_id)
+        except StateUnavailable:
+            await self.state.forget(message.mid)  # nothing reached the conversation: let the redelivery in
+            raise
+        if isinstance(message, Unsupported):
+            log.info("instagram.event.unsupported", reason=message.reason)
+            await output.send_text_message(message.sender_id, UNSUPPORTED_REPLY)
+            return False
+        too_long = too_long_reply(len(text), get_settings().max_message_chars)
+        if too_long is not None:
+            log.info("instagram.message.too_long", chars=len(text))
+            await output.send_text_message(message.sender_id, too_long)
+            return False
+        await on_new_message(
+            UserMessage(text, output, message.sender_id, input_channel=self.name(), metadata=message.metadata)
+        )
+        return True
+
+    async def _conversation_text(self, message: Incoming) -> str:
+        """The message's text, or the payload of the numbered option it picks."""
+        if message.from_button or message.metadata is not None:
+            return message.text
+        # Read before anything is delivered: a held message may carry a newer list than the one answered.
+        chosen = await self.state.payload_chosen(message.sender_id, message.text)
+        if chosen is None:
+            return message.text
+        log.info("instagram.choice.numbered")
+        return chosen

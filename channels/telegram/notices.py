@@ -1,0 +1,136 @@
+"""Queued chat notices (a review approved, a referral rewarded, a feedback request) pushed to shoppers
+linked on Telegram: claimed through bot.notices (marked sent before sending: at most once) every
+NOTICE_DELIVERY_SECONDS while the channel runs."""
+from __future__ import annotations
+
+import asyncio
+from typing import List, Optional, Protocol
+
+from telegram import Bot
+
+from bot.clock import now as utc_now
+from bot.db import Database
+from bot.log import get_logger
+from bot.notices import PendingDelivery, claim_deliveries, delivery_failed
+from bot.settings import Settings
+from channels.telegram.config import CHANNEL_NAME
+from channels.telegram.outbound import TelegramOutput
+
+log = get_logger(__name__)
+
+
+class TelegramChannel(Protocol):
+    """What notice delivery needs of the input channel that runs it (channels.telegram.inbound.TelegramInput)."""
+
+    settings: Settings
+
+    async def start_bot(self) -> Optional[Bot]: ...
+
+    def output(self, bot: Bot) -> TelegramOutput: ...
+
+
+class NoticeDelivery:
+    """Sends due chat notices to linked Telegram chats every `interval` seconds; see the module docstring."""
+
+    def __init__(
+        self, channel: TelegramChannel, interval: Optional[float] = None, database: Optional[Database] = None,
+        batch: int = 20, max_backoff: float = 300.0, stop_grace: float = 5.0,
+    ) -> None:
+        self.channel = channel
+        self._interval = interval  # None: settings.notice_delivery_seconds
+        self._database = database
+        self.batch = batch
+        self.max_backoff = max_backoff
+        self.stop_grace = stop_grace
+        self._task: Optional["asyncio.Task[None]"] = None
+        self._stopping: Optional[asyncio.Event] = None
+
+    @property
+    def interval(self) -> float:
+        return self.channel.settings.notice_delivery_seconds if self._interval is None else self._interval
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def start(self) -> None:
+        if self.interval <= 0 or self.running:
+            return
+        self._stopping = asyncio.Event()
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="telegram-notices")
+        log.info("telegram.notice.delivery_started", interval=self.interval)
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is None or task.done():
+            return
+        assert self._stopping is not None
+        self._stopping.set()  # a sleeping loop ends at once; a tick sends what it has claimed
+        try:
+            await asyncio.wait_for(asyncio.shield(task), self.stop_grace)
+        except asyncio.TimeoutError:
+            task.cancel()
+            try:
+                await task
+            except BaseException:  # cancelled (or failed) while stopping: nothing more to do
+                pass
+        log.info("telegram.notice.delivery_stopped")
+
+    async def _run(self) -> None:
+        assert self._stopping is not None
+        failures = 0
+        while not self._stopping.is_set():
+            delay = min(self.interval * 2 ** min(max(failures - 1, 0), 16), max(self.max_backoff, self.interval))
+            try:
+                await asyncio.wait_for(self._stopping.wait(), delay)
+                return
+            except asyncio.TimeoutError:
+                pass
+            try:
+                await self.run_once()
+                failures = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the store or Telegram unreachable: next tick, then backing off
+                failures += 1
+                log.warning("telegram.notice.tick_failed", failures=failures, exc_info=True)
+
+    async def run_once(self) -> int:
+        """One tick: claim the due notices in batches and send them; how many were sent."""
+        bot = await self.channel.start_bot()
+        if bot is None:
+            return 0
+        output = self.channel.output(bot)
+        sent = 0
+        while True:
+            deliveries = await asyncio.to_thread(self._claim)
+            for delivery in deliveries:
+                sent += await self._send(output, delivery)
+            if len(deliveries) < self.batch or (self._stopping is not None and self._stopping.is_set()):
+                return sent
+
+    def _claim(self) -> List[PendingDelivery]:
+        return claim_deliveries(CHANNEL_NAME, utc_now(), self.batch, database=self._database)
+
+    async def _send(self, output: TelegramOutput, delivery: PendingDelivery) -> int:
+        try:
+            if delivery.buttons:  # a question with its answers (a feedback request's scores)
+                await output.send_text_with_buttons(delivery.external_id, delivery.text, list(delivery.buttons))
+            else:
+                await output.send_text_message(delivery.external_id, delivery.text)
+        except Exception as error:  # Forbidden (blocked), BadRequest (chat not found), NetworkError, …
+            reason = f"{type(error).__name__}: {error}"
+            token = self.channel.settings.telegram_token
+            if token:
+                reason = reason.replace(token, "<token>")
+            log.warning("telegram.notice.failed", notice_id=delivery.notice_id, error=reason)
+            try:
+                await asyncio.to_thread(self._mark_failed, delivery.notice_id, reason)
+            except Exception:  # it stays "sent": never retried
+                log.warning("telegram.notice.mark_failed_failed", notice_id=delivery.notice_id, exc_info=True)
+            return 0
+        log.info("telegram.notice.sent", notice_id=delivery.notice_id, customer_id=delivery.customer_id)
+        return 1
+
+    def _mark_failed(self, notice_id: int, reason: str) -> None:
+        delivery_failed(notice_id, reason, database=self._database)
