@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from bench import predict
 from bot.db import Database
-from bot.loyalty.imports import run_import
+from bot.history_import import run_import
 from bot.models import Customer, Order
 from bot.prediction.history import OrderHistory
 from bot.prediction.service import customer_ids_by_store_id, run_backtest
