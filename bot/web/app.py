@@ -25,8 +25,9 @@ from bot.loyalty.program import Program, get_program
 from bot.loyalty.rewards import CodeRefused
 from bot.settings import Settings
 from bot.web.errors import ApiError, database_down, from_http_exception, from_service_error
-from bot.web.routes import setup_routes
+from bot.web.routes import BODY_LIMITS, setup_routes
 from bot.web.scheduler import setup_scheduler
+from bot.web.webhooks import setup_store_events_worker
 
 log = get_logger(__name__)
 
@@ -68,6 +69,7 @@ def create_app(
     # Cleanup runs in reverse: the scheduler stops, then the worker threads finish, then the database closes.
     app.cleanup_ctx.append(_closing_database(owned=database is None))
     app.cleanup_ctx.append(_stopping_workers)
+    setup_store_events_worker(app)
     setup_scheduler(app, settings.loyalty_jobs_interval_minutes)
     return app
 
@@ -116,15 +118,17 @@ def _json_errors(settings: Settings) -> Callable[[web.Request, Handler], Awaitab
 
 
 def _body_limit(settings: Settings) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
-    """A declared Content-Length over the limit is refused before the body is read (413): the server does not
-    wait for bytes it will throw away, and a body too large to drain closes the connection at once."""
+    """A declared Content-Length over the route's limit (MAX_BODY_BYTES, or BODY_LIMITS') is refused before the
+    body is read (413): the server does not wait for bytes it will throw away, and a body too large to drain
+    closes the connection at once."""
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         declared = request.content_length
-        if declared is not None and declared > settings.max_body_bytes:
+        limit = BODY_LIMITS.get(request.path, settings.max_body_bytes)
+        if declared is not None and declared > limit:
             log.info("web.body_refused", route=_route(request), declared_bytes=declared)
-            raise web.HTTPRequestEntityTooLarge(max_size=settings.max_body_bytes, actual_size=declared)
+            raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=declared)
         return await handler(request)
 
     return middleware
@@ -134,7 +138,8 @@ async def _drained(request: web.Request) -> bool:
     """Read and drop the rest of a refused body; True when it ended within DRAIN_MAX_BYTES and DRAIN_SECONDS
     (the connection can be kept), False otherwise (it must be closed)."""
     declared = request.content_length
-    if declared is not None and declared > DRAIN_MAX_BYTES + request.app[SETTINGS].max_body_bytes:
+    limit = BODY_LIMITS.get(request.path, request.app[SETTINGS].max_body_bytes)
+    if declared is not None and declared > DRAIN_MAX_BYTES + limit:
         return False
     loop = asyncio.get_running_loop()
     deadline = loop.time() + DRAIN_SECONDS
