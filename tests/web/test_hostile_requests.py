@@ -262,3 +262,11 @@ async def test_a_bug_is_still_500_not_503(sqlite_db: Database, program: Program,
     async for api in started(sqlite_db, program, web_settings(tmp_path)):
         reply = await api.get("/api/reward-codes/ABC")
         assert reply.status == 500 and "Retry-After" not in reply.headers, reply.json
+
+
+async def test_a_store_webhook_keeps_its_own_larger_body_limit(sqlite_api: Api) -> None:
+    """Shopify's order payloads may be megabytes: the store API's MAX_BODY_BYTES does not apply to them."""
+    body = b'{"id": 1, "note": "' + b"x" * (MAX_BODY_BYTES * 4) + b'"}'
+    async with sqlite_api.client.post("/webhooks/shopify", data=body, headers={
+            "X-Shopify-Shop-Domain": "unknown.myshopify.com", "X-Shopify-Hmac-Sha256": "c2lnbmF0dXJl"}) as response:
+        assert response.status == 401  # read, then refused for its signature: not 413
