@@ -55,6 +55,23 @@ def singular(word: str) -> str:
     return word
 
 
+def stem(word: str) -> str:
+    """A word's rough stem, so a typed answer's inflection still finds a phrase: "standing" and "stand",
+    "sitting" and "sit", "lamps" and "lamp", "seated" and "seat". Not a linguist's stemmer: just the endings
+    that keep two words of one meaning apart in shoppers' answers."""
+    word = singular(word)
+    if not word.isalpha():
+        return word
+    for ending in ("ing", "ed"):
+        if word.endswith(ending) and len(word) - len(ending) >= 3:
+            root = word[:-len(ending)]
+            # "sitting" → "sitt" → "sit"; "stopped" → "stop" (but "add" and "fall" keep their letters)
+            if len(root) >= 4 and root[-1] == root[-2] and root[-1] not in "lsz":
+                root = root[:-1]
+            return root
+    return word
+
+
 def plural(label: str, count: int = 2) -> str:
     """ "standing desk" → "standing desks", "bench" → "benches", "storage" → "storage"; the label unchanged
     when `count` is 1."""
