@@ -7,6 +7,7 @@ renders errors as console pages and sets the security headers. Roles are the pag
 """
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Optional
 from urllib.parse import quote
 
@@ -17,9 +18,12 @@ from aiohttp import web
 from bot import clock
 from bot.console.accounts import csrf_matches, needs_touch, session_for_token, touch_session
 from bot.console.page import (
-    MERCHANT, PREFIX, SECURITY_HEADERS, SESSION, STATIC_DIR, TEMPLATES_DIR, Handler, error_page, in_store, route_name,
+    MERCHANT, OPEN_HANDOFFS, PREFIX, SECURITY_HEADERS, SESSION, STATIC_DIR, TEMPLATES_DIR, Handler, error_page,
+    in_store, route_name,
 )
 from bot.console.pages import customers, feedback, handoffs, insights, loyalty, moderation, quizzes, referrals, sign_in
+from bot.db import RETRY_AFTER_SECONDS, database_unavailable
+from bot.handoff import live_count
 from bot.log import get_logger
 
 log = get_logger(__name__)
@@ -40,15 +44,44 @@ def setup_console(app: web.Application) -> None:
     environment.filters["when"] = lambda value: value.strftime("%Y-%m-%d %H:%M UTC") if value else ""
     environment.filters["day"] = lambda value: value.strftime("%Y-%m-%d") if value else ""
     environment.filters["thousands"] = lambda value: f"{value:,}"
+    environment.filters["ago"] = duration_since
     app.router.add_get(PREFIX, home)
     app.router.add_get(f"{PREFIX}/", home, name="console_home")
     for page in PAGES:
         page.add_routes(app)
-    app.router.add_static(f"{PREFIX}/static/", STATIC_DIR, name="console_static")
+    app.router.add_get(f"{PREFIX}/static/{{name}}", static_file, name="console_static")
+
+
+# The console's static files, found once: a request names one of them or gets 404, and no path a visitor
+# types ever reaches the filesystem (an over-long name was an OSError there, a 500).
+STATIC_FILES = {path.name: path for path in STATIC_DIR.iterdir() if path.is_file()}
+
+
+async def static_file(request: web.Request) -> web.StreamResponse:
+    path = STATIC_FILES.get(request.match_info["name"])
+    if path is None:
+        raise web.HTTPNotFound()
+    return web.FileResponse(path)
 
 
 async def home(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther(feedback.INBOX)
+
+
+def duration_since(moment: Optional[datetime]) -> str:
+    """How long ago, in the largest unit that says it ("4 min", "3 h 5 min", "2 days")."""
+    if moment is None:
+        return ""
+    seconds = max(0, int((clock.now() - moment).total_seconds()))
+    if seconds < 60:
+        return "under a minute"
+    minutes = seconds // 60
+    if minutes < 60:
+        return f"{minutes} min"
+    hours = minutes // 60
+    if hours < 48:
+        return f"{hours} h {minutes % 60} min" if minutes % 60 else f"{hours} h"
+    return f"{hours // 24} days"
 
 
 def is_console(request: web.Request) -> bool:
@@ -73,10 +106,16 @@ async def console_guard(request: web.Request, handler: Handler) -> web.StreamRes
         if error.status < 400:
             raise
         response = error_page(request, error.status, error.reason, _http_message(error))
-    except Exception:
-        log.exception("console.request_failed", method=request.method, route=route_name(request))
-        response = error_page(request, 500, "Something went wrong",
-                              "The page failed on the server. It has been logged; please try again.")
+    except Exception as error:
+        if database_unavailable(error):
+            log.warning("console.database_unavailable", method=request.method, route=route_name(request))
+            response = error_page(request, 503, "Database unavailable",
+                                  "The database is not answering right now. Please try again in a moment.")
+            response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        else:
+            log.exception("console.request_failed", method=request.method, route=route_name(request))
+            response = error_page(request, 500, "Something went wrong",
+                                  "The page failed on the server. It has been logged; please try again.")
     return _with_headers(response, cache=False)
 
 
@@ -85,8 +124,12 @@ async def _guarded(request: web.Request, handler: Handler) -> web.StreamResponse
         return await handler(request)
     token = request.cookies.get(sign_in.COOKIE, "")
     now = clock.now()
-    found: Optional[tuple] = await in_store(request, lambda session: session_for_token(session, token, now)) \
-        if token else None
+    found: Optional[tuple] = None
+    if token:
+        # The session and the header's count of open handoffs, in one read.
+        found, open_handoffs = await in_store(
+            request, lambda session: (session_for_token(session, token, now), live_count(session)))
+        request[OPEN_HANDOFFS] = open_handoffs
     if found is None:
         if request.method in ("GET", "HEAD"):
             target = request.path_qs if request.path not in (PREFIX, PREFIX + "/") else ""
