@@ -106,6 +106,10 @@ class HandoffFollowUps(TopicFollowUps):
                 buttons=[{"title": "Talk to a person", "payload": "/human_handoff"}],
             )
             return topic_events(Topic.HANDOFF, request_id)
+        if status == "waiting":
+            dispatcher.utter_message(text=f"Someone from the {shop.name} team has answered your request #{request_id} "
+                                          "— their reply is just above in this chat, and they're waiting for yours.")
+            return topic_events(Topic.HANDOFF, request_id)
         waiting = (f"Your request #{request_id} is open and with the {shop.name} team (you asked "
                    f"{_minutes_ago(requested_at, now)}). ")
         if follow_up.kind == "how_long":
