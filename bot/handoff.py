@@ -21,8 +21,12 @@ def request_handoff(
     sender_id: str,
     customer_id: Optional[int],
     last_messages: List[Dict[str, str]],
+    language: Optional[str] = None,
 ) -> HandoffRequest:
-    """Open a handoff request, or refresh the one this sender already has open."""
+    """Open a handoff request, or refresh the one this sender already has open.
+
+    `language`: the language the shopper wrote in when it was not English ("fr"), for the team.
+    """
     context = last_messages[-MAX_CONTEXT_MESSAGES:]
     existing = _open_request(session, channel, sender_id)
     if existing is None:
@@ -33,6 +37,7 @@ def request_handoff(
             status="open",
             last_messages=context,
             requested_at=clock.now(),
+            language=language or None,
         )
         try:
             with session.begin_nested():
@@ -45,6 +50,8 @@ def request_handoff(
             if existing is None:
                 raise
     existing.last_messages = context
+    if language:
+        existing.language = language
     return existing
 
 

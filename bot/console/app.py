@@ -20,6 +20,7 @@ from bot.console.page import (
     MERCHANT, PREFIX, SECURITY_HEADERS, SESSION, STATIC_DIR, TEMPLATES_DIR, Handler, error_page, in_store, route_name,
 )
 from bot.console.pages import customers, feedback, handoffs, insights, loyalty, moderation, quizzes, referrals, sign_in
+from bot.languages import language_name
 from bot.log import get_logger
 
 log = get_logger(__name__)
@@ -40,6 +41,7 @@ def setup_console(app: web.Application) -> None:
     environment.filters["when"] = lambda value: value.strftime("%Y-%m-%d %H:%M UTC") if value else ""
     environment.filters["day"] = lambda value: value.strftime("%Y-%m-%d") if value else ""
     environment.filters["thousands"] = lambda value: f"{value:,}"
+    environment.filters["language"] = language_name  # "fr" → "French" (the shopper's language when not English)
     app.router.add_get(PREFIX, home)
     app.router.add_get(f"{PREFIX}/", home, name="console_home")
     for page in PAGES:

@@ -28,3 +28,5 @@ class HandoffRequest(Base):
     transcript_id = Column(Integer, ForeignKey("transcripts.id", ondelete="SET NULL"), nullable=True)
     closed_at = Column(UTCDateTime(), nullable=True)
     closed_by = Column(String(320), nullable=True)  # the merchant's e-mail
+    # The language the shopper wrote in when not English ("fr"; bot/languages.py), None for English.
+    language = Column(String(8), nullable=True)
