@@ -19,8 +19,8 @@ from bot.log import get_logger
 from bot.loyalty.ledger import post_entry
 from bot.loyalty.program import Program
 from bot.models import (
-    ChannelIdentity, ContentSubmission, Customer, Feedback, FeedbackNote, FriendOffer, HandoffRequest, LinkAttempt,
-    LinkCode, Order, OutboundMessage, ProductSearch, QuizRun, Referral, ReferralClick, Review, SocialFollowClaim,
+    ChannelIdentity, ContentSubmission, Customer, Feedback, FeedbackNote, FriendOffer, HandoffMessage, HandoffRequest,
+    LinkAttempt, LinkCode, Order, OutboundMessage, ProductSearch, QuizRun, Referral, ReferralClick, Review, SocialFollowClaim,
     Transcript,
 )
 from bot.settings import Settings
@@ -199,11 +199,17 @@ def erase_customer(session: Session, customer_id: int, *, actor: str, now: datet
     if handoff_ids:
         # Closed in the same statement that renames the sender: the one-open-request-per-sender index
         # never sees two open requests of the erased sender.
-        _update(session, HandoffRequest, and_(HandoffRequest.id.in_(handoff_ids), HandoffRequest.status == "open"),
-                {"status": "closed", "closed_at": now, "closed_by": actor[:320], "sender_id": ERASED_SENDER})
+        _update(session, HandoffRequest, and_(HandoffRequest.id.in_(handoff_ids),
+                                              HandoffRequest.status.in_(("open", "waiting"))),
+                {"status": "closed", "closed_at": now, "closed_by": actor[:320], "sender_id": ERASED_SENDER,
+                 "resolution": "erased"})
+
+    # What the shopper and the team wrote while a person had the conversation.
+    deleted["handoff_messages"] = _delete(
+        session, HandoffMessage, HandoffMessage.handoff_id.in_(handoff_ids) if handoff_ids else false())
     anonymised["handoff_requests"] = _update(
         session, HandoffRequest, HandoffRequest.id.in_(handoff_ids) if handoff_ids else false(),
-        {"last_messages": [], "customer_id": None, "transcript_id": None, "sender_id": ERASED_SENDER})
+        {"last_messages": [], "customer_id": None, "transcript_id": None, "sender_id": ERASED_SENDER, "reason": None})
 
     reviews = _owned(Review, customer_id, pairs)
     deleted["reviews"] = _delete(session, Review, and_(reviews, Review.status == "pending"))

@@ -1,7 +1,7 @@
 """the language a shopper wrote in, when not English, on handoff requests and transcripts
 
-Revision ID: 0013
-Revises: 0012
+Revision ID: 0014
+Revises: 0013
 
 NULL means English (or not known: requests and transcripts from before this revision).
 """
@@ -9,8 +9,8 @@ from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0013'
-down_revision = '0012'
+revision = '0014'
+down_revision = '0013'
 branch_labels = None
 depends_on = None
 
