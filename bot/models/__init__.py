@@ -6,6 +6,7 @@ from bot.models.customers import ChannelIdentity, Customer
 from bot.models.events import OutboundMessage, TierChange
 from bot.models.feedback import Feedback, FeedbackNote, FeedbackTopic, Transcript
 from bot.models.handoff import HandoffMessage, HandoffRequest
+from bot.models.integrations import StoreEvent, StoreOrderRef
 from bot.models.ledger import LedgerEntry
 from bot.models.linking import LinkAttempt, LinkCode
 from bot.models.merchants import ConsoleSession, LoginAttempt, Merchant
@@ -21,5 +22,5 @@ __all__ = [
     "FeedbackTopic", "FriendOffer", "HandoffMessage", "HandoffRequest", "LedgerEntry", "LinkAttempt", "LinkCode", "LoginAttempt",
     "Merchant", "Order", "OrderLine", "OrderRefund", "OutboundMessage", "PredictionRun", "Product", "ProductSearch",
     "ProductVariant", "PurchasePrediction", "QuizRun", "Referral", "ReferralClick", "ReferralCode", "ReferralDecision", "Review",
-    "ReviewRequest", "RewardCode", "SocialFollowClaim", "TierChange", "Transcript",
+    "ReviewRequest", "RewardCode", "SocialFollowClaim", "StoreEvent", "StoreOrderRef", "TierChange", "Transcript",
 ]
