@@ -1,7 +1,7 @@
 """the language a shopper wrote in, when not English, on handoff requests and transcripts
 
-Revision ID: 0014
-Revises: 0013
+Revision ID: 0015
+Revises: 0014
 
 NULL means English (or not known: requests and transcripts from before this revision).
 """
@@ -9,8 +9,8 @@ from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0014'
-down_revision = '0013'
+revision = '0015'
+down_revision = '0014'
 branch_labels = None
 depends_on = None
 
