@@ -19,6 +19,9 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 # Mass nouns name a kind of product in the singular and the plural alike ("storage", not "storages").
 _MASS_NOUNS = frozenset({"storage", "shelving", "seating", "bedding", "tableware", "dinnerware", "lighting"})
 _KEPT_IN_CHAT = {"\n", "\t"}
+# A UTF-16 surrogate on its own: JSON's "\ud800" escape decodes to one (a pair becomes the character it
+# encodes), but no encoder writes it: UTF-8 for SQLite, PostgreSQL and spaCy refuses it.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def normalize(text: str) -> str:
@@ -117,10 +120,15 @@ def without_control_characters(value: str) -> str:
     return _CONTROL.sub("", value)
 
 
+def has_lone_surrogate(value: str) -> bool:
+    """True when `value` holds a UTF-16 surrogate that is not part of a character (see _LONE_SURROGATE)."""
+    return _LONE_SURROGATE.search(value) is not None
+
+
 def clean_chat_text(text: str) -> str:
     """A shopper's message as every channel hands it on: NFC-normalised, without control or format
-    characters (tab and newline kept), trimmed."""
-    normalized = unicodedata.normalize("NFC", text)
+    characters (tab and newline kept) or lone surrogates, trimmed."""
+    normalized = unicodedata.normalize("NFC", _LONE_SURROGATE.sub("", text))
     kept = "".join(ch for ch in normalized if ch in _KEPT_IN_CHAT or unicodedata.category(ch) not in ("Cc", "Cf"))
     return kept.strip()
 
