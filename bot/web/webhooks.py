@@ -1,6 +1,7 @@
-"""Store webhooks in: `POST /webhooks/shopify` checks the shop's signature on the raw body before reading
-anything of it (401 and nothing written otherwise), writes the delivery to the inbox once per event id and
-answers 200 at once; the inbox worker running in the web app applies it (bot/integrations/).
+"""Store webhooks in: `POST /webhooks/shopify` and `POST /webhooks/woocommerce` check the store's signature on
+the raw body before reading anything of it (401 and nothing written otherwise), write the delivery to the
+inbox once per delivery key and answer 200 at once; the inbox worker running in the web app applies it
+(bot/integrations/).
 """
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import re
 from typing import AsyncIterator, Optional
 
 from aiohttp import web
@@ -18,6 +20,9 @@ from bot.db import transaction_in_thread
 from bot.integrations import StoreContext, store_topics
 from bot.integrations.inbox import Topics, accept_delivery, apply_due, delivery_key_of, forget_old_events
 from bot.integrations.shopify import SOURCE as SHOPIFY, TOPICS as SHOPIFY_TOPICS
+from bot.integrations.woocommerce import (
+    SOURCE as WOOCOMMERCE, TOPICS as WOOCOMMERCE_TOPICS, delivery_key as woocommerce_delivery_key,
+)
 from bot.log import get_logger
 
 log = get_logger(__name__)
@@ -26,6 +31,7 @@ log = get_logger(__name__)
 MAX_WEBHOOK_BYTES = 4 * 1024 * 1024
 WORKER = web.AppKey("store_events_worker", asyncio.Task)
 WAKE = web.AppKey("store_events_wake", asyncio.Event)
+_WOOCOMMERCE_PING = re.compile(rb"webhook_id=\d{1,20}")
 # The worker looks for due retries this often even when no delivery woke it.
 POLL_SECONDS = 5.0
 PRUNE_EVERY_SECONDS = 3600.0
@@ -38,7 +44,7 @@ async def shopify_webhook(request: web.Request) -> web.Response:
     body = await _raw_body(request)
     if body is None:
         return web.json_response({"error": "payload_too_large"}, status=413)
-    if secret is None or not _shopify_signature_ok(secret, body, request.headers.get("X-Shopify-Hmac-Sha256", "")):
+    if secret is None or not _signature_ok(secret, body, request.headers.get("X-Shopify-Hmac-Sha256", "")):
         log.warning("webhook.refused", source=SHOPIFY, shop=shop or None, known_shop=secret is not None,
                     had_signature=bool(request.headers.get("X-Shopify-Hmac-Sha256")))
         return web.json_response({"error": "unauthorized"}, status=401)
@@ -48,17 +54,52 @@ async def shopify_webhook(request: web.Request) -> web.Response:
         return web.json_response({"received": True, "ignored": "topic not handled"})
     key = delivery_key_of(request.headers.get("X-Shopify-Event-Id") or request.headers.get("X-Shopify-Webhook-Id"),
                           body)
+    return await _accept(request, SHOPIFY, shop, key, topic, body)
+
+
+async def _accept(request: web.Request, source: str, shop: str, key: str, topic: str, body: bytes) -> web.Response:
+    """The verified delivery into the inbox (once per key), the worker woken, 200."""
     accepted = await transaction_in_thread(
-        lambda session: accept_delivery(session, SHOPIFY, shop, key, topic, body, clock.now()),
+        lambda session: accept_delivery(session, source, shop, key, topic, body, clock.now()),
         write=True, database=request.app[DATABASE], executor=request.app[EXECUTOR])
-    log.info("webhook.received", source=SHOPIFY, shop=shop, topic=topic, event_id=accepted.event_id,
+    log.info("webhook.received", source=source, shop=shop, topic=topic, event_id=accepted.event_id,
              duplicate=accepted.duplicate)
     if not accepted.duplicate and WAKE in request.app:
         request.app[WAKE].set()
     return web.json_response({"received": True, "duplicate": accepted.duplicate})
 
 
-def _shopify_signature_ok(secret: str, body: bytes, given: str) -> bool:
+async def woocommerce_webhook(request: web.Request) -> web.Response:
+    settings = request.app[SETTINGS]
+    body = await _raw_body(request)
+    if body is None:
+        return web.json_response({"error": "payload_too_large"}, status=413)
+    topic = request.headers.get("X-WC-Webhook-Topic", "").strip().lower()
+    if not topic and _WOOCOMMERCE_PING.fullmatch(body):
+        # Sent once when the merchant saves the webhook, unsigned: answered, nothing written.
+        log.info("webhook.ping", source=WOOCOMMERCE)
+        return web.json_response({"received": True, "ping": True})
+    secret = settings.woocommerce_webhook_secret
+    if secret is None or not _signature_ok(secret, body, request.headers.get("X-WC-Webhook-Signature", "")):
+        log.warning("webhook.refused", source=WOOCOMMERCE, configured=secret is not None,
+                    had_signature=bool(request.headers.get("X-WC-Webhook-Signature")))
+        return web.json_response({"error": "unauthorized"}, status=401)
+    shop = _site(request.headers.get("X-WC-Webhook-Source", ""))
+    if topic not in WOOCOMMERCE_TOPICS:
+        log.info("webhook.ignored_topic", source=WOOCOMMERCE, shop=shop, topic=topic[:100] or None)
+        return web.json_response({"received": True, "ignored": "topic not handled"})
+    key = woocommerce_delivery_key(topic, body)
+    return await _accept(request, WOOCOMMERCE, shop, key, topic, body)
+
+
+def _site(source: str) -> str:
+    """The store's site as WooCommerce names it (X-WC-Webhook-Source), without scheme and trailing slash."""
+    site = source.strip().lower().split("://", 1)[-1].rstrip("/")
+    return site[:255] or "woocommerce"
+
+
+def _signature_ok(secret: str, body: bytes, given: str) -> bool:
+    """Shopify's and WooCommerce's signature alike: base64(HMAC-SHA256(secret, raw body))."""
     expected = base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest())
     # compare_digest on bytes: constant time whatever the input.
     return hmac.compare_digest(expected, given.strip().encode("utf-8", errors="replace"))
