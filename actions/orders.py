@@ -31,7 +31,7 @@ DELIVERY_WINDOW = timedelta(days=10)
 SHIPPING_WINDOW = timedelta(days=14)
 NOT_ARRIVED_WORDS = ("arrive", "receive", "recieve", "late", "never came", "didn't come", "didnt come",
                      "hasn't come", "hasnt come", "still waiting", "not here", "never got", "didn't get", "didnt get")
-HANDOFF_BUTTON = {"title": "Yes, get a person", "payload": "/human_handoff"}
+HANDOFF_TITLE = "Yes, get a person"
 
 
 @dataclass
@@ -167,7 +167,9 @@ def _about(order: OrderStatus, program: Program, said: str, now: datetime) -> Re
     if _says_not_arrived(said) and _late(order, now):
         reply.text += ("\nThat's longer than it should take, sorry. Shall I get a person from our team to look "
                        "into it? They'll see this order.")
-        reply.buttons.append(HANDOFF_BUTTON)
+        # The order goes with the request (actions/handoff.py handoff_reason): the team sees which one.
+        reply.buttons.append({"title": HANDOFF_TITLE,
+                              "payload": f'/human_handoff{{"order_number": "{order.number}"}}'})
         reply.offered_person = True
     return reply
 

@@ -34,6 +34,7 @@ CLAIM = timedelta(minutes=2)
 KEEP_DONE = timedelta(days=30)
 KEEP_FAILED = timedelta(days=90)
 MAX_ERROR_CHARS = 2000
+STATES_SHOWN = ("pending", "failed", "applied", "ignored")  # the console's filter, in its order
 
 
 class WaitingFor(Exception):
@@ -272,3 +273,28 @@ def forget_old_events(session: Session, now: datetime) -> int:
         and_(StoreEvent.state.in_(["applied", "ignored"]), StoreEvent.received_at < now - KEEP_DONE),
         and_(StoreEvent.state == "failed", StoreEvent.received_at < now - KEEP_FAILED),
     )).execution_options(synchronize_session=False)).rowcount or 0)
+
+
+@dataclass(frozen=True)
+class ShopActivity:
+    """One connected store's deliveries at a glance."""
+
+    source: str
+    shop: str
+    last_received_at: Optional[datetime]
+    counts: Dict[str, int]  # by state
+
+
+def shop_activity(session: Session) -> List[ShopActivity]:
+    """Every store that delivered something still kept, with its latest delivery and its events by state."""
+    rows = session.execute(select(StoreEvent.source, StoreEvent.shop, StoreEvent.state, func.count(),
+                                  func.max(StoreEvent.received_at))
+                           .group_by(StoreEvent.source, StoreEvent.shop, StoreEvent.state)).all()
+    found: Dict[tuple, Dict[str, object]] = {}
+    for source, shop, state, count, latest in rows:
+        entry = found.setdefault((source, shop), {"latest": None, "counts": {}})
+        entry["counts"][state] = int(count)  # type: ignore[index]
+        if latest is not None and (entry["latest"] is None or latest > entry["latest"]):  # type: ignore[operator]
+            entry["latest"] = latest
+    return [ShopActivity(source, shop, entry["latest"], entry["counts"])  # type: ignore[arg-type]
+            for (source, shop), entry in sorted(found.items())]

@@ -15,7 +15,7 @@ from typing import AsyncIterator, Optional
 from aiohttp import web
 
 from bot import clock
-from bot.app_context import DATABASE, EXECUTOR, PROGRAM, SETTINGS, in_executor
+from bot.app_context import DATABASE, EXECUTOR, PROGRAM, SETTINGS, WEBHOOK_REFUSALS, in_executor
 from bot.db import transaction_in_thread
 from bot.integrations import StoreContext, store_topics
 from bot.integrations.inbox import Topics, accept_delivery, apply_due, delivery_key_of, forget_old_events
@@ -47,6 +47,7 @@ async def shopify_webhook(request: web.Request) -> web.Response:
     if secret is None or not _signature_ok(secret, body, request.headers.get("X-Shopify-Hmac-Sha256", "")):
         log.warning("webhook.refused", source=SHOPIFY, shop=shop or None, known_shop=secret is not None,
                     had_signature=bool(request.headers.get("X-Shopify-Hmac-Sha256")))
+        _refused(request, SHOPIFY, shop or "(no shop)")
         return web.json_response({"error": "unauthorized"}, status=401)
     topic = request.headers.get("X-Shopify-Topic", "").strip().lower()
     if topic not in SHOPIFY_TOPICS:
@@ -83,6 +84,7 @@ async def woocommerce_webhook(request: web.Request) -> web.Response:
     if secret is None or not _signature_ok(secret, body, request.headers.get("X-WC-Webhook-Signature", "")):
         log.warning("webhook.refused", source=WOOCOMMERCE, configured=secret is not None,
                     had_signature=bool(request.headers.get("X-WC-Webhook-Signature")))
+        _refused(request, WOOCOMMERCE, _site(request.headers.get("X-WC-Webhook-Source", "")))
         return web.json_response({"error": "unauthorized"}, status=401)
     shop = _site(request.headers.get("X-WC-Webhook-Source", ""))
     if topic not in WOOCOMMERCE_TOPICS:
@@ -90,6 +92,18 @@ async def woocommerce_webhook(request: web.Request) -> web.Response:
         return web.json_response({"received": True, "ignored": "topic not handled"})
     key = woocommerce_delivery_key(topic, body)
     return await _accept(request, WOOCOMMERCE, shop, key, topic, body)
+
+
+MAX_REFUSAL_KEYS = 100  # unknown shops are whatever a caller writes: the record stays small
+
+
+def _refused(request: web.Request, source: str, shop: str) -> None:
+    refusals = request.app[WEBHOOK_REFUSALS]
+    key = (source, shop[:100])
+    if key not in refusals and len(refusals) >= MAX_REFUSAL_KEYS:
+        key = (source, "(other shops)")
+    count, _ = refusals.get(key, (0, None))
+    refusals[key] = (count + 1, clock.now())
 
 
 def _site(source: str) -> str:

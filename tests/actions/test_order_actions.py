@@ -14,12 +14,13 @@ from aiohttp.test_utils import TestClient, TestServer
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy import select
 
+from actions.handoff import ActionRequestHandoff
 from actions.orders import ActionOrderStatus
 from bot.db import get_database
 from bot.identity import link_identity
 from bot.loyalty.orders import Tracking
 from bot.loyalty.program import get_program
-from bot.models import Customer, StoreEvent
+from bot.models import Customer, HandoffRequest, StoreEvent
 from bot.order_events import (
     Fulfilment, PaidOrder, Refund, record_cancellation, record_fulfilment, record_paid, record_refund,
 )
@@ -110,7 +111,23 @@ async def test_a_late_parcel_offers_a_person(demo_store) -> None:
                                               Tracking("UPS", "1Z999AA10123456784")))
     message = await _reply("my order still hasnt arrived")
     assert "Shall I get a person from our team to look into it?" in message["text"]
-    assert {"title": "Yes, get a person", "payload": "/human_handoff"} in message["buttons"]
+    button = {"title": "Yes, get a person", "payload": '/human_handoff{"order_number": "1042"}'}
+    assert button in message["buttons"]
+    # Tapping it, then confirming: the request names the order and why.
+    history = [
+        {"event": "user", "text": "my order still hasnt arrived", "input_channel": "rest",
+         "parse_data": {"intent": {"name": "order_status"}, "entities": []}},
+        {"event": "bot", "text": message["text"]},
+        {"event": "user", "text": button["payload"], "input_channel": "rest",
+         "parse_data": {"intent": {"name": "human_handoff"},
+                        "entities": [{"entity": "order_number", "value": "1042"}]}},
+        {"event": "bot", "text": "Shall I pass this conversation to a person?"},
+    ]
+    await ActionRequestHandoff().run(CollectingDispatcher(), make_tracker("alice", "yes", "affirm", history=history), {})
+    with demo_store.session() as session:
+        request = session.execute(select(HandoffRequest)).scalar_one()
+    assert request.reason == "Order #1042: my order still hasnt arrived"
+    assert any("Order #1042" in turn["text"] for turn in request.last_messages)
     plain = await _reply("where is my order")  # only asking where: no alarm
     assert "get a person" not in plain["text"]
 
