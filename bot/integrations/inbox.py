@@ -103,6 +103,21 @@ def accept_delivery(session: Session, source: str, shop: str, delivery_key: str,
     return Accepted(event.id, False)
 
 
+@dataclass(frozen=True)
+class Delivery:
+    source: str
+    shop: str
+    delivery_key: str
+    topic: str
+    body: bytes
+
+
+def accept_deliveries(session: Session, deliveries: Sequence[Delivery], now: datetime) -> List[Accepted]:
+    """accept_delivery for several at once, in the caller's one transaction (one commit for a burst)."""
+    return [accept_delivery(session, item.source, item.shop, item.delivery_key, item.topic, item.body, now)
+            for item in deliveries]
+
+
 def _find(session: Session, source: str, shop: str, delivery_key: str) -> Optional[int]:
     return session.execute(select(StoreEvent.id).where(
         StoreEvent.source == source, StoreEvent.shop == shop, StoreEvent.delivery_key == delivery_key)
@@ -121,19 +136,34 @@ class Applied:
     ignored: int = 0
     retrying: int = 0
     failed: int = 0
+    yielded: bool = False  # stopped early for waiting acknowledgements
 
     def as_dict(self) -> Dict[str, int]:
-        return dict(vars(self))
+        return {name: int(value) for name, value in vars(self).items()}
 
 
-def apply_due(database: Database, topics: Topics, now: Callable[[], datetime], *, limit: int = 50) -> Applied:
-    """Claim the events that are due (oldest first) and apply each in its own transaction."""
+def apply_due(database: Database, topics: Topics, now: Callable[[], datetime], *, limit: int = 50,
+              yield_to: Callable[[], bool] = lambda: False) -> Applied:
+    """Claim the events that are due (oldest first) and apply each in its own transaction. When `yield_to()`
+    says deliveries are waiting to be acknowledged, stop after the current event and release the rest: an
+    acknowledgement must not wait behind a batch of applies (SQLite has one writer at a time)."""
     counts = Applied()
-    for event_id in _claim(database, now(), limit):
+    claimed = _claim(database, now(), limit)
+    for position, event_id in enumerate(claimed):
         counts.claimed += 1
         state = apply_event(database, topics, event_id, now)
         setattr(counts, state, getattr(counts, state) + 1)
+        if yield_to() and position + 1 < len(claimed):
+            _release(database, claimed[position + 1:])
+            counts.yielded = True
+            break
     return counts
+
+
+def _release(database: Database, event_ids: Sequence[int]) -> None:
+    with database.session(write=True) as session:
+        session.execute(update(StoreEvent).where(StoreEvent.id.in_(list(event_ids)), StoreEvent.state == "pending")
+                        .values(claimed_until=None).execution_options(synchronize_session=False))
 
 
 def _claim(database: Database, now: datetime, limit: int) -> List[int]:
