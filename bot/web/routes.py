@@ -9,7 +9,8 @@ from bot.web import api, demo_store, redirects, webhooks
 
 # Routes that read their bodies themselves with a larger limit than MAX_BODY_BYTES (bot/web/app.py refuses a
 # declared length over the route's limit before the body is read).
-BODY_LIMITS = {"/webhooks/shopify": webhooks.MAX_WEBHOOK_BYTES, "/webhooks/woocommerce": webhooks.MAX_WEBHOOK_BYTES}
+BODY_LIMITS = {"/webhooks/shopify": webhooks.MAX_WEBHOOK_BYTES,
+               "/webhooks/woocommerce": webhooks.MAX_WEBHOOK_BYTES}
 
 
 def setup_routes(app: web.Application) -> None:
