@@ -17,6 +17,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.orm import Session
 
 from actions.common import StoreAction, read_config, sender_of, with_store
+from actions.thread import Topic, topic_events
 from bot import clock
 from bot.config_files import ConfigError
 from bot.feedback.service import link_handoff
@@ -26,7 +27,7 @@ from bot.identity import customer_for_sender
 from bot.languages import ANSWERED_LANGUAGES
 from bot.log import get_logger
 from bot.loyalty.program import FeedbackPolicy, get_program
-from bot.shop import get_shop
+from bot.shop import Shop, get_shop
 
 log = get_logger(__name__)
 
@@ -108,6 +109,11 @@ def recent_messages(tracker: Tracker, limit: int = MAX_CONTEXT_MESSAGES) -> List
     return conversation_turns(tracker, limit)
 
 
+def reply_time_text(shop: Shop) -> str:
+    """When the team answers: "They answer within one business day (team hours: …)."."""
+    return f"They answer {shop.support_first_reply} (team hours: {shop.support_hours})."
+
+
 def _feedback_policy() -> FeedbackPolicy:
     """The program's transcript settings; a broken program file must not stop a shopper reaching a person,
     so its defaults (redaction on) apply then."""
@@ -119,6 +125,7 @@ def _feedback_policy() -> FeedbackPolicy:
 
 
 class ActionRequestHandoff(StoreAction):
+    hands_over_follow_ups = False  # it acts on the answer to its own question
     def name(self) -> Text:
         return "action_request_handoff"
 
@@ -166,7 +173,7 @@ class ActionRequestHandoff(StoreAction):
                 f"they can pick up where we are: say \"talk to the bot\" any time to come back to me."
             )
         )
-        events: List[Dict[Text, Any]] = []
+        events: List[Dict[Text, Any]] = topic_events(Topic.HANDOFF, request_id)  # "how long will it take?"
         if feedback_ids:
             events.append(SlotSet(FEEDBACK_IDS_SLOT, None))
         if tracker.get_slot(FEEDBACK_LOW_SLOT):

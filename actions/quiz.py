@@ -152,6 +152,7 @@ class ActionStartQuiz(StoreAction):
 
 class ActionAskQuizStep(StoreAction):
     """The form's question: the run's current question with its options as buttons, or an email step."""
+    hands_over_follow_ups = False  # a form's question, never the answer to a free message
 
     apology = QUIZ_APOLOGY
 
