@@ -1,14 +1,14 @@
 """chat reachability: when a linked chat stopped taking the bot's messages (Telegram: the shopper blocked it)
 
-Revision ID: 0015
-Revises: 0014
+Revision ID: 0017
+Revises: 0016
 """
 from alembic import op
 import sqlalchemy as sa
 import bot.models.base
 
-revision = "0015"
-down_revision = "0014"
+revision = "0017"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 
