@@ -91,13 +91,16 @@ def handoff_reason(tracker: Tracker, feedback: Optional[List[Any]] = None) -> Op
         if event.get("event") != "user":
             continue
         text = str(event.get("text") or "").strip()
-        intent = ((event.get("parse_data") or {}).get("intent") or {}).get("name")
+        parsed = event.get("parse_data") or {}
+        intent = (parsed.get("intent") or {}).get("name")
         if text and not text.startswith("/"):
             typed.append(text)
         if intent == "human_handoff":
-            if text and not text.startswith("/"):
-                return text
-            return typed[-1] if typed else None
+            said = text if text and not text.startswith("/") else (typed[-1] if typed else None)
+            # The order status answer's button names the late order: the team sees which one.
+            order = next((str(entity.get("value")) for entity in parsed.get("entities") or []
+                          if entity.get("entity") == "order_number" and entity.get("value")), None)
+            return f"Order #{order}: {said}" if order and said else said
     return typed[-1] if typed else None
 
 
