@@ -17,21 +17,31 @@ from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.orm import Session
 
 from actions.common import StoreAction, read_config, sender_of, with_store
+from actions.thread import Topic, topic_events
 from bot import clock
 from bot.config_files import ConfigError
 from bot.feedback.service import link_handoff
 from bot.feedback.transcripts import clean_turns, redact, store_transcript
 from bot.handoff import MAX_CONTEXT_MESSAGES, MAX_REASON_CHARS, request_handoff
 from bot.identity import customer_for_sender
+from bot.languages import ANSWERED_LANGUAGES
 from bot.log import get_logger
 from bot.loyalty.program import FeedbackPolicy, get_program
-from bot.shop import get_shop
+from bot.shop import Shop, get_shop
 
 log = get_logger(__name__)
 
 # The stored feedback a person was offered for (set by action_submit_feedback after a low score).
 FEEDBACK_IDS_SLOT = "feedback_ids"
 FEEDBACK_LOW_SLOT = "feedback_low"
+# The language the shopper wrote in when not English (bot.nlu.LanguageClassifier's entity fills it).
+LANGUAGE_SLOT = "shopper_language"
+
+
+def shopper_language(tracker: Tracker) -> Optional[str]:
+    """The conversation's language when the shopper wrote in another one ("fr"), else None."""
+    value = tracker.get_slot(LANGUAGE_SLOT)
+    return str(value)[:8] if value else None
 
 
 def conversation_turns(tracker: Tracker, limit: Optional[int] = None) -> List[Dict[str, str]]:
@@ -81,19 +91,27 @@ def handoff_reason(tracker: Tracker, feedback: Optional[List[Any]] = None) -> Op
         if event.get("event") != "user":
             continue
         text = str(event.get("text") or "").strip()
-        intent = ((event.get("parse_data") or {}).get("intent") or {}).get("name")
+        parsed = event.get("parse_data") or {}
+        intent = (parsed.get("intent") or {}).get("name")
         if text and not text.startswith("/"):
             typed.append(text)
         if intent == "human_handoff":
-            if text and not text.startswith("/"):
-                return text
-            return typed[-1] if typed else None
+            said = text if text and not text.startswith("/") else (typed[-1] if typed else None)
+            # The order status answer's button names the late order: the team sees which one.
+            order = next((str(entity.get("value")) for entity in parsed.get("entities") or []
+                          if entity.get("entity") == "order_number" and entity.get("value")), None)
+            return f"Order #{order}: {said}" if order and said else said
     return typed[-1] if typed else None
 
 
 def recent_messages(tracker: Tracker, limit: int = MAX_CONTEXT_MESSAGES) -> List[Dict[str, str]]:
     """The last messages of the conversation, shopper's and bot's, oldest first."""
     return conversation_turns(tracker, limit)
+
+
+def reply_time_text(shop: Shop) -> str:
+    """When the team answers: "They answer within one business day (team hours: …)."."""
+    return f"They answer {shop.support_first_reply} (team hours: {shop.support_hours})."
 
 
 def _feedback_policy() -> FeedbackPolicy:
@@ -107,6 +125,7 @@ def _feedback_policy() -> FeedbackPolicy:
 
 
 class ActionRequestHandoff(StoreAction):
+    hands_over_follow_ups = False  # it acts on the answer to its own question
     def name(self) -> Text:
         return "action_request_handoff"
 
@@ -119,11 +138,13 @@ class ActionRequestHandoff(StoreAction):
         turns = conversation_turns(tracker)
         context = clean_turns(turns[-MAX_CONTEXT_MESSAGES:], redact_text=policy.redact_transcripts)
         feedback_ids = [int(value) for value in tracker.get_slot(FEEDBACK_IDS_SLOT) or [] if str(value).isdigit()]
+        language = shopper_language(tracker)
 
         def work(session: Session) -> int:
             customer = customer_for_sender(session, channel, sender_id)
             customer_id = customer.id if customer else None
-            request = request_handoff(session, channel, sender_id, customer_id, context, now=clock.now())
+            request = request_handoff(session, channel, sender_id, customer_id, context, now=clock.now(),
+                                      language=language)
             linked = link_handoff(session, feedback_ids, request)
             reason = handoff_reason(tracker, linked)
             if reason:
@@ -132,13 +153,18 @@ class ActionRequestHandoff(StoreAction):
                 session, channel=channel, sender_id=sender_id, customer_id=customer_id,
                 order_id=linked[0].order_id if linked else None, reason="handoff", turns=turns,
                 redact=policy.redact_transcripts, now=clock.now(), max_turns=policy.transcript_max_turns,
+                language=language,
             )
             request.transcript_id = transcript.id
             session.flush()
             return int(request.id)
 
         request_id = await with_store(work, write=True)
-        log.info("handoff.requested", request_id=request_id, channel=channel, feedback=len(feedback_ids))
+        log.info("handoff.requested", request_id=request_id, channel=channel, feedback=len(feedback_ids),
+                 language=language)
+        if language in ANSWERED_LANGUAGES:
+            # First in the shopper's language (domain.yml's variations), then the details in English.
+            dispatcher.utter_message(response="utter_handoff_requested_in_language", request_id=request_id)
         dispatcher.utter_message(
             text=(
                 f"Done — I've passed this conversation to the {shop.name} team (request #{request_id}), "
@@ -147,7 +173,7 @@ class ActionRequestHandoff(StoreAction):
                 f"they can pick up where we are: say \"talk to the bot\" any time to come back to me."
             )
         )
-        events: List[Dict[Text, Any]] = []
+        events: List[Dict[Text, Any]] = topic_events(Topic.HANDOFF, request_id)  # "how long will it take?"
         if feedback_ids:
             events.append(SlotSet(FEEDBACK_IDS_SLOT, None))
         if tracker.get_slot(FEEDBACK_LOW_SLOT):

@@ -48,6 +48,8 @@ QUIZ_INTENTS = frozenset({
     "start_quiz", "restart_quiz", "skip_question", "stop_quiz", "affirm", "deny", "out_of_scope", "nlu_fallback",
 })
 CONTINUE_BUTTON = {"title": "Continue quiz", "payload": "/start_quiz"}
+QUIZ_STOPPED = ("Okay, I've stopped the quiz — no more questions. Your answers are saved: say \"continue the quiz\" "
+                "whenever you'd like to pick it up again.")
 NO_QUIZ = "Sorry — I don't have a quiz ready right now. Tell me what you're looking for instead, e.g. \"oak desks under $400\"."
 
 
@@ -111,9 +113,11 @@ class ActionStartQuiz(StoreAction):
         named = _entity(tracker, "quiz")
         fresh = (tracker.latest_message.get("intent") or {}).get("name") == "restart_quiz"
 
-        def work(session: Session) -> Tuple[Optional[QuizRun], Optional[Quiz], bool, Dict[str, Quiz]]:
+        opening = str((tracker.latest_message or {}).get("text") or "")
+
+        def work(session: Session) -> Tuple[Optional[QuizRun], Optional[Quiz], bool, Dict[str, Quiz], List[str]]:
             now = clock.now()
-            _, quizzes = load_quizzes_now(session)
+            snapshot, quizzes = load_quizzes_now(session)
             customer = customer_for_sender(session, channel, sender_id)
             quiz = pick_quiz(quizzes, named)
             previous = open_run(session, channel, sender_id, now, quiz.id if quiz else None)
@@ -123,13 +127,15 @@ class ActionStartQuiz(StoreAction):
             if previous is not None and previous.quiz_id in quizzes and not fresh:
                 if previous.customer_id is None and customer is not None:
                     previous.customer_id = customer.id
-                return previous, quizzes[previous.quiz_id], True, quizzes
+                return previous, quizzes[previous.quiz_id], True, quizzes, []
             if quiz is None:
-                return None, None, False, quizzes
+                return None, None, False, quizzes, []
             run = start_run(session, quiz, channel, sender_id, customer.id if customer else None, now)
-            return run, quiz, False, quizzes
+            # "help me choose a dining table" already answers "Which room?"
+            taken = QuizSession(session, quiz, run, snapshot.index, get_program(), customer, now).take_opening(opening)
+            return run, quiz, False, quizzes, taken
 
-        run, quiz, resumed, quizzes = await with_store(work, write=True)
+        run, quiz, resumed, quizzes, taken = await with_store(work, write=True)
         if not quizzes:
             dispatcher.utter_message(text=NO_QUIZ)
             return self.not_starting()
@@ -141,6 +147,8 @@ class ActionStartQuiz(StoreAction):
                                           "(say \"start over\" to begin again).")
         else:
             dispatcher.utter_message(text=quiz.intro)
+        if taken:
+            dispatcher.utter_message(text="\n".join(taken))
         return [SlotSet(RUN, str(run.id)), SlotSet(STEP, None)]
 
 
@@ -150,6 +158,7 @@ class ActionStartQuiz(StoreAction):
 
 class ActionAskQuizStep(StoreAction):
     """The form's question: the run's current question with its options as buttons, or an email step."""
+    hands_over_follow_ups = False  # a form's question, never the answer to a free message
 
     apology = QUIZ_APOLOGY
 
@@ -273,12 +282,18 @@ class ValidateQuizForm(Action):
     @staticmethod
     def _tell(dispatcher: CollectingDispatcher, outcome: Outcome, program: Program, member: bool) -> None:
         kind = outcome.kind
+        if outcome.notes:
+            dispatcher.utter_message(text="\n".join(outcome.notes))
         if kind == "chose_quiz":
             dispatcher.utter_message(text=outcome.extra["intro"])
         elif kind == "skipped":
             dispatcher.utter_message(text="Okay, skipping that one.")
+        elif kind == "missed" and outcome.extra.get("search_hint"):
+            dispatcher.utter_message(text="We're in the middle of the quiz, so I haven't searched the shop. Tap or type "
+                                          "an answer, or say \"show me …\" to search, or \"stop\" to leave the quiz.")
         elif kind == "missed":
-            dispatcher.utter_message(text="Sorry, I didn't catch that — tap one of the options, or say it in your own words.")
+            dispatcher.utter_message(text="Sorry, I didn't catch that — tap one of the options, or say it in your own "
+                                          "words (or \"skip\", or \"stop\" to leave the quiz).")
         elif kind == "offer_skip":
             dispatcher.utter_message(text="I still can't match that to one of the options. You can skip this question, "
                                           "or stop the quiz and come back to it later.")
@@ -332,8 +347,7 @@ class ActionQuizFinish(Action):
                   domain: Dict[Text, Any]) -> List[EventType]:
         step = tracker.get_slot(STEP)
         if step == STOPPED:
-            dispatcher.utter_message(text="Okay, I've paused the quiz. Say \"continue the quiz\" whenever you'd like "
-                                          "to pick it up again.", buttons=[CONTINUE_BUTTON])
+            dispatcher.utter_message(text=QUIZ_STOPPED, buttons=[CONTINUE_BUTTON])
         elif step == DONE:
             dispatcher.utter_message(
                 text="Anything else? You can also ask me for something specific, like \"oak desks under $400\".",

@@ -93,8 +93,12 @@ def request_handoff(
     last_messages: List[Dict[str, str]],
     reason: Optional[str] = None,
     now: Optional[datetime] = None,
+    language: Optional[str] = None,
 ) -> HandoffRequest:
-    """Open a handoff request, or refresh the one this sender already has live."""
+    """Open a handoff request, or refresh the one this sender already has live.
+
+    `language`: the language the shopper wrote in when it was not English ("fr"), for the team.
+    """
     context = last_messages[-MAX_CONTEXT_MESSAGES:]
     now = now or clock.now()
     reason = (reason or "").strip()[:MAX_REASON_CHARS] or None
@@ -102,7 +106,7 @@ def request_handoff(
     if existing is None:
         request = HandoffRequest(
             channel=channel, sender_id=sender_id, customer_id=customer_id, status="open", last_messages=context,
-            requested_at=now, last_shopper_at=now, reason=reason,
+            requested_at=now, last_shopper_at=now, reason=reason, language=language or None,
         )
         try:
             with session.begin_nested():
@@ -120,6 +124,8 @@ def request_handoff(
         existing.status = "open"
     if reason:
         existing.reason = reason
+    if language:
+        existing.language = language
     return existing
 
 
@@ -128,6 +134,14 @@ def _live_request(session: Session, channel: str, sender_id: str, lock: bool = F
         HandoffRequest.channel == channel, HandoffRequest.sender_id == sender_id,
         HandoffRequest.status.in_(LIVE_STATUSES))
     return session.execute(query.with_for_update() if lock else query).scalar_one_or_none()
+
+
+def sender_request(session: Session, request_id: int, channel: str, sender_id: str) -> Optional[HandoffRequest]:
+    """The request `request_id` when it is this sender's (a chat asks only about its own requests)."""
+    request = session.get(HandoffRequest, request_id)
+    if request is None or (request.channel, request.sender_id) != (channel, sender_id):
+        return None
+    return request
 
 
 def open_requests(session: Session) -> List[HandoffRequest]:

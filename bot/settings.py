@@ -173,6 +173,9 @@ class Settings:
     # (SHOPIFY_WEBHOOK_SECRETS=shop-a.myshopify.com=secret,shop-b.myshopify.com=secret). A delivery from a
     # shop not listed is refused (401); with none listed the endpoint refuses every delivery.
     shopify_webhook_secrets: Tuple[Tuple[str, str], ...] = field(repr=False, default=())
+    # WooCommerce webhooks (POST /webhooks/woocommerce): the secret set on the store's webhooks
+    # (X-WC-Webhook-Signature); unset, every delivery is refused.
+    woocommerce_webhook_secret: Optional[str] = field(repr=False, default=None)
 
     def shopify_secret(self, shop_domain: str) -> Optional[str]:
         """The client secret of this shop (its myshopify.com domain, any case), or None."""
@@ -233,6 +236,7 @@ class Settings:
             lock_lease_seconds=_int(env, "LOCK_LEASE_SECONDS", 10, minimum=2, maximum=600),
             action_timeout_seconds=_int(env, "ACTION_TIMEOUT_SECONDS", 15, minimum=1, maximum=300),
             shopify_webhook_secrets=_shop_secrets(env, "SHOPIFY_WEBHOOK_SECRETS"),
+            woocommerce_webhook_secret=_optional(env, "WOOCOMMERCE_WEBHOOK_SECRET"),
         )
 
 
