@@ -140,6 +140,8 @@ class Settings:
     # How often (seconds) the Telegram channel pushes queued chat notices (a review approved, a referral
     # rewarded, …) to shoppers linked on Telegram; 0 turns that off (they are still told in the chat).
     notice_delivery_seconds: int = 30
+    # Agents (not only owners) may credit and debit points in the console.
+    agents_may_adjust_points: bool = False
     # Website widget (channels/widget.py): signs the session ids it issues and checks the store's customer
     # tokens (HMAC-SHA256 of the store's customer id with this secret); unset, the widget is off.
     widget_signing_secret: Optional[str] = field(repr=False, default=None)
@@ -226,6 +228,8 @@ class Settings:
             telegram_api_base=_optional(env, "TELEGRAM_API_BASE") or "https://api.telegram.org/bot",
             telegram_mode=_choice(env, "TELEGRAM_MODE", ("webhook", "polling")),
             notice_delivery_seconds=_int(env, "NOTICE_DELIVERY_SECONDS", 30, minimum=0, maximum=3600),
+            agents_may_adjust_points=(env.get("AGENTS_MAY_ADJUST_POINTS") or "").strip().lower()
+            in ("1", "true", "yes", "on"),
             widget_signing_secret=_optional(env, "WIDGET_SIGNING_SECRET"),
             widget_allowed_origins=_origins(env, "WIDGET_ALLOWED_ORIGINS"),
             environment=_choice(env, "RAPPORT_ENV", ("development", "production")),

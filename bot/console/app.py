@@ -22,7 +22,8 @@ from bot.console.page import (
     in_store, route_name,
 )
 from bot.console.pages import (
-    customers, feedback, handoffs, insights, integrations, loyalty, moderation, quizzes, referrals, sign_in,
+    audit, customers, feedback, handoffs, insights, integrations, loyalty, moderation, quizzes, referrals,
+    sign_in,
 )
 from bot.db import RETRY_AFTER_SECONDS, database_unavailable
 from bot.handoff import live_count
@@ -33,7 +34,8 @@ log = get_logger(__name__)
 
 # Reachable without a session.
 PUBLIC_PATHS = frozenset({sign_in.LOGIN})
-PAGES = (sign_in, feedback, customers, insights, handoffs, loyalty, referrals, quizzes, moderation, integrations)
+PAGES = (sign_in, feedback, customers, insights, handoffs, loyalty, referrals, quizzes, moderation, integrations,
+         audit)
 
 
 def setup_console(app: web.Application) -> None:
