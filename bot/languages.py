@@ -22,6 +22,7 @@ pipeline.
 """
 from __future__ import annotations
 
+import copy
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -102,7 +103,8 @@ FOREIGN_WORDS: Dict[str, FrozenSet[str]] = {
         d'un d'une l'on qu'il qu'est quest est-ce estce
         """),
     "es": _words("""
-        yo tú tu él ella de la en muchas muchos mucho hasta luego nosotros ustedes usted ellos ellas mi mis tus su sus nuestro nuestra el los las
+        yo tú tu él ella de la en muchas muchos mucho hasta luego nosotros ustedes usted ellos ellas
+        mi mis tus su sus nuestro nuestra el los las
         una unos unas del al lo que qué quien quién cual cuál cuales cuáles como cómo cuanto cuánto
         cuanta cuánta cuantos cuántos cuantas cuántas donde dónde cuando cuándo porque por qué para
         con sin sobre pero muy más mas tambien también ya todavía todavia aun aún hay es está esta estoy
@@ -130,7 +132,8 @@ FOREIGN_WORDS: Dict[str, FrozenSet[str]] = {
         con senza per ma anche ancora già gia molto più piu non è e' sono sei siamo ho hai ha abbiamo
         avete hanno posso puoi può puo possiamo potete vorrei voglio vuole devo fare fatto
         grazie ciao buongiorno buonasera arrivederci prego per? favore ordine ordinato spedizione
-        spedire spedite spedisci spedito consegna consegnate restituire reso rimborso sedia tavolo tavolino lampada divano tappeto
+        spedire spedite spedisci spedito consegna consegnate restituire reso rimborso sedia tavolo tavolino
+        lampada divano tappeto
         prezzo punti livello aiuto parlare persona operatore arrivato rotto danneggiato sì si
         dov'è dov c'è ce qual è l'ordine
         """),
@@ -300,15 +303,23 @@ def detect_language(text: str) -> Optional[Detection]:
     return None
 
 
+def load_identifier() -> None:
+    """Load py3langid's model now (0.3-1 s) rather than during the first shopper's turn that needs it; the
+    NLU component calls this when the Rasa model is loaded."""
+    _identifier(restricted=True)
+
+
 @lru_cache(maxsize=2)
 def _identifier(restricted: bool):
-    """py3langid's model (loaded once, about 0.3 s); restricted to English and the answered languages."""
+    """py3langid's model, all 97 languages or restricted to English and the answered languages (one load:
+    the restricted one is a copy with its own arrays, set_languages leaves the original's alone)."""
+    if restricted:
+        identifier = copy.copy(_identifier(restricted=False))
+        identifier.set_languages([ENGLISH, *ANSWERED_LANGUAGES])
+        return identifier
     from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
-    identifier = LanguageIdentifier.from_pickled_model(MODEL_FILE, norm_probs=True)
-    if restricted:
-        identifier.set_languages([ENGLISH, *ANSWERED_LANGUAGES])
-    return identifier
+    return LanguageIdentifier.from_pickled_model(MODEL_FILE, norm_probs=True)
 
 
 def _all_probabilities(identifier, text: str) -> Dict[str, float]:

@@ -124,12 +124,14 @@ def claim_for_channel(session: Session, channel: str, now: datetime, limit: int 
     so a crash after the commit loses a notice rather than sending it twice. Rows another transaction has
     claimed but not committed are skipped (PostgreSQL FOR UPDATE SKIP LOCKED); on SQLite a write transaction
     (claim_deliveries) serialises claimers. A customer with several
-    identities on the channel is sent to the most recently created one; customers with none are untouched
-    (they are told in the conversation, claim_chat_notices).
+    identities on the channel is sent to the most recently created one that takes messages; customers with
+    none, or whose chats there all blocked the bot, are untouched (they are told in the conversation,
+    claim_chat_notices).
     """
     channel = identity_channel(channel)
+    reachable = (ChannelIdentity.channel == channel, ChannelIdentity.unreachable_since.is_(None))
     linked = select(ChannelIdentity.id).where(
-        ChannelIdentity.customer_id == OutboundMessage.customer_id, ChannelIdentity.channel == channel
+        ChannelIdentity.customer_id == OutboundMessage.customer_id, *reachable
     ).exists()
     notices = session.execute(
         select(OutboundMessage)
@@ -144,8 +146,7 @@ def claim_for_channel(session: Session, channel: str, now: datetime, limit: int 
     recipients: Dict[int, str] = {}
     for customer_id, external_id in session.execute(
         select(ChannelIdentity.customer_id, ChannelIdentity.external_id)
-        .where(ChannelIdentity.channel == channel,
-               ChannelIdentity.customer_id.in_({notice.customer_id for notice in notices}))
+        .where(*reachable, ChannelIdentity.customer_id.in_({notice.customer_id for notice in notices}))
         .order_by(ChannelIdentity.created_at, ChannelIdentity.id)
     ):
         recipients[customer_id] = external_id  # the latest identity wins

@@ -20,9 +20,9 @@ from bot.log import get_logger
 from bot.loyalty.ledger import post_entry
 from bot.loyalty.program import Program
 from bot.models import (
-    ChannelIdentity, ContentSubmission, Customer, Feedback, FeedbackNote, FriendOffer, HandoffMessage, HandoffRequest,
-    LinkAttempt, LinkCode, Order, OutboundMessage, ProductSearch, QuizRun, Referral, ReferralClick, Review, SocialFollowClaim,
-    Transcript,
+    AuditEvent, ChannelIdentity, ContentSubmission, Customer, Feedback, FeedbackNote, FriendOffer, HandoffMessage,
+    HandoffRequest, LinkAttempt, LinkCode, Order, OutboundMessage, ProductSearch, QuizRun, Referral, ReferralClick,
+    Review, SocialFollowClaim, Transcript,
 )
 from bot.settings import Settings
 from bot.shared.text import has_control_characters
@@ -205,9 +205,12 @@ def erase_customer(session: Session, customer_id: int, *, actor: str, now: datet
                 {"status": "closed", "closed_at": now, "closed_by": actor[:320], "sender_id": ERASED_SENDER,
                  "resolution": "erased"})
 
-    # What the shopper and the team wrote while a person had the conversation.
+    # What the shopper and the team wrote while a person had the conversation, also as the audit log quotes it.
     deleted["handoff_messages"] = _delete(
         session, HandoffMessage, HandoffMessage.handoff_id.in_(handoff_ids) if handoff_ids else false())
+    anonymised["audit_events"] = _update(
+        session, AuditEvent, AuditEvent.subject.in_([f"handoff {i}" for i in handoff_ids]) if handoff_ids else false(),
+        {"detail": "(erased with the customer's personal data)"})
     anonymised["handoff_requests"] = _update(
         session, HandoffRequest, HandoffRequest.id.in_(handoff_ids) if handoff_ids else false(),
         {"last_messages": [], "customer_id": None, "transcript_id": None, "sender_id": ERASED_SENDER, "reason": None})
@@ -268,6 +271,7 @@ def erase_customer(session: Session, customer_id: int, *, actor: str, now: datet
         {"friend_channel": None, "friend_sender_id": None, "ip_hash": None})
 
     deleted["channel_identities"] = _delete(session, ChannelIdentity, ChannelIdentity.customer_id == customer_id)
+    anonymised["store_events"] = _blank_store_deliveries(session, customer)
 
     personal = (customer.email, customer.first_name, customer.last_name, customer.birthday, customer.external_id)
     anonymised["customers"] = int(any(value is not None for value in personal))
@@ -379,6 +383,28 @@ def log_erasure(report: ErasureReport) -> None:
         points_forfeited=report.points_forfeited, conversations=len(report.conversations),
         trackers_erased=report.trackers_erased, nothing_left=report.nothing_left,
     )
+
+
+def _blank_store_deliveries(session: Session, customer: Customer) -> int:
+    """Empty the stored webhook deliveries about the customer (bot/integrations/): those of their store
+    customer id and of their orders, which carry their e-mail, name and addresses. Pending ones are ignored
+    from now on: what they would have applied is about a person who is gone."""
+    from bot.models import StoreEvent, StoreOrderRef
+
+    orders = select(Order.external_id).where(Order.customer_id == customer.id)
+    refs = session.execute(select(StoreOrderRef.source, StoreOrderRef.shop, StoreOrderRef.store_order_id)
+                           .where(StoreOrderRef.order_external_id.in_(orders))).all()
+    resources = [f"order:{store_order}" for _, _, store_order in refs]
+    resources += [f"order:{name}" for name in session.execute(orders).scalars()]  # stores that key by our id
+    if customer.external_id:
+        resources.append(f"customer:{customer.external_id}")
+    if not resources:
+        return 0
+    about = StoreEvent.resource.in_(sorted(set(resources)))
+    session.execute(update(StoreEvent).where(about, StoreEvent.state == "pending")
+                    .values(state="ignored", outcome="its customer's data was erased", next_attempt_at=None)
+                    .execution_options(synchronize_session=False))
+    return _update(session, StoreEvent, and_(about, StoreEvent.payload != "{}"), {"payload": "{}"})
 
 
 # ---------------------------------------------------------------------------------------------
