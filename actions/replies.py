@@ -1,5 +1,5 @@
 """Fixed replies (the domain's responses) to messages outside any task: not understood, out of scope, help,
-goodbye, thanks, a stray yes or no.
+goodbye, thanks, a stray yes or no, "skip" or "stop" with no quiz running.
 
 These are where follow-ups the NLU misread tend to land ("cheaper?" has no intent of its own), so they hand
 a follow-up of the last answer over to action_follow_up first (actions/thread.py), as StoreAction does.
@@ -79,6 +79,15 @@ class ActionYouAreWelcome(ReplyUnlessFollowUp):
 
     def name(self) -> Text:
         return "action_you_are_welcome"
+
+
+class ActionNoQuizRunning(ReplyUnlessFollowUp):
+    """skip or stop with no quiz running (the model reads "the 2nd one" after a search as a skip)."""
+
+    response = "utter_no_quiz_running"
+
+    def name(self) -> Text:
+        return "action_no_quiz_running"
 
 
 class ActionWhatNext(ReplyUnlessFollowUp):

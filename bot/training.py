@@ -37,6 +37,7 @@ KNOWN_VALIDATOR_NOTES = {
         "action_not_understood and action_answer_faq say it",
     "The utterance 'utter_what_next' is not used in any story or rule.": "action_what_next says it",
     "The utterance 'utter_you_are_welcome' is not used in any story or rule.": "action_you_are_welcome says it",
+    "The utterance 'utter_no_quiz_running' is not used in any story or rule.": "action_no_quiz_running says it",
     "The intent 'other_language' is listed in the domain file, but is not found in the NLU training data.":
         "bot.nlu.LanguageClassifier sets it; the English model is not trained on other languages",
     "The following duplicated intents have been found across multiple domain files: faq":

@@ -19,7 +19,10 @@ from actions.history import ActionPointsHistory
 from actions.linking import ActionLinkAccount
 from actions.loyalty import ActionCheckPoints, ActionCheckTier, ActionHowToEarn
 from actions.referrals import ActionClaimReferral, ActionReferralLink
-from actions.replies import ActionGoodbye, ActionHelp, ActionNotUnderstood, ActionOutOfScope, ActionWhatNext, ActionYouAreWelcome
+from actions.replies import (
+    ActionGoodbye, ActionHelp, ActionNoQuizRunning, ActionNotUnderstood, ActionOutOfScope, ActionWhatNext,
+    ActionYouAreWelcome,
+)
 from actions.rewards import ActionOfferReward
 from actions.search import ActionSearchProducts
 from actions.thread import read_words
@@ -132,6 +135,9 @@ async def test_the_second_one_is_the_second_product_shown(demo_store) -> None:
     assert second.slots["topic_ref"] == ["OE-CH-005", "OE-CH-003", "OE-OC-001"]  # the list stands
     last = await chat.say("n the last one?", "nlu_fallback", ActionNotUnderstood())
     assert last.handed_over and last.text.startswith("The Task office chair")
+    # Since the quiz learnt typed answers, the model reads "the 2nd one" as a skip.
+    again = await chat.say("the 2nd one", "skip_question", ActionNoQuizRunning())
+    assert again.handed_over and again.text.startswith("The Walnut spindle chair")
 
 
 async def test_no_i_meant_the_lamp_corrects_the_search(demo_store) -> None:
