@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Dict, List, Optional, Tuple
 
-from sqlalchemy import select
+from sqlalchemy import and_, not_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from bot.consent import unsubscribed
 from bot.db import Database, transaction
 from bot.identity.customers import identity_channel
 from bot.models import ChannelIdentity, OutboundMessage
@@ -128,9 +129,11 @@ def claim_for_channel(session: Session, channel: str, now: datetime, limit: int 
     (they are told in the conversation, claim_chat_notices).
     """
     channel = identity_channel(channel)
-    linked = select(ChannelIdentity.id).where(
-        ChannelIdentity.customer_id == OutboundMessage.customer_id, ChannelIdentity.channel == channel
-    ).exists()
+    # A chat that said "unsubscribe" gets nothing pushed (bot/consent.py); its notices wait to be told in the
+    # conversation when the shopper next asks about their points.
+    reachable = and_(ChannelIdentity.channel == channel, not_(unsubscribed(channel, ChannelIdentity.external_id)))
+    linked = select(ChannelIdentity.id).where(ChannelIdentity.customer_id == OutboundMessage.customer_id,
+                                              reachable).exists()
     notices = session.execute(
         select(OutboundMessage)
         .where(OutboundMessage.status == "queued", OutboundMessage.kind.in_(CHAT_NOTICE_KINDS),
@@ -144,8 +147,7 @@ def claim_for_channel(session: Session, channel: str, now: datetime, limit: int 
     recipients: Dict[int, str] = {}
     for customer_id, external_id in session.execute(
         select(ChannelIdentity.customer_id, ChannelIdentity.external_id)
-        .where(ChannelIdentity.channel == channel,
-               ChannelIdentity.customer_id.in_({notice.customer_id for notice in notices}))
+        .where(reachable, ChannelIdentity.customer_id.in_({notice.customer_id for notice in notices}))
         .order_by(ChannelIdentity.created_at, ChannelIdentity.id)
     ):
         recipients[customer_id] = external_id  # the latest identity wins

@@ -1,6 +1,7 @@
 """SQLAlchemy models of the loyalty store, one module per domain."""
 from bot.models.base import Base
 from bot.models.catalog import Product, ProductVariant
+from bot.models.consent import MessageConsent
 from bot.models.content import ContentSubmission, SocialFollowClaim
 from bot.models.customers import ChannelIdentity, Customer
 from bot.models.events import OutboundMessage, TierChange
@@ -19,7 +20,7 @@ from bot.models.rewards import RewardCode
 __all__ = [
     "Base", "ChannelIdentity", "ConsoleSession", "ContentSubmission", "Customer", "Feedback", "FeedbackNote",
     "FeedbackTopic", "FriendOffer", "HandoffRequest", "LedgerEntry", "LinkAttempt", "LinkCode", "LoginAttempt",
-    "Merchant", "Order", "OrderLine", "OrderRefund", "OutboundMessage", "PredictionRun", "Product", "ProductSearch",
+    "Merchant", "MessageConsent", "Order", "OrderLine", "OrderRefund", "OutboundMessage", "PredictionRun", "Product", "ProductSearch",
     "ProductVariant", "PurchasePrediction", "QuizRun", "Referral", "ReferralClick", "ReferralCode", "ReferralDecision", "Review",
     "ReviewRequest", "RewardCode", "SocialFollowClaim", "TierChange", "Transcript",
 ]

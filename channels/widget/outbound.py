@@ -15,6 +15,8 @@ from channels.widget.config import CHANNEL_NAME
 log = get_logger(__name__)
 BOT_EVENT = "bot_uttered"
 HISTORY_LIMIT = 200
+# Metadata of the message that greets a widget as it opens (inbound.py): kept out of the transcript.
+WIDGET_OPENED = "widget_opened"
 _HTTP = ("https://", "http://")
 
 
@@ -118,6 +120,8 @@ def transcript(events: Iterable[Any], limit: int = HISTORY_LIMIT) -> List[Dict[s
     entries: List[Dict[str, Any]] = []
     for event in events:
         if isinstance(event, UserUttered):
+            if (event.metadata or {}).get(WIDGET_OPENED):
+                continue  # the greeting's trigger, not something the shopper typed
             text = (event.text or "").strip()
             if text:
                 entries.append({"sender": "user", "text": titles.get(text, text)})
