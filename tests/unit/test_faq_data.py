@@ -138,7 +138,7 @@ def test_the_rules_and_the_pipeline_use_the_faq() -> None:
     names = [component["name"] for component in pipeline]
     selector = next(component for component in pipeline if component["name"] == "ResponseSelector")
     assert selector["retrieval_intent"] == "faq"
-    assert names.index("DIETClassifier") < names.index("ResponseSelector") < names.index("FallbackClassifier")
+    assert names.index("bot.intent_classifier.ShopperIntentClassifier") < names.index("ResponseSelector") < names.index("FallbackClassifier")
 
 
 def test_the_faq_files_tell_the_merchant_how_to_edit_them() -> None:
