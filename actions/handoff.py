@@ -20,8 +20,8 @@ from actions.common import StoreAction, read_config, sender_of, with_store
 from bot import clock
 from bot.config_files import ConfigError
 from bot.feedback.service import link_handoff
-from bot.feedback.transcripts import clean_turns, store_transcript
-from bot.handoff import MAX_CONTEXT_MESSAGES, request_handoff
+from bot.feedback.transcripts import clean_turns, redact, store_transcript
+from bot.handoff import MAX_CONTEXT_MESSAGES, MAX_REASON_CHARS, request_handoff
 from bot.identity import customer_for_sender
 from bot.log import get_logger
 from bot.loyalty.program import FeedbackPolicy, get_program
@@ -69,6 +69,28 @@ def _score_of(payload: str) -> Optional[str]:
     return str(score) if isinstance(score, int) else None
 
 
+def handoff_reason(tracker: Tracker, feedback: Optional[List[Any]] = None) -> Optional[str]:
+    """Why the shopper asked, in their words: the low score's comment when a person was offered after
+    feedback, else the message that asked for a person (or, when that was a tap on a button, the shopper's
+    message before it)."""
+    for row in feedback or []:
+        score = f"{row.kind.upper()} {row.score}"
+        return f"Low feedback score ({score})" + (f": {row.comment}" if row.comment else "")
+    typed: List[str] = []
+    for event in tracker.events:
+        if event.get("event") != "user":
+            continue
+        text = str(event.get("text") or "").strip()
+        intent = ((event.get("parse_data") or {}).get("intent") or {}).get("name")
+        if text and not text.startswith("/"):
+            typed.append(text)
+        if intent == "human_handoff":
+            if text and not text.startswith("/"):
+                return text
+            return typed[-1] if typed else None
+    return typed[-1] if typed else None
+
+
 def recent_messages(tracker: Tracker, limit: int = MAX_CONTEXT_MESSAGES) -> List[Dict[str, str]]:
     """The last messages of the conversation, shopper's and bot's, oldest first."""
     return conversation_turns(tracker, limit)
@@ -101,8 +123,11 @@ class ActionRequestHandoff(StoreAction):
         def work(session: Session) -> int:
             customer = customer_for_sender(session, channel, sender_id)
             customer_id = customer.id if customer else None
-            request = request_handoff(session, channel, sender_id, customer_id, context)
+            request = request_handoff(session, channel, sender_id, customer_id, context, now=clock.now())
             linked = link_handoff(session, feedback_ids, request)
+            reason = handoff_reason(tracker, linked)
+            if reason:
+                request.reason = (redact(reason) if policy.redact_transcripts else reason)[:MAX_REASON_CHARS]
             transcript = store_transcript(
                 session, channel=channel, sender_id=sender_id, customer_id=customer_id,
                 order_id=linked[0].order_id if linked else None, reason="handoff", turns=turns,
@@ -118,7 +143,8 @@ class ActionRequestHandoff(StoreAction):
             text=(
                 f"Done — I've passed this conversation to the {shop.name} team (request #{request_id}), "
                 f"with our chat so far so you don't have to repeat yourself. They answer {shop.support_first_reply} "
-                f"(team hours: {shop.support_hours}). Meanwhile I'm still here for points and rewards questions."
+                f"(team hours: {shop.support_hours}), right here in this chat. Until then I'll stay quiet so "
+                f"they can pick up where we are: say \"talk to the bot\" any time to come back to me."
             )
         )
         events: List[Dict[Text, Any]] = []

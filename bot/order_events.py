@@ -70,6 +70,9 @@ class Fulfilment:
     order_id: str
     fulfilled_at: datetime
     tracking: Optional[Tracking] = None
+    # The store's time of this report (a webhook's updated_at): tracking from an older report than the one
+    # recorded is not taken. None: the report is taken as the latest.
+    reported_at: Optional[datetime] = None
 
 
 @dataclass(frozen=True)
@@ -174,8 +177,10 @@ def record_cancellation(session: Session, program: Program, order_id: str, *, at
 
 
 def record_fulfilment(session: Session, fulfilment: Fulfilment) -> Fulfilled:
-    """The order shipped: the first fulfilment's time counts; tracking details are kept, the latest winning."""
-    order, changed = mark_fulfilled(session, fulfilment.order_id, fulfilment.fulfilled_at, fulfilment.tracking)
+    """The order shipped: the first fulfilment's time counts; tracking details are kept, the latest report
+    winning."""
+    order, changed = mark_fulfilled(session, fulfilment.order_id, fulfilment.fulfilled_at, fulfilment.tracking,
+                                    reported_at=fulfilment.reported_at)
     return Fulfilled(order, changed)
 
 

@@ -5,7 +5,8 @@ does both in order and logs it; erasing twice is harmless."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
@@ -19,8 +20,9 @@ from bot.log import get_logger
 from bot.loyalty.ledger import post_entry
 from bot.loyalty.program import Program
 from bot.models import (
-    ChannelIdentity, ContentSubmission, Customer, Feedback, FeedbackNote, FriendOffer, HandoffRequest, LinkAttempt,
-    LinkCode, MessageConsent, Order, OutboundMessage, ProductSearch, QuizRun, Referral, ReferralClick, Review, SocialFollowClaim,
+    ChannelIdentity, ContentSubmission, Customer, Feedback, FeedbackNote, FriendOffer, HandoffMessage, HandoffRequest,
+    LinkAttempt, LinkCode, MessageConsent, Order, OutboundMessage, ProductSearch, QuizRun, Referral, ReferralClick, Review,
+    SocialFollowClaim,
     Transcript,
 )
 from bot.settings import Settings
@@ -293,11 +295,17 @@ def _erase_conversation_rows(session: Session, owned: Callable[[Any], ColumnElem
     if handoff_ids:
         # Closed in the same statement that renames the sender: the one-open-request-per-sender index
         # never sees two open requests of the erased sender.
-        _update(session, HandoffRequest, and_(HandoffRequest.id.in_(handoff_ids), HandoffRequest.status == "open"),
-                {"status": "closed", "closed_at": now, "closed_by": actor[:320], "sender_id": ERASED_SENDER})
+        _update(session, HandoffRequest, and_(HandoffRequest.id.in_(handoff_ids),
+                                              HandoffRequest.status.in_(("open", "waiting"))),
+                {"status": "closed", "closed_at": now, "closed_by": actor[:320], "sender_id": ERASED_SENDER,
+                 "resolution": "erased"})
+
+    # What the shopper and the team wrote while a person had the conversation.
+    deleted["handoff_messages"] = _delete(
+        session, HandoffMessage, HandoffMessage.handoff_id.in_(handoff_ids) if handoff_ids else false())
     anonymised["handoff_requests"] = _update(
         session, HandoffRequest, HandoffRequest.id.in_(handoff_ids) if handoff_ids else false(),
-        {"last_messages": [], "customer_id": None, "transcript_id": None, "sender_id": ERASED_SENDER})
+        {"last_messages": [], "customer_id": None, "transcript_id": None, "sender_id": ERASED_SENDER, "reason": None})
 
     reviews = owned(Review)
     deleted["reviews"] = _delete(session, Review, and_(reviews, Review.status == "pending"))
@@ -416,6 +424,64 @@ def log_erasure(report: ErasureReport) -> None:
         points_forfeited=report.points_forfeited, conversations=len(report.conversations),
         trackers_erased=report.trackers_erased, nothing_left=report.nothing_left,
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Export (a data subject's request to see what is held)
+
+# What a data request's file holds, by section: the rows of each kind that are the customer's (as a guest too).
+EXPORT_FORMAT = "rapport.customer-data.v1"
+
+
+def export_customer_data(session: Session, customer_id: int, *, now: datetime) -> Dict[str, Any]:
+    """Everything the store holds about the customer, as JSON-ready data the merchant can hand over: the
+    profile and chat identities, the points ledger, orders (lines, refunds, tracking), reviews, feedback,
+    transcripts, handoffs, quiz runs, searches, submitted content and follow claims. UnknownCustomer when
+    no customer has this id."""
+    from bot.models import LedgerEntry, OrderLine, OrderRefund
+
+    customer = _customer(session, customer_id)
+    pairs = _conversations(session, customer_id)
+
+    def rows(model: Any, condition: ColumnElement) -> List[Dict[str, Any]]:
+        found = session.execute(select(model).where(condition).order_by(model.id)).scalars()
+        return [_row(item) for item in found]
+
+    orders = []
+    for order in session.execute(select(Order).where(Order.customer_id == customer_id).order_by(Order.id)).scalars():
+        view = _row(order)
+        view["lines"] = rows(OrderLine, OrderLine.order_id == order.id)
+        view["refunds"] = rows(OrderRefund, OrderRefund.order_id == order.id)
+        orders.append(view)
+    return {
+        "format": EXPORT_FORMAT,
+        "exported_at": now.isoformat(),
+        "customer": _row(customer),
+        "identities": rows(ChannelIdentity, ChannelIdentity.customer_id == customer_id),
+        "ledger": rows(LedgerEntry, LedgerEntry.customer_id == customer_id),
+        "orders": orders,
+        "reviews": rows(Review, _owned(Review, customer_id, pairs)),
+        "feedback": rows(Feedback, _owned(Feedback, customer_id, pairs)),
+        "transcripts": rows(Transcript, _owned(Transcript, customer_id, pairs)),
+        "handoffs": rows(HandoffRequest, _owned(HandoffRequest, customer_id, pairs)),
+        "quiz_runs": rows(QuizRun, _owned(QuizRun, customer_id, pairs)),
+        "searches": rows(ProductSearch, _owned(ProductSearch, customer_id, pairs)),
+        "content": rows(ContentSubmission, _owned(ContentSubmission, customer_id, pairs)),
+        "social_follow_claims": rows(SocialFollowClaim, SocialFollowClaim.customer_id == customer_id),
+    }
+
+
+def _row(item: Any) -> Dict[str, Any]:
+    """A model row's columns as JSON values (times in ISO 8601, money as strings)."""
+    view: Dict[str, Any] = {}
+    for column in item.__table__.columns:
+        value = getattr(item, column.key)
+        if isinstance(value, (datetime, date)):
+            value = value.isoformat()
+        elif isinstance(value, Decimal):
+            value = f"{value:.2f}"
+        view[column.key] = value
+    return view
 
 
 # ---------------------------------------------------------------------------------------------

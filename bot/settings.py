@@ -52,6 +52,24 @@ def _origins(env: Mapping[str, str], name: str) -> Tuple[str, ...]:
     return tuple(origins)
 
 
+def _shop_secrets(env: Mapping[str, str], name: str) -> Tuple[Tuple[str, str], ...]:
+    """A comma-separated list of shop-domain=secret pairs; the domains in lower case."""
+    pairs = []
+    for entry in (env.get(name) or "").split(","):
+        if not entry.strip():
+            continue
+        shop, separator, secret = entry.partition("=")
+        shop, secret = shop.strip().lower(), secret.strip()
+        if not separator or not shop or not secret or "/" in shop or " " in shop:
+            # Never the entry itself: it may hold a secret.
+            raise SettingsError(f"{name}: each entry is shop-domain=secret (shop-a.myshopify.com=…); "
+                                f"the entry for {shop[:60]!r} is not")
+        pairs.append((shop, secret))
+    if len({shop for shop, _ in pairs}) != len(pairs):
+        raise SettingsError(f"{name}: a shop is listed twice")
+    return tuple(pairs)
+
+
 # More proxies than this in front of one app is a typo, not a deployment.
 MAX_PROXY_HOPS = 10
 
@@ -151,6 +169,15 @@ class Settings:
     # How long the Rasa server waits for the action server before the shopper gets an apology
     # (ACTION_TIMEOUT_SECONDS; Rasa's own wait is 5 minutes). bot/rasa_hooks.py.
     action_timeout_seconds: int = 15
+    # Shopify webhooks (POST /webhooks/shopify): each shop's app client secret, by the shop's domain
+    # (SHOPIFY_WEBHOOK_SECRETS=shop-a.myshopify.com=secret,shop-b.myshopify.com=secret). A delivery from a
+    # shop not listed is refused (401); with none listed the endpoint refuses every delivery.
+    shopify_webhook_secrets: Tuple[Tuple[str, str], ...] = field(repr=False, default=())
+
+    def shopify_secret(self, shop_domain: str) -> Optional[str]:
+        """The client secret of this shop (its myshopify.com domain, any case), or None."""
+        wanted = (shop_domain or "").strip().lower()
+        return next((secret for shop, secret in self.shopify_webhook_secrets if shop == wanted), None)
 
     @property
     def action_endpoint_url(self) -> str:
@@ -205,6 +232,7 @@ class Settings:
             tracker_store=_tracker_store(env),
             lock_lease_seconds=_int(env, "LOCK_LEASE_SECONDS", 10, minimum=2, maximum=600),
             action_timeout_seconds=_int(env, "ACTION_TIMEOUT_SECONDS", 15, minimum=1, maximum=300),
+            shopify_webhook_secrets=_shop_secrets(env, "SHOPIFY_WEBHOOK_SECRETS"),
         )
 
 

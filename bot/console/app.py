@@ -7,6 +7,7 @@ renders errors as console pages and sets the security headers. Roles are the pag
 """
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Optional
 from urllib.parse import quote
 
@@ -17,9 +18,11 @@ from aiohttp import web
 from bot import clock
 from bot.console.accounts import csrf_matches, needs_touch, session_for_token, touch_session
 from bot.console.page import (
-    MERCHANT, PREFIX, SECURITY_HEADERS, SESSION, STATIC_DIR, TEMPLATES_DIR, Handler, error_page, in_store, route_name,
+    MERCHANT, OPEN_HANDOFFS, PREFIX, SECURITY_HEADERS, SESSION, STATIC_DIR, TEMPLATES_DIR, Handler, error_page,
+    in_store, route_name,
 )
 from bot.console.pages import customers, feedback, handoffs, insights, loyalty, moderation, quizzes, referrals, sign_in
+from bot.handoff import live_count
 from bot.log import get_logger
 
 log = get_logger(__name__)
@@ -40,6 +43,7 @@ def setup_console(app: web.Application) -> None:
     environment.filters["when"] = lambda value: value.strftime("%Y-%m-%d %H:%M UTC") if value else ""
     environment.filters["day"] = lambda value: value.strftime("%Y-%m-%d") if value else ""
     environment.filters["thousands"] = lambda value: f"{value:,}"
+    environment.filters["ago"] = duration_since
     app.router.add_get(PREFIX, home)
     app.router.add_get(f"{PREFIX}/", home, name="console_home")
     for page in PAGES:
@@ -49,6 +53,22 @@ def setup_console(app: web.Application) -> None:
 
 async def home(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther(feedback.INBOX)
+
+
+def duration_since(moment: Optional[datetime]) -> str:
+    """How long ago, in the largest unit that says it ("4 min", "3 h 5 min", "2 days")."""
+    if moment is None:
+        return ""
+    seconds = max(0, int((clock.now() - moment).total_seconds()))
+    if seconds < 60:
+        return "under a minute"
+    minutes = seconds // 60
+    if minutes < 60:
+        return f"{minutes} min"
+    hours = minutes // 60
+    if hours < 48:
+        return f"{hours} h {minutes % 60} min" if minutes % 60 else f"{hours} h"
+    return f"{hours // 24} days"
 
 
 def is_console(request: web.Request) -> bool:
@@ -85,8 +105,12 @@ async def _guarded(request: web.Request, handler: Handler) -> web.StreamResponse
         return await handler(request)
     token = request.cookies.get(sign_in.COOKIE, "")
     now = clock.now()
-    found: Optional[tuple] = await in_store(request, lambda session: session_for_token(session, token, now)) \
-        if token else None
+    found: Optional[tuple] = None
+    if token:
+        # The session and the header's count of open handoffs, in one read.
+        found, open_handoffs = await in_store(
+            request, lambda session: (session_for_token(session, token, now), live_count(session)))
+        request[OPEN_HANDOFFS] = open_handoffs
     if found is None:
         if request.method in ("GET", "HEAD"):
             target = request.path_qs if request.path not in (PREFIX, PREFIX + "/") else ""

@@ -25,6 +25,7 @@ TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 MERCHANT = "console_merchant"  # request keys: the signed-in Merchant and their ConsoleSession
 SESSION = "console_session"
+OPEN_HANDOFFS = "console_open_handoffs"  # the header's count, read with the session
 # Ids in paths: ASCII digits, short enough for every database's integer (a longer one is simply not found).
 ID = "[0-9]{1,9}"
 SECURITY_HEADERS = {
@@ -45,6 +46,7 @@ def render(request: web.Request, template: str, context: Dict[str, Any], *, stat
         "merchant": request.get(MERCHANT),
         "csrf_token": session.csrf_token if session is not None else "",
         "path": request.path,
+        "open_handoffs": request.get(OPEN_HANDOFFS, 0),
         **context,
     }
     response = aiohttp_jinja2.render_template(template, request, page)

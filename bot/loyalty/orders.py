@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 from decimal import ROUND_FLOOR, Decimal
 from typing import Optional, Sequence, Tuple
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -298,18 +298,22 @@ def _take_back(
 
 
 def mark_fulfilled(session: Session, external_id: str, fulfilled_at: datetime,
-                   tracking: Optional[Tracking] = None) -> Tuple[Order, bool]:
-    """Record that the order shipped: the first fulfilment's time counts (review and feedback requests are
-    timed from it); tracking details the store sends are kept, the latest winning. (the order, whether
-    anything changed)."""
+                   tracking: Optional[Tracking] = None, *, reported_at: Optional[datetime] = None) -> Tuple[Order, bool]:
+    """Record that the order shipped: the earliest fulfilment's time counts (review and feedback requests are
+    timed from it); tracking details the store sends are kept, the latest winning — by the store's own time
+    of the report (`reported_at`) when it gives one, so a late, older report never replaces newer tracking.
+    (the order, whether anything changed)."""
     order = find_order(session, external_id)
-    # Conditional: of two deliveries of the same fulfilment, one sets it.
+    # Conditional: of two deliveries of the same fulfilment, one sets it; an earlier fulfilment reported
+    # late still counts as the first (the result does not depend on the order reports arrive in).
     changed = session.execute(
-        update(Order).where(Order.id == order.id, Order.fulfilled_at.is_(None))
+        update(Order).where(Order.id == order.id, or_(Order.fulfilled_at.is_(None), Order.fulfilled_at > fulfilled_at))
         .values(fulfilled_at=fulfilled_at, updated_at=clock.now()).execution_options(synchronize_session=False)
     ).rowcount == 1
     session.refresh(order)
-    if tracking is not None:
+    stale = reported_at is not None and order.tracking_reported_at is not None \
+        and reported_at < order.tracking_reported_at
+    if tracking is not None and not stale:
         wanted = {"tracking_company": tracking.company, "tracking_number": tracking.number,
                   "tracking_url": tracking.url}
         wanted = {name: value for name, value in wanted.items() if value is not None}
@@ -317,8 +321,10 @@ def mark_fulfilled(session: Session, external_id: str, fulfilled_at: datetime,
             for name, value in wanted.items():
                 setattr(order, name, value)
             order.updated_at = clock.now()
-            session.flush()
             changed = True
+        if reported_at is not None and order.tracking_reported_at != reported_at:
+            order.tracking_reported_at = reported_at
+        session.flush()
     return order, changed
 
 

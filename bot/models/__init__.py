@@ -6,7 +6,8 @@ from bot.models.content import ContentSubmission, SocialFollowClaim
 from bot.models.customers import ChannelIdentity, Customer
 from bot.models.events import OutboundMessage, TierChange
 from bot.models.feedback import Feedback, FeedbackNote, FeedbackTopic, Transcript
-from bot.models.handoff import HandoffRequest
+from bot.models.handoff import HandoffMessage, HandoffRequest
+from bot.models.integrations import StoreEvent, StoreOrderRef
 from bot.models.ledger import LedgerEntry
 from bot.models.linking import LinkAttempt, LinkCode
 from bot.models.merchants import ConsoleSession, LoginAttempt, Merchant
@@ -19,8 +20,8 @@ from bot.models.rewards import RewardCode
 
 __all__ = [
     "Base", "ChannelIdentity", "ConsoleSession", "ContentSubmission", "Customer", "Feedback", "FeedbackNote",
-    "FeedbackTopic", "FriendOffer", "HandoffRequest", "LedgerEntry", "LinkAttempt", "LinkCode", "LoginAttempt",
+    "FeedbackTopic", "FriendOffer", "HandoffMessage", "HandoffRequest", "LedgerEntry", "LinkAttempt", "LinkCode", "LoginAttempt",
     "Merchant", "MessageConsent", "Order", "OrderLine", "OrderRefund", "OutboundMessage", "PredictionRun", "Product", "ProductSearch",
     "ProductVariant", "PurchasePrediction", "QuizRun", "Referral", "ReferralClick", "ReferralCode", "ReferralDecision", "Review",
-    "ReviewRequest", "RewardCode", "SocialFollowClaim", "TierChange", "Transcript",
+    "ReviewRequest", "RewardCode", "SocialFollowClaim", "StoreEvent", "StoreOrderRef", "TierChange", "Transcript",
 ]

@@ -32,6 +32,8 @@ class Order(Base):
     tracking_company = Column(String(100), nullable=True)
     tracking_number = Column(String(100), nullable=True)
     tracking_url = Column(String(500), nullable=True)
+    # When the store says that tracking was last changed: an older report never overwrites a newer one.
+    tracking_reported_at = Column(UTCDateTime(), nullable=True)
     # For the referral fraud rules, kept only as keyed hashes (bot/advocacy/fingerprints.py).
     shipping_address_hash = Column(String(64), nullable=True, index=True)
     ip_hash = Column(String(64), nullable=True, index=True)

@@ -26,6 +26,7 @@ from bot.settings import Settings
 from bot.web.errors import ApiError, from_http_exception, from_service_error
 from bot.web.routes import setup_routes
 from bot.web.scheduler import setup_scheduler
+from bot.web.webhooks import setup_store_events_worker
 
 log = get_logger(__name__)
 
@@ -61,6 +62,7 @@ def create_app(
     # Cleanup runs in reverse: the scheduler stops, then the worker threads finish, then the database closes.
     app.cleanup_ctx.append(_closing_database(owned=database is None))
     app.cleanup_ctx.append(_stopping_workers)
+    setup_store_events_worker(app)
     setup_scheduler(app, settings.loyalty_jobs_interval_minutes)
     return app
 

@@ -5,7 +5,7 @@ from aiohttp import web
 
 from bot.app_context import SETTINGS
 from bot.console.app import setup_console
-from bot.web import api, demo_store, redirects
+from bot.web import api, demo_store, redirects, webhooks
 
 
 def setup_routes(app: web.Application) -> None:
@@ -19,6 +19,8 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post("/api/link-tokens", api.post_link_token)
     app.router.add_get("/api/reward-codes/{code}", api.get_reward_code)
     app.router.add_post("/api/reward-codes/{code}", api.post_reward_code)
+    # Store webhooks: signed by the store (each shop's secret), not by our bearer token.
+    app.router.add_post("/webhooks/shopify", webhooks.shopify_webhook)
     # Public: an advocate's shared link (outside /api/, so no bearer token).
     app.router.add_get("/r/{code}", redirects.referral_redirect)
     # The merchant console: HTML pages under /console/ behind sign-in (bot/console/).

@@ -17,11 +17,15 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from bot.channel_state import ChannelState, channel_state_for
+from bot.db import Database
+from bot.handoff import PendingReply
 from bot.log import get_logger
 from bot.settings import get_settings
 from bot.shared.text import clean_chat_text, too_long_reply
 from channels.instagram.config import InstagramConfig, config_from_settings
-from channels.instagram.outbound import GraphApiSender, InstagramOutput
+from channels.handoff import ReplyDelivery, kept_for_a_person
+from channels.instagram.outbound import TEXT_MAX_BYTES, GraphApiSender, InstagramOutput, SendOutcome
+from channels.render import split_text, utf8_length
 from channels.instagram.state import InstagramState, StateUnavailable
 
 log = get_logger(__name__)
@@ -207,13 +211,17 @@ class InstagramInput(InputChannel):
         clock: Clock = time.time,
         state: Optional[ChannelState] = None,
         sleep: Sleep = asyncio.sleep,
+        database: Optional[Database] = None,
     ) -> None:
         self._config = config
+        self._database = database
         self._clock = clock
         self._store = state
         self._sleep = sleep
         self._state: Optional[InstagramState] = None
         self._sender: Optional[GraphApiSender] = None
+        # The team's replies to live handoffs (bot/handoff.py), sent as they are written.
+        self.replies = ReplyDelivery(self.name(), self.send_reply, database=database)
 
     @property
     def state(self) -> InstagramState:
@@ -234,12 +242,37 @@ class InstagramInput(InputChannel):
         config = self.config()
         return InstagramOutput(self.sender(config), self.state) if config else None
 
+    async def send_reply(self, reply: PendingReply) -> Optional[str]:
+        """A person's reply to a live handoff: split like the bot's text, tagged HUMAN_AGENT when it goes out
+        between 24 hours and 7 days after the shopper's last message (bot/handoff.py decides); None when
+        sent, else why not."""
+        config = self.config()
+        if config is None:
+            return "Instagram is not configured"
+        sender = self.sender(config)
+        for part in split_text(reply.text, TEXT_MAX_BYTES, measure=utf8_length):
+            outcome = await sender.send(reply.recipient, {"text": part}, tag=reply.tag)
+            if outcome is SendOutcome.OUTSIDE_WINDOW:
+                return "Instagram refused it: outside the allowed window"
+            if outcome is not SendOutcome.SENT:
+                return "Instagram refused it (see the channel's log)"
+        return None
+
     async def close(self) -> None:
         if self._sender is not None:
             await self._sender.close()
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         webhook = Blueprint("instagram_webhook", __name__)
+
+        @webhook.listener("after_server_start")
+        async def start_replies(*_: Any) -> None:
+            if self.config() is not None:
+                self.replies.start()
+
+        @webhook.listener("before_server_stop")
+        async def stop_replies(*_: Any) -> None:
+            await self.replies.stop()
 
         @webhook.listener("after_server_stop")
         async def close_session(*_: Any) -> None:
@@ -339,6 +372,9 @@ class InstagramInput(InputChannel):
             log.info("instagram.message.too_long", chars=len(text))
             await output.send_text_message(message.sender_id, too_long)
             return False
+        if await kept_for_a_person(self.name(), message.sender_id, text,
+                                   lambda reply: output.send_text_message(message.sender_id, reply), self._database):
+            return True
         await on_new_message(
             UserMessage(text, output, message.sender_id, input_channel=self.name(), metadata=message.metadata)
         )

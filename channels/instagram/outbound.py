@@ -105,10 +105,13 @@ class GraphApiSender:
     def url(self) -> str:
         return f"{self.config.api_base}/me/messages"
 
-    async def send(self, recipient_id: str, message: Dict[str, Any]) -> SendOutcome:
+    async def send(self, recipient_id: str, message: Dict[str, Any], tag: Optional[str] = None) -> SendOutcome:
+        """One message; `tag` (HUMAN_AGENT: a person's reply within 7 days) sends it as a tagged message."""
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=SEND_TIMEOUT_SECONDS))
-        body = {"recipient": {"id": recipient_id}, "message": message}
+        body: Dict[str, Any] = {"recipient": {"id": recipient_id}, "message": message}
+        if tag:
+            body.update(messaging_type="MESSAGE_TAG", tag=tag)
         headers = {"Authorization": f"Bearer {self.config.access_token}"}
         for attempt in range(1, SEND_ATTEMPTS + 1):
             try:

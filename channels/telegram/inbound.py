@@ -16,13 +16,15 @@ from sanic.exceptions import PayloadTooLarge
 from sanic.request import Request
 from sanic.response import HTTPResponse
 from telegram import Bot, CallbackQuery, Message, Update
-from telegram.error import Conflict, InvalidToken, RetryAfter
+from telegram.error import Conflict, InvalidToken, RetryAfter, TelegramError
 
 from bot.channel_state import ChannelState, channel_state_for
 from bot.db import Database
 from bot.log import get_logger
 from bot.settings import Settings, get_settings
 from bot.shared.text import EMPTY_MESSAGE_REPLY, clean_chat_text, too_long_reply
+from bot.handoff import PendingReply
+from channels.handoff import ReplyDelivery, kept_for_a_person
 from channels.telegram.config import (
     ALLOWED_UPDATES, CHANNEL_NAME, NOT_CONFIGURED, POLLING_MODE, SECRET_HEADER, SECRET_RULE, TOKEN_REJECTED,
     TokenRejected, telegram_problem,
@@ -89,6 +91,9 @@ class TelegramInput(InputChannel):
         self._poller: Optional["asyncio.Task[None]"] = None
         # Proactive chat notices; notice_interval None = settings.notice_delivery_seconds.
         self.notices = NoticeDelivery(self, notice_interval, database)
+        # The team's replies to live handoffs (bot/handoff.py), sent as they are written.
+        self._database = database
+        self.replies = ReplyDelivery(CHANNEL_NAME, self.send_reply, database=database)
 
     @property
     def settings(self) -> Settings:
@@ -148,6 +153,18 @@ class TelegramInput(InputChannel):
     def get_output_channel(self) -> Optional[OutputChannel]:
         return self.output(self.bot) if self.bot is not None else None
 
+    async def send_reply(self, reply: PendingReply) -> Optional[str]:
+        """A person's reply to a live handoff, through the bot's own sending (split, paced, 429s retried);
+        None when sent, else why not."""
+        bot = await self.start_bot()
+        if bot is None:
+            return "Telegram is not configured"
+        try:
+            await self.output(bot).send_text_message(reply.recipient, reply.text)
+        except TelegramError as error:  # blocked by the shopper, chat not found, …
+            return f"Telegram refused it: {type(error).__name__}"
+        return None
+
     # -- the webhook --------------------------------------------------------------------------------
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
@@ -163,6 +180,7 @@ class TelegramInput(InputChannel):
                 log.info("telegram.channel.disabled", reason=problem)
                 return
             self.notices.start()  # its ticks start the Bot themselves when it is not up yet
+            self.replies.start()
             if self.polling:
                 self.start_polling(on_new_message)  # starts the Bot itself, retrying until Telegram answers
                 return
@@ -177,6 +195,7 @@ class TelegramInput(InputChannel):
         async def stop_polling(_app: Any, _loop: Any) -> None:
             await self.stop_polling()
             await self.notices.stop()  # while the Bot is still up: the claimed notices go out
+            await self.replies.stop()
 
         @webhook.listener("after_server_stop")
         async def stop(_app: Any, _loop: Any) -> None:
@@ -412,6 +431,10 @@ class TelegramInput(InputChannel):
         metadata: Dict[str, Any],
         update_id: int,
     ) -> bool:
+        shown = metadata.get("content", {}).get("caption") if text == SUBMIT_CONTENT else None
+        if await kept_for_a_person(CHANNEL_NAME, sender, text if not shown else f"{text} {shown}",
+                                   lambda reply: output.send_text_message(sender, reply), self._database):
+            return True
         try:
             await on_new_message(UserMessage(text, output, sender, input_channel=CHANNEL_NAME, metadata=metadata))
             return True

@@ -18,6 +18,7 @@ from socketio import AsyncServer
 from socketio.exceptions import ConnectionRefusedError as SocketConnectionRefused
 
 from bot.db import Database
+from bot.handoff import PendingReply, conversation_lines
 from bot.identity import ChatOwner, chat_owner, link_chat_to_store_customer
 from bot.log import get_logger
 from bot.settings import Settings, get_settings
@@ -25,6 +26,7 @@ from bot.shared.text import EMPTY_MESSAGE_REPLY, clean_chat_text, too_long_reply
 from channels.widget.config import (
     CHANNEL_NAME, CLIENT_MISSING, NOT_CONFIGURED, SOCKET_IO_CLIENT, SOCKETIO_PATH, WIDGET_SCRIPT,
 )
+from channels.handoff import ReplyDelivery, kept_for_a_person
 from channels.widget.outbound import BOT_EVENT, WIDGET_OPENED, WidgetOutput, transcript
 from channels.widget.sessions import (
     CustomerClaim, conversation_of, customer_claim, device_hash, new_conversation_id, sign_session, valid_device_key,
@@ -95,6 +97,9 @@ class WidgetInput(InputChannel):
         self.sockets: Dict[str, SocketSession] = {}
         self._app: Any = None
         self._assets: Dict[Path, Asset] = {}
+        # The team's replies to live handoffs (bot/handoff.py), pushed to the conversations whose sockets
+        # this process holds; the others see them in the transcript on their next visit.
+        self.replies = ReplyDelivery(CHANNEL_NAME, self.send_reply, only=self.open_conversations, database=database)
 
     @property
     def settings(self) -> Settings:
@@ -134,6 +139,15 @@ class WidgetInput(InputChannel):
             self._app = app  # its ctx.agent (set by Rasa) holds the tracker store the history comes from
             log.info("widget.channel." + ("enabled" if self.enabled else "disabled"),
                      socket_io_client=SOCKET_IO_CLIENT.is_file())
+
+        @webhook.listener("after_server_start")
+        async def start_replies(*_: Any) -> None:
+            if self.enabled:
+                self.replies.start()
+
+        @webhook.listener("before_server_stop")
+        async def stop_replies(*_: Any) -> None:
+            await self.replies.stop()
 
         @webhook.route("/", methods=["GET"])
         async def health(_: Request) -> HTTPResponse:
@@ -296,6 +310,9 @@ class WidgetInput(InputChannel):
         display = clean_chat_text(data.get("display")) if isinstance(data.get("display"), str) else ""
         await self.sio.emit("user_echo", {"text": display[:MAX_DISPLAY_CHARS] or text}, room=conversation_id, skip_sid=sid)
         output = WidgetOutput(self.sio)
+        if await kept_for_a_person(CHANNEL_NAME, conversation_id, display[:MAX_DISPLAY_CHARS] or text,
+                                   lambda reply: output.send_text_message(conversation_id, reply), self._database):
+            return
         try:
             await on_new_message(UserMessage(text, output, conversation_id, input_channel=CHANNEL_NAME))
         except Exception:  # the shopper gets an answer even when a turn fails
@@ -424,18 +441,36 @@ class WidgetInput(InputChannel):
         history = await self.history(opened.conversation_id) if opened.resumed else []
         await self.sio.emit("session_history", history, to=sid)
 
+    def open_conversations(self) -> List[str]:
+        """The conversations with a socket in this process (their rooms)."""
+        return sorted({state.conversation_id for state in self.sockets.values()
+                       if state.conversation_id and not state.provisional})
+
+    async def send_reply(self, reply: PendingReply) -> Optional[str]:
+        """A person's reply to a live handoff, to every tab of the conversation."""
+        if self.sio is None:
+            return "the widget is not running"
+        await self.sio.emit(BOT_EVENT, {"text": reply.text}, room=reply.recipient)
+        return None
+
     async def history(self, conversation_id: str) -> List[Dict[str, Any]]:
-        """The conversation's transcript from Rasa's tracker store; [] without one."""
+        """The conversation's transcript from Rasa's tracker store, with what the shopper and the team said
+        while a person had the conversation (the bot never saw it); [] without either."""
+        try:
+            handoff = await asyncio.to_thread(conversation_lines, CHANNEL_NAME, conversation_id, database=self._database)
+        except Exception:
+            log.warning("widget.history.handoff_unavailable", conversation=conversation_id, exc_info=True)
+            handoff = []
         agent = getattr(getattr(self._app, "ctx", None), "agent", None)
         store = getattr(agent, "tracker_store", None)
-        if store is None:
-            return []
-        try:
-            tracker = await store.retrieve_full_tracker(conversation_id)
-        except Exception:
-            log.warning("widget.history.unavailable", conversation=conversation_id, exc_info=True)
-            return []
-        return transcript(tracker.events) if tracker is not None else []
+        events: List[Any] = []
+        if store is not None:
+            try:
+                tracker = await store.retrieve_full_tracker(conversation_id)
+                events = list(tracker.events) if tracker is not None else []
+            except Exception:
+                log.warning("widget.history.unavailable", conversation=conversation_id, exc_info=True)
+        return transcript(events, extra=handoff)
 
     async def _linked(self, conversation_id: str) -> Optional[ChatOwner]:
         try:

@@ -2,12 +2,13 @@
 cards), the transcript a reconnecting browser gets, and the output channel that emits them to the chat's room."""
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Text
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Text
 
 from rasa.core.channels.channel import OutputChannel
 from rasa.shared.core.events import BotUttered, UserUttered
 from socketio import AsyncServer
 
+from bot.handoff import HistoryLine
 from bot.log import get_logger
 from channels.render import ProductCard, card_button, product_cards
 from channels.widget.config import CHANNEL_NAME
@@ -113,12 +114,22 @@ def widget_messages(response: Mapping[str, Any]) -> List[Dict[str, Any]]:
     return [message for message in candidates if message]
 
 
-def transcript(events: Iterable[Any], limit: int = HISTORY_LIMIT) -> List[Dict[str, Any]]:
-    """A conversation's tracker events as the widget's transcript (the last `limit` entries). A button
-    press is shown as the button's title, as the widget showed it when it was pressed."""
+def transcript(events: Iterable[Any], limit: int = HISTORY_LIMIT,
+               extra: Sequence[HistoryLine] = ()) -> List[Dict[str, Any]]:
+    """A conversation's tracker events as the widget's transcript (the last `limit` entries), with `extra`
+    lines (a live handoff's, which the bot never saw) in their place by time. A button press is shown as the
+    button's title, as the widget showed it when it was pressed."""
     titles: Dict[str, str] = {}
     entries: List[Dict[str, Any]] = []
+    waiting = sorted(extra, key=lambda line: line.at)
+
+    def lines_until(moment: Optional[float]) -> None:
+        while waiting and (moment is None or waiting[0].at.timestamp() <= moment):
+            line = waiting.pop(0)
+            entries.append({"sender": line.sender, "text": line.text})
+
     for event in events:
+        lines_until(getattr(event, "timestamp", None) or 0.0)
         if isinstance(event, UserUttered):
             if (event.metadata or {}).get(WIDGET_OPENED):
                 continue  # the greeting's trigger, not something the shopper typed
@@ -131,6 +142,7 @@ def transcript(events: Iterable[Any], limit: int = HISTORY_LIMIT) -> List[Dict[s
                     if "payload" in reply:
                         titles[reply["payload"]] = reply["title"]
                 entries.append({"sender": "bot", **message})
+    lines_until(None)
     return entries[-limit:]
 
 

@@ -14,12 +14,14 @@ async def test_handoff_is_stored_with_context_and_the_shopper_is_told_what_happe
     [message] = dispatcher.messages
     assert "passed this conversation to the Oak & Ember team (request #1)" in message["text"]
     assert "within one business day" in message["text"] and "Monday to Friday" in message["text"]
+    assert "I'll stay quiet" in message["text"] and 'say "talk to the bot"' in message["text"]
     with demo_store.session() as session:
         [request] = session.execute(select(HandoffRequest)).scalars().all()
     assert (request.channel, request.sender_id, request.status) == ("rest", "alice", "open")
     assert request.customer_id == 1
     assert [m["role"] for m in request.last_messages] == ["shopper", "bot", "shopper", "bot", "shopper"]
     assert request.last_messages[2]["text"] == "that's wrong, I want to talk to someone"
+    assert request.reason == "that's wrong, I want to talk to someone", "why they asked, in their words"
     assert request.requested_at is not None
 
 

@@ -217,23 +217,25 @@ async def test_the_queue_lists_open_requests_oldest_first_with_their_last_messag
     positions = [html.index(f'id="handoff-{request_id}"') for request_id in (first, guest, newest)]
     assert positions == sorted(positions)
     text = flat(html)
-    assert f"#{first} · Ann <ann@example.com> telegram asked 2026-06-15 12:00 UTC" in text
-    assert "Shopper 2026-06-15 11:58 UTC where is my order? Bot 2026-06-15 11:58 UTC Let me check." in text
-    assert f"#{guest} · Guest widget" in text and "sender widget:w-7 (not linked to a customer)" in text
-    assert "&lt;b&gt;human&lt;/b&gt; please" in html
-    assert "Open 3" in text and "Closed 0" in text
-    assert html.count('action="/console/handoffs/') == 3 and 'href="/console/handoffs/%d"' % first in html
+    # Who, their first words, the channel, how long they have waited (since their last message), who has it.
+    assert f"#{first} · Ann where is my order? telegram 10 min nobody yet" in text
+    assert f"#{guest} · Guest <b>human</b> please widget 5 min nobody yet" in text
+    assert f"#{newest} · Guest agent instagram under a minute nobody yet" in text
+    assert "&lt;b&gt;human&lt;/b&gt; please" in html and "<b>human" not in html
+    assert "Open 3" in text and "Waiting for the shopper 0" in text and "Closed 0" in text
+    assert "Handoffs 3" in text, "the header counts open handoffs on every page"
+    assert 'href="/console/handoffs/%d"' % first in html
 
 
 async def test_a_request_shows_its_stored_transcript_or_else_its_last_messages(console: Console, clock) -> None:
     first, guest, _ = handoffs(console.db, clock)
     await signed_in(console, "agent")
     text = flat(await page(console, f"/console/handoffs/{first}"))
-    assert ("The conversation as kept when the shopper asked (3 messages; e-mails, phone and card numbers masked)"
+    assert ("the conversation as kept when the shopper asked (3 messages; e-mails, phone and card numbers masked)"
             in text)
     assert "hi, I'm [email]" in text and "Hello Ann!" in text and "ann@example.com>" in text
     html = await page(console, f"/console/handoffs/{guest}")
-    assert "Only the last messages were kept" in html
+    assert "only the last messages were kept" in html
     assert '<span class="text">&lt;b&gt;human&lt;/b&gt; please</span>' in html
     assert "There is no handoff request #999." in await page(console, "/console/handoffs/999", status=404)
 

@@ -1,0 +1,19 @@
+"""Store integrations: webhook deliveries from the store kept in a durable inbox (inbox.py) and applied through
+the project's one home of each use case (shopify.py)."""
+from __future__ import annotations
+
+from typing import Optional
+
+from bot.integrations.inbox import Topic, Topics
+from bot.integrations.context import StoreContext
+from bot.integrations.shopify import SOURCE as SHOPIFY, topics as shopify_topics
+
+
+def store_topics(context: StoreContext) -> Topics:
+    """Every store's topics → their handlers."""
+    shopify = shopify_topics(context)
+
+    def find(source: str, topic: str) -> Optional[Topic]:
+        return shopify(topic) if source == SHOPIFY else None
+
+    return find

@@ -1,0 +1,274 @@
+"""The durable inbox of store webhook deliveries: a delivery is written here, keyed by its delivery id, in the
+transaction that acknowledges it (a retried delivery finds its row and is not written twice), and applied
+later by a worker: each event in its own transaction, retried with backoff when applying fails, and kept as
+`failed` with its error after the last try, for the merchant to see and retry.
+
+Which code applies which topic is the caller's (`Topics`): bot/integrations/shopify.py for Shopify.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Callable, Dict, List, Optional, Sequence
+
+from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from bot.db import Database
+from bot.log import get_logger
+from bot.models import StoreEvent
+
+log = get_logger(__name__)
+
+# After the nth failed try the event waits BACKOFF[n - 1]; after the last try it is `failed`. Shopify itself
+# retries for 4 hours; this keeps trying for about 8 before asking the merchant.
+BACKOFF = (timedelta(seconds=10), timedelta(seconds=30), timedelta(minutes=2), timedelta(minutes=10),
+           timedelta(minutes=30), timedelta(hours=1), timedelta(hours=2), timedelta(hours=4))
+MAX_ATTEMPTS = len(BACKOFF) + 1
+# How long a worker may take over one event before another may claim it (a worker that died).
+CLAIM = timedelta(minutes=2)
+# Applied and ignored deliveries (their ids are the dedupe) are kept this long; Shopify retries for 4 hours
+# and asks that ids be remembered for at least 7 days.
+KEEP_DONE = timedelta(days=30)
+KEEP_FAILED = timedelta(days=90)
+MAX_ERROR_CHARS = 2000
+
+
+class WaitingFor(Exception):
+    """The event cannot apply yet: it needs another one first (a refund whose order has not arrived). It is
+    tried again when that resource arrives, or on the usual backoff."""
+
+    def __init__(self, resource: str, message: str) -> None:
+        self.resource = resource
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What applying an event did, in a few words; `ignored` when it changed nothing on purpose."""
+
+    summary: str
+    ignored: bool = False
+
+
+# An event's handler: applies it in the event's own transaction (the session) — or, for work that runs its own
+# transactions (an erasure), `own_transaction` handlers get no session and the event is marked afterwards.
+SessionHandler = Callable[[Session, StoreEvent], Outcome]
+OwnHandler = Callable[[StoreEvent], Outcome]
+
+
+@dataclass(frozen=True)
+class Topic:
+    apply: Callable[..., Outcome]
+    own_transaction: bool = False
+
+
+Topics = Callable[[str, str], Optional[Topic]]  # (source, topic) → its handler, None when unknown
+
+
+@dataclass(frozen=True)
+class Accepted:
+    event_id: int
+    duplicate: bool  # the delivery key was known: nothing was written
+
+
+def delivery_key_of(event_id: Optional[str], body: bytes) -> str:
+    """The store's event id; without one, the body's digest (a retry sends the same bytes)."""
+    key = (event_id or "").strip()
+    return key[:255] if key else "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+def accept_delivery(session: Session, source: str, shop: str, delivery_key: str, topic: str, body: bytes,
+                    now: datetime) -> Accepted:
+    """Write a verified delivery to the inbox, once per delivery key; a known key writes nothing."""
+    existing = _find(session, source, shop, delivery_key)
+    if existing is not None:
+        return Accepted(existing, True)
+    event = StoreEvent(source=source, shop=shop, delivery_key=delivery_key, topic=topic[:100],
+                       payload=body.decode("utf-8", errors="replace"), received_at=now, state="pending",
+                       attempts=0, next_attempt_at=now)
+    try:
+        with session.begin_nested():
+            session.add(event)
+            session.flush()
+    except IntegrityError:
+        # The same delivery, concurrently: the other request wrote it.
+        winner = _find(session, source, shop, delivery_key)
+        if winner is None:
+            raise
+        return Accepted(winner, True)
+    return Accepted(event.id, False)
+
+
+def _find(session: Session, source: str, shop: str, delivery_key: str) -> Optional[int]:
+    return session.execute(select(StoreEvent.id).where(
+        StoreEvent.source == source, StoreEvent.shop == shop, StoreEvent.delivery_key == delivery_key)
+    ).scalar_one_or_none()
+
+
+# --- applying ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Applied:
+    """One worker run's counts."""
+
+    claimed: int = 0
+    applied: int = 0
+    ignored: int = 0
+    retrying: int = 0
+    failed: int = 0
+
+    def as_dict(self) -> Dict[str, int]:
+        return dict(vars(self))
+
+
+def apply_due(database: Database, topics: Topics, now: Callable[[], datetime], *, limit: int = 50) -> Applied:
+    """Claim the events that are due (oldest first) and apply each in its own transaction."""
+    counts = Applied()
+    for event_id in _claim(database, now(), limit):
+        counts.claimed += 1
+        state = apply_event(database, topics, event_id, now)
+        setattr(counts, state, getattr(counts, state) + 1)
+    return counts
+
+
+def _claim(database: Database, now: datetime, limit: int) -> List[int]:
+    with database.session(write=True) as session:
+        query = (select(StoreEvent.id)
+                 .where(StoreEvent.state == "pending", StoreEvent.next_attempt_at <= now,
+                        or_(StoreEvent.claimed_until.is_(None), StoreEvent.claimed_until < now))
+                 .order_by(StoreEvent.received_at, StoreEvent.id).limit(limit))
+        if session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)  # several web app replicas share the inbox
+        ids = list(session.execute(query).scalars())
+        if ids:
+            session.execute(update(StoreEvent).where(StoreEvent.id.in_(ids))
+                            .values(claimed_until=now + CLAIM).execution_options(synchronize_session=False))
+        return ids
+
+
+def apply_event(database: Database, topics: Topics, event_id: int, now: Callable[[], datetime]) -> str:
+    """Apply one event; its state afterwards as a count's name: applied, ignored, retrying or failed."""
+    try:
+        with database.session(write=True) as session:
+            event = session.get(StoreEvent, event_id)
+            if event is None or event.state != "pending":
+                return "ignored"
+            topic = topics(event.source, event.topic)
+            if topic is None:
+                outcome = Outcome(f"topic {event.topic} is not one this app handles", ignored=True)
+            elif topic.own_transaction:
+                outcome = None
+            else:
+                outcome = topic.apply(session, event)
+            if outcome is not None:
+                return _done(event, outcome, now())
+        assert topic is not None
+        # Work that runs its own transactions: done outside the event's, then the event is marked.
+        with database.session() as session:
+            detached = session.get(StoreEvent, event_id)
+        outcome = topic.apply(detached)
+        with database.session(write=True) as session:
+            event = session.get(StoreEvent, event_id)
+            if event is None:  # the work erased the inbox itself (a shop's data)
+                return "ignored" if outcome.ignored else "applied"
+            return _done(event, outcome, now())
+    except WaitingFor as waiting:
+        return _failed(database, event_id, waiting, now(), resource=waiting.resource)
+    except Exception as error:  # noqa: BLE001 - recorded on the event, retried with backoff
+        return _failed(database, event_id, error, now())
+
+
+def _done(event: StoreEvent, outcome: Outcome, now: datetime) -> str:
+    event.state = "ignored" if outcome.ignored else "applied"
+    event.outcome = outcome.summary[:255]
+    event.attempts += 1
+    event.applied_at = now
+    event.claimed_until = None
+    event.next_attempt_at = None
+    event.last_error = None
+    log.info("store_event.applied", source=event.source, shop=event.shop, topic=event.topic, event_id=event.id,
+             state=event.state, outcome=event.outcome)
+    return event.state
+
+
+def _failed(database: Database, event_id: int, error: Exception, now: datetime, *,
+            resource: Optional[str] = None) -> str:
+    message = f"{type(error).__name__}: {error}"[:MAX_ERROR_CHARS]
+    with database.session(write=True) as session:
+        event = session.get(StoreEvent, event_id)
+        if event is None:
+            return "failed"
+        event.attempts += 1
+        event.last_error = message
+        event.claimed_until = None
+        if resource is not None:
+            event.resource = resource
+        if event.attempts >= MAX_ATTEMPTS:
+            event.state = "failed"
+            event.next_attempt_at = None
+        else:
+            event.next_attempt_at = now + BACKOFF[event.attempts - 1]
+        fields = dict(source=event.source, shop=event.shop, topic=event.topic, event_id=event.id,
+                      attempts=event.attempts, error=message)
+    if isinstance(error, WaitingFor):
+        log.info("store_event.waiting", **fields)
+    elif event.state == "failed":
+        log.error("store_event.failed", **fields)
+    else:
+        log.warning("store_event.retrying", **fields)
+    return "failed" if event.state == "failed" else "retrying"
+
+
+def wake_waiting(session: Session, source: str, shop: str, resource: str, now: datetime) -> int:
+    """Make the events waiting for `resource` due now (it has just arrived); how many."""
+    return int(session.execute(
+        update(StoreEvent)
+        .where(StoreEvent.source == source, StoreEvent.shop == shop, StoreEvent.resource == resource,
+               StoreEvent.state == "pending", StoreEvent.next_attempt_at > now)
+        .values(next_attempt_at=now).execution_options(synchronize_session=False)
+    ).rowcount or 0)
+
+
+def newer_applied(session: Session, event: StoreEvent) -> bool:
+    """Whether an event about the same resource, reported newer than this one, was applied already."""
+    if event.resource is None or event.resource_updated_at is None:
+        return False
+    return session.execute(select(func.count()).select_from(StoreEvent).where(
+        StoreEvent.source == event.source, StoreEvent.shop == event.shop, StoreEvent.resource == event.resource,
+        StoreEvent.state == "applied", StoreEvent.id != event.id,
+        StoreEvent.resource_updated_at > event.resource_updated_at)).scalar_one() > 0
+
+
+# --- the merchant's side -----------------------------------------------------------------------------
+
+
+def retry_event(session: Session, event_id: int, now: datetime) -> bool:
+    """Try a failed event again now, from its first try; False when it is not failed."""
+    return session.execute(
+        update(StoreEvent).where(StoreEvent.id == event_id, StoreEvent.state == "failed")
+        .values(state="pending", attempts=0, next_attempt_at=now, claimed_until=None)
+        .execution_options(synchronize_session=False)
+    ).rowcount == 1
+
+
+def recent_events(session: Session, *, source: Optional[str] = None, states: Sequence[str] = (),
+                  limit: int = 100) -> List[StoreEvent]:
+    """The latest deliveries, newest first."""
+    query = select(StoreEvent).order_by(StoreEvent.received_at.desc(), StoreEvent.id.desc()).limit(limit)
+    if source is not None:
+        query = query.where(StoreEvent.source == source)
+    if states:
+        query = query.where(StoreEvent.state.in_(list(states)))
+    return list(session.execute(query).scalars())
+
+
+def forget_old_events(session: Session, now: datetime) -> int:
+    """Delete deliveries past their keeping time; how many."""
+    return int(session.execute(delete(StoreEvent).where(or_(
+        and_(StoreEvent.state.in_(["applied", "ignored"]), StoreEvent.received_at < now - KEEP_DONE),
+        and_(StoreEvent.state == "failed", StoreEvent.received_at < now - KEEP_FAILED),
+    )).execution_options(synchronize_session=False)).rowcount or 0)
