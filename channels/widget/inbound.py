@@ -22,12 +22,13 @@ from bot.handoff import PendingReply, conversation_lines
 from bot.identity import ChatOwner, chat_owner, link_chat_to_store_customer
 from bot.log import get_logger
 from bot.settings import Settings, get_settings
+from bot.shared.session_opening import GREETING_MESSAGE, SESSION_OPENED
 from bot.shared.text import EMPTY_MESSAGE_REPLY, clean_chat_text, too_long_reply
 from channels.widget.config import (
     CHANNEL_NAME, CLIENT_MISSING, NOT_CONFIGURED, SOCKET_IO_CLIENT, SOCKETIO_PATH, WIDGET_SCRIPT,
 )
 from channels.handoff import ReplyDelivery, kept_for_a_person
-from channels.widget.outbound import BOT_EVENT, WIDGET_OPENED, WidgetOutput, transcript
+from channels.widget.outbound import BOT_EVENT, WidgetOutput, transcript
 from channels.widget.sessions import (
     CustomerClaim, conversation_of, customer_claim, device_hash, new_conversation_id, sign_session, valid_device_key,
     verify_session,
@@ -42,7 +43,6 @@ NO_SESSION = "no session: send session_request first"
 INVALID_MESSAGE = "a message needs a 'message' text"
 SERVER_ERROR = "the chat is unavailable right now; please try again in a moment"
 ERROR_REPLY = "Sorry, something went wrong on my side. Please try again in a moment."
-GREETING_MESSAGE = "/greet"
 
 
 @dataclass
@@ -321,12 +321,12 @@ class WidgetInput(InputChannel):
 
     async def _greet(self, conversation_id: str, on_new_message: OnNewMessage) -> None:
         """The session's first turn, as if the shopper had said hi (actions/greeting.py answers it); the
-        transcript leaves this message out (metadata WIDGET_OPENED)."""
+        transcript leaves this message out (metadata SESSION_OPENED)."""
         assert self.sio is not None
         output = WidgetOutput(self.sio)
         try:
             await on_new_message(UserMessage(GREETING_MESSAGE, output, conversation_id, input_channel=CHANNEL_NAME,
-                                             metadata={WIDGET_OPENED: True}))
+                                             metadata={SESSION_OPENED: True}))
         except Exception:  # no greeting is better than a broken chat
             log.exception("widget.greeting.failed", conversation=conversation_id)
 

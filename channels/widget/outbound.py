@@ -10,14 +10,13 @@ from socketio import AsyncServer
 
 from bot.handoff import HistoryLine
 from bot.log import get_logger
+from bot.shared.session_opening import SESSION_OPENED
 from channels.render import ProductCard, card_button, product_cards
 from channels.widget.config import CHANNEL_NAME
 
 log = get_logger(__name__)
 BOT_EVENT = "bot_uttered"
 HISTORY_LIMIT = 200
-# Metadata of the message that greets a widget as it opens (inbound.py): kept out of the transcript.
-WIDGET_OPENED = "widget_opened"
 _HTTP = ("https://", "http://")
 
 
@@ -131,7 +130,7 @@ def transcript(events: Iterable[Any], limit: int = HISTORY_LIMIT,
     for event in events:
         lines_until(getattr(event, "timestamp", None) or 0.0)
         if isinstance(event, UserUttered):
-            if (event.metadata or {}).get(WIDGET_OPENED):
+            if (event.metadata or {}).get(SESSION_OPENED):
                 continue  # the greeting's trigger, not something the shopper typed
             text = (event.text or "").strip()
             if text:

@@ -413,7 +413,7 @@ async def test_a_new_session_that_asks_for_the_greeting_opens_with_it_and_a_resu
     assert (await client.next("bot_uttered"))["text"] == "echo: /greet"
     [greeting] = chat.agent.messages
     assert (greeting.sender_id, greeting.input_channel, greeting.metadata) == (
-        conversation_of(token), "widget", {"widget_opened": True})
+        conversation_of(token), "widget", {"session_opened": True})
     await client.close()
 
     again = await chat.client({"device_key": DEVICE_A})  # a reload: the transcript, without the trigger
