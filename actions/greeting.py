@@ -15,6 +15,7 @@ from actions.loyalty import (
     EARN_BUTTON, MemberView, POINTS_BUTTON, REDEEM_BUTTON, TIER_BUTTON, _multiplier, _n, announce_news, inline_title,
     load_member_view, long_date, spend_for_points,
 )
+from bot.consent import may_message
 from bot.log import get_logger
 from bot.loyalty.program import Program
 
@@ -125,7 +126,10 @@ class ActionGreet(StoreAction):
             dispatcher.utter_message(text=f"Hi again{', ' + view.name if view.name else ''}! What can I do for you?",
                                      buttons=[POINTS_BUTTON, QUIZ_BUTTON, PERSON_BUTTON])
             return []
-        await announce_news(dispatcher, view)
+        # News waiting for the shopper comes with the greeting, unless this chat said "unsubscribe": a greeting
+        # the widget opens with is the shop speaking first (bot/consent.py).
+        if await with_store(lambda session: may_message(session, *sender_of(tracker))):
+            await announce_news(dispatcher, view)
         text, buttons = member_greeting(view, clock.now())
         dispatcher.utter_message(text=text, buttons=buttons)
         return []

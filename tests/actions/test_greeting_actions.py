@@ -83,3 +83,18 @@ async def test_a_second_hi_in_the_same_session_is_short(demo_store) -> None:
     history.insert(2, {"event": "session_started"})  # a new session since: the full greeting
     [message] = await _greet("alice", "hello", history=history)
     assert message["text"].startswith("Hi Alice! You're a Silver member")
+
+
+async def test_news_comes_with_the_greeting_unless_the_chat_unsubscribed(demo_store, clock) -> None:
+    from bot.consent import record_consent
+    from bot.notices import queue_notice
+
+    with demo_store.session(write=True) as session:
+        queue_notice(session, ALICE, "review_approved", "Your review is live — 100 points added", "r-1", clock.current)
+        record_consent(session, "rest", "alice", "unsubscribed", now=clock.current)
+    [greeting] = await _greet("alice")
+    assert greeting["text"].startswith("Hi Alice!")  # the news waits for a question about points
+    with demo_store.session(write=True) as session:
+        record_consent(session, "rest", "alice", "subscribed", now=clock.current)
+    news, greeting = await _greet("alice")
+    assert news["text"] == "Your review is live — 100 points added" and greeting["text"].startswith("Hi Alice!")
