@@ -48,6 +48,8 @@ QUIZ_INTENTS = frozenset({
     "start_quiz", "restart_quiz", "skip_question", "stop_quiz", "affirm", "deny", "out_of_scope", "nlu_fallback",
 })
 CONTINUE_BUTTON = {"title": "Continue quiz", "payload": "/start_quiz"}
+QUIZ_STOPPED = ("Okay, I've stopped the quiz — no more questions. Your answers are saved: say \"continue the quiz\" "
+                "whenever you'd like to pick it up again.")
 NO_QUIZ = "Sorry — I don't have a quiz ready right now. Tell me what you're looking for instead, e.g. \"oak desks under $400\"."
 
 
@@ -273,12 +275,18 @@ class ValidateQuizForm(Action):
     @staticmethod
     def _tell(dispatcher: CollectingDispatcher, outcome: Outcome, program: Program, member: bool) -> None:
         kind = outcome.kind
+        if outcome.notes:
+            dispatcher.utter_message(text="\n".join(outcome.notes))
         if kind == "chose_quiz":
             dispatcher.utter_message(text=outcome.extra["intro"])
         elif kind == "skipped":
             dispatcher.utter_message(text="Okay, skipping that one.")
+        elif kind == "missed" and outcome.extra.get("search_hint"):
+            dispatcher.utter_message(text="We're in the middle of the quiz, so I haven't searched the shop. Tap or type "
+                                          "an answer, or say \"show me …\" to search, or \"stop\" to leave the quiz.")
         elif kind == "missed":
-            dispatcher.utter_message(text="Sorry, I didn't catch that — tap one of the options, or say it in your own words.")
+            dispatcher.utter_message(text="Sorry, I didn't catch that — tap one of the options, or say it in your own "
+                                          "words (or \"skip\", or \"stop\" to leave the quiz).")
         elif kind == "offer_skip":
             dispatcher.utter_message(text="I still can't match that to one of the options. You can skip this question, "
                                           "or stop the quiz and come back to it later.")
@@ -332,8 +340,7 @@ class ActionQuizFinish(Action):
                   domain: Dict[Text, Any]) -> List[EventType]:
         step = tracker.get_slot(STEP)
         if step == STOPPED:
-            dispatcher.utter_message(text="Okay, I've paused the quiz. Say \"continue the quiz\" whenever you'd like "
-                                          "to pick it up again.", buttons=[CONTINUE_BUTTON])
+            dispatcher.utter_message(text=QUIZ_STOPPED, buttons=[CONTINUE_BUTTON])
         elif step == DONE:
             dispatcher.utter_message(
                 text="Anything else? You can also ask me for something specific, like \"oak desks under $400\".",

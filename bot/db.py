@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional, TypeVar
 
 from sqlalchemy import create_engine, event, text
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import QueuePool
@@ -148,3 +149,36 @@ def serialise_on(session: Session, lock_class: int, keys: Iterable[str]) -> None
         return
     for key in sorted(set(keys)):
         session.execute(text(f"SELECT pg_advisory_xact_lock({int(lock_class)}, hashtext(:key))"), {"key": key})
+
+
+# How long a caller should wait before retrying work the database could not serve (HTTP Retry-After).
+RETRY_AFTER_SECONDS = 5
+# SQLite's words for a database it cannot use now (a file it cannot open or write, a lock held too long, a
+# full or failing disk), as opposed to a statement it refuses (no such table, a constraint): a bug.
+_SQLITE_UNAVAILABLE = ("unable to open database file", "readonly database", "database is locked", "disk i/o error",
+                       "database or disk is full")
+# PostgreSQL SQLSTATE classes and codes of a server that cannot serve now: connection exceptions (08),
+# insufficient resources (53: too many connections, disk full), operator intervention (57: shutting down,
+# starting up), and a read-only transaction (25006: a hot standby, default_transaction_read_only).
+_POSTGRES_UNAVAILABLE_CLASSES = ("08", "53", "57")
+_POSTGRES_READ_ONLY = "25006"
+
+
+def database_unavailable(error: BaseException) -> bool:
+    """Whether `error` says the database cannot serve right now (down, refusing connections, read-only, out of
+    connections or disk) rather than that the work is wrong: the first is worth a retry later (503), the
+    second is a bug (500)."""
+    if isinstance(error, sa_exc.TimeoutError):  # no pooled connection came free in time
+        return True
+    if not isinstance(error, sa_exc.DBAPIError):
+        return False
+    if error.connection_invalidated:
+        return True
+    original = error.orig
+    if type(original).__module__.startswith("sqlite3"):
+        message = str(original).lower()
+        return isinstance(error, sa_exc.OperationalError) and any(words in message for words in _SQLITE_UNAVAILABLE)
+    code = getattr(original, "pgcode", None)
+    if code is None:  # psycopg2 raises OperationalError without a code when it cannot connect or the server left
+        return isinstance(error, sa_exc.OperationalError)
+    return code[:2] in _POSTGRES_UNAVAILABLE_CLASSES or code == _POSTGRES_READ_ONLY

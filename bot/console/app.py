@@ -22,6 +22,7 @@ from bot.console.page import (
     in_store, route_name,
 )
 from bot.console.pages import customers, feedback, handoffs, insights, loyalty, moderation, quizzes, referrals, sign_in
+from bot.db import RETRY_AFTER_SECONDS, database_unavailable
 from bot.handoff import live_count
 from bot.log import get_logger
 
@@ -48,7 +49,19 @@ def setup_console(app: web.Application) -> None:
     app.router.add_get(f"{PREFIX}/", home, name="console_home")
     for page in PAGES:
         page.add_routes(app)
-    app.router.add_static(f"{PREFIX}/static/", STATIC_DIR, name="console_static")
+    app.router.add_get(f"{PREFIX}/static/{{name}}", static_file, name="console_static")
+
+
+# The console's static files, found once: a request names one of them or gets 404, and no path a visitor
+# types ever reaches the filesystem (an over-long name was an OSError there, a 500).
+STATIC_FILES = {path.name: path for path in STATIC_DIR.iterdir() if path.is_file()}
+
+
+async def static_file(request: web.Request) -> web.StreamResponse:
+    path = STATIC_FILES.get(request.match_info["name"])
+    if path is None:
+        raise web.HTTPNotFound()
+    return web.FileResponse(path)
 
 
 async def home(request: web.Request) -> web.StreamResponse:
@@ -93,10 +106,16 @@ async def console_guard(request: web.Request, handler: Handler) -> web.StreamRes
         if error.status < 400:
             raise
         response = error_page(request, error.status, error.reason, _http_message(error))
-    except Exception:
-        log.exception("console.request_failed", method=request.method, route=route_name(request))
-        response = error_page(request, 500, "Something went wrong",
-                              "The page failed on the server. It has been logged; please try again.")
+    except Exception as error:
+        if database_unavailable(error):
+            log.warning("console.database_unavailable", method=request.method, route=route_name(request))
+            response = error_page(request, 503, "Database unavailable",
+                                  "The database is not answering right now. Please try again in a moment.")
+            response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        else:
+            log.exception("console.request_failed", method=request.method, route=route_name(request))
+            response = error_page(request, 500, "Something went wrong",
+                                  "The page failed on the server. It has been logged; please try again.")
     return _with_headers(response, cache=False)
 
 

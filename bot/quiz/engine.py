@@ -3,8 +3,6 @@ a Quiz and product records (the conversation keeps the answers: question id → 
 tuple for a skipped question). How it scores, ranks and relaxes: the README's "How the quiz scores"."""
 from __future__ import annotations
 
-import difflib
-import re
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
@@ -12,8 +10,7 @@ from typing import Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence,
 import numpy as np
 
 from bot.quiz.definition import END, Option, Question, Quiz
-from bot.shared.amounts import BUDGET_STRETCH, BUDGET_WORDS, Budget, parse_budget
-from bot.shared.text import FUZZY_CUTOFF, FUZZY_MIN_CHARS, normalize
+from bot.shared.amounts import BUDGET_STRETCH
 
 MAX_REASON_PARTS = 3
 
@@ -362,118 +359,3 @@ def recommend(quiz: Quiz, answers: Mapping[str, AnswerValue], products: Union[Pr
         quiz_id=quiz.id, path=path, recommendations=recommendations, relaxed=relaxed,
         note=_note(relaxed, factor, filters) if relaxed and recommendations else None, considered=len(index),
     )
-
-
-# ---------------------------------------------------------------------------------------------
-# Free text
-
-
-def _budget_option(question: Question, budget: Budget) -> Optional[str]:
-    """The option of a budget question whose price range best fits: for a ceiling X the tightest range
-    that still reaches X; for a floor X ("over 500") the range starting closest below X."""
-    infinity = float("inf")
-    ranges = [(option.id, float(option.rules.min_price or 0),
-               infinity if option.rules.max_price is None else float(option.rules.max_price))
-              for option in question.options]
-    if budget.high is not None:
-        ceiling = float(budget.high)
-        fits = [(high, low, option_id) for option_id, low, high in ranges if low < ceiling <= high]
-        return min(fits)[2] if fits else None
-    if budget.low is not None:
-        floor = float(budget.low)
-        fits = [(-low, high, option_id) for option_id, low, high in ranges if low <= floor < high]
-        return min(fits)[2] if fits else None
-    return None
-
-
-def _spans(question: Question, tokens: List[str]) -> List[Tuple[int, int, str, float]]:
-    """(start, end, option id, quality) for phrases of the question found in the tokens:
-    exact phrases (quality 1) and close ones (difflib ratio ≥ FUZZY_CUTOFF)."""
-    found: List[Tuple[int, int, str, float]] = []
-    phrases = [(phrase.split(), option_id) for phrase, option_id in question.match_keys]
-    for words, option_id in phrases:
-        size = len(words)
-        for start in range(len(tokens) - size + 1):
-            if tokens[start:start + size] == words:
-                found.append((start, start + size, option_id, 1.0))
-    exact_cover = {i for start, end, _, _ in found for i in range(start, end)}
-    for words, option_id in phrases:
-        size = len(words)
-        phrase = " ".join(words)
-        if len(phrase) < FUZZY_MIN_CHARS:
-            continue
-        for start in range(len(tokens) - size + 1):
-            if any(i in exact_cover for i in range(start, start + size)):
-                continue
-            gram = " ".join(tokens[start:start + size])
-            # Typos rarely hit the first letter or change a short word's length by two: requiring both keeps
-            # "delivery" from reading as "living" and "long" as "lounge".
-            if len(gram) < FUZZY_MIN_CHARS or gram == phrase or gram[0] != phrase[0]:
-                continue
-            if min(len(gram), len(phrase)) < 7 and abs(len(gram) - len(phrase)) > 1:
-                continue
-            ratio = difflib.SequenceMatcher(None, gram, phrase).ratio()
-            if ratio >= FUZZY_CUTOFF:
-                found.append((start, start + size, option_id, ratio))
-    # Longest and surest first; keep the spans that do not overlap a better one.
-    found.sort(key=lambda span: (-(span[3] >= 1.0), -(span[1] - span[0]), -span[3], span[0]))
-    kept: List[Tuple[int, int, str, float]] = []
-    covered: set = set()
-    for span in found:
-        cells = set(range(span[0], span[1]))
-        if cells & covered:
-            continue
-        kept.append(span)
-        covered |= cells
-    return kept
-
-
-def match_options(question: Question, text: str) -> Tuple[str, ...]:
-    """Every option a typed answer names ("oak and walnut, no leather"), in the question's order.
-    At a single-choice question: the one option, or () when nothing or more than one matches."""
-    normalized = normalize(text)
-    if not normalized:
-        return ()
-    for phrase, option_id in question.match_keys:
-        if phrase == normalized:
-            return (option_id,)
-    if question.is_budget and re.search(r"\d", normalized):
-        budget = parse_budget(text)
-        option_id = _budget_option(question, budget) if budget else None
-        if option_id is not None:
-            return (option_id,)
-    spans = _spans(question, normalized.split())
-    exact = list(dict.fromkeys(span[2] for span in spans if span[3] >= 1.0))
-    close = list(dict.fromkeys(span[2] for span in spans))
-    order = {option.id: position for position, option in enumerate(question.options)}
-    if question.multi:
-        return tuple(sorted(close, key=order.__getitem__))
-    for ids in (exact, close):
-        if len(ids) == 1:
-            return (ids[0],)
-        if len(ids) > 1:
-            return ()
-    return ()
-
-
-def match_coverage(question: Question, text: str) -> float:
-    """How much of a typed answer the question's options account for (0…1): "it's for the dining room" is
-    mostly an answer, "how many points do I have?" only brushes the option "many". An amount at a budget
-    question counts as a whole answer."""
-    normalized = normalize(text)
-    tokens = normalized.split()
-    if not tokens:
-        return 0.0
-    covered = {cell for start, end, _, _ in _spans(question, tokens) for cell in range(start, end)}
-    if question.is_budget and re.search(r"\d", normalized) and parse_budget(text) is not None:
-        # the amount and the words around it ("under 300 dollars"), not the rest of the message
-        covered |= {position for position, token in enumerate(tokens)
-                    if any(character.isdigit() for character in token) or token in BUDGET_WORDS}
-    return len(covered) / len(tokens)
-
-
-def match_option(question: Question, text: str) -> Optional[str]:
-    """The option a typed answer picks — by id, label, synonym, a close spelling, or an amount at a
-    budget question ("under 100", "$250", "100-300") — or None when it is unclear."""
-    found = match_options(question, text)
-    return found[0] if len(found) == 1 else None

@@ -7,17 +7,25 @@ statistics read the same rows. The Rasa form (actions/quiz.py) is a thin shell a
 shopper said something) and `prompt_for` (what to ask next).
 
 What a reply can be, checked in this order at a question:
-  1. a control word typed exactly ("skip", "start over", "stop", "done");
-  2. an option — by label (what the buttons send), synonym, a close spelling or an amount (match_options) —
-     unless the NLU is sure it is another request and the options account for under half of its words
-     ("how many points do I have?" at "How many do you seat?");
-  3. a control intent the NLU is sure of ("can we skip this one");
-  4. something else the NLU is sure of (points, shipping…) → the form lets the conversation answer it and
+  1. a control word ("skip", "idk", "whatever", "start over", "stop", "never mind", "done"), typed as such
+     or nearly (typos, "can we stop");
+  2. a clear request for a catalog search ("show me oak desks") → the conversation answers it; nothing
+     else about products leaves the quiz ("under 400" is an answer, never a search);
+  3. an option — by label (what the buttons send), synonym, a close spelling, another form of its words, a
+     position ("the first one"), a count or an amount (bot.quiz.answers) — unless the NLU is sure it is
+     another request and the options account for under half of its words ("how many points do I have?"
+     at "How many do you seat?");
+  4. at a multi-choice question with picks, anything else finishes the question: the reply is then tried
+     as the answer to the next question, or handed to the conversation if it is another request;
+  5. something else the NLU is sure of (points, shipping…) → the form lets the conversation answer it and
      asks the question again;
-  5. nothing: re-asked with the options, MAX_REASKS times; after that the shopper is offered to skip.
+  6. an answer to a question still to come ("under 400 bucks" while the materials are asked): kept for it;
+  7. nothing: re-asked with the options, MAX_REASKS times; after that the shopper is offered to skip.
+An amount in an answer to another question ("oak, under 400") is kept for the budget question too.
 """
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -31,7 +39,10 @@ from bot.loyalty.ledger import Conflict
 from bot.loyalty.program import Program
 from bot.models import Customer, QuizRun
 from bot.quiz.definition import END, Question, Quiz
-from bot.quiz.engine import AnswerError, ProductIndex, Result, match_coverage, match_options, recommend, walk
+from bot.quiz.answers import (
+    ambiguous_options, clear_options, leftover_text, match_coverage, match_options, names_an_amount,
+)
+from bot.quiz.engine import AnswerError, ProductIndex, Result, recommend, walk
 from bot.shared.text import normalize
 
 MAX_REASKS = 2  # unmatched replies re-asked with the options; the next one is offered a skip
@@ -49,15 +60,40 @@ QUESTIONS, EMAIL_CONSENT, EMAIL_ADDRESS, DONE = "questions", "email_consent", "e
 SKIP, RESTART, STOP, FINISH = "skip", "restart", "stop", "finish"
 _CONTROL_WORDS: Mapping[str, str] = {
     **dict.fromkeys(["skip", "skip it", "skip this", "skip this one", "skip question", "pass", "next question",
-                     "i don't know", "i dont know", "dont know", "don't know", "not sure", "no idea"], SKIP),
+                     "i don't know", "i dont know", "dont know", "don't know", "not sure", "no idea", "idk", "dunno",
+                     "no clue", "not sure tbh", "no preference", "doesn't matter", "doesnt matter", "whatever",
+                     "whatevs", "any", "anything", "either", "either is fine", "either one", "any is fine",
+                     "don't care", "dont care", "i don't mind", "i dont mind", "don't mind", "dont mind",
+                     "up to you", "you choose", "you pick", "surprise me", "none", "none of these", "none of them",
+                     "neither", "no", "nah", "nope", "not really", "pass on this one", "skp", "skpi", "sikp"], SKIP),
     **dict.fromkeys(["start over", "restart", "start again", "begin again", "restart the quiz",
                      "start the quiz over", "from the top", "reset"], RESTART),
-    **dict.fromkeys(["stop", "stop quiz", "stop the quiz", "quit", "quit the quiz", "exit", "cancel",
-                     "pause", "pause the quiz", "later", "not now"], STOP),
+    **dict.fromkeys(["stop", "stop quiz", "stop the quiz", "quit", "quit the quiz", "quit quiz", "exit", "exit quiz",
+                     "exit the quiz", "cancel", "cancel the quiz", "cancel quiz", "pause", "pause the quiz", "later",
+                     "not now", "never mind", "nevermind", "nvm", "forget it", "forget the quiz", "end the quiz",
+                     "end quiz", "leave the quiz", "no more questions", "enough", "enough questions",
+                     "i give up", "stp", "stpo", "sotp", "stopp", "qiut"], STOP),
     **dict.fromkeys(["done", "that's all", "thats all", "that's it", "thats it", "finished", "next",
-                     "nothing else", "no more", "continue"], FINISH),
+                     "nothing else", "no more", "continue", "that's everything", "all done", "im done", "i'm done",
+                     "ok", "okay", "good", "cool", "that's enough", "move on", "next one", "go on", "dnoe", "doen",
+                     "donee", "thast it", "taht's it"], FINISH),
 }
 CONTROL_WORDS: Mapping[str, str] = {normalize(words): control for words, control in _CONTROL_WORDS.items()}
+# (A few typos of the short ones are listed: below CONTROL_FUZZY_MIN_CHARS a typo is too close to other words.)
+# In a short message that names no option, these words say what the shopper wants ("ok can we stop now").
+_CONTROL_IN_MESSAGE: Tuple[Tuple[str, str], ...] = (
+    (r"\b(stop|quit|cancel|exit|nevermind|never mind|forget (it|the quiz)|end the quiz|leave the quiz)\b", STOP),
+    (r"\b(start (over|again)|restart)\b", RESTART),
+    (r"\b(skip|pass)\b|\b(idk|dunno|no idea|not sure|no preference|don'?t care|doesn'?t matter)\b", SKIP),
+)
+SHORT_MESSAGE_WORDS = 6
+CONTROL_FUZZY_CUTOFF = 0.8  # a typed control word: "nevermnd", "cancle", "donee"
+CONTROL_FUZZY_MIN_CHARS = 5
+# A catalog search asked for in so many words; a product word alone ("oak", "under 400") is an answer.
+_SEARCH_REQUEST = re.compile(
+    r"\b(show me|search|find me|can you find|look up|do you (have|sell|carry|stock)|have you got|got any|"
+    r"browse|let me see|i want to see)\b")
+SEARCH_INTENT = "product_search"
 CONTROL_INTENTS: Mapping[str, str] = {"skip_question": SKIP, "restart_quiz": RESTART, "stop_quiz": STOP}
 YES_WORDS = frozenset(map(normalize, ("yes", "y", "yes please", "sure", "ok", "okay", "yes, email me", "please do",
                                       "go ahead", "yep")))
@@ -79,9 +115,11 @@ class Outcome:
     """What a reply did, for the action to tell the shopper (before it asks what comes next)."""
 
     kind: str  # answered | noted | skipped | missed | offer_skip | restarted | stopped | completed | interrupt |
-    #            repeat | consented | email_saved | email_declined | email_invalid | chose_quiz | gone
+    #            repeat | consented | email_saved | email_declined | email_invalid | chose_quiz | gone |
+    #            kept_for_later | which_one
     finished: Optional[str] = None  # "done" or "stopped": the form ends
     chosen: Tuple[str, ...] = ()  # option labels just recorded
+    notes: List[str] = field(default_factory=list)  # lines for the shopper before anything else ("Got it: Oak.")
     result: Optional[Result] = None
     points_awarded: int = 0
     points_already: bool = False  # finished before: no points this time
@@ -162,15 +200,18 @@ def start_run(session: Session, quiz: Quiz, channel: str, sender_id: str, custom
 
 def progress(quiz: Quiz, run: QuizRun) -> Tuple[int, int]:
     """(number of the current question, questions on the path) — the rest of the path follows the
-    default branches, so the total can change when an answer branches."""
-    path = walk(quiz, run.answers)
+    default branches, so the total can change when an answer branches; questions answered ahead of time
+    ("under 400" given early) are not counted again."""
+    answers = run.answers or {}
+    path = walk(quiz, answers)
     number = len(path.asked) + 1
     total = len(path.asked)
     current = path.next_question
     seen = set(path.asked)
     while current is not None and current != END and current not in seen:
         seen.add(current)
-        total += 1
+        if current == path.next_question or current not in answers:
+            total += 1
         current = quiz.question_by_id[current].next
     return number, total
 
@@ -198,17 +239,58 @@ def prompt_for(quiz: Quiz, run: QuizRun, known_email: Optional[str] = None) -> P
     for option in question.options:
         if option.id not in pending:
             buttons.append((option.label, option.label))
-    text = f"({number}/{total}) {question.text}"
+    text = f"({number}/{total}) {question.text}\n{how_to_answer(question, bool(pending))}"
     if question.multi:
         if pending:
-            text += f"\nSo far: {', '.join(_labels(question, [o.id for o in question.options if o.id in pending]))}. Pick more, or tap Done."
+            so_far = _and_list(_labels(question, [o.id for o in question.options if o.id in pending]))
+            text += f"\nSo far: {so_far}."
             buttons.append(("Done", "Done"))
         else:
-            text += "\nPick as many as you like, then tap Done — or type them, e.g. \"oak and linen\"."
             buttons.append(("None of these", "/skip_question"))
     if run.misses > MAX_REASKS:
         buttons.extend((("Skip question", "/skip_question"), ("Stop quiz", "/stop_quiz")))
     return Prompt(text, tuple(buttons), question.id)
+
+
+def _and_list(labels: Sequence[str]) -> str:
+    """ "Oak", "Oak and Walnut", "Oak, Walnut and Ash"."""
+    return labels[0] if len(labels) == 1 else ", ".join(labels[:-1]) + " and " + labels[-1] if labels else ""
+
+
+def _or_list(labels: Sequence[str]) -> str:
+    return labels[0] if len(labels) == 1 else ", ".join(labels[:-1]) + " or " + labels[-1] if labels else ""
+
+
+def _questions_ahead(quiz: Quiz, start: str, answers: Mapping[str, object], exclude: str) -> List[Question]:
+    """The questions from `start` along the default branches that have no answer yet."""
+    ahead: List[Question] = []
+    seen = {exclude}
+    current: Optional[str] = start
+    while current is not None and current != END and current not in seen:
+        seen.add(current)
+        question = quiz.question_by_id[current]
+        if current not in answers:
+            ahead.append(question)
+        current = question.next
+    return ahead
+
+
+def clear_options_later(quiz: Quiz, run: QuizRun, question: Question, text: str) -> bool:
+    """Whether a reply clearly answers a question after `question` (which is then kept for later)."""
+    answers = run.answers or {}
+    return any(clear_options(later, text) for later in _questions_ahead(quiz, question.next, answers, question.id)
+               if not later.multi)
+
+
+def how_to_answer(question: Question, picked: bool = False) -> str:
+    """The line under every question saying how to answer it, by buttons or by typing."""
+    if question.multi:
+        if picked:
+            return "Tap or type more, or say \"done\" to move on."
+        return "Tap or type one or more, then \"done\" (or \"skip\")."
+    if question.is_budget:
+        return "Tap one or type an amount, like \"under 400\"."
+    return "Tap one or type it in your own words."
 
 
 def mask_email(email: Optional[str]) -> str:
@@ -230,12 +312,32 @@ def email_in(text: str) -> Optional[str]:
 
 
 def control_of(reply: Reply, exact_only: bool = False) -> Optional[str]:
+    """What a control word asks for: typed as such (exact_only), or — once the reply names no option — nearly
+    ("nevermnd"), inside a short message ("ok lets stop"), or as the NLU's sure guess ("can we skip this")."""
     words = normalize(reply.text)
     if words in CONTROL_WORDS:
         return CONTROL_WORDS[words]
-    if not exact_only and reply.intent in CONTROL_INTENTS and reply.confidence >= CONTROL_CONFIDENCE:
+    if exact_only:
+        return None
+    if len(words) >= CONTROL_FUZZY_MIN_CHARS:
+        close = difflib.get_close_matches(words, [phrase for phrase in CONTROL_WORDS
+                                                  if len(phrase) >= CONTROL_FUZZY_MIN_CHARS and phrase[0] == words[0]],
+                                          n=1, cutoff=CONTROL_FUZZY_CUTOFF)
+        if close:
+            return CONTROL_WORDS[close[0]]
+    if len(words.split()) <= SHORT_MESSAGE_WORDS:
+        for pattern, control in _CONTROL_IN_MESSAGE:
+            if re.search(pattern, words):
+                return control
+    if reply.intent in CONTROL_INTENTS and reply.confidence >= CONTROL_CONFIDENCE:
         return CONTROL_INTENTS[reply.intent]
     return None
+
+
+def asks_for_search(reply: Reply) -> bool:
+    """A catalog search asked for in so many words ("show me oak desks", "do you have lamps?"), which the
+    conversation answers even mid-quiz; "under 400" or "oak" is an answer to the quiz, whatever the NLU says."""
+    return reply.intent == SEARCH_INTENT and _SEARCH_REQUEST.search(normalize(reply.text)) is not None
 
 
 def is_interruption(reply: Reply, other_intents: FrozenSet[str]) -> bool:
@@ -272,10 +374,12 @@ class QuizSession:
         if exact and question.multi and picked and control_of(reply, exact_only=True) == FINISH:
             exact = ()  # "that's all" after picks finishes, even where it is also an option's synonym
         control = None if exact else control_of(reply, exact_only=True)
+        if not exact and not control and asks_for_search(reply):
+            return self._hand_over(question, picked)  # "show me oak desks": a search, asked for in so many words
         found = exact or (() if control else match_options(question, reply.text))
         if found and not exact and reply.intent not in ANSWER_LIKE_INTENTS and is_interruption(reply, other_intents) \
                 and match_coverage(question, reply.text) < ANSWER_COVERAGE:
-            return Outcome("interrupt", run=self.run)  # "how many points do I have?" is not the option "many"
+            return self._hand_over(question, picked)  # "how many points do I have?" is not the option "many"
         if not control and not found:
             control = control_of(reply)
         if control == SKIP:  # what was already picked at a multi-choice question is kept
@@ -287,19 +391,98 @@ class QuizSession:
             return Outcome("stopped", finished="stopped", run=self.run)
         if control == FINISH and question.multi:
             return self._record(question, picked, "answered" if picked else "skipped")
-        if found and question.multi:
-            pending = set(self.run.pending or ()) | set(found)
-            self.run.pending = [option.id for option in question.options if option.id in pending]
-            self.run.misses = 0
-            self._touch()
-            return Outcome("noted", chosen=_labels(question, found), run=self.run)
         if found:
-            return self._record(question, found, "answered")
+            following = question.next_after(found) if not question.multi else question.next
+            later = self._keep_for_later(question, reply.text, following, answered=True)
+            if question.multi:
+                pending = set(self.run.pending or ()) | set(found)
+                self.run.pending = [option.id for option in question.options if option.id in pending]
+                self.run.misses = 0
+                self._touch()
+                outcome = Outcome("noted", chosen=_labels(question, found), run=self.run)
+            else:
+                outcome = self._record(question, found, "answered")
+            outcome.notes[:0] = later
+            return outcome
         if reply.intent == "start_quiz":  # "help me choose" again, mid-quiz: just ask the question again
             return Outcome("repeat", run=self.run)
-        if is_interruption(reply, other_intents):
+        if question.multi and picked:  # clearly not another option: the question is done
+            return self._finish_then(question, picked, reply, other_intents)
+        if is_interruption(reply, other_intents) and reply.intent != SEARCH_INTENT:
             return Outcome("interrupt", run=self.run)
-        return Outcome("offer_skip" if self._missed() else "missed", run=self.run)
+        later = self._keep_for_later(question, reply.text, question.next, answered=False)
+        if later:
+            self.run.misses = 0
+            return Outcome("kept_for_later", run=self.run, notes=later)
+        both = ambiguous_options(question, reply.text)
+        if both:
+            labels = _labels(question, both)
+            return Outcome("which_one", run=self.run, chosen=labels,
+                           notes=[f"Just one for this question — which is it: {_or_list(labels)}?"])
+        outcome = Outcome("offer_skip" if self._missed() else "missed", run=self.run)
+        if reply.intent == SEARCH_INTENT:
+            outcome.extra["search_hint"] = "yes"
+        return outcome
+
+    def _hand_over(self, question: Question, picked: Tuple[str, ...]) -> Outcome:
+        """Another request: the conversation answers it and the form asks again. Picks made at a multi-choice
+        question count as its answer (so the next question is asked) unless that would end the quiz unseen."""
+        if question.multi and picked:
+            answers = dict(self.run.answers or {})
+            answers[question.id] = list(picked)
+            if not walk(self.quiz, answers).complete:
+                self._record(question, picked, "answered")
+        return Outcome("interrupt", run=self.run)
+
+    def _finish_then(self, question: Question, picked: Tuple[str, ...], reply: Reply,
+                     other_intents: FrozenSet[str]) -> Outcome:
+        """A multi-choice question with picks, and a reply that is no option of it: the picks are the answer,
+        and the reply is what it is — the answer to the next question when it fits it, another request for
+        the conversation, or (an "ok", "cool") nothing more."""
+        answers = dict(self.run.answers or {})
+        answers[question.id] = list(picked)
+        if walk(self.quiz, answers).complete:
+            return self._record(question, picked, "answered")
+        if is_interruption(reply, other_intents) and reply.intent != SEARCH_INTENT:
+            return self._hand_over(question, picked)
+        finished = self._record(question, picked, "answered")
+        got_it = f"Got it: {_and_list(finished.chosen)}."
+        following = self.quiz.question_by_id[self.run.current_question]
+        if match_options(following, reply.text) or clear_options_later(self.quiz, self.run, following, reply.text):
+            outcome = self._question(reply, other_intents)
+            if outcome.kind not in ("missed", "offer_skip", "interrupt"):
+                outcome.notes.insert(0, got_it)
+                return outcome
+        finished.notes.append(got_it)
+        return finished
+
+    def _keep_for_later(self, question: Question, text: str, following: str, answered: bool) -> List[str]:
+        """An answer to a question still to come, kept in the run so that question is passed over when the
+        quiz gets there: an amount for the budget ("oak, under 400 bucks"), the next question's answer in the
+        rest of the message ("dining room, usually six of us"), or — when the reply answers nothing here — a
+        clear answer to a single-choice question ahead ("cheap stuff" at the materials). The lines saying so."""
+        notes: List[str] = []
+        answers = dict(self.run.answers or {})
+        rest = leftover_text(question, text) if answered else text
+        for later in _questions_ahead(self.quiz, following, answers, exclude=question.id):
+            if later.multi:
+                continue
+            if later.is_budget and not question.is_budget and names_an_amount(rest):
+                chosen = clear_options(later, rest)
+            elif answered and later.id != following:
+                continue
+            else:  # the question right after the one answered ("dining room, six of us"), or any when none was
+                chosen = clear_options(later, rest)
+            if len(chosen) != 1:
+                continue
+            answers[later.id] = list(chosen)
+            notes.append(f"Got it: {_labels(later, chosen)[0]} (for \"{later.text}\").")
+            if not answered:
+                break
+        if notes:
+            self.run.answers = answers
+            self._touch()
+        return notes
 
     def _record(self, question: Question, chosen: Tuple[str, ...], kind: str) -> Outcome:
         answers = dict(self.run.answers or {})

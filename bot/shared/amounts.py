@@ -1,21 +1,23 @@
 """Amounts and budgets in what shoppers type: "under 100", "$250", "100-300", "1.5k" → a price range, shared
-by the quiz's budget questions and catalog search, with the stretch both allow before giving up."""
+by the quiz's budget questions and catalog search, with the stretch both allow before giving up; numbers
+written as words ("four hundred", "a grand", "six of us") for the places that expect a number."""
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Optional
+from typing import List, Optional
 
 BUDGET_STRETCH = 1.25  # the first relaxation of a budget: up to 25% over a ceiling (or under a floor)
 
 # Bounded digit runs: an unbounded \d+ backtracks quadratically on a long string of digits.
 _AMOUNT = r"\$?\s*(\d{1,12}(?:\.\d{1,6})?)\s*(k\b)?"
-_UNDER = r"(?:under|below|less than|up to|upto|max(?:imum)?|at most|no more than|cheaper than|within|<|<=)"
+_UNDER = (r"(?:under|below|less than|up to|upto|max(?:imum)?|at most|no more than|cheaper than|within|<|<="
+          r"|(?:nothing|not|never|no) (?:over|above|more than|higher than|pricier than))")
 _OVER = r"(?:over|above|more than|at least|min(?:imum)?|from|>|>=|starting at)"
 
 BUDGET_WORDS = frozenset("""under below less than up to upto max maximum at most no more cheaper within over above
-least min minimum from starting between and around about roughly dollars dollar bucks usd k""".split())
+nothing not higher pricier least min minimum from starting between and around about roughly dollars dollar bucks usd k""".split())
 
 
 @dataclass(frozen=True)
@@ -50,3 +52,56 @@ def parse_budget(text: str) -> Optional[Budget]:
     except InvalidOperation:
         return None
     return None
+
+
+_UNITS = {word: value for value, word in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen".split())}
+_TENS = {word: value * 10 for value, word in enumerate("_ _ twenty thirty forty fifty sixty seventy eighty ninety".split())
+         if word != "_"}
+_SCALES = {"hundred": 100, "thousand": 1000, "grand": 1000}
+
+
+def spelled_numbers(text: str) -> str:
+    """The text with numbers written as words turned into digits: "under four hundred" → "under 400",
+    "a grand" → "1000", "six of us" → "6 of us", "two fifty" stays two numbers ("2 50"). Only for places
+    that expect a number (a budget, how many people): elsewhere "one" is usually not a number."""
+    out: List[str] = []
+    number: Optional[int] = None  # the number being read
+    current = 0  # its part below the last scale word
+
+    def flush() -> None:
+        nonlocal number, current
+        if number is not None:
+            out.append(str(number + current))
+        number, current = None, 0
+
+    words = re.findall(r"\S+", text)
+    for position, word in enumerate(words):
+        bare = word.lower().strip(".,!?;:").replace("-", " ")
+        parts = bare.split()
+        if parts and all(part in _UNITS or part in _TENS for part in parts):  # "forty-five" too
+            value = sum(_UNITS.get(part, 0) + _TENS.get(part, 0) for part in parts)
+            if number is not None and current % 100 and value >= 10:
+                flush()  # "two fifty": two numbers
+            if number is None:
+                number = 0
+            current += value
+            continue
+        if bare in _SCALES and (number is not None or (out and out[-1].lower() == "a")):
+            if number is None:
+                out.pop()  # "a grand", "a hundred"
+                number, current = 0, 1
+            scale = _SCALES[bare]
+            if scale == 100:
+                current = (current or 1) * 100
+            else:
+                number, current = (number + (current or 1)) * scale, 0
+            continue
+        following = words[position + 1].lower().strip(".,!?;:").split("-")[0] if position + 1 < len(words) else ""
+        if bare == "and" and number is not None and current >= 100 and (following in _UNITS or following in _TENS):
+            continue  # "two hundred and fifty"
+        flush()
+        out.append(word)
+    flush()
+    return " ".join(out)

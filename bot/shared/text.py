@@ -19,6 +19,9 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 # Mass nouns name a kind of product in the singular and the plural alike ("storage", not "storages").
 _MASS_NOUNS = frozenset({"storage", "shelving", "seating", "bedding", "tableware", "dinnerware", "lighting"})
 _KEPT_IN_CHAT = {"\n", "\t"}
+# A UTF-16 surrogate on its own: JSON's "\ud800" escape decodes to one (a pair becomes the character it
+# encodes), but no encoder writes it: UTF-8 for SQLite, PostgreSQL and spaCy refuses it.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def normalize(text: str) -> str:
@@ -49,6 +52,23 @@ def singular(word: str) -> str:
         return word[:-2]
     if word.endswith("s"):
         return word[:-1]
+    return word
+
+
+def stem(word: str) -> str:
+    """A word's rough stem, so a typed answer's inflection still finds a phrase: "standing" and "stand",
+    "sitting" and "sit", "lamps" and "lamp", "seated" and "seat". Not a linguist's stemmer: just the endings
+    that keep two words of one meaning apart in shoppers' answers."""
+    word = singular(word)
+    if not word.isalpha():
+        return word
+    for ending in ("ing", "ed"):
+        if word.endswith(ending) and len(word) - len(ending) >= 3:
+            root = word[:-len(ending)]
+            # "sitting" → "sitt" → "sit"; "stopped" → "stop" (but "add" and "fall" keep their letters)
+            if len(root) >= 4 and root[-1] == root[-2] and root[-1] not in "lsz":
+                root = root[:-1]
+            return root
     return word
 
 
@@ -100,10 +120,15 @@ def without_control_characters(value: str) -> str:
     return _CONTROL.sub("", value)
 
 
+def has_lone_surrogate(value: str) -> bool:
+    """True when `value` holds a UTF-16 surrogate that is not part of a character (see _LONE_SURROGATE)."""
+    return _LONE_SURROGATE.search(value) is not None
+
+
 def clean_chat_text(text: str) -> str:
     """A shopper's message as every channel hands it on: NFC-normalised, without control or format
-    characters (tab and newline kept), trimmed."""
-    normalized = unicodedata.normalize("NFC", text)
+    characters (tab and newline kept) or lone surrogates, trimmed."""
+    normalized = unicodedata.normalize("NFC", _LONE_SURROGATE.sub("", text))
     kept = "".join(ch for ch in normalized if ch in _KEPT_IN_CHAT or unicodedata.category(ch) not in ("Cc", "Cf"))
     return kept.strip()
 

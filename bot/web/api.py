@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from bot import checkout, clock
 from bot.advocacy.fingerprints import address_hash, fingerprint_key, ip_hash
 from bot.advocacy.referrals import ReferralOutcome
+from bot.db import RETRY_AFTER_SECONDS
 from bot.identity import CustomerFacts, CustomerRef, find_customer
 from bot.identity.linking import issue_link_code
 from bot.log import get_logger
@@ -77,7 +78,7 @@ async def ready(request: web.Request) -> web.Response:
     jobs = "off" if lease is None else ("runner" if lease.held else "standby")
     ok = database == "ok"
     return web.json_response({"status": "ready" if ok else "unavailable", "database": database, "jobs": jobs},
-                             status=200 if ok else 503, headers=None if ok else {"Retry-After": "5"})
+                             status=200 if ok else 503, headers=None if ok else {"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
 # --- orders ------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ BIND_HOST:WEB_PORT until SIGINT/SIGTERM (`python -m bot web`, started by `make r
 """
 from __future__ import annotations
 
+import asyncio
 import errno
 import hmac
 import sys
@@ -16,15 +17,15 @@ from aiohttp import web
 
 from bot.app_context import DATABASE, EXECUTOR, PROGRAM, SETTINGS
 from bot.console.app import console_guard
-from bot.db import Database
+from bot.db import Database, database_unavailable
 from bot.identity import IdentityError
 from bot.log import get_logger
 from bot.loyalty.ledger import LedgerError
 from bot.loyalty.program import Program, get_program
 from bot.loyalty.rewards import CodeRefused
 from bot.settings import Settings
-from bot.web.errors import ApiError, from_http_exception, from_service_error
-from bot.web.routes import setup_routes
+from bot.web.errors import ApiError, database_down, from_http_exception, from_service_error
+from bot.web.routes import BODY_LIMITS, setup_routes
 from bot.web.scheduler import setup_scheduler
 from bot.web.webhooks import setup_store_events_worker
 
@@ -37,6 +38,11 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 WORKER_THREADS = 8
 SHUTDOWN_SECONDS = 5.0  # within the grace `make run` gives a server before SIGKILL
 API_PREFIX = "/api/"
+# After a 413 the rest of the body is read and dropped, up to this much and this long, so the client's
+# connection can carry its next request; a body that does not end by then has its connection closed
+# (`Connection: close`), so the client never sends a request on a connection the server is leaving.
+DRAIN_MAX_BYTES = 1024 * 1024
+DRAIN_SECONDS = 2.0
 
 
 def create_app(
@@ -49,7 +55,8 @@ def create_app(
     start rather than fail at the first order."""
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        middlewares=[_request_log, _json_errors(settings), _bearer_auth(settings), console_guard],
+        middlewares=[_request_log, _json_errors(settings), _body_limit(settings), _bearer_auth(settings),
+                     console_guard],
     )
     app[SETTINGS] = settings
     app[PROGRAM] = (lambda: program) if program is not None else (lambda: get_program(settings.program_file))
@@ -91,16 +98,67 @@ def _json_errors(settings: Settings) -> Callable[[web.Request, Handler], Awaitab
         except web.HTTPException as error:
             if error.status < 400:
                 raise
-            return from_http_exception(error, settings.max_body_bytes).response()
+            response = from_http_exception(error, settings.max_body_bytes).response()
+            if isinstance(error, web.HTTPRequestEntityTooLarge) and not await _drained(request):
+                response.force_close()
+            return response
         except (LedgerError, IdentityError, CodeRefused) as error:
             mapped = from_service_error(error)
             assert mapped is not None
             return mapped.response()
-        except Exception:
+        except Exception as error:
+            if database_unavailable(error):
+                log.warning("web.database_unavailable", method=request.method, route=_route(request),
+                            error=type(getattr(error, "orig", None) or error).__name__)
+                return database_down().response()
             log.exception("web.request_failed", method=request.method, route=_route(request))
             return ApiError(500, "internal_error", "the request failed on the server (logged)").response()
 
     return middleware
+
+
+def _body_limit(settings: Settings) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+    """A declared Content-Length over the route's limit (MAX_BODY_BYTES, or BODY_LIMITS') is refused before the
+    body is read (413): the server does not wait for bytes it will throw away, and a body too large to drain
+    closes the connection at once."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        declared = request.content_length
+        limit = BODY_LIMITS.get(request.path, settings.max_body_bytes)
+        if declared is not None and declared > limit:
+            log.info("web.body_refused", route=_route(request), declared_bytes=declared)
+            raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=declared)
+        return await handler(request)
+
+    return middleware
+
+
+async def _drained(request: web.Request) -> bool:
+    """Read and drop the rest of a refused body; True when it ended within DRAIN_MAX_BYTES and DRAIN_SECONDS
+    (the connection can be kept), False otherwise (it must be closed)."""
+    declared = request.content_length
+    limit = BODY_LIMITS.get(request.path, request.app[SETTINGS].max_body_bytes)
+    if declared is not None and declared > DRAIN_MAX_BYTES + limit:
+        return False
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + DRAIN_SECONDS
+    dropped = 0
+    content = request.content
+    try:
+        while not content.at_eof():
+            left = deadline - loop.time()
+            if left <= 0:
+                return False
+            chunk = await asyncio.wait_for(content.readany(), left)
+            dropped += len(chunk)
+            if dropped > DRAIN_MAX_BYTES:
+                return False
+            if not chunk:
+                break
+    except Exception:  # noqa: BLE001 - a timeout or a broken stream: the connection goes
+        return False
+    return True
 
 
 def _bearer_auth(settings: Settings) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
@@ -114,8 +172,10 @@ def _bearer_auth(settings: Settings) -> Callable[[web.Request, Handler], Awaitab
             # Off rather than open: the API moves points, so it never runs without a token.
             raise ApiError(503, "api_disabled", "the store API is off: set STORE_API_TOKEN to turn it on")
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-        # compare_digest on bytes: constant time whatever the input (on str it requires ASCII).
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
+        # compare_digest on bytes: constant time whatever the input (on str it requires ASCII). Header bytes
+        # that are not UTF-8 reach us as surrogate escapes (aiohttp's decoding): encoded back, not refused.
+        given_bytes = given.strip().encode("utf-8", "surrogateescape")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given_bytes, expected):
             log.info("api.auth.refused", route=_route(request), had_token=bool(given.strip()))
             raise ApiError(
                 401, "unauthorized", "send Authorization: Bearer <STORE_API_TOKEN>",

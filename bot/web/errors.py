@@ -9,6 +9,7 @@ from typing import Any, Dict, Mapping, Optional
 
 from aiohttp import web
 
+from bot.db import RETRY_AFTER_SECONDS
 from bot.identity import CustomerConflict, IdentityError
 from bot.loyalty.ledger import Conflict, LedgerError, NotFound
 from bot.loyalty.orders import UnknownOrder
@@ -35,6 +36,12 @@ class ApiError(Exception):
     def response(self) -> web.Response:
         body: Dict[str, Any] = {"error": self.error, "detail": self.detail, **self.extra}
         return web.json_response(body, status=self.status, headers=self.headers)
+
+
+def database_down() -> ApiError:
+    """The database is down, refusing connections or read-only: try again shortly (not a bug of the caller's)."""
+    return ApiError(503, "database_unavailable", "the database is not available right now; retry shortly",
+                    headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
 def bad_request(detail: str) -> ApiError:

@@ -17,6 +17,7 @@ from bot.identity import CustomerRef
 from bot.identity.customers import CUSTOMER_KEYS, MAX_ID
 from bot.loyalty.ledger import LedgerError
 from bot.loyalty.orders import LineInput, Tracking, check_amount
+from bot.shared.text import has_lone_surrogate
 from bot.web.errors import ApiError, bad_request, unprocessable
 
 MAX_LINES = 500
@@ -45,7 +46,29 @@ def parse_json_object(raw: bytes) -> Dict[str, Any]:
         raise ApiError(400, "malformed_json", f"the body is not valid JSON ({reason})") from None
     if not isinstance(data, dict):
         raise bad_request("the body must be a JSON object")
+    _refuse_lone_surrogates(data)
     return data
+
+
+def _refuse_lone_surrogates(data: Any) -> None:
+    """400 for a string (value or key, at any depth) holding a lone UTF-16 surrogate: valid JSON, but no
+    database can store it (it was a 500 on the first write)."""
+    pending: List[Any] = [data]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if has_lone_surrogate(key):
+                    raise bad_request(f"a key holds a lone UTF-16 surrogate ({_shown(key)}): not valid Unicode text")
+                pending.append(item)
+        elif isinstance(value, list):
+            pending.extend(value)
+        elif isinstance(value, str) and has_lone_surrogate(value):
+            raise bad_request(f"a value holds a lone UTF-16 surrogate ({_shown(value)}): not valid Unicode text")
+
+
+def _shown(value: str) -> str:
+    return ascii(value[:40])
 
 
 def _refuse_constant(name: str) -> Any:
@@ -84,6 +107,8 @@ def _checked(value: str, name: str, max_length: int) -> str:
         raise bad_request(f"{name} is longer than {max_length} characters")
     if "\x00" in value:  # PostgreSQL refuses NUL in text: a 500 if it got that far
         raise bad_request(f"{name} must not contain NUL characters")
+    if has_lone_surrogate(value):  # a query string's; a body's are refused as it is parsed
+        raise bad_request(f"{name} holds a lone UTF-16 surrogate: not valid Unicode text")
     return value
 
 

@@ -1,18 +1,25 @@
-"""The customers page: finding a customer and erasing their personal data (owners only).
+"""The customers pages: the list (sort, filters, CSV export for owners), finding a customer, one customer
+whole (bot/customer_record.py: each part paged), and erasing their personal data (owners only).
 
-GET  /console/customers?q=…             find by e-mail, id (42 or #42) or chat sender id (a query with a
-                                        control character such as NUL matches nothing: 400, said so)
-GET  /console/customers/{id}            the profile: points, tier, chats, what is kept about them, and the
-                                        "Erase personal data" form
+GET  /console/customers                 the list: sort and filters (tier, balance, last order), paged
+GET  /console/customers?q=…             find by name, e-mail, id (42 or #42), order number, chat sender id or
+                                        social handle (a query with a control character such as NUL matches
+                                        nothing: 400, said so); one match opens their page
+GET  /console/customers/export.csv      the filtered list as CSV (owners)
+GET  /console/customers/{id}            everything about them, each part paged (?orders_page=2 …), and, for
+                                        owners, the "Erase personal data" form
 POST /console/customers/{id}/erase      the owner types the customer's e-mail (or ERASE when there is none)
                                         to confirm; bot/privacy.py erases the store's rows and the tracker
                                         store's conversations, and the report is shown
 
 The console guard has already refused a POST without the session's CSRF token, so nothing is erased then;
-`owner_only` answers 403 to agents on every route here.
+agents read customers (they answer them in handoffs) while `owner_only` keeps the export and the erasure
+for owners.
 """
 from __future__ import annotations
 
+import csv
+import io
 from typing import Any, Dict, List, Optional
 
 from aiohttp import web
@@ -20,8 +27,14 @@ from sqlalchemy.orm import Session
 
 from bot import clock
 from bot.app_context import DATABASE, PROGRAM, SETTINGS, in_executor
-from bot.console.page import ID, MERCHANT, PREFIX, error_page, in_store, owner_only, render
-from bot.identity import find_customers
+from bot.console.page import (
+    ID, MERCHANT, PREFIX, SECURITY_HEADERS, error_page, in_store, int_param, owner_only, render,
+)
+from bot.customer_record import (
+    EXPORT_COLUMNS, PARTS, SORTS, CustomerFilter, customer_parts, export_cells, list_customers, search_customers,
+    tier_names,
+)
+from bot.feedback.export import BOM, safe_cell
 from bot.log import get_logger
 from bot.privacy import CustomerProfile, ErasureReport, UnknownCustomer, customer_profile, erase_customer_everywhere
 from bot.shared.text import has_control_characters
@@ -29,6 +42,8 @@ from bot.shared.text import has_control_characters
 log = get_logger(__name__)
 
 CUSTOMERS = f"{PREFIX}/customers"
+LIST_PAGE_SIZE = 50
+EXPORT_BATCH = 500
 CONFIRM_WORD = "ERASE"
 MAX_QUERY_CHARS = 320
 COUNT_LABELS = (
@@ -64,39 +79,82 @@ DELETED_LABELS = {"reviews": "Reviews awaiting moderation (withdrawn)",
 def add_routes(app: web.Application) -> None:
     """This page's routes (bot/console/app.py calls it)."""
     app.router.add_get(CUSTOMERS, search, name="console_customers")
+    app.router.add_get(CUSTOMERS + "/export.csv", export_csv, name="console_customers_export")
     app.router.add_get(CUSTOMERS + "/{id:" + ID + "}", profile, name="console_customer")
     app.router.add_post(CUSTOMERS + "/{id:" + ID + "}/erase", erase, name="console_customer_erase")
 
 
-@owner_only
 async def search(request: web.Request) -> web.StreamResponse:
     query = request.query.get("q", "").strip()[:MAX_QUERY_CHARS]
+    wanted = CustomerFilter.from_params(request.query)
+    page = int_param(request, "page", 1, 1, 100_000)
+    base = {"query": query, "results": [], "searched": bool(query), "control_characters": False, "filter": wanted,
+            "sorts": SORTS, "rows": [], "page": page, "has_more": False, "tiers": []}
     if has_control_characters(query):
         # No e-mail, id or sender id has one (and PostgreSQL refuses NUL): nothing matches, and the page says why.
         shown = "".join(char for char in query if not has_control_characters(char))
-        return render(request, "customers.html", {"query": shown, "results": [], "searched": True,
+        return render(request, "customers.html", {**base, "query": shown, "searched": True,
                                                   "control_characters": True}, status=400)
 
-    def work(session: Session) -> List[Dict[str, Any]]:
-        return [
-            {"id": customer.id, "email": customer.email, "name": _name(customer.first_name, customer.last_name),
-             "points": customer.points_balance, "created_at": customer.created_at}
-            for customer in find_customers(session, query)
-        ]
+    def work(session: Session) -> Dict[str, Any]:
+        if query:
+            return {"results": [
+                {"id": customer.id, "email": customer.email, "name": _name(customer.first_name, customer.last_name),
+                 "points": customer.points_balance, "created_at": customer.created_at}
+                for customer in search_customers(session, query)]}
+        rows = list_customers(session, wanted, clock.now(), LIST_PAGE_SIZE + 1, (page - 1) * LIST_PAGE_SIZE)
+        return {"rows": rows[:LIST_PAGE_SIZE], "has_more": len(rows) > LIST_PAGE_SIZE, "tiers": tier_names(session)}
 
-    results = await in_store(request, work) if query else []
-    if len(results) == 1:
-        raise web.HTTPSeeOther(f"{CUSTOMERS}/{results[0]['id']}")
-    return render(request, "customers.html", {"query": query, "results": results, "searched": bool(query),
-                                              "control_characters": False})
+    found = await in_store(request, work)
+    if len(found.get("results", [])) == 1:
+        raise web.HTTPSeeOther(f"{CUSTOMERS}/{found['results'][0]['id']}")
+    return render(request, "customers.html", {**base, **found}, status=400 if wanted.errors else 200)
 
 
 @owner_only
+async def export_csv(request: web.Request) -> web.StreamResponse:
+    """The list as filtered, every row, streamed in batches (a transaction each)."""
+    wanted = CustomerFilter.from_params(request.query)
+    if wanted.errors:
+        return error_page(request, 400, "Export not started", "Some filters could not be used: "
+                          + "; ".join(wanted.errors) + ".")
+    now = clock.now()
+    response = web.StreamResponse(headers={
+        **SECURITY_HEADERS, "Content-Type": "text/csv; charset=utf-8", "Cache-Control": "no-store",
+        "Content-Disposition": f'attachment; filename="customers-{now.date().isoformat()}.csv"'})
+    batch = await in_store(request, lambda session: list_customers(session, wanted, now, EXPORT_BATCH, 0))
+    await response.prepare(request)
+    written = 0
+    try:
+        await response.write((BOM + _csv_lines([list(EXPORT_COLUMNS)])).encode())
+        while True:
+            await response.write(_csv_lines([[safe_cell(cell) for cell in export_cells(row)] for row in batch]).encode())
+            written += len(batch)
+            if len(batch) < EXPORT_BATCH:
+                break
+            offset = written
+            batch = await in_store(request, lambda session: list_customers(session, wanted, now, EXPORT_BATCH, offset))
+        await response.write_eof()
+    except ConnectionResetError:
+        return response
+    log.info("console.customers_export", rows=written, merchant_id=request[MERCHANT].id)
+    return response
+
+
+def _csv_lines(rows: List[List[Any]]) -> str:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\r\n").writerows(rows)
+    return out.getvalue()
+
+
 async def profile(request: web.Request) -> web.StreamResponse:
-    found = await _profile(request, _customer_id(request))
+    customer_id = _customer_id(request)
+    found = await _profile(request, customer_id)
     if found is None:
         return _not_found(request)
-    return _profile_page(request, found)
+    pages = _part_pages(request)
+    parts = await in_store(request, lambda session: customer_parts(session, customer_id, pages))
+    return _profile_page(request, found, parts=parts)
 
 
 @owner_only
@@ -147,10 +205,18 @@ async def _profile(request: web.Request, customer_id: int) -> Optional[CustomerP
     return await in_store(request, work)
 
 
-def _profile_page(request: web.Request, found: CustomerProfile, *, status: int = 200,
-                  error: str = "") -> web.Response:
+def _part_pages(request: web.Request) -> Dict[str, int]:
+    """Which page of each part to show (?orders_page=2 …)."""
+    return {name: int_param(request, f"{name}_page", 1, 1, 100_000) for name in PARTS}
+
+
+def _profile_page(request: web.Request, found: CustomerProfile, *, status: int = 200, error: str = "",
+                  parts: Optional[Dict[str, Any]] = None) -> web.Response:
+    pages = _part_pages(request)
     context = {
         "customer": found,
+        "parts": parts,
+        "pages": pages,
         "name": _name(found.first_name, found.last_name),
         "counts": [(label, found.counts.get(key, 0)) for key, label in COUNT_LABELS],
         "confirm_word": found.email or CONFIRM_WORD,
