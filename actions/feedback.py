@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from actions.common import StoreAction, read_config, sender_of, with_store
 from actions.forms import latest_reply, other_intents, started_by
-from actions.handoff import FEEDBACK_IDS_SLOT, FEEDBACK_LOW_SLOT, conversation_turns
+from actions.handoff import FEEDBACK_IDS_SLOT, FEEDBACK_LOW_SLOT, conversation_turns, shopper_language
 from bot import clock
 from bot.config_files import ConfigError
 from bot.feedback.requests import ORDER_ENTITY, SCORE_ENTITY, order_name, request_text, score_buttons
@@ -354,6 +354,7 @@ class ActionSubmitFeedback(StoreAction):
         channel, sender_id = sender_of(tracker)
         order_slot = tracker.get_slot(ORDER)
         turns = conversation_turns(tracker)
+        language = shopper_language(tracker)
 
         def work(session: Session) -> _Stored:
             customer = customer_for_sender(session, channel, sender_id)
@@ -362,7 +363,7 @@ class ActionSubmitFeedback(StoreAction):
             submission = submit_feedback(
                 session, program, channel=channel, sender_id=sender_id, customer_id=customer_id,
                 order_id=order.id if order else None, answers=[(a.kind, a.score) for a in answers],
-                comment=comment, turns=turns, now=clock.now(),
+                comment=comment, turns=turns, now=clock.now(), language=language,
             )
             return _Stored(
                 tuple(row.id for row in submission.feedback), submission.created, submission.low, submission.high,

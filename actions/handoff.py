@@ -23,6 +23,7 @@ from bot.feedback.service import link_handoff
 from bot.feedback.transcripts import clean_turns, redact, store_transcript
 from bot.handoff import MAX_CONTEXT_MESSAGES, MAX_REASON_CHARS, request_handoff
 from bot.identity import customer_for_sender
+from bot.languages import ANSWERED_LANGUAGES
 from bot.log import get_logger
 from bot.loyalty.program import FeedbackPolicy, get_program
 from bot.shop import get_shop
@@ -32,6 +33,14 @@ log = get_logger(__name__)
 # The stored feedback a person was offered for (set by action_submit_feedback after a low score).
 FEEDBACK_IDS_SLOT = "feedback_ids"
 FEEDBACK_LOW_SLOT = "feedback_low"
+# The language the shopper wrote in when not English (bot.nlu.LanguageClassifier's entity fills it).
+LANGUAGE_SLOT = "shopper_language"
+
+
+def shopper_language(tracker: Tracker) -> Optional[str]:
+    """The conversation's language when the shopper wrote in another one ("fr"), else None."""
+    value = tracker.get_slot(LANGUAGE_SLOT)
+    return str(value)[:8] if value else None
 
 
 def conversation_turns(tracker: Tracker, limit: Optional[int] = None) -> List[Dict[str, str]]:
@@ -119,11 +128,13 @@ class ActionRequestHandoff(StoreAction):
         turns = conversation_turns(tracker)
         context = clean_turns(turns[-MAX_CONTEXT_MESSAGES:], redact_text=policy.redact_transcripts)
         feedback_ids = [int(value) for value in tracker.get_slot(FEEDBACK_IDS_SLOT) or [] if str(value).isdigit()]
+        language = shopper_language(tracker)
 
         def work(session: Session) -> int:
             customer = customer_for_sender(session, channel, sender_id)
             customer_id = customer.id if customer else None
-            request = request_handoff(session, channel, sender_id, customer_id, context, now=clock.now())
+            request = request_handoff(session, channel, sender_id, customer_id, context, now=clock.now(),
+                                      language=language)
             linked = link_handoff(session, feedback_ids, request)
             reason = handoff_reason(tracker, linked)
             if reason:
@@ -132,13 +143,18 @@ class ActionRequestHandoff(StoreAction):
                 session, channel=channel, sender_id=sender_id, customer_id=customer_id,
                 order_id=linked[0].order_id if linked else None, reason="handoff", turns=turns,
                 redact=policy.redact_transcripts, now=clock.now(), max_turns=policy.transcript_max_turns,
+                language=language,
             )
             request.transcript_id = transcript.id
             session.flush()
             return int(request.id)
 
         request_id = await with_store(work, write=True)
-        log.info("handoff.requested", request_id=request_id, channel=channel, feedback=len(feedback_ids))
+        log.info("handoff.requested", request_id=request_id, channel=channel, feedback=len(feedback_ids),
+                 language=language)
+        if language in ANSWERED_LANGUAGES:
+            # First in the shopper's language (domain.yml's variations), then the details in English.
+            dispatcher.utter_message(response="utter_handoff_requested_in_language", request_id=request_id)
         dispatcher.utter_message(
             text=(
                 f"Done — I've passed this conversation to the {shop.name} team (request #{request_id}), "

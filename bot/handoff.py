@@ -93,8 +93,12 @@ def request_handoff(
     last_messages: List[Dict[str, str]],
     reason: Optional[str] = None,
     now: Optional[datetime] = None,
+    language: Optional[str] = None,
 ) -> HandoffRequest:
-    """Open a handoff request, or refresh the one this sender already has live."""
+    """Open a handoff request, or refresh the one this sender already has live.
+
+    `language`: the language the shopper wrote in when it was not English ("fr"), for the team.
+    """
     context = last_messages[-MAX_CONTEXT_MESSAGES:]
     now = now or clock.now()
     reason = (reason or "").strip()[:MAX_REASON_CHARS] or None
@@ -102,7 +106,7 @@ def request_handoff(
     if existing is None:
         request = HandoffRequest(
             channel=channel, sender_id=sender_id, customer_id=customer_id, status="open", last_messages=context,
-            requested_at=now, last_shopper_at=now, reason=reason,
+            requested_at=now, last_shopper_at=now, reason=reason, language=language or None,
         )
         try:
             with session.begin_nested():
@@ -120,6 +124,8 @@ def request_handoff(
         existing.status = "open"
     if reason:
         existing.reason = reason
+    if language:
+        existing.language = language
     return existing
 
 

@@ -313,3 +313,31 @@ def _identifier(restricted: bool):
 
 def _all_probabilities(identifier, text: str) -> Dict[str, float]:
     return {code: float(score) for code, score in identifier.rank(text)}
+
+
+# --- yes and no ----------------------------------------------------------------------------------------
+# A shopper offered a person in their language answers in it ("oui", "ja bitte", "não obrigado"); the
+# buttons send /affirm and /deny, a typed answer needs these. Courtesy words may come with the answer.
+_YES = _words("oui ouais ouaip volontiers d'accord sí si claro vale dale ja jawohl gerne genau sì certo "
+              "certamente sim claro graag prima")
+_NO = _words("no non nein não nao nee neen")
+_COURTESY = _words("merci svp stp gracias por favor danke bitte schön schon grazie per favore obrigado "
+                   "obrigada dank je u wel bedankt alstublieft alsjeblieft s'il vous plaît plait")
+
+
+def yes_or_no(text: str) -> Optional[bool]:
+    """True for a yes, False for a no typed in one of the answered languages; None for anything else.
+
+    Only short answers made of those words (and courtesy words) count: "no quiero" is a sentence, not a no.
+    "no" alone is a no in English too; "yes" and "ok" are left to the trained model.
+    """
+    if not isinstance(text, str):
+        return None
+    words = words_of(text)
+    if not words or len(words) > 4 or not all(word in _YES or word in _NO or word in _COURTESY for word in words):
+        return None
+    yes = any(word in _YES for word in words)
+    no = any(word in _NO for word in words)
+    if yes == no:
+        return None
+    return yes

@@ -27,8 +27,12 @@ KNOWN_VALIDATOR_NOTES = {
     "The utterance 'utter_ask_review_rating' is not used in any story or rule.": "review_form asks it",
     "The utterance 'utter_ask_review_text' is not used in any story or rule.": "review_form asks it",
     "The utterance 'utter_ask_review_media' is not used in any story or rule.": "review_form asks it",
+    "The utterance 'utter_handoff_requested_in_language' is not used in any story or rule.":
+        "action_request_handoff says it to a shopper who wrote in another language",
     "The utterance 'utter_default' is not used in any story or rule.": "action_default_fallback says it",
     "The utterance 'utter_faq' is not used in any story or rule.": "action_answer_faq answers utter_faq/<topic>",
+    "The intent 'other_language' is listed in the domain file, but is not found in the NLU training data.":
+        "bot.nlu.LanguageClassifier sets it; the English model is not trained on other languages",
     "The following duplicated intents have been found across multiple domain files: faq":
         "Rasa adds the retrieval intent from data/faq to the domain, which declares it for the rules",
 }

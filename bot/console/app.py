@@ -24,6 +24,7 @@ from bot.console.page import (
 from bot.console.pages import customers, feedback, handoffs, insights, loyalty, moderation, quizzes, referrals, sign_in
 from bot.db import RETRY_AFTER_SECONDS, database_unavailable
 from bot.handoff import live_count
+from bot.languages import language_name
 from bot.log import get_logger
 
 log = get_logger(__name__)
@@ -45,6 +46,7 @@ def setup_console(app: web.Application) -> None:
     environment.filters["day"] = lambda value: value.strftime("%Y-%m-%d") if value else ""
     environment.filters["thousands"] = lambda value: f"{value:,}"
     environment.filters["ago"] = duration_since
+    environment.filters["language"] = language_name  # "fr" → "French" (the shopper's language when not English)
     app.router.add_get(PREFIX, home)
     app.router.add_get(f"{PREFIX}/", home, name="console_home")
     for page in PAGES:

@@ -338,6 +338,7 @@ class FeedbackDetail:
     transcript_reason: Optional[str]
     transcript_redacted: bool
     turns: List[Turn]
+    transcript_language: Optional[str] = None  # the shopper's language when not English ("fr")
     notes: List[Note] = field(default_factory=list)
 
     @property
@@ -536,6 +537,7 @@ def feedback_detail(session: Session, feedback_id: int) -> Optional[FeedbackDeta
         transcript_reason=transcript.reason if transcript else None,
         transcript_redacted=bool(transcript.redacted) if transcript else False,
         turns=_turns(transcript.turns) if transcript else [],
+        transcript_language=transcript.language if transcript else None,
         notes=_notes(session, [feedback.id]).get(feedback.id, []),
     )
 

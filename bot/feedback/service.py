@@ -205,8 +205,10 @@ def submit_feedback(
     comment: Optional[str],
     turns: Sequence[Mapping[str, object]],
     now: datetime,
+    language: Optional[str] = None,
 ) -> Submission:
-    """Store a submission: one or two answers (at most one per kind), one comment, one transcript."""
+    """Store a submission: one or two answers (at most one per kind), one comment, one transcript
+    (`language`: the shopper's when not English, kept on the transcript)."""
     checked = [check_answer(kind, score) for kind, score in answers]
     if not checked:
         raise FeedbackError("a submission needs at least one answer")
@@ -227,7 +229,7 @@ def submit_feedback(
     transcript = store_transcript(
         session, channel=channel, sender_id=sender_id, customer_id=customer_id, order_id=order_id,
         reason="feedback", turns=turns, redact=policy.redact_transcripts, now=now,
-        max_turns=policy.transcript_max_turns,
+        max_turns=policy.transcript_max_turns, language=language,
     )
     tags = tag_feedback(original) if original else None
     search_text = search_text_for(stored_comment, transcript.turns)

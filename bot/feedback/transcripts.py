@@ -131,8 +131,12 @@ def store_transcript(
     redact: bool,
     now: datetime,
     max_turns: Optional[int] = None,
+    language: Optional[str] = None,
 ) -> Transcript:
-    """Write one snapshot of a conversation; it is never changed afterwards (only erased with its customer)."""
+    """Write one snapshot of a conversation; it is never changed afterwards (only erased with its customer).
+
+    `language`: the language the shopper wrote in when it was not English (the slot shopper_language).
+    """
     if reason not in REASONS:
         raise ValueError(f"a transcript's reason must be one of {', '.join(REASONS)}, not {reason!r}")
     transcript = Transcript(
@@ -144,6 +148,7 @@ def store_transcript(
         turns=clean_turns(turns, redact_text=redact, max_turns=max_turns),
         redacted=bool(redact),
         created_at=now,
+        language=language or None,
     )
     session.add(transcript)
     session.flush()

@@ -31,6 +31,8 @@ class Transcript(Base):
     turns = Column(JSON, nullable=False)
     redacted = Column(Boolean, nullable=False)  # emails, phone and card-like numbers were masked
     created_at = Column(UTCDateTime(), nullable=False, index=True)
+    # The language the shopper wrote in when not English ("fr"; bot/languages.py), None for English.
+    language = Column(String(8), nullable=True)
 
 
 @event.listens_for(Transcript, "before_update")

@@ -41,6 +41,8 @@ class HandoffRequest(Base):
     # How it was closed: closed (by a person; reopens when the shopper writes within a day),
     # returned_to_bot (by a person), shopper_returned (the shopper asked for the bot).
     resolution = Column(String(20), nullable=True)
+    # The language the shopper wrote in when not English ("fr"; bot/languages.py), None for English.
+    language = Column(String(8), nullable=True)
 
 
 class HandoffMessage(Base):

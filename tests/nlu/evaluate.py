@@ -28,6 +28,7 @@ import yaml
 HELDOUT_DIR = Path(__file__).resolve().parent / "heldout"
 OFF_TOPIC = "off_topic"
 MENU_INTENTS = frozenset({"out_of_scope", "nlu_fallback"})
+OTHER_LANGUAGE = "other_language"
 ANNOTATION = re.compile(r"\[([^\]]*)\](?:\([^)]*\)|\{[^}]*\})")
 
 # The targets of issue 14, and the lower bars CI enforces (a guard against regressions, not a target).
@@ -55,11 +56,28 @@ class Verdict:
         return self.outcome == base_label(self.example.label)
 
 
+@dataclass(frozen=True)
+class LanguageVerdict:
+    """A message of languages.yml: its language ("en" for English with foreign names), and what the NLU said."""
+
+    text: str
+    language: str
+    intent: str
+    detected: Optional[str]  # the `language` entity, when the intent is other_language
+
+    @property
+    def correct(self) -> bool:
+        if self.language == "en":
+            return self.intent != OTHER_LANGUAGE
+        return self.intent == OTHER_LANGUAGE and self.detected == self.language
+
+
 @dataclass
 class Report:
     verdicts: List[Verdict] = field(default_factory=list)  # the unseen messages: what the figures judge
     seen: List[Verdict] = field(default_factory=list)  # messages that are also training examples
     seconds: float = 0.0
+    languages: List[LanguageVerdict] = field(default_factory=list)  # languages.yml (bot.nlu.LanguageClassifier)
 
     @property
     def in_scope(self) -> List[Verdict]:
@@ -122,6 +140,20 @@ def load_heldout(directory: Path = HELDOUT_DIR, trained: Optional[Set[str]] = No
     return [Example(text, label, normalized(text) in trained) for text, label in labelled]
 
 
+def load_languages(directory: Path = HELDOUT_DIR) -> List[Tuple[str, str]]:
+    """(language code, text) of languages.yml: messages in six languages, and English ("en") that must stay
+    English."""
+    languages = yaml.safe_load((directory / "languages.yml").read_text(encoding="utf-8")).get("languages") or {}
+    return [(str(code), str(text)) for code, texts in languages.items() for text in texts]
+
+
+def language_verdict(language: str, text: str, parse: Mapping[str, Any]) -> LanguageVerdict:
+    intent = (parse.get("intent") or {}).get("name") or "nlu_fallback"
+    detected = next((entity.get("value") for entity in parse.get("entities") or []
+                     if entity.get("entity") == "language"), None)
+    return LanguageVerdict(text, language, intent, detected if intent == OTHER_LANGUAGE else None)
+
+
 def outcome_of(parse: Mapping[str, Any]) -> Tuple[str, float, Optional[str], str]:
     """(intent, confidence, faq topic, what the bot would do) for one parse result."""
     from actions.faq import FAQ_CONFIDENCE, faq_confidence, selected_answer
@@ -160,10 +192,12 @@ async def _parse_all(model: Path, texts: Sequence[str]) -> List[Dict[str, Any]]:
     return results
 
 
-def evaluate(model: Path, examples: Sequence[Example]) -> Report:
+def evaluate(model: Path, examples: Sequence[Example], languages: Sequence[Tuple[str, str]] = ()) -> Report:
     started = time.perf_counter()
-    parses = asyncio.run(_parse_all(model, [e.text for e in examples]))
+    parses = asyncio.run(_parse_all(model, [e.text for e in examples] + [text for _, text in languages]))
     report = Report(seconds=time.perf_counter() - started)
+    report.languages = [language_verdict(language, text, parse)
+                        for (language, text), parse in zip(languages, parses[len(examples):])]
     for example, parse in zip(examples, parses):
         intent, confidence, topic, outcome = outcome_of(parse)
         verdict = Verdict(example, intent, confidence, topic, outcome)
@@ -214,6 +248,30 @@ def print_report(report: Report, out=sys.stdout) -> None:
     print("\nworst confusions (label -> what the bot did)", file=out)
     for (label, outcome), count, samples in confusions(report):
         print(f"  {count:>3}  {label} -> {outcome}: " + " | ".join(repr(s) for s in samples), file=out)
+    if report.languages:
+        print_languages(report.languages, out)
+
+
+def language_figures(verdicts: Sequence[LanguageVerdict]) -> Dict[str, Tuple[int, int]]:
+    """(right, all) per language of languages.yml."""
+    figures: Dict[str, Tuple[int, int]] = {}
+    for verdict in verdicts:
+        right, total = figures.get(verdict.language, (0, 0))
+        figures[verdict.language] = (right + verdict.correct, total + 1)
+    return figures
+
+
+def print_languages(verdicts: Sequence[LanguageVerdict], out=sys.stdout) -> None:
+    figures = language_figures(verdicts)
+    foreign = [v for v in verdicts if v.language != "en"]
+    print(f"\nother languages: {sum(v.correct for v in foreign)}/{len(foreign)} answered as other_language in "
+          "their language (" + ", ".join(f"{code} {right}/{total}" for code, (right, total) in figures.items()
+                                         if code != "en") + ")", file=out)
+    right, total = figures.get("en", (0, 0))
+    print(f"English with foreign names and words: {right}/{total} kept English", file=out)
+    for verdict in verdicts:
+        if not verdict.correct:
+            print(f"  {verdict.language}: {verdict.text!r} -> {verdict.intent} {verdict.detected or ''}", file=out)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -226,7 +284,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     from bot.settings import PROJECT_ROOT
 
-    report = evaluate(args.model, load_heldout(trained=training_texts(PROJECT_ROOT)))
+    report = evaluate(args.model, load_heldout(trained=training_texts(PROJECT_ROOT)), load_languages())
     print_report(report)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -235,6 +293,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             "off_topic_recall": report.off_topic_recall,
             "faq_topic_accuracy": report.faq_topic_accuracy,
             "per_label": per_label(report),
+            "languages": language_figures(report.languages),
         }, indent=2))
     if args.check and (report.in_scope_accuracy < CI_IN_SCOPE or report.off_topic_recall < CI_OFF_TOPIC):
         print("held-out figures below the CI bars", file=sys.stderr)

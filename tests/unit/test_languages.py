@@ -1,4 +1,5 @@
-"""Telling a message that is not in English (bot/languages.py): precision on English comes first.
+"""Telling a message that is not in English (bot/languages.py, bot.nlu.LanguageClassifier): precision on
+English comes first.
 
 English here is the way shoppers type (typos, slang, no punctuation, foreign names and loanwords); the
 foreign messages are written the way people chat in those languages, accents often dropped.
@@ -11,8 +12,11 @@ from typing import List
 
 import pytest
 import yaml
+from rasa.shared.nlu.constants import ENTITIES, INTENT, INTENT_RANKING_KEY, TEXT
+from rasa.shared.nlu.training_data.message import Message
 
-from bot.languages import ANSWERED_LANGUAGES, detect_language, language_name, words_of
+from bot.languages import ANSWERED_LANGUAGES, detect_language, language_name, words_of, yes_or_no
+from bot.nlu import LanguageClassifier
 from bot.settings import PROJECT_ROOT
 
 SHOPPERS_ENGLISH = [
@@ -150,3 +154,43 @@ def test_held_out_english_stays_english_and_foreign_is_recognised() -> None:
     foreign = [(code, text) for code, texts in languages.items() for text in texts]
     right = [text for code, text in foreign if getattr(detect_language(text), "language", None) == code]
     assert len(right) >= 0.95 * len(foreign), set(text for _, text in foreign) - set(right)
+
+
+@pytest.mark.parametrize("text, answer", [
+    ("oui", True), ("Oui merci", True), ("ja bitte", True), ("sí, por favor", True), ("Sim, por favor", True),
+    ("Ja, graag", True), ("si", True), ("non merci", False), ("Nein, danke", False), ("não obrigado", False),
+    ("nee", False), ("No, gracias", False),
+    # sentences, English, courtesy alone and mixed answers are left to the model
+    ("no quiero", None), ("yes", None), ("ok", None), ("merci", None), ("oui non", None),
+    ("ja ich will meine punkte", None), ("", None),
+])
+def test_a_typed_yes_or_no_in_another_language(text: str, answer: object) -> None:
+    assert yes_or_no(text) is answer
+
+
+def _parsed(text: str, intent: str = "check_tier", confidence: float = 0.93) -> Message:
+    message = Message(data={TEXT: text})
+    message.set(INTENT, {"name": intent, "confidence": confidence}, add_to_output=True)
+    message.set(INTENT_RANKING_KEY, [{"name": intent, "confidence": confidence},
+                                      {"name": "faq", "confidence": 0.04}], add_to_output=True)
+    message.set(ENTITIES, [{"entity": "product_type", "value": "table", "start": 0, "end": 4}],
+                add_to_output=True)
+    return message
+
+
+def test_the_component_makes_a_foreign_message_other_language_with_its_language() -> None:
+    """The Spanish return request the English model read as a tier question (issue 14)."""
+    [message] = LanguageClassifier().process([_parsed("quiero devolver la mesa que compré")])
+    assert message.get(INTENT) == {"name": "other_language", "confidence": 1.0}
+    assert [r["name"] for r in message.get(INTENT_RANKING_KEY)] == ["other_language", "check_tier", "faq"]
+    [entity] = message.get(ENTITIES)
+    assert (entity["entity"], entity["value"], entity["extractor"]) == ("language", "es", "LanguageClassifier")
+    assert message.as_dict(only_output_properties=True)["entities"] == [entity]
+
+
+def test_the_component_turns_a_typed_yes_or_no_into_affirm_or_deny_and_leaves_english_alone() -> None:
+    yes, no, english = LanguageClassifier().process(
+        [_parsed("oui, volontiers", "greet"), _parsed("nein danke", "nlu_fallback"), _parsed("whats my tier m8")])
+    assert yes.get(INTENT)["name"] == "affirm" and no.get(INTENT)["name"] == "deny"
+    assert english.get(INTENT) == {"name": "check_tier", "confidence": 0.93}
+    assert english.get(ENTITIES)[0]["entity"] == "product_type"
