@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Callable, Dict, List, Optional, Text
+from typing import Any, Callable, Dict, List, Optional, Set, Text
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
@@ -14,8 +14,8 @@ from bot import clock
 from bot.db import get_database
 from bot.identity import customer_for_sender
 from bot.log import get_logger
-from bot.privacy import ErasureReport, erase_chat_everywhere, erase_customer_everywhere
-from bot.settings import get_settings
+from bot.privacy import ErasureReport, erase_chat_everywhere, erase_conversations, erase_customer_everywhere
+from bot.settings import Settings, get_settings
 from bot.shop import get_shop
 
 log = get_logger(__name__)
@@ -99,8 +99,30 @@ class ActionForgetMe(StoreAction):
             log.exception("privacy.erasure_failed", linked=found is not None)
             dispatcher.utter_message(text=APOLOGY)
             return []
+        _sweep_conversations_later(settings, [*report.sender_ids, sender_id])
         dispatcher.utter_message(text=goodbye_text(report, member=found is not None))
         return []
+
+
+# Rasa saves this turn's tracker after the action returns: the SQL store appends the turn's events, the Redis
+# store writes the whole tracker back, the erased conversation included. A second pass a moment later takes
+# whatever that save put back.
+TRACKER_SWEEP_SECONDS = 5.0
+_SWEEPS: Set["asyncio.Task[None]"] = set()
+
+
+def _sweep_conversations_later(settings: Settings, senders: List[str]) -> None:
+    async def sweep() -> None:
+        await asyncio.sleep(TRACKER_SWEEP_SECONDS)
+        try:
+            erased = await asyncio.to_thread(erase_conversations, settings, senders)
+            log.info("privacy.conversations_swept", conversations=erased)
+        except Exception:
+            log.exception("privacy.sweep_failed")
+
+    task = asyncio.get_running_loop().create_task(sweep())
+    _SWEEPS.add(task)  # held until done: the loop keeps only a weak reference
+    task.add_done_callback(_SWEEPS.discard)
 
 
 async def _in_thread(work: Callable[[], ErasureReport]) -> ErasureReport:

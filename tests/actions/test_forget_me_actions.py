@@ -2,13 +2,18 @@
 bot/privacy.py erasure as the console), then a goodbye; no keeps everything."""
 from __future__ import annotations
 
+import asyncio
+
+import pytest
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy import func, select
 
 from actions.privacy import ActionAskForgetMe, ActionForgetMe, ActionKeepData
 from bot.models import ChannelIdentity, Customer, LedgerEntry, MessageConsent, QuizRun
 from bot.consent import record_consent
+from bot.settings import reset_settings
 from tests.actions.conftest import make_tracker
+from tests.services import REDIS_URL, require_service
 
 ALICE = 1
 
@@ -67,3 +72,34 @@ async def test_a_guest_chat_loses_its_quiz_email_and_consent_record(demo_store, 
         run = session.execute(select(QuizRun)).scalar_one()
         assert (run.email, run.consent_text, run.sender_id) == (None, None, "erased")
         assert session.execute(select(func.count()).select_from(MessageConsent)).scalar_one() == 0
+
+
+async def test_on_redis_the_conversation_the_turn_saves_back_is_swept_a_moment_later(
+        demo_store, monkeypatch: pytest.MonkeyPatch) -> None:
+    require_service("Redis", 6379)
+    from rasa.core.tracker_store import RedisTrackerStore
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.events import UserUttered
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    from actions import privacy
+    from bot.conversation_storage import redis_kwargs
+
+    monkeypatch.setenv("REDIS_URL", REDIS_URL)
+    monkeypatch.setenv("TRACKER_STORE", "redis")
+    reset_settings()
+    monkeypatch.setattr(privacy, "TRACKER_SWEEP_SECONDS", 0.1)
+    domain = Domain.from_dict({"intents": ["forget_me"]})
+    store = RedisTrackerStore(domain=domain, **redis_kwargs(REDIS_URL))
+    tracker = DialogueStateTracker("bob", domain.slots)
+    tracker.update(UserUttered("my address is 12 Elm St, erase me", {"name": "forget_me", "confidence": 1.0}))
+    try:
+        await store.save(tracker)
+        [goodbye] = await _run(ActionForgetMe(), "bob", "yes", "affirm")
+        assert goodbye["text"].startswith("Done: I've erased your personal data.")
+        assert await store.retrieve("bob") is None
+        await store.save(tracker)  # what Rasa does after the action: the whole tracker written back
+        await asyncio.sleep(0.5)
+        assert await store.retrieve("bob") is None
+    finally:
+        store.red.delete(store.key_prefix + "bob")
