@@ -6,10 +6,12 @@ from abc import ABCMeta, abstractmethod
 from typing import Any, Callable, Dict, List, Text, TypeVar
 
 from rasa_sdk import Action, Tracker
+from rasa_sdk.events import FollowupAction
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from actions.thread import FOLLOW_UP_ACTION, read_follow_up
 from bot.config_files import ConfigError
 from bot.db import transaction_in_thread
 from bot.identity import identity_channel
@@ -52,17 +54,37 @@ def sender_of(tracker: Tracker) -> tuple:
     return identity_channel(tracker.get_latest_input_channel()), tracker.sender_id
 
 
+def hand_over_follow_up(action: Action, tracker: Tracker) -> List[Dict[Text, Any]]:
+    """[FollowupAction(action_follow_up)] when the shopper's message follows up on the topic the last answer
+    left open (actions/thread.py), whatever intent the NLU gave it; else []."""
+    follow_up = read_follow_up(tracker)
+    if follow_up is None:
+        return []
+    log.info("thread.follow_up", action=action.name(), topic=follow_up.topic.value, kind=follow_up.kind,
+             intent=(tracker.latest_message.get("intent") or {}).get("name"))
+    return [FollowupAction(FOLLOW_UP_ACTION)]
+
+
 class StoreAction(Action, metaclass=ABCMeta):
     """An action that reads or writes the loyalty store; a failing store gets an apology.
+
+    An action that answers a shopper's message first hands a follow-up of the last answer over to
+    action_follow_up ("cheaper?" after a search is not a new request, whatever the NLU thought it was).
 
     Abstract (ABCMeta) so that rasa-sdk, which registers every Action subclass, skips it.
     """
 
     apology: str = STORE_APOLOGY  # what the shopper is told when the store or a config file fails
+    # False for actions that never answer a free message: form steps, confirmations, the follow-up itself.
+    hands_over_follow_ups: bool = True
 
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
     ) -> List[Dict[Text, Any]]:
+        if self.hands_over_follow_ups:
+            handed_over = hand_over_follow_up(self, tracker)
+            if handed_over:
+                return handed_over
         try:
             return await self.respond(dispatcher, tracker, domain)
         except StoreUnavailable:

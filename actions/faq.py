@@ -12,6 +12,7 @@ from typing import Any, Dict, List, Optional, Text, Tuple
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions.common import hand_over_follow_up
 from bot.log import get_logger
 
 log = get_logger(__name__)
@@ -42,6 +43,11 @@ class ActionAnswerFaq(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
+        # The faq intent gathers many short questions, follow-ups of the last answer among them
+        # ("how long will it take" after a handoff is not a delivery question).
+        handed_over = hand_over_follow_up(self, tracker)
+        if handed_over:
+            return handed_over
         response, confidence = selected_answer(tracker.latest_message or {})
         if response is None or confidence < FAQ_CONFIDENCE:
             log.info("faq.unsure", topic=response, confidence=round(confidence, 3))

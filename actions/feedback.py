@@ -336,6 +336,7 @@ class _Stored:
 
 class ActionSubmitFeedback(StoreAction):
     """After the form: the feedback is stored with the conversation and the shopper answered after the score."""
+    hands_over_follow_ups = False  # it acts on the answer to its own question
 
     apology = FEEDBACK_APOLOGY
 

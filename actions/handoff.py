@@ -17,6 +17,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.orm import Session
 
 from actions.common import StoreAction, read_config, sender_of, with_store
+from actions.thread import Topic, topic_events
 from bot import clock
 from bot.config_files import ConfigError
 from bot.feedback.service import link_handoff
@@ -26,7 +27,7 @@ from bot.identity import customer_for_sender
 from bot.languages import ANSWERED_LANGUAGES
 from bot.log import get_logger
 from bot.loyalty.program import FeedbackPolicy, get_program
-from bot.shop import get_shop
+from bot.shop import Shop, get_shop
 
 log = get_logger(__name__)
 
@@ -90,19 +91,27 @@ def handoff_reason(tracker: Tracker, feedback: Optional[List[Any]] = None) -> Op
         if event.get("event") != "user":
             continue
         text = str(event.get("text") or "").strip()
-        intent = ((event.get("parse_data") or {}).get("intent") or {}).get("name")
+        parsed = event.get("parse_data") or {}
+        intent = (parsed.get("intent") or {}).get("name")
         if text and not text.startswith("/"):
             typed.append(text)
         if intent == "human_handoff":
-            if text and not text.startswith("/"):
-                return text
-            return typed[-1] if typed else None
+            said = text if text and not text.startswith("/") else (typed[-1] if typed else None)
+            # The order status answer's button names the late order: the team sees which one.
+            order = next((str(entity.get("value")) for entity in parsed.get("entities") or []
+                          if entity.get("entity") == "order_number" and entity.get("value")), None)
+            return f"Order #{order}: {said}" if order and said else said
     return typed[-1] if typed else None
 
 
 def recent_messages(tracker: Tracker, limit: int = MAX_CONTEXT_MESSAGES) -> List[Dict[str, str]]:
     """The last messages of the conversation, shopper's and bot's, oldest first."""
     return conversation_turns(tracker, limit)
+
+
+def reply_time_text(shop: Shop) -> str:
+    """When the team answers: "They answer within one business day (team hours: …)."."""
+    return f"They answer {shop.support_first_reply} (team hours: {shop.support_hours})."
 
 
 def _feedback_policy() -> FeedbackPolicy:
@@ -116,6 +125,7 @@ def _feedback_policy() -> FeedbackPolicy:
 
 
 class ActionRequestHandoff(StoreAction):
+    hands_over_follow_ups = False  # it acts on the answer to its own question
     def name(self) -> Text:
         return "action_request_handoff"
 
@@ -163,7 +173,7 @@ class ActionRequestHandoff(StoreAction):
                 f"they can pick up where we are: say \"talk to the bot\" any time to come back to me."
             )
         )
-        events: List[Dict[Text, Any]] = []
+        events: List[Dict[Text, Any]] = topic_events(Topic.HANDOFF, request_id)  # "how long will it take?"
         if feedback_ids:
             events.append(SlotSet(FEEDBACK_IDS_SLOT, None))
         if tracker.get_slot(FEEDBACK_LOW_SLOT):

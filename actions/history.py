@@ -22,6 +22,7 @@ from actions.loyalty import (
     load_member_view,
 )
 from actions.rewards import reward_gives
+from actions.thread import Topic, topic_events
 from bot import clock
 from bot.log import get_logger
 from bot.loyalty.ledger import recent_entries
@@ -125,7 +126,7 @@ class ActionPointsHistory(StoreAction):
             dispatcher.utter_message(
                 text=guest_text(view.program, view.shop, "your points history"), buttons=[EARN_BUTTON]
             )
-            return []
+            return topic_events(Topic.GUEST)
         await announce_news(dispatcher, view)
         log.info("history.shown", linked=True, entries=len(lines))
         buttons = [REDEEM_BUTTON, POINTS_BUTTON] if view.summary.redeemable else [POINTS_BUTTON, EARN_BUTTON]

@@ -11,6 +11,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.orm import Session
 
 from actions.common import StoreAction, read_config, sender_of, with_store
+from actions.thread import Topic, topic_events
 from bot import clock
 from bot.identity import customer_for_sender
 from bot.log import get_logger
@@ -135,12 +136,19 @@ def points_buttons(summary: PointsSummary, *others: Dict[str, str]) -> List[Dict
     return ([REDEEM_BUTTON] if summary.redeemable else []) + list(others)
 
 
-def guest_text(program: Program, shop: Shop, what: str) -> str:
+def join_text(program: Program, shop: Shop) -> str:
+    """How to join the program, e.g. "Join free at https://… and get 100 points as a welcome bonus."."""
     signup = f" and get {_n(program.earning.signup)} points as a welcome bonus" if program.earning.signup else ""
+    return f"Join free at {shop.signup_url}{signup}."
+
+
+def guest_text(program: Program, shop: Shop, what: str) -> str:
+    """What a guest is told instead of an account's figures; the answer opens the guest topic (how to link,
+    how to join: actions/follow_ups.py)."""
     return (
         f"I can't see {_article(shop.name)} {shop.name} rewards account linked to this chat yet, so I can't show {what}. "
         f"Already a member? Get a link code on your account page ({shop.account_url}) and send it to me here. "
-        f"New here? Join free at {shop.signup_url}{signup}."
+        f"New here? {join_text(program, shop)}"
     )
 
 
@@ -287,14 +295,16 @@ class ActionCheckPoints(StoreAction):
         if view.summary is None:
             log.info("points.checked", linked=False)
             dispatcher.utter_message(text=guest_text(view.program, view.shop, "your points"), buttons=[EARN_BUTTON])
-            return []
+            return topic_events(Topic.GUEST)
         log.info("points.checked", linked=True, expiring=view.expires_at is not None)
         await announce_news(dispatcher, view)
         dispatcher.utter_message(
             text=points_text(view.program, view.name, view.summary, view.expires_at),
             buttons=points_buttons(view.summary, TIER_BUTTON, EARN_BUTTON),
         )
-        return []
+        # "How long till I can get it?" is about the next reward the answer named.
+        next_reward = view.summary.next_reward
+        return topic_events(Topic.SHORTFALL, next_reward.id) if next_reward is not None else []
 
 
 class ActionCheckTier(StoreAction):
@@ -311,11 +321,11 @@ class ActionCheckTier(StoreAction):
                 text=guest_text(view.program, view.shop, "your tier") + "\n" + tier_ladder_text(view.program),
                 buttons=[EARN_BUTTON],
             )
-            return []
+            return topic_events(Topic.GUEST)
         log.info("tier.checked", linked=True, tier=view.tier.tier.name)
         await announce_news(dispatcher, view)
         dispatcher.utter_message(text=tier_text(view.program, view.name, view.tier), buttons=[POINTS_BUTTON, EARN_BUTTON])
-        return []
+        return topic_events(Topic.TIER, view.tier.tier.name)
 
 
 class ActionHowToEarn(StoreAction):

@@ -113,9 +113,11 @@ class ActionStartQuiz(StoreAction):
         named = _entity(tracker, "quiz")
         fresh = (tracker.latest_message.get("intent") or {}).get("name") == "restart_quiz"
 
-        def work(session: Session) -> Tuple[Optional[QuizRun], Optional[Quiz], bool, Dict[str, Quiz]]:
+        opening = str((tracker.latest_message or {}).get("text") or "")
+
+        def work(session: Session) -> Tuple[Optional[QuizRun], Optional[Quiz], bool, Dict[str, Quiz], List[str]]:
             now = clock.now()
-            _, quizzes = load_quizzes_now(session)
+            snapshot, quizzes = load_quizzes_now(session)
             customer = customer_for_sender(session, channel, sender_id)
             quiz = pick_quiz(quizzes, named)
             previous = open_run(session, channel, sender_id, now, quiz.id if quiz else None)
@@ -125,13 +127,15 @@ class ActionStartQuiz(StoreAction):
             if previous is not None and previous.quiz_id in quizzes and not fresh:
                 if previous.customer_id is None and customer is not None:
                     previous.customer_id = customer.id
-                return previous, quizzes[previous.quiz_id], True, quizzes
+                return previous, quizzes[previous.quiz_id], True, quizzes, []
             if quiz is None:
-                return None, None, False, quizzes
+                return None, None, False, quizzes, []
             run = start_run(session, quiz, channel, sender_id, customer.id if customer else None, now)
-            return run, quiz, False, quizzes
+            # "help me choose a dining table" already answers "Which room?"
+            taken = QuizSession(session, quiz, run, snapshot.index, get_program(), customer, now).take_opening(opening)
+            return run, quiz, False, quizzes, taken
 
-        run, quiz, resumed, quizzes = await with_store(work, write=True)
+        run, quiz, resumed, quizzes, taken = await with_store(work, write=True)
         if not quizzes:
             dispatcher.utter_message(text=NO_QUIZ)
             return self.not_starting()
@@ -143,6 +147,8 @@ class ActionStartQuiz(StoreAction):
                                           "(say \"start over\" to begin again).")
         else:
             dispatcher.utter_message(text=quiz.intro)
+        if taken:
+            dispatcher.utter_message(text="\n".join(taken))
         return [SlotSet(RUN, str(run.id)), SlotSet(STEP, None)]
 
 
@@ -152,6 +158,7 @@ class ActionStartQuiz(StoreAction):
 
 class ActionAskQuizStep(StoreAction):
     """The form's question: the run's current question with its options as buttons, or an email step."""
+    hands_over_follow_ups = False  # a form's question, never the answer to a free message
 
     apology = QUIZ_APOLOGY
 

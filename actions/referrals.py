@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from actions.common import StoreAction, read_config, sender_of, with_store
 from actions.loyalty import EARN_BUTTON, guest_text, long_date
+from actions.thread import Topic, topic_events
 from bot import clock
 from bot.advocacy.referrals import (
     ChatClaim, ReferralStats, claim_in_chat, find_code_in_text, referral_code_for, referral_link, referral_stats,
@@ -76,12 +77,32 @@ def stats_text(program: Program, stats: ReferralStats) -> str:
     return "\n".join(lines)
 
 
+def friend_terms(program: Program, claim: ChatClaim) -> str:
+    """What the friend's offer gives: "10% off your first order of $30 or more"."""
+    terms = f"{claim.percent_off}% off your first order"
+    if claim.min_order:
+        terms += f" of {program.money(claim.min_order)} or more"
+    return terms
+
+
+def friend_offer_text(program: Program, shop: Shop, claim: ChatClaim) -> str:
+    """The friend's offer as it stands, for "so what discount do I get?" after the claim."""
+    advocate = claim.advocate_name or "your friend"
+    if claim.offer_status == "used":
+        return (f"Your welcome code {claim.offer_code} from {advocate}'s invitation ({friend_terms(program, claim)}) "
+                "has been used on your first order — thank you!")
+    if claim.offer_status == "expired":
+        return (f"Your welcome code {claim.offer_code} ({friend_terms(program, claim)}) has expired, I'm afraid. "
+                "If you haven't ordered yet, ask for a person and our team will help.")
+    until = f" It's valid until {long_date(claim.expires_at)}." if claim.expires_at else ""
+    return (f"With {advocate}'s invitation you get {friend_terms(program, claim)}. Your code is {claim.offer_code}: "
+            f"enter it at checkout on {shop.store_url} in the discount code box.{until}")
+
+
 def claim_text(program: Program, shop: Shop, claim: ChatClaim) -> str:
     advocate = claim.advocate_name or "Your friend"
     if claim.status in ("claimed", "already_claimed"):
-        terms = f"{claim.percent_off}% off your first order"
-        if claim.min_order:
-            terms += f" of {program.money(claim.min_order)} or more"
+        terms = friend_terms(program, claim)
         until = f", valid until {long_date(claim.expires_at)}" if claim.expires_at else ""
         if claim.status == "already_claimed" and claim.offer_status == "used":
             return (f"You've already accepted {advocate}'s invitation, and your welcome code {claim.offer_code} "
@@ -138,7 +159,7 @@ class ActionReferralLink(StoreAction):
         view = await with_store(work, write=True)
         if view.name is None:
             dispatcher.utter_message(text=guest_text(program, shop, "your referral link"))
-            return []
+            return topic_events(Topic.GUEST)
         dispatcher.utter_message(text=link_text(program, shop, view.name, view.code, view.link),
                                  buttons=[STATUS_BUTTON, EARN_BUTTON])
         return []
@@ -162,7 +183,8 @@ class ActionReferralStatus(StoreAction):
         member, stats = await with_store(work)
         if not member:
             dispatcher.utter_message(text=guest_text(program, shop, "your referrals"))
-        elif stats is None:
+            return topic_events(Topic.GUEST)
+        if stats is None:
             dispatcher.utter_message(
                 text=f"You haven't shared a referral link yet. {offer_terms(program)}", buttons=[LINK_BUTTON])
         else:
@@ -197,4 +219,6 @@ class ActionClaimReferral(StoreAction):
         if claim.status in ("own_code", "not_first_order"):
             buttons = [LINK_BUTTON]
         dispatcher.utter_message(text=claim_text(program, shop, claim), buttons=buttons)
+        if claim.status in ("claimed", "already_claimed"):
+            return topic_events(Topic.REFERRAL_CLAIM, claim.offer_code)  # "so what discount do I get?"
         return []

@@ -102,6 +102,7 @@ def _with_order(session: Session, customer_id: Optional[int], product: Reviewabl
 
 
 class ActionAskReviewProduct(StoreAction):
+    hands_over_follow_ups = False  # a form's question, never the answer to a free message
     apology = REVIEW_APOLOGY
 
     def name(self) -> Text:
@@ -258,6 +259,7 @@ class ValidateReviewForm(Action):
 
 class ActionSubmitReview(StoreAction):
     """After the form: the review is stored for moderation and the shopper told what happens next."""
+    hands_over_follow_ups = False  # it acts on the answer to its own question
 
     apology = REVIEW_APOLOGY
 

@@ -22,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from actions.common import StoreAction, sender_of, with_store
+from actions.thread import Topic, topic_events
 from actions.loyalty import (
     EARN_BUTTON,
     HISTORY_BUTTON,
@@ -145,7 +146,8 @@ def confirm_text(program: Program, reward: Reward, points: int) -> str:
     )
 
 
-def _short_text(program: Program, view: MemberView, reward: Reward, lead: str) -> str:
+def shortfall_text(program: Program, view: MemberView, reward: Reward, lead: str) -> str:
+    """"<lead> 1,000 points and you have 598 — 402 more to go (about $81 of shopping)."."""
     assert view.summary is not None and view.tier is not None
     missing = reward.points - view.summary.balance
     spend = spend_for_points(program, missing, view.tier.tier.multiplier)
@@ -200,7 +202,7 @@ class ActionOfferReward(StoreAction):
             dispatcher.utter_message(
                 text=guest_text(program, view.shop, "which rewards your points can get"), buttons=[EARN_BUTTON]
             )
-            return _no_offer()
+            return _no_offer() + topic_events(Topic.GUEST)
         await announce_news(dispatcher, view)
         points = view.summary.balance
         # The entity when the model found one; otherwise the shopper's own words ("can I get the free
@@ -222,7 +224,7 @@ class ActionOfferReward(StoreAction):
         if asked is not None and wanted is None:
             lines.append(f"I couldn't find a reward called \"{str(asked)[:60]}\".")
         elif wanted is not None:
-            lines.append(_short_text(program, view, wanted, f"{_capital(_gives(program, wanted))} needs"))
+            lines.append(shortfall_text(program, view, wanted, f"{_capital(_gives(program, wanted))} needs"))
         affordable = affordable_rewards(program, points)
         log.info("reward.listed", linked=True, asked=asked is not None, known=wanted is not None,
                  affordable=len(affordable))
@@ -235,8 +237,11 @@ class ActionOfferReward(StoreAction):
         else:
             cheapest = program.rewards[0]
             if wanted is None or wanted.id != cheapest.id:
-                lines.append(_short_text(program, view, cheapest, f"Our cheapest reward, {_gives(program, cheapest)}, needs"))
+                lines.append(shortfall_text(program, view, cheapest, f"Our cheapest reward, {_gives(program, cheapest)}, needs"))
             dispatcher.utter_message(text="\n".join(lines), buttons=[EARN_BUTTON, HISTORY_BUTTON])
+        if wanted is not None or not affordable:
+            # Points short of a reward: "how long till I can get it?", "what's the cheapest?"
+            return _no_offer() + topic_events(Topic.SHORTFALL, (wanted or program.rewards[0]).id)
         return _no_offer()
 
 
@@ -256,6 +261,7 @@ class RedeemOutcome:
     product_title: Optional[str] = None
     points_left: int = 0
     refused: Optional[str] = None  # why nothing was redeemed
+    short_of: Optional[str] = None  # the reward refused for want of points
 
 
 def _redeem_work(channel: str, sender_id: str, reward_id: str, key: str):
@@ -276,7 +282,7 @@ def _redeem_work(channel: str, sender_id: str, reward_id: str, key: str):
             missing = reward.points - points
             spend = spend_for_points(program, missing, status.tier.multiplier)
             return RedeemOutcome(
-                program, news, points_left=points,
+                program, news, points_left=points, short_of=reward.id,
                 refused=(f"{_capital(_gives(program, reward))} needs {_n(reward.points)} points and you have "
                          f"{_n(points)} now — {_n(missing)} more to go (about {program.money(spend)} of shopping), "
                          f"so nothing was spent."),
@@ -297,6 +303,7 @@ def _redeem_work(channel: str, sender_id: str, reward_id: str, key: str):
 
 class ActionRedeemReward(StoreAction):
     """The shopper said yes to the offer: spend the points and give the code."""
+    hands_over_follow_ups = False  # it acts on the answer to its own question
 
     def name(self) -> Text:
         return "action_redeem_reward"
@@ -318,9 +325,12 @@ class ActionRedeemReward(StoreAction):
         if outcome.guest_text:
             log.info("reward.redeemed", linked=False)
             dispatcher.utter_message(text=outcome.guest_text, buttons=[EARN_BUTTON])
-        elif outcome.code is None:
+            return _no_offer() + topic_events(Topic.GUEST)
+        if outcome.code is None:
             log.info("reward.refused", reward=reward_id)
             dispatcher.utter_message(text=outcome.refused or "Nothing was redeemed.", buttons=[REDEEM_BUTTON, EARN_BUTTON])
+            if outcome.short_of is not None:
+                return _no_offer() + topic_events(Topic.SHORTFALL, outcome.short_of)
         else:
             log.info("reward.redeemed", linked=True, reward=reward_id, created=outcome.created)
             dispatcher.utter_message(
@@ -332,6 +342,7 @@ class ActionRedeemReward(StoreAction):
 
 class ActionCancelRedemption(StoreAction):
     """The shopper said no to the offer: nothing is spent."""
+    hands_over_follow_ups = False  # it acts on the answer to its own question
 
     def name(self) -> Text:
         return "action_cancel_redemption"

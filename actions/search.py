@@ -4,7 +4,8 @@ worth knowing, and "and in green?" builds on it)."""
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Dict, List, Optional, Text, Tuple
+from datetime import datetime
+from typing import Any, Dict, List, Optional, Sequence, Text, Tuple
 
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
@@ -12,15 +13,17 @@ from sqlalchemy.orm import Session
 
 from actions.cards import product_card
 from actions.common import StoreAction, read_config, sender_of, with_store
+from actions.thread import Topic, topic_events
 from bot import clock
 from bot.catalog.preferences import previous_search, shopper_preferences
 from bot.catalog.search import Match, SearchCriteria, SearchResult, criteria_from, search
-from bot.catalog.snapshot import catalog_snapshot, quizzes_for
+from bot.catalog.snapshot import CatalogSnapshot, catalog_snapshot, quizzes_for
 from bot.config_files import ConfigError
 from bot.identity import customer_for_sender
 from bot.log import get_logger
 from bot.loyalty.program import Program, get_program
 from bot.models import ProductSearch
+from bot.quiz.definition import Quiz
 from bot.settings import get_settings
 
 log = get_logger(__name__)
@@ -57,6 +60,32 @@ def match_card(program: Program, match: Match) -> Dict[str, Any]:
                         match.item.image_url)
 
 
+def matches_head(result: SearchResult) -> str:
+    """The line above the cards: what was relaxed, or how many were found."""
+    count = len(result.matches)
+    return result.note or ("Here's what I found:" if count == 1 else f"Here are the {count} best matches:")
+
+
+def search_quizzes(snapshot: CatalogSnapshot) -> Dict[str, Quiz]:
+    """The quizzes whose answers a search builds on; a broken quiz file must not stop search: it only loses
+    the quiz hints."""
+    try:
+        return quizzes_for(snapshot, get_settings().quizzes_dir)
+    except ConfigError as error:
+        log.error("config.invalid", error=str(error))
+        return {}
+
+
+def store_search(session: Session, channel: str, sender_id: str, customer_id: Optional[int], text: str,
+                 criteria: SearchCriteria, matches: Sequence[Match], relaxed: Sequence[str], now: datetime) -> None:
+    """Keep what was looked for and shown: worth knowing, and what the next message builds on."""
+    session.add(ProductSearch(
+        channel=channel, sender_id=sender_id, customer_id=customer_id, text=text[:MAX_TEXT_CHARS],
+        criteria=criteria.as_dict(), results=[match.variant.sku for match in matches], relaxed=list(relaxed),
+        created_at=now,
+    ))
+
+
 class ActionSearchProducts(StoreAction):
     apology = "Sorry — I can't search the catalog right now. Please try again in a few minutes."
 
@@ -75,21 +104,14 @@ class ActionSearchProducts(StoreAction):
         def work(session: Session) -> Tuple[SearchResult, Tuple[str, ...], bool]:
             now = clock.now()
             snapshot = catalog_snapshot(session)
-            try:
-                quizzes = quizzes_for(snapshot, get_settings().quizzes_dir)
-            except ConfigError as error:  # a broken quiz file must not stop search: it only loses the quiz hints
-                log.error("config.invalid", error=str(error))
-                quizzes = {}
+            quizzes = search_quizzes(snapshot)
             customer = customer_for_sender(session, channel, sender_id)
             known = shopper_preferences(session, channel, sender_id, customer.id if customer else None, quizzes, now)
             criteria = criteria_from(text, entities, snapshot.search_index.vocabulary)
             criteria, carried = with_earlier_type(criteria, previous_search(session, channel, sender_id, now))
             result = search(criteria, snapshot.search_index, known.preferences)
-            session.add(ProductSearch(
-                channel=channel, sender_id=sender_id, customer_id=customer.id if customer else None, text=text,
-                criteria=result.criteria.as_dict(), results=[match.variant.sku for match in result.matches],
-                relaxed=list(result.relaxed), created_at=now,
-            ))
+            store_search(session, channel, sender_id, customer.id if customer else None, text, result.criteria,
+                         result.matches, result.relaxed, now)
             # The quiz's budget only ranks: it is mentioned when every match keeps to it and the message names
             # no price of its own (otherwise the headline would contradict the cards).
             preferences = known.preferences
@@ -105,16 +127,17 @@ class ActionSearchProducts(StoreAction):
         program = read_config(get_program)
         log.info("catalog.search", understood=result.understood, found=len(result.matches),
                  relaxed=list(result.relaxed), carried_type=carried)
+        # Whatever was found, the next message may refine or correct it ("cheaper?", "no, I meant the lamp").
+        shown = topic_events(Topic.SEARCH, [match.variant.sku for match in result.matches])
         if not result.understood:
             dispatcher.utter_message(text=NOT_UNDERSTOOD, buttons=[QUIZ_BUTTON])
-            return []
+            return shown
         if not result.matches:
             note = result.note or "I couldn't find anything like that in stock right now."
             dispatcher.utter_message(text=f"{note} Shall I help you choose with a few quick questions instead?",
                                      buttons=[QUIZ_BUTTON])
-            return []
-        count = len(result.matches)
-        head = result.note or ("Here's what I found:" if count == 1 else f"Here are the {count} best matches:")
+            return shown
+        head = matches_head(result)
         if quiz_said and not result.relaxed:
             head = f"{head[:-1]}, with your quiz answers in mind ({', '.join(quiz_said)}):"
         dispatcher.utter_message(text=head)
@@ -122,4 +145,4 @@ class ActionSearchProducts(StoreAction):
         if result.relaxed:
             dispatcher.utter_message(text="Not quite it? I can help you choose with a few quick questions.",
                                      buttons=[QUIZ_BUTTON])
-        return []
+        return shown

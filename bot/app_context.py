@@ -22,6 +22,9 @@ DATABASE = web.AppKey("database", Database)
 EXECUTOR = web.AppKey("executor", ThreadPoolExecutor)
 # A function rather than a Program: by default the program file is re-read when a merchant edits it.
 PROGRAM = web.AppKey[Callable[[], Program]]("program")
+# Store webhook deliveries this process refused (bad or missing signature, unknown shop), by (source, shop):
+# (how many, the latest's time). The webhook handlers write it, the console's Integrations page reads it.
+WEBHOOK_REFUSALS = web.AppKey("webhook_refusals", dict)
 
 
 async def in_executor(app: web.Application, work: Callable[[], T]) -> T:

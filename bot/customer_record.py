@@ -178,7 +178,7 @@ def _handoffs(session: Session, customer_id: int, page: int, size: int) -> Part:
                         .order_by(HandoffRequest.requested_at.desc(), HandoffRequest.id.desc()), page, size)
     return Part("handoffs", [{
         "id": h.id, "channel": h.channel, "status": h.status, "reason": h.reason or "", "at": h.requested_at,
-        "resolution": h.resolution,
+        "resolution": h.resolution, "language": h.language,
     } for (h,) in rows], page, total, size)
 
 

@@ -136,6 +136,14 @@ def _live_request(session: Session, channel: str, sender_id: str, lock: bool = F
     return session.execute(query.with_for_update() if lock else query).scalar_one_or_none()
 
 
+def sender_request(session: Session, request_id: int, channel: str, sender_id: str) -> Optional[HandoffRequest]:
+    """The request `request_id` when it is this sender's (a chat asks only about its own requests)."""
+    request = session.get(HandoffRequest, request_id)
+    if request is None or (request.channel, request.sender_id) != (channel, sender_id):
+        return None
+    return request
+
+
 def open_requests(session: Session) -> List[HandoffRequest]:
     """Live requests, longest waiting first (the CLI's list)."""
     return list(session.execute(

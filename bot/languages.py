@@ -22,6 +22,7 @@ pipeline.
 """
 from __future__ import annotations
 
+import copy
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -300,15 +301,23 @@ def detect_language(text: str) -> Optional[Detection]:
     return None
 
 
+def load_identifier() -> None:
+    """Load py3langid's model now (0.3-1 s) rather than during the first shopper's turn that needs it; the
+    NLU component calls this when the Rasa model is loaded."""
+    _identifier(restricted=True)
+
+
 @lru_cache(maxsize=2)
 def _identifier(restricted: bool):
-    """py3langid's model (loaded once, about 0.3 s); restricted to English and the answered languages."""
+    """py3langid's model, all 97 languages or restricted to English and the answered languages (one load:
+    the restricted one is a copy with its own arrays, set_languages leaves the original's alone)."""
+    if restricted:
+        identifier = copy.copy(_identifier(restricted=False))
+        identifier.set_languages([ENGLISH, *ANSWERED_LANGUAGES])
+        return identifier
     from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
-    identifier = LanguageIdentifier.from_pickled_model(MODEL_FILE, norm_probs=True)
-    if restricted:
-        identifier.set_languages([ENGLISH, *ANSWERED_LANGUAGES])
-    return identifier
+    return LanguageIdentifier.from_pickled_model(MODEL_FILE, norm_probs=True)
 
 
 def _all_probabilities(identifier, text: str) -> Dict[str, float]:

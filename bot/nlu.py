@@ -41,7 +41,7 @@ from rasa.shared.nlu.training_data.message import Message
 
 from bot.advocacy.codes import normalize_referral_code
 from bot.identity.linking import find_code, normalize_code
-from bot.languages import detect_language, yes_or_no
+from bot.languages import detect_language, load_identifier, yes_or_no
 
 LINK_INTENT = "link_account"
 REFERRAL_INTENT = "claim_referral"
@@ -123,6 +123,7 @@ class LanguageClassifier(GraphComponent, IntentClassifier):
         resource: Resource,
         execution_context: ExecutionContext,
     ) -> LanguageClassifier:
+        load_identifier()  # at model load, not in the first turn that needs it
         return cls()
 
     def process(self, messages: List[Message]) -> List[Message]:

@@ -20,10 +20,9 @@ from bot.log import get_logger
 from bot.loyalty.ledger import post_entry
 from bot.loyalty.program import Program
 from bot.models import (
-    ChannelIdentity, ContentSubmission, Customer, Feedback, FeedbackNote, FriendOffer, HandoffMessage, HandoffRequest,
-    LinkAttempt, LinkCode, MessageConsent, Order, OutboundMessage, ProductSearch, QuizRun, Referral, ReferralClick, Review,
-    SocialFollowClaim,
-    Transcript,
+    AuditEvent, ChannelIdentity, ContentSubmission, Customer, Feedback, FeedbackNote, FriendOffer, HandoffMessage,
+    HandoffRequest, LinkAttempt, LinkCode, MessageConsent, Order, OutboundMessage, ProductSearch, QuizRun, Referral,
+    ReferralClick, Review, SocialFollowClaim, Transcript,
 )
 from bot.settings import Settings
 from bot.shared.text import has_control_characters
@@ -300,9 +299,12 @@ def _erase_conversation_rows(session: Session, owned: Callable[[Any], ColumnElem
                 {"status": "closed", "closed_at": now, "closed_by": actor[:320], "sender_id": ERASED_SENDER,
                  "resolution": "erased"})
 
-    # What the shopper and the team wrote while a person had the conversation.
+    # What the shopper and the team wrote while a person had the conversation, also as the audit log quotes it.
     deleted["handoff_messages"] = _delete(
         session, HandoffMessage, HandoffMessage.handoff_id.in_(handoff_ids) if handoff_ids else false())
+    anonymised["audit_events"] = _update(
+        session, AuditEvent, AuditEvent.subject.in_([f"handoff {i}" for i in handoff_ids]) if handoff_ids else false(),
+        {"detail": "(erased with the customer's personal data)"})
     anonymised["handoff_requests"] = _update(
         session, HandoffRequest, HandoffRequest.id.in_(handoff_ids) if handoff_ids else false(),
         {"last_messages": [], "customer_id": None, "transcript_id": None, "sender_id": ERASED_SENDER, "reason": None})

@@ -140,6 +140,8 @@ class Settings:
     # How often (seconds) the Telegram channel pushes queued chat notices (a review approved, a referral
     # rewarded, …) to shoppers linked on Telegram; 0 turns that off (they are still told in the chat).
     notice_delivery_seconds: int = 30
+    # Agents (not only owners) may credit and debit points in the console.
+    agents_may_adjust_points: bool = False
     # Website widget (channels/widget.py): signs the session ids it issues and checks the store's customer
     # tokens (HMAC-SHA256 of the store's customer id with this secret); unset, the widget is off.
     widget_signing_secret: Optional[str] = field(repr=False, default=None)
@@ -173,6 +175,9 @@ class Settings:
     # (SHOPIFY_WEBHOOK_SECRETS=shop-a.myshopify.com=secret,shop-b.myshopify.com=secret). A delivery from a
     # shop not listed is refused (401); with none listed the endpoint refuses every delivery.
     shopify_webhook_secrets: Tuple[Tuple[str, str], ...] = field(repr=False, default=())
+    # WooCommerce webhooks (POST /webhooks/woocommerce): the secret set on the store's webhooks
+    # (X-WC-Webhook-Signature); unset, every delivery is refused.
+    woocommerce_webhook_secret: Optional[str] = field(repr=False, default=None)
 
     def shopify_secret(self, shop_domain: str) -> Optional[str]:
         """The client secret of this shop (its myshopify.com domain, any case), or None."""
@@ -223,6 +228,8 @@ class Settings:
             telegram_api_base=_optional(env, "TELEGRAM_API_BASE") or "https://api.telegram.org/bot",
             telegram_mode=_choice(env, "TELEGRAM_MODE", ("webhook", "polling")),
             notice_delivery_seconds=_int(env, "NOTICE_DELIVERY_SECONDS", 30, minimum=0, maximum=3600),
+            agents_may_adjust_points=(env.get("AGENTS_MAY_ADJUST_POINTS") or "").strip().lower()
+            in ("1", "true", "yes", "on"),
             widget_signing_secret=_optional(env, "WIDGET_SIGNING_SECRET"),
             widget_allowed_origins=_origins(env, "WIDGET_ALLOWED_ORIGINS"),
             environment=_choice(env, "RAPPORT_ENV", ("development", "production")),
@@ -233,6 +240,7 @@ class Settings:
             lock_lease_seconds=_int(env, "LOCK_LEASE_SECONDS", 10, minimum=2, maximum=600),
             action_timeout_seconds=_int(env, "ACTION_TIMEOUT_SECONDS", 15, minimum=1, maximum=300),
             shopify_webhook_secrets=_shop_secrets(env, "SHOPIFY_WEBHOOK_SECRETS"),
+            woocommerce_webhook_secret=_optional(env, "WOOCOMMERCE_WEBHOOK_SECRET"),
         )
 
 

@@ -31,6 +31,11 @@ KNOWN_VALIDATOR_NOTES = {
         "action_request_handoff says it to a shopper who wrote in another language",
     "The utterance 'utter_default' is not used in any story or rule.": "action_default_fallback says it",
     "The utterance 'utter_faq' is not used in any story or rule.": "action_answer_faq answers utter_faq/<topic>",
+    "The utterance 'utter_help' is not used in any story or rule.": "action_help says it (actions/replies.py)",
+    "The utterance 'utter_out_of_scope' is not used in any story or rule.": "action_out_of_scope says it",
+    "The utterance 'utter_not_understood' is not used in any story or rule.":
+        "action_not_understood and action_answer_faq say it",
+    "The utterance 'utter_what_next' is not used in any story or rule.": "action_what_next says it",
     "The intent 'other_language' is listed in the domain file, but is not found in the NLU training data.":
         "bot.nlu.LanguageClassifier sets it; the English model is not trained on other languages",
     "The following duplicated intents have been found across multiple domain files: faq":

@@ -170,6 +170,18 @@ def claim_in_chat(session: Session, program: Program, typed_code: str, channel: 
     return _claim_view(session, program, existing, now, claimed=False)
 
 
+def claim_of_sender(session: Session, program: Program, channel: str, sender_id: str, now: datetime
+                    ) -> Optional[ChatClaim]:
+    """The invitation this chat (or its customer) accepted, with the friend's offer as it stands now; None
+    when it accepted none. ("So what discount do I get?" right after giving a friend's code.)"""
+    channel = identity_channel(channel)
+    friend = customer_for_sender(session, channel, sender_id)
+    referral = _referral_of_friend(session, friend.id) if friend is not None else None
+    if referral is None:
+        referral = _referral_of_sender(session, channel, sender_id)
+    return _claim_view(session, program, referral, now, claimed=False) if referral is not None else None
+
+
 @dataclass(frozen=True)
 class ReferralOutcome:
     """A referral as the store API reports it; referral_id None when no referral could be recorded."""

@@ -707,6 +707,27 @@ class CatalogIndex:
     def __len__(self) -> int:
         return len(self.entries)
 
+    def variant(self, sku: str) -> Optional[Tuple[CatalogItem, ItemVariant]]:
+        """The in-stock product a variant SKU (or a product SKU, its first variant) belongs to."""
+        return self._by_sku.get(sku)
+
+    def items_of_type(self, product_type: str) -> List[CatalogItem]:
+        """The in-stock products of a type, cheapest first."""
+        return [self.entries[row].item for row in sorted(self.by_type.get(product_type, ()))]
+
+    def item_colour(self, variant: ItemVariant) -> Optional[str]:
+        """The colour a variant's options give it ("Sage"), if any."""
+        return next((value for name, value in variant.options if _option_kind(name, _value(value)) == COLOUR), None)
+
+    @functools.cached_property
+    def _by_sku(self) -> Dict[str, Tuple[CatalogItem, ItemVariant]]:
+        found: Dict[str, Tuple[CatalogItem, ItemVariant]] = {}
+        for entry in self.entries:
+            for variant in entry.item.variants:
+                found[variant.sku] = (entry.item, variant)
+            found.setdefault(entry.item.sku, (entry.item, entry.variants[0].variant))
+        return found
+
     def _entry(self, item: CatalogItem) -> Optional[_Entry]:
         vocabulary = self.vocabulary
         option_values = {_value(value) for variant in item.variants for _, value in variant.options}

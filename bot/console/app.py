@@ -21,7 +21,10 @@ from bot.console.page import (
     MERCHANT, OPEN_HANDOFFS, PREFIX, SECURITY_HEADERS, SESSION, STATIC_DIR, TEMPLATES_DIR, Handler, error_page,
     in_store, route_name,
 )
-from bot.console.pages import customers, feedback, handoffs, insights, loyalty, moderation, quizzes, referrals, sign_in
+from bot.console.pages import (
+    audit, customers, feedback, handoffs, insights, integrations, loyalty, moderation, quizzes, referrals,
+    sign_in,
+)
 from bot.db import RETRY_AFTER_SECONDS, database_unavailable
 from bot.handoff import live_count
 from bot.languages import language_name
@@ -31,7 +34,8 @@ log = get_logger(__name__)
 
 # Reachable without a session.
 PUBLIC_PATHS = frozenset({sign_in.LOGIN})
-PAGES = (sign_in, feedback, customers, insights, handoffs, loyalty, referrals, quizzes, moderation)
+PAGES = (sign_in, feedback, customers, insights, handoffs, loyalty, referrals, quizzes, moderation, integrations,
+         audit)
 
 
 def setup_console(app: web.Application) -> None:

@@ -34,6 +34,7 @@ CLAIM = timedelta(minutes=2)
 KEEP_DONE = timedelta(days=30)
 KEEP_FAILED = timedelta(days=90)
 MAX_ERROR_CHARS = 2000
+STATES_SHOWN = ("pending", "failed", "applied", "ignored")  # the console's filter, in its order
 
 
 class WaitingFor(Exception):
@@ -102,6 +103,21 @@ def accept_delivery(session: Session, source: str, shop: str, delivery_key: str,
     return Accepted(event.id, False)
 
 
+@dataclass(frozen=True)
+class Delivery:
+    source: str
+    shop: str
+    delivery_key: str
+    topic: str
+    body: bytes
+
+
+def accept_deliveries(session: Session, deliveries: Sequence[Delivery], now: datetime) -> List[Accepted]:
+    """accept_delivery for several at once, in the caller's one transaction (one commit for a burst)."""
+    return [accept_delivery(session, item.source, item.shop, item.delivery_key, item.topic, item.body, now)
+            for item in deliveries]
+
+
 def _find(session: Session, source: str, shop: str, delivery_key: str) -> Optional[int]:
     return session.execute(select(StoreEvent.id).where(
         StoreEvent.source == source, StoreEvent.shop == shop, StoreEvent.delivery_key == delivery_key)
@@ -120,19 +136,34 @@ class Applied:
     ignored: int = 0
     retrying: int = 0
     failed: int = 0
+    yielded: bool = False  # stopped early for waiting acknowledgements
 
     def as_dict(self) -> Dict[str, int]:
-        return dict(vars(self))
+        return {name: int(value) for name, value in vars(self).items()}
 
 
-def apply_due(database: Database, topics: Topics, now: Callable[[], datetime], *, limit: int = 50) -> Applied:
-    """Claim the events that are due (oldest first) and apply each in its own transaction."""
+def apply_due(database: Database, topics: Topics, now: Callable[[], datetime], *, limit: int = 50,
+              yield_to: Callable[[], bool] = lambda: False) -> Applied:
+    """Claim the events that are due (oldest first) and apply each in its own transaction. When `yield_to()`
+    says deliveries are waiting to be acknowledged, stop after the current event and release the rest: an
+    acknowledgement must not wait behind a batch of applies (SQLite has one writer at a time)."""
     counts = Applied()
-    for event_id in _claim(database, now(), limit):
+    claimed = _claim(database, now(), limit)
+    for position, event_id in enumerate(claimed):
         counts.claimed += 1
         state = apply_event(database, topics, event_id, now)
         setattr(counts, state, getattr(counts, state) + 1)
+        if yield_to() and position + 1 < len(claimed):
+            _release(database, claimed[position + 1:])
+            counts.yielded = True
+            break
     return counts
+
+
+def _release(database: Database, event_ids: Sequence[int]) -> None:
+    with database.session(write=True) as session:
+        session.execute(update(StoreEvent).where(StoreEvent.id.in_(list(event_ids)), StoreEvent.state == "pending")
+                        .values(claimed_until=None).execution_options(synchronize_session=False))
 
 
 def _claim(database: Database, now: datetime, limit: int) -> List[int]:
@@ -272,3 +303,28 @@ def forget_old_events(session: Session, now: datetime) -> int:
         and_(StoreEvent.state.in_(["applied", "ignored"]), StoreEvent.received_at < now - KEEP_DONE),
         and_(StoreEvent.state == "failed", StoreEvent.received_at < now - KEEP_FAILED),
     )).execution_options(synchronize_session=False)).rowcount or 0)
+
+
+@dataclass(frozen=True)
+class ShopActivity:
+    """One connected store's deliveries at a glance."""
+
+    source: str
+    shop: str
+    last_received_at: Optional[datetime]
+    counts: Dict[str, int]  # by state
+
+
+def shop_activity(session: Session) -> List[ShopActivity]:
+    """Every store that delivered something still kept, with its latest delivery and its events by state."""
+    rows = session.execute(select(StoreEvent.source, StoreEvent.shop, StoreEvent.state, func.count(),
+                                  func.max(StoreEvent.received_at))
+                           .group_by(StoreEvent.source, StoreEvent.shop, StoreEvent.state)).all()
+    found: Dict[tuple, Dict[str, object]] = {}
+    for source, shop, state, count, latest in rows:
+        entry = found.setdefault((source, shop), {"latest": None, "counts": {}})
+        entry["counts"][state] = int(count)  # type: ignore[index]
+        if latest is not None and (entry["latest"] is None or latest > entry["latest"]):  # type: ignore[operator]
+            entry["latest"] = latest
+    return [ShopActivity(source, shop, entry["latest"], entry["counts"])  # type: ignore[arg-type]
+            for (source, shop), entry in sorted(found.items())]

@@ -1,4 +1,5 @@
 """SQLAlchemy models of the loyalty store, one module per domain."""
+from bot.models.audit import AuditEvent
 from bot.models.base import Base
 from bot.models.catalog import Product, ProductVariant
 from bot.models.consent import MessageConsent
@@ -19,7 +20,7 @@ from bot.models.reviews import Review, ReviewRequest
 from bot.models.rewards import RewardCode
 
 __all__ = [
-    "Base", "ChannelIdentity", "ConsoleSession", "ContentSubmission", "Customer", "Feedback", "FeedbackNote",
+    "AuditEvent", "Base", "ChannelIdentity", "ConsoleSession", "ContentSubmission", "Customer", "Feedback", "FeedbackNote",
     "FeedbackTopic", "FriendOffer", "HandoffMessage", "HandoffRequest", "LedgerEntry", "LinkAttempt", "LinkCode", "LoginAttempt",
     "Merchant", "MessageConsent", "Order", "OrderLine", "OrderRefund", "OutboundMessage", "PredictionRun", "Product", "ProductSearch",
     "ProductVariant", "PurchasePrediction", "QuizRun", "Referral", "ReferralClick", "ReferralCode", "ReferralDecision", "Review",

@@ -157,7 +157,8 @@ def _count_option(question: Question, text: str) -> Optional[str]:
     ranges = _count_ranges(question)
     if ranges is None:
         return None
-    numbers = re.findall(r"(?<![\d.])(\d{1,4})(?![\d.])", spelled_numbers(text))
+    # "one" is mostly a pronoun ("the last one", "that one"): only digits and the other number words count
+    numbers = re.findall(r"(?<![\d.])(\d{1,4})(?![\d.])", spelled_numbers(re.sub(r"(?i)\bone\b", " ", text)))
     if len(set(numbers)) != 1:
         return None
     wanted = Decimal(numbers[0])
@@ -298,15 +299,15 @@ def match_option(question: Question, text: str) -> Optional[str]:
     return found[0] if len(found) == 1 else None
 
 
-def clear_options(question: Question, text: str) -> Tuple[str, ...]:
+def clear_options(question: Question, text: str, min_coverage: float = 0.5) -> Tuple[str, ...]:
     """The option(s) a message names beyond doubt — a phrase word for word (or another form of its words), a
     count, or an amount that talks money — and that account for at least half of what it says: how an answer
     to a question not yet asked is recognised ("under 400 bucks" while the materials are asked). No typo
     tolerance and no positions: those only make sense for the question on screen."""
     normalized = normalize(text)
     tokens = normalized.split()
-    if not tokens:
-        return ()
+    if not tokens or _positions(question, tokens)[0]:
+        return ()  # "the last one" points at the buttons on screen, not at a question to come
     if question.is_budget:
         budget = budget_in(text) if names_an_amount(text) else None
         option_id = _budget_option(question, budget) if budget else None
@@ -319,7 +320,7 @@ def clear_options(question: Question, text: str) -> Tuple[str, ...]:
         named = [counted] if counted is not None else []
     if not named or (len(named) > 1 and not question.multi):
         return ()
-    if match_coverage(question, text) < 0.5:
+    if match_coverage(question, text) < min_coverage:
         return ()
     order = {option.id: position for position, option in enumerate(question.options)}
     return tuple(sorted(named, key=order.__getitem__))

@@ -94,6 +94,9 @@ _SEARCH_REQUEST = re.compile(
     r"\b(show me|search|find me|can you find|look up|do you (have|sell|carry|stock)|have you got|got any|"
     r"browse|let me see|i want to see)\b")
 SEARCH_INTENT = "product_search"
+# Asking for the quiz again mid-quiz ("help me choose"), told from an answer the NLU files under start_quiz
+# ("bedroom"), which is an answer that missed.
+_QUIZ_REQUEST = re.compile(r"\b(quiz|help|choose|pick|suits?|recommend|decide|questions?)\b")
 CONTROL_INTENTS: Mapping[str, str] = {"skip_question": SKIP, "restart_quiz": RESTART, "stop_quiz": STOP}
 YES_WORDS = frozenset(map(normalize, ("yes", "y", "yes please", "sure", "ok", "okay", "yes, email me", "please do",
                                       "go ahead", "yep")))
@@ -404,8 +407,8 @@ class QuizSession:
                 outcome = self._record(question, found, "answered")
             outcome.notes[:0] = later
             return outcome
-        if reply.intent == "start_quiz":  # "help me choose" again, mid-quiz: just ask the question again
-            return Outcome("repeat", run=self.run)
+        if reply.intent == "start_quiz" and _QUIZ_REQUEST.search(words):
+            return Outcome("repeat", run=self.run)  # "help me choose" again, mid-quiz: just ask the question again
         if question.multi and picked:  # clearly not another option: the question is done
             return self._finish_then(question, picked, reply, other_intents)
         if is_interruption(reply, other_intents) and reply.intent != SEARCH_INTENT:
@@ -423,6 +426,20 @@ class QuizSession:
         if reply.intent == SEARCH_INTENT:
             outcome.extra["search_hint"] = "yes"
         return outcome
+
+    def take_opening(self, text: str) -> List[str]:
+        """The message that started the quiz may already answer its first question ("help me choose a dining
+        table", "which desk suits me?"): recorded when it names one option word for word, with an amount or
+        the next question's answer in it kept too. The lines saying so; none when it answers nothing."""
+        question = self.quiz.question_by_id.get(self.run.current_question or "")
+        if question is None or question.multi or self.run.stage != QUESTIONS or self.run.answers:
+            return []
+        chosen = clear_options(question, text, min_coverage=0.0)  # the rest is the request: "help me choose…"
+        if len(chosen) != 1 or walk(self.quiz, {question.id: list(chosen)}).complete:
+            return []
+        later = self._keep_for_later(question, text, question.next_after(chosen), answered=True, opening=True)
+        outcome = self._record(question, chosen, "answered")
+        return [f"Got it: {_and_list(outcome.chosen)}."] + later
 
     def _hand_over(self, question: Question, picked: Tuple[str, ...]) -> Outcome:
         """Another request: the conversation answers it and the form asks again. Picks made at a multi-choice
@@ -456,14 +473,18 @@ class QuizSession:
         finished.notes.append(got_it)
         return finished
 
-    def _keep_for_later(self, question: Question, text: str, following: str, answered: bool) -> List[str]:
+    def _keep_for_later(self, question: Question, text: str, following: str, answered: bool,
+                        opening: bool = False) -> List[str]:
         """An answer to a question still to come, kept in the run so that question is passed over when the
         quiz gets there: an amount for the budget ("oak, under 400 bucks"), the next question's answer in the
         rest of the message ("dining room, usually six of us"), or — when the reply answers nothing here — a
         clear answer to a single-choice question ahead ("cheap stuff" at the materials). The lines saying so."""
         notes: List[str] = []
         answers = dict(self.run.answers or {})
-        rest = leftover_text(question, text) if answered else text
+        # The rest of an answer is read for what comes next; a request that opened the quiz is read whole, its
+        # request words aside ("help me choose a table for dinner parties": dining room, 6 or more).
+        rest = leftover_text(question, text) if answered and not opening else text
+        coverage = 0.0 if opening else 0.5
         for later in _questions_ahead(self.quiz, following, answers, exclude=question.id):
             if later.multi:
                 continue
@@ -472,7 +493,7 @@ class QuizSession:
             elif answered and later.id != following:
                 continue
             else:  # the question right after the one answered ("dining room, six of us"), or any when none was
-                chosen = clear_options(later, rest)
+                chosen = clear_options(later, rest, min_coverage=coverage)
             if len(chosen) != 1:
                 continue
             answers[later.id] = list(chosen)

@@ -15,7 +15,7 @@ from typing import AsyncIterator, Awaitable, Callable, Optional
 
 from aiohttp import web
 
-from bot.app_context import DATABASE, EXECUTOR, PROGRAM, SETTINGS
+from bot.app_context import DATABASE, EXECUTOR, PROGRAM, SETTINGS, WEBHOOK_REFUSALS
 from bot.console.app import console_guard
 from bot.db import Database, database_unavailable
 from bot.identity import IdentityError
@@ -65,6 +65,7 @@ def create_app(
     # nor starts a thread before the first request.
     app[DATABASE] = database or Database(settings.database_url)
     app[EXECUTOR] = ThreadPoolExecutor(max_workers=WORKER_THREADS, thread_name_prefix="rapport-web")
+    app[WEBHOOK_REFUSALS] = {}
     setup_routes(app)
     # Cleanup runs in reverse: the scheduler stops, then the worker threads finish, then the database closes.
     app.cleanup_ctx.append(_closing_database(owned=database is None))

@@ -9,7 +9,8 @@ from bot.web import api, demo_store, redirects, webhooks
 
 # Routes that read their bodies themselves with a larger limit than MAX_BODY_BYTES (bot/web/app.py refuses a
 # declared length over the route's limit before the body is read).
-BODY_LIMITS = {"/webhooks/shopify": webhooks.MAX_WEBHOOK_BYTES}
+BODY_LIMITS = {"/webhooks/shopify": webhooks.MAX_WEBHOOK_BYTES,
+               "/webhooks/woocommerce": webhooks.MAX_WEBHOOK_BYTES}
 
 
 def setup_routes(app: web.Application) -> None:
@@ -25,6 +26,7 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post("/api/reward-codes/{code}", api.post_reward_code)
     # Store webhooks: signed by the store (each shop's secret), not by our bearer token.
     app.router.add_post("/webhooks/shopify", webhooks.shopify_webhook)
+    app.router.add_post("/webhooks/woocommerce", webhooks.woocommerce_webhook)
     # Public: an advocate's shared link (outside /api/, so no bearer token).
     app.router.add_get("/r/{code}", redirects.referral_redirect)
     # The merchant console: HTML pages under /console/ behind sign-in (bot/console/).

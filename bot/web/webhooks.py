@@ -1,6 +1,7 @@
-"""Store webhooks in: `POST /webhooks/shopify` checks the shop's signature on the raw body before reading
-anything of it (401 and nothing written otherwise), writes the delivery to the inbox once per event id and
-answers 200 at once; the inbox worker running in the web app applies it (bot/integrations/).
+"""Store webhooks in: `POST /webhooks/shopify` and `POST /webhooks/woocommerce` check the store's signature on
+the raw body before reading anything of it (401 and nothing written otherwise), write the delivery to the
+inbox once per delivery key and answer 200 at once; the inbox worker running in the web app applies it
+(bot/integrations/).
 """
 from __future__ import annotations
 
@@ -8,16 +9,22 @@ import asyncio
 import base64
 import hashlib
 import hmac
-from typing import AsyncIterator, Optional
+import re
+from typing import AsyncIterator, List, Optional, Tuple
 
 from aiohttp import web
 
 from bot import clock
-from bot.app_context import DATABASE, EXECUTOR, PROGRAM, SETTINGS, in_executor
+from bot.app_context import DATABASE, EXECUTOR, PROGRAM, SETTINGS, WEBHOOK_REFUSALS, in_executor
 from bot.db import transaction_in_thread
 from bot.integrations import StoreContext, store_topics
-from bot.integrations.inbox import Topics, accept_delivery, apply_due, delivery_key_of, forget_old_events
+from bot.integrations.inbox import (
+    Accepted, Delivery, Topics, accept_deliveries, apply_due, delivery_key_of, forget_old_events,
+)
 from bot.integrations.shopify import SOURCE as SHOPIFY, TOPICS as SHOPIFY_TOPICS
+from bot.integrations.woocommerce import (
+    SOURCE as WOOCOMMERCE, TOPICS as WOOCOMMERCE_TOPICS, delivery_key as woocommerce_delivery_key,
+)
 from bot.log import get_logger
 
 log = get_logger(__name__)
@@ -26,6 +33,14 @@ log = get_logger(__name__)
 MAX_WEBHOOK_BYTES = 4 * 1024 * 1024
 WORKER = web.AppKey("store_events_worker", asyncio.Task)
 WAKE = web.AppKey("store_events_wake", asyncio.Event)
+# Deliveries arriving together are written together: one transaction (one commit) for a burst.
+MAX_INTAKE_BATCH = 200
+# Applies per worker run; while deliveries wait to be acknowledged the worker pauses this long at a time, but
+# never longer than MAX_YIELD_SECONDS in a row (a steady stream of deliveries must not stop the applying).
+WORKER_BATCH = 20
+YIELD_SECONDS = 0.01
+MAX_YIELD_SECONDS = 0.5
+_WOOCOMMERCE_PING = re.compile(rb"webhook_id=\d{1,20}")
 # The worker looks for due retries this often even when no delivery woke it.
 POLL_SECONDS = 5.0
 PRUNE_EVERY_SECONDS = 3600.0
@@ -38,9 +53,10 @@ async def shopify_webhook(request: web.Request) -> web.Response:
     body = await _raw_body(request)
     if body is None:
         return web.json_response({"error": "payload_too_large"}, status=413)
-    if secret is None or not _shopify_signature_ok(secret, body, request.headers.get("X-Shopify-Hmac-Sha256", "")):
+    if secret is None or not _signature_ok(secret, body, request.headers.get("X-Shopify-Hmac-Sha256", "")):
         log.warning("webhook.refused", source=SHOPIFY, shop=shop or None, known_shop=secret is not None,
                     had_signature=bool(request.headers.get("X-Shopify-Hmac-Sha256")))
+        _refused(request, SHOPIFY, shop or "(no shop)")
         return web.json_response({"error": "unauthorized"}, status=401)
     topic = request.headers.get("X-Shopify-Topic", "").strip().lower()
     if topic not in SHOPIFY_TOPICS:
@@ -48,17 +64,63 @@ async def shopify_webhook(request: web.Request) -> web.Response:
         return web.json_response({"received": True, "ignored": "topic not handled"})
     key = delivery_key_of(request.headers.get("X-Shopify-Event-Id") or request.headers.get("X-Shopify-Webhook-Id"),
                           body)
-    accepted = await transaction_in_thread(
-        lambda session: accept_delivery(session, SHOPIFY, shop, key, topic, body, clock.now()),
-        write=True, database=request.app[DATABASE], executor=request.app[EXECUTOR])
-    log.info("webhook.received", source=SHOPIFY, shop=shop, topic=topic, event_id=accepted.event_id,
+    return await _accept(request, SHOPIFY, shop, key, topic, body)
+
+
+async def _accept(request: web.Request, source: str, shop: str, key: str, topic: str, body: bytes) -> web.Response:
+    """The verified delivery into the inbox (once per key: committed before the answer), the worker woken, 200."""
+    accepted = await request.app[INTAKE].write(Delivery(source, shop, key, topic, body))
+    log.info("webhook.received", source=source, shop=shop, topic=topic, event_id=accepted.event_id,
              duplicate=accepted.duplicate)
     if not accepted.duplicate and WAKE in request.app:
         request.app[WAKE].set()
     return web.json_response({"received": True, "duplicate": accepted.duplicate})
 
 
-def _shopify_signature_ok(secret: str, body: bytes, given: str) -> bool:
+async def woocommerce_webhook(request: web.Request) -> web.Response:
+    settings = request.app[SETTINGS]
+    body = await _raw_body(request)
+    if body is None:
+        return web.json_response({"error": "payload_too_large"}, status=413)
+    topic = request.headers.get("X-WC-Webhook-Topic", "").strip().lower()
+    if not topic and _WOOCOMMERCE_PING.fullmatch(body):
+        # Sent once when the merchant saves the webhook, unsigned: answered, nothing written.
+        log.info("webhook.ping", source=WOOCOMMERCE)
+        return web.json_response({"received": True, "ping": True})
+    secret = settings.woocommerce_webhook_secret
+    if secret is None or not _signature_ok(secret, body, request.headers.get("X-WC-Webhook-Signature", "")):
+        log.warning("webhook.refused", source=WOOCOMMERCE, configured=secret is not None,
+                    had_signature=bool(request.headers.get("X-WC-Webhook-Signature")))
+        _refused(request, WOOCOMMERCE, _site(request.headers.get("X-WC-Webhook-Source", "")))
+        return web.json_response({"error": "unauthorized"}, status=401)
+    shop = _site(request.headers.get("X-WC-Webhook-Source", ""))
+    if topic not in WOOCOMMERCE_TOPICS:
+        log.info("webhook.ignored_topic", source=WOOCOMMERCE, shop=shop, topic=topic[:100] or None)
+        return web.json_response({"received": True, "ignored": "topic not handled"})
+    key = woocommerce_delivery_key(topic, body)
+    return await _accept(request, WOOCOMMERCE, shop, key, topic, body)
+
+
+MAX_REFUSAL_KEYS = 100  # unknown shops are whatever a caller writes: the record stays small
+
+
+def _refused(request: web.Request, source: str, shop: str) -> None:
+    refusals = request.app[WEBHOOK_REFUSALS]
+    key = (source, shop[:100])
+    if key not in refusals and len(refusals) >= MAX_REFUSAL_KEYS:
+        key = (source, "(other shops)")
+    count, _ = refusals.get(key, (0, None))
+    refusals[key] = (count + 1, clock.now())
+
+
+def _site(source: str) -> str:
+    """The store's site as WooCommerce names it (X-WC-Webhook-Source), without scheme and trailing slash."""
+    site = source.strip().lower().split("://", 1)[-1].rstrip("/")
+    return site[:255] or "woocommerce"
+
+
+def _signature_ok(secret: str, body: bytes, given: str) -> bool:
+    """Shopify's and WooCommerce's signature alike: base64(HMAC-SHA256(secret, raw body))."""
     expected = base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest())
     # compare_digest on bytes: constant time whatever the input.
     return hmac.compare_digest(expected, given.strip().encode("utf-8", errors="replace"))
@@ -76,12 +138,62 @@ async def _raw_body(request: web.Request) -> Optional[bytes]:
     return bytes(body)
 
 
+class IntakeWriter:
+    """Writes verified deliveries to the inbox: those that arrive while a write is under way wait for the next
+    one and go in together, so a burst costs a few commits instead of one each (SQLite has one writer at a
+    time and every commit is a disk flush). A delivery's request is answered only after its batch committed;
+    a batch that fails fails each of its requests (500: the store sends them again)."""
+
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
+        self.waiting: List[Tuple[Delivery, "asyncio.Future[Accepted]"]] = []
+        self.writing = False
+
+    @property
+    def busy(self) -> bool:
+        """Deliveries are waiting to be written or being written: the worker steps aside."""
+        return self.writing or bool(self.waiting)
+
+    async def write(self, delivery: Delivery) -> Accepted:
+        future: "asyncio.Future[Accepted]" = asyncio.get_running_loop().create_future()
+        self.waiting.append((delivery, future))
+        if not self.writing:
+            self.writing = True
+            asyncio.ensure_future(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self.waiting:
+                batch, self.waiting = self.waiting[:MAX_INTAKE_BATCH], self.waiting[MAX_INTAKE_BATCH:]
+                items = [delivery for delivery, _ in batch]
+                try:
+                    results = await transaction_in_thread(
+                        lambda session: accept_deliveries(session, items, clock.now()), write=True,
+                        database=self.app[DATABASE], executor=self.app[EXECUTOR])
+                except Exception as error:  # noqa: BLE001 - each request answers it (500)
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(error)
+                    continue
+                for (_, future), accepted in zip(batch, results):
+                    if not future.done():
+                        future.set_result(accepted)
+        finally:
+            self.writing = False
+
+
+INTAKE = web.AppKey("store_events_intake", IntakeWriter)
+
+
 # --- the inbox worker --------------------------------------------------------------------------------
 
 
 def setup_store_events_worker(app: web.Application) -> None:
     """Apply the inbox's due events while the app runs: at once when a delivery arrives, and every
-    POLL_SECONDS for retries that came due. Several web app replicas may run it: events are claimed."""
+    POLL_SECONDS for retries that came due. Several web app replicas may run it: events are claimed.
+    Acknowledging comes first: the worker steps aside while deliveries are being written."""
+    app[INTAKE] = IntakeWriter(app)
     app.cleanup_ctx.append(_running_worker)
 
 
@@ -103,9 +215,15 @@ async def _running_worker(app: web.Application) -> AsyncIterator[None]:
 async def _work(app: web.Application, wake: asyncio.Event, topics: Topics) -> None:
     loop = asyncio.get_running_loop()
     pruned_at = 0.0
+    intake = app[INTAKE]
     while True:
         try:
-            counts = await in_executor(app, lambda: apply_due(app[DATABASE], topics, clock.now))
+            waited = 0.0
+            while intake.busy and waited < MAX_YIELD_SECONDS:
+                await asyncio.sleep(YIELD_SECONDS)
+                waited += YIELD_SECONDS
+            counts = await in_executor(app, lambda: apply_due(app[DATABASE], topics, clock.now, limit=WORKER_BATCH,
+                                                              yield_to=lambda: intake.busy))
             if counts.claimed:
                 log.info("store_events.applied", **counts.as_dict())
                 continue  # more may be due

@@ -34,6 +34,12 @@ def make_tracker(sender_id: str, text: str, intent: str, channel: str = "rest",
     return Tracker(sender_id, dict(slots or {}), latest, events, False, None, {}, "action_listen")
 
 
+def only_topic_events(events: List[Dict[str, Any]]) -> bool:
+    """Whether an action's events are nothing but the topic its answer opens for the next message
+    (actions/thread.py): the answers of these tests change no other slot."""
+    return all(event.get("event") == "slot" and event.get("name") in ("topic", "topic_ref") for event in events)
+
+
 def saved_tracker(name: str) -> Tracker:
     return Tracker.from_dict(json.loads((TRACKERS / f"{name}.json").read_text()))
 

@@ -205,7 +205,9 @@ async def test_a_low_score_tapped_on_the_question_after_an_order_gets_an_apology
     # The rules then offer a person; yes records the handoff with the whole conversation, redacted.
     bob._user("yes please", "affirm", 0.99, {})
     await bob.run(ActionRequestHandoff())
-    assert {(e["name"], e["value"]) for e in bob.last_events} == {(IDS, None), (LOW, False)}
+    request_id = next(e["value"] for e in bob.last_events if e["name"] == "topic_ref")
+    assert {(e["name"], e["value"]) for e in bob.last_events} == {(IDS, None), (LOW, False), ("topic", "handoff"),
+                                                                  ("topic_ref", request_id)}
     with demo_store.session() as session:
         feedback = session.get(Feedback, feedback_id)
         assert (feedback.order_id, feedback.score, feedback.sentiment, feedback.goodwill_points) == (

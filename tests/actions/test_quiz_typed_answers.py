@@ -170,6 +170,24 @@ async def test_i_dont_know_skips_the_question(demo_store, words) -> None:
     assert texts(said)[0] == "Okay, skipping that one." and questions(said) == ["(2/5) How much room is there?"]
 
 
+@pytest.mark.parametrize("opening, answers, notes", [
+    ("can u help me pick a standing desk under 400", {"room": ["office"], "work-style": ["standing"],
+                                                      "budget": ["under-400"]},
+     ["Got it: Home office.", "Got it: Standing desk (for \"How do you like to work?\").",
+      "Got it: Up to $400 (for \"What would you like to spend on a piece?\")."]),
+    ("help me choose smth for my living room", {"room": ["living"]}, ["Got it: Living room."]),
+    ("help me choose a table for dinner parties", {"room": ["dining"], "dining-size": ["many"]},
+     ["Got it: Dining room.", "Got it: 6 or more (for \"How many do you usually seat?\")."]),
+    ("which one suits me?", {}, []),
+])
+async def test_the_request_that_starts_the_quiz_answers_what_it_can(demo_store, opening, answers, notes) -> None:
+    chat = QuizChat("opening")
+    said = await chat.start(opening, "start_quiz")
+    assert texts(said)[1:-1] == (["\n".join(notes)] if notes else [])
+    [run] = runs(demo_store)
+    assert run.answers == answers
+
+
 async def test_positions_and_both(demo_store) -> None:
     chat = QuizChat("positions")
     chat.remember(await chat.start())
@@ -182,3 +200,12 @@ async def test_positions_and_both(demo_store) -> None:
     assert "So far: Oak and Ash." in texts(said)[-1]
     [run] = runs(demo_store)
     assert run.answers == {"room": ["office"], "work-style": ["standing"]}
+
+
+async def test_an_answer_the_nlu_takes_for_the_quiz_request_is_a_miss_not_a_repeat(demo_store) -> None:
+    chat = QuizChat("bedroom")
+    chat.remember(await chat.start())
+    said = chat.remember(await chat.say("bedroom", "start_quiz", 0.9))
+    assert texts(said)[0].startswith("Sorry, I didn't catch that")
+    said = chat.remember(await chat.say("help me choose", "start_quiz", 0.99))
+    assert texts(said)[0] == "We're in the middle of the quiz — here's where we were:"

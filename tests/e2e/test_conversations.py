@@ -57,8 +57,8 @@ async def test_greet_points_tier_thanks_bye(agent) -> None:
         ("am I gold yet?", "check_tier", "action_check_tier"),
         ("how can i get more points", "how_to_earn", "action_how_to_earn"),
         ("are you a bot?", "bot_challenge", "utter_iamabot"),
-        ("what can you do", "help", "utter_help"),
-        ("what's the weather in paris tomorrow", "out_of_scope", "utter_out_of_scope"),
+        ("what can you do", "help", "action_help"),
+        ("what's the weather in paris tomorrow", "out_of_scope", "action_out_of_scope"),
         ("see ya", "goodbye", "utter_goodbye"),
     ],
 )
@@ -115,7 +115,7 @@ async def test_a_yes_out_of_the_blue_records_no_handoff(agent, e2e_env) -> None:
     chat = Conversation(agent, sender)
     await chat.text("hello")
     await chat.text("yes")
-    assert await chat.intent_and_action() == ("affirm", "utter_what_next")
+    assert await chat.intent_and_action() == ("affirm", "action_what_next")
     database = Database(Settings.from_env(e2e_env).database_url)
     with database.session() as session:
         count = session.execute(select(func.count()).where(HandoffRequest.sender_id == sender)).scalar_one()
@@ -128,7 +128,7 @@ async def test_gibberish_gets_the_menu_not_silence(agent) -> None:
     replies = await chat.say("qwzx vbnm plk")
     assert replies and replies[0].get("buttons"), replies
     latest, action = await chat.intent_and_action()
-    assert action in ("utter_not_understood", "utter_out_of_scope")
+    assert action in ("action_not_understood", "action_out_of_scope")
 
 
 async def test_button_payloads_work_like_typed_messages(agent) -> None:
@@ -195,7 +195,7 @@ async def test_a_named_reward_is_confirmed_then_redeemed_once(agent, e2e_env) ->
     assert "Enter it at checkout in the discount code box" in done and "You now have 600 points." in done
     # A second tap on "Yes, redeem" confirms nothing new.
     await chat.text("/affirm")
-    assert await chat.intent_and_action() == ("affirm", "utter_what_next")
+    assert await chat.intent_and_action() == ("affirm", "action_what_next")
     assert member_state(e2e_env, sender) == (600, codes, True)
 
 

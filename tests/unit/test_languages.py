@@ -180,7 +180,7 @@ def _parsed(text: str, intent: str = "check_tier", confidence: float = 0.93) -> 
 
 def test_the_component_makes_a_foreign_message_other_language_with_its_language() -> None:
     """The Spanish return request the English model read as a tier question (issue 14)."""
-    [message] = LanguageClassifier().process([_parsed("quiero devolver la mesa que compré")])
+    [message] = LanguageClassifier.create({}, None, None, None).process([_parsed("quiero devolver la mesa que compré")])
     assert message.get(INTENT) == {"name": "other_language", "confidence": 1.0}
     assert [r["name"] for r in message.get(INTENT_RANKING_KEY)] == ["other_language", "check_tier", "faq"]
     [entity] = message.get(ENTITIES)

@@ -107,6 +107,8 @@ def test_coverage_leaves_filler_aside(demo_quiz) -> None:
     ("living-space", "living", ()),  # no typo tolerance ahead of time: "living" is not "roomy"
     ("living-space", "small", ("small",)),
     ("work-style", "how many points do i have", ()),
+    ("dining-size", "the last one", ()),  # a position points at the question on screen; "one" is no count
+    ("budget", "the first one", ()),
 ])
 def test_an_answer_to_a_question_not_yet_asked_must_be_clear(demo_quiz, question, text, expected) -> None:
     assert clear_options(demo_quiz.question(question), text) == expected

@@ -20,15 +20,18 @@ from __future__ import annotations
 
 import csv
 import io
+import secrets
 from typing import Any, Dict, List, Optional
+from urllib.parse import quote
 
 from aiohttp import web
 from sqlalchemy.orm import Session
 
 from bot import clock
 from bot.app_context import DATABASE, PROGRAM, SETTINGS, in_executor
+from bot.audit import record
 from bot.console.page import (
-    ID, MERCHANT, PREFIX, SECURITY_HEADERS, error_page, in_store, int_param, owner_only, render,
+    ID, MERCHANT, PREFIX, SECURITY_HEADERS, error_page, has_nul, in_store, int_param, owner_only, render,
 )
 from bot.customer_record import (
     EXPORT_COLUMNS, PARTS, SORTS, CustomerFilter, customer_parts, export_cells, list_customers, search_customers,
@@ -36,6 +39,8 @@ from bot.customer_record import (
 )
 from bot.feedback.export import BOM, safe_cell
 from bot.log import get_logger
+from bot.loyalty.adjustments import Adjustment, AdjustmentRefused, adjust_points
+from bot.models import Merchant
 from bot.privacy import CustomerProfile, ErasureReport, UnknownCustomer, customer_profile, erase_customer_everywhere
 from bot.shared.text import has_control_characters
 
@@ -66,6 +71,8 @@ TABLE_LABELS = {
     "link_codes": "Account link codes",
     "link_attempts": "Wrong link code tries",
     "outbound_messages": "Queued and sent notices",
+    "handoff_messages": "Messages of their live handoffs",
+    "audit_events": "Audit log lines quoting their handoffs (text removed)",
     "orders": "Orders (address and IP hashes removed; amounts kept for the accounts)",
     "referrals": "Referrals as the friend (chat and IP hash removed)",
     "referral_clicks": "Their visits through referral links (IP hash and browser removed)",
@@ -82,6 +89,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get(CUSTOMERS + "/export.csv", export_csv, name="console_customers_export")
     app.router.add_get(CUSTOMERS + "/{id:" + ID + "}", profile, name="console_customer")
     app.router.add_post(CUSTOMERS + "/{id:" + ID + "}/erase", erase, name="console_customer_erase")
+    app.router.add_post(CUSTOMERS + "/{id:" + ID + "}/adjust", adjust, name="console_customer_adjust")
 
 
 async def search(request: web.Request) -> web.StreamResponse:
@@ -138,6 +146,11 @@ async def export_csv(request: web.Request) -> web.StreamResponse:
     except ConnectionResetError:
         return response
     log.info("console.customers_export", rows=written, merchant_id=request[MERCHANT].id)
+    merchant_id = request[MERCHANT].id
+    await in_store(request, lambda session: record(
+        session, session.get(Merchant, merchant_id), "customers_exported", "customers",
+        f"{written:,} rows" + (f"; filters: {wanted.query_string()}" if wanted.query_string() else ""), clock.now()),
+        write=True)
     return response
 
 
@@ -185,6 +198,10 @@ async def erase(request: web.Request) -> web.StreamResponse:
         report = await in_executor(request.app, work)
     except UnknownCustomer:  # erased and removed meanwhile: there is no such customer any more
         return _not_found(request)
+    await in_store(request, lambda session: record(
+        session, session.get(Merchant, merchant.id), "customer_erased", f"customer {customer_id}",
+        f"{sum(report.deleted.values()):,} rows deleted, {sum(report.anonymised.values()):,} anonymised", clock.now()),
+        write=True)
     rows = [(DELETED_LABELS.get(table) or TABLE_LABELS.get(table, table), "deleted", count)
             for table, count in report.deleted.items()]
     rows += [(TABLE_LABELS.get(table, table), "anonymised", count) for table, count in report.anonymised.items()]
@@ -205,6 +222,45 @@ async def _profile(request: web.Request, customer_id: int) -> Optional[CustomerP
     return await in_store(request, work)
 
 
+def may_adjust(request: web.Request) -> bool:
+    """Owners, and agents when AGENTS_MAY_ADJUST_POINTS is on."""
+    return request[MERCHANT].role == "owner" or request.app[SETTINGS].agents_may_adjust_points
+
+
+async def adjust(request: web.Request) -> web.StreamResponse:
+    """Credit or debit points with a reason (bot/loyalty/adjustments.py); back to the customer's page with
+    what happened."""
+    customer_id = _customer_id(request)
+    if not may_adjust(request):
+        return error_page(request, 403, "Not allowed", "Adjusting points is for owners on this store.")
+    form = await request.post()
+    text = str(form.get("points", "")).strip().replace(",", "").replace(" ", "")
+    direction = str(form.get("direction", "credit"))
+    reason, key = str(form.get("reason", "")), str(form.get("form_key", ""))
+    merchant_id = request[MERCHANT].id
+    program = request.app[PROGRAM]()
+    if has_nul(reason):  # PostgreSQL refuses NUL in text: no reason, said so
+        reason = ""
+    amount = int(text) if text.isascii() and text.isdigit() and len(text) <= 9 else None
+
+    def work(session: Session) -> Adjustment:
+        if amount is None:
+            raise AdjustmentRefused("Points must be a whole number, such as 250.")
+        signed = -amount if direction == "debit" else amount
+        return adjust_points(session, program, customer_id, signed, reason, session.get(Merchant, merchant_id),
+                             key, clock.now())
+
+    try:
+        done = await in_store(request, work, write=True)
+    except AdjustmentRefused as refused:
+        log.info("console.adjustment_refused", customer_id=customer_id, merchant_id=merchant_id)
+        raise web.HTTPSeeOther(f"{CUSTOMERS}/{customer_id}?adjust_error={quote(str(refused))}#adjust")
+    log.info("console.points_adjusted", customer_id=customer_id, merchant_id=merchant_id, created=done.created)
+    said = (f"{done.entry.points:+,} points recorded" if done.created else
+            "Already recorded (this form was sent twice): nothing changed") + f". Balance: {done.balance:,}."
+    raise web.HTTPSeeOther(f"{CUSTOMERS}/{customer_id}?adjusted={quote(said)}#ledger")
+
+
 def _part_pages(request: web.Request) -> Dict[str, int]:
     """Which page of each part to show (?orders_page=2 …)."""
     return {name: int_param(request, f"{name}_page", 1, 1, 100_000) for name in PARTS}
@@ -214,6 +270,8 @@ def _profile_page(request: web.Request, found: CustomerProfile, *, status: int =
                   parts: Optional[Dict[str, Any]] = None) -> web.Response:
     pages = _part_pages(request)
     context = {
+        "may_adjust": may_adjust(request), "form_key": secrets.token_urlsafe(24),
+        "adjusted": request.query.get("adjusted", "")[:300], "adjust_error": request.query.get("adjust_error", "")[:300],
         "customer": found,
         "parts": parts,
         "pages": pages,

@@ -10,6 +10,7 @@ from aiohttp import web
 from sqlalchemy.orm import Session
 
 from bot import clock
+from bot.audit import record
 from bot.console.page import ID, MERCHANT, PREFIX, SECURITY_HEADERS, error_page, in_store, owner_only, render
 from bot.feedback import export
 from bot.feedback.inbox import (
@@ -18,6 +19,7 @@ from bot.feedback.inbox import (
     add_note, export_batch, feedback_detail, inbox_page, set_status,
 )
 from bot.log import get_logger
+from bot.models import Merchant
 from bot.shared.text import without_control_characters
 
 log = get_logger(__name__)
@@ -188,6 +190,10 @@ async def export_csv(request: web.Request) -> web.StreamResponse:
         if request.transport is not None:
             request.transport.close()
         return response
+    merchant_id = request[MERCHANT].id
+    await in_store(request, lambda session: record(
+        session, session.get(Merchant, merchant_id), "feedback_exported", "feedback",
+        f"{written:,} rows" + ("" if inbox_filter.is_empty else " (filtered)"), clock.now()), write=True)
     log.info("console.feedback_export", rows=written, filtered=not inbox_filter.is_empty,
              merchant_id=request[MERCHANT].id)
     return response

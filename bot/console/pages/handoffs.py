@@ -14,6 +14,7 @@ from aiohttp import web
 from sqlalchemy.orm import Session
 
 from bot import clock
+from bot.audit import record
 from bot.console.accounts import list_merchants
 from bot.console.page import (
     ID, MERCHANT, PREFIX, SECURITY_HEADERS, error_page, has_nul, in_store, int_param, render, small_int,
@@ -167,9 +168,13 @@ async def handoff_reply(request: web.Request) -> web.StreamResponse:
 
     async def work(request_id: int) -> str:
         text = (await _form(request)).get("text", "")
-        message = await in_store(
-            request, lambda session: agent_reply(session, request_id, session.get(Merchant, merchant.id), text,
-                                                 clock.now()), write=True)
+        def work(session: Session) -> HandoffMessage:
+            agent = session.get(Merchant, merchant.id)
+            message = agent_reply(session, request_id, agent, text, clock.now())
+            record(session, agent, "handoff_reply", f"handoff {request_id}", message.text, clock.now())
+            return message
+
+        message = await in_store(request, work, write=True)
         log.info("console.handoff_reply", handoff_id=request_id, merchant_id=merchant.id, message_id=message.id)
         return "Reply sent." if message.delivery == "pending" else "Reply kept in the transcript."
 
@@ -181,8 +186,12 @@ async def handoff_note(request: web.Request) -> web.StreamResponse:
 
     async def work(request_id: int) -> str:
         text = (await _form(request)).get("text", "")
-        await in_store(request, lambda session: add_note(session, request_id, session.get(Merchant, merchant.id),
-                                                         text, clock.now()), write=True)
+        def work(session: Session) -> None:
+            agent = session.get(Merchant, merchant.id)
+            note = add_note(session, request_id, agent, text, clock.now())
+            record(session, agent, "handoff_note", f"handoff {request_id}", note.text, clock.now())
+
+        await in_store(request, work, write=True)
         return "Note added."
 
     return await _act(request, work)
@@ -201,8 +210,15 @@ async def handoff_assign(request: web.Request) -> web.StreamResponse:
         expected = small_int(expected_text) if expected_text else None
         if expected_text and expected is None:
             raise HandoffRefused("The form is out of date: reload the page.")
-        result = await in_store(request, lambda session: assign(
-            session, request_id, to, expected, session.get(Merchant, merchant.id), clock.now()), write=True)
+        def work(session: Session) -> Any:
+            agent = session.get(Merchant, merchant.id)
+            result = assign(session, request_id, to, expected, agent, clock.now())
+            if result.won:
+                record(session, agent, "handoff_assigned", f"handoff {request_id}",
+                       f"to {result.assignee.name}" if result.assignee is not None else "to nobody", clock.now())
+            return result
+
+        result = await in_store(request, work, write=True)
         log.info("console.handoff_assign", handoff_id=request_id, merchant_id=merchant.id, won=result.won)
         if not result.won:
             holder = result.assignee.name if result.assignee is not None else "nobody"
@@ -219,8 +235,12 @@ async def handoff_status(request: web.Request) -> web.StreamResponse:
         status = (await _form(request)).get("status", "")
         if status not in HANDOFF_STATUSES:
             raise HandoffRefused("Choose open, waiting for the shopper or closed.")
-        await in_store(request, lambda session: set_status(
-            session, request_id, status, session.get(Merchant, merchant.id), clock.now()), write=True)
+        def work(session: Session) -> None:
+            agent = session.get(Merchant, merchant.id)
+            set_status(session, request_id, status, agent, clock.now())
+            record(session, agent, "handoff_status", f"handoff {request_id}", status, clock.now())
+
+        await in_store(request, work, write=True)
         log.info("console.handoff_status", handoff_id=request_id, merchant_id=merchant.id, status=status)
         return {"open": "Marked open.", "waiting": "Waiting for the shopper.",
                 "closed": "Closed. If the shopper writes within a day it reopens."}[status]
@@ -233,8 +253,16 @@ async def handoff_return(request: web.Request) -> web.StreamResponse:
 
     async def work(request_id: int) -> str:
         await _form(request)
-        await in_store(request, lambda session: return_to_bot(
-            session, request_id, session.get(Merchant, merchant.id), clock.now()), write=True)
+        def work(session: Session) -> None:
+            agent = session.get(Merchant, merchant.id)
+            before = session.get(HandoffRequest, request_id)
+            live = before is not None and before.status in LIVE_STATUSES
+            return_to_bot(session, request_id, agent, clock.now())
+            if live:
+                record(session, agent, "handoff_returned", f"handoff {request_id}", "the bot answers again",
+                       clock.now())
+
+        await in_store(request, work, write=True)
         log.info("console.handoff_returned", handoff_id=request_id, merchant_id=merchant.id)
         return "Returned to the bot: it answers the shopper again and has told them so."
 
@@ -244,9 +272,17 @@ async def handoff_return(request: web.Request) -> web.StreamResponse:
 async def handoff_close(request: web.Request) -> web.StreamResponse:
     request_id = int(request.match_info["id"])
     merchant = request[MERCHANT]
+    def work(session: Session) -> HandoffRequest:
+        before = session.get(HandoffRequest, request_id)
+        live = before is not None and before.status in LIVE_STATUSES
+        closed = close_handoff(session, request_id, merchant.email, clock.now())
+        if live:
+            record(session, session.get(Merchant, merchant.id), "handoff_status", f"handoff {request_id}", "closed",
+                   clock.now())
+        return closed
+
     try:
-        closed = await in_store(
-            request, lambda session: close_handoff(session, request_id, merchant.email, clock.now()), write=True)
+        closed = await in_store(request, work, write=True)
     except UnknownHandoff:
         return error_page(request, 404, "No such handoff", f"There is no handoff request #{request_id}.")
     log.info("console.handoff_closed", handoff_id=closed.id, merchant_id=merchant.id)

@@ -16,15 +16,21 @@ from bot.advocacy.reviews import moderate_review
 from bot.advocacy.social import moderate_social_claim
 from bot.app_context import PROGRAM
 from bot.console.insights import QUEUE_MODELS, pending_queue, referrals_in_review
+from bot.audit import record
 from bot.console.page import ID, MERCHANT, PREFIX, error_page, has_nul, in_store, owner_only, render, small_int
 from bot.log import get_logger
-from bot.models import Referral
+from bot.models import Merchant, Referral
 
 log = get_logger(__name__)
 
 PAGE_SIZE = 50
 MAX_ACTOR_CHARS = 64  # moderated_by and ReferralDecision.actor
 QUEUE_TITLES = {"reviews": "Reviews", "content": "Photos and videos", "social": "Social follows"}
+
+
+# The audit log's words for a decision in each queue (bot/audit.py).
+AUDIT_ACTIONS = {"reviews": "review_decided", "content": "content_decided", "social": "social_decided"}
+AUDIT_SUBJECTS = {"reviews": "review", "content": "photo or video", "social": "follow claim"}
 
 
 def add_routes(app: web.Application) -> None:
@@ -96,10 +102,16 @@ async def moderation_decide(request: web.Request) -> web.StreamResponse:
     model = QUEUE_MODELS[queue]
     actor = _actor(request)
 
+    merchant_id = request[MERCHANT].id
+
     def work(session: Session) -> Any:
         if session.get(model, item_id) is None:
             return None
-        return decide(session, program, item_id, approve=approve, actor=actor, note=note, now=clock.now())
+        result = decide(session, program, item_id, approve=approve, actor=actor, note=note, now=clock.now())
+        record(session, session.get(Merchant, merchant_id), AUDIT_ACTIONS[queue], f"{AUDIT_SUBJECTS[queue]} {item_id}",
+               ("approved" if approve else "rejected") + (f": {note}" if note else "")
+               + (f" ({result.points_awarded:,} points)" if result.points_awarded else ""), clock.now())
+        return result
 
     def decided_already(session: Session) -> bool:
         item = session.get(model, item_id)

@@ -16,10 +16,11 @@ from bot.advocacy.referrals import (
 from bot.app_context import PROGRAM
 from bot.console.charts import Bar, bar_chart
 from bot.console.insights import referral_funnel
+from bot.audit import record
 from bot.console.page import ID, MERCHANT, PREFIX, has_nul, in_store, owner_only, render, small_int
 from bot.console.pages.moderation import MAX_ACTOR_CHARS, moderation_view
 from bot.log import get_logger
-from bot.models import Referral
+from bot.models import Merchant, Referral
 
 log = get_logger(__name__)
 
@@ -89,10 +90,16 @@ async def referral_decide(request: web.Request) -> web.StreamResponse:
     program = request.app[PROGRAM]()
     actor = _referral_actor(request)
 
+    merchant_id = request[MERCHANT].id
+
     def work(session: Session) -> Any:
         if approve:
-            return approve_referral(session, program, referral_id, actor, clock.now())
-        return reject_referral(session, program, referral_id, actor, reason, clock.now())
+            referral = approve_referral(session, program, referral_id, actor, clock.now())
+        else:
+            referral = reject_referral(session, program, referral_id, actor, reason, clock.now())
+        record(session, session.get(Merchant, merchant_id), "referral_decided", f"referral {referral_id}",
+               ("approved" if approve else f"rejected: {reason}") + f" (now {referral.status})", clock.now())
+        return referral
 
     try:
         referral = await in_store(request, work, write=True)
