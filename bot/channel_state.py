@@ -30,6 +30,10 @@ class ChannelState(Protocol):
 
     async def get(self, key: str) -> Optional[str]: ...
 
+    async def increment(self, key: str, ttl_seconds: int) -> int:
+        """Add one to the counter at `key` (0 when absent) and return it; the time to live starts at the first
+        increment."""
+
     async def delete(self, key: str) -> None: ...
 
     async def push(self, key: str, value: Any, ttl_seconds: int, max_items: int) -> None:
@@ -81,6 +85,15 @@ class MemoryChannelState:
         value = self._live(key)
         return value if isinstance(value, str) else None
 
+    async def increment(self, key: str, ttl_seconds: int) -> int:
+        current = self._live(key)
+        if isinstance(current, int):
+            expires, _ = self._items[key]
+            self._items[key] = (expires, current + 1)
+            return current + 1
+        self._set(key, 1, ttl_seconds)
+        return 1
+
     async def delete(self, key: str) -> None:
         self._items.pop(key, None)
 
@@ -115,6 +128,14 @@ class RedisChannelState:
 
     async def get(self, key: str) -> Optional[str]:
         return await self._redis.get(KEY_PREFIX + key)
+
+    async def increment(self, key: str, ttl_seconds: int) -> int:
+        name = KEY_PREFIX + key
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.incr(name)
+            pipe.expire(name, ttl_seconds, nx=True)
+            count, _ = await pipe.execute()
+        return int(count)
 
     async def delete(self, key: str) -> None:
         await self._redis.delete(KEY_PREFIX + key)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Dict, List, Optional, Tuple
 
-from sqlalchemy import and_, not_, select
+from sqlalchemy import not_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -125,15 +125,18 @@ def claim_for_channel(session: Session, channel: str, now: datetime, limit: int 
     so a crash after the commit loses a notice rather than sending it twice. Rows another transaction has
     claimed but not committed are skipped (PostgreSQL FOR UPDATE SKIP LOCKED); on SQLite a write transaction
     (claim_deliveries) serialises claimers. A customer with several
-    identities on the channel is sent to the most recently created one; customers with none are untouched
-    (they are told in the conversation, claim_chat_notices).
+    identities on the channel is sent to the most recently created one that takes messages; customers with
+    none, or whose chats there all blocked the bot, are untouched (they are told in the conversation,
+    claim_chat_notices).
     """
     channel = identity_channel(channel)
-    # A chat that said "unsubscribe" gets nothing pushed (bot/consent.py); its notices wait to be told in the
-    # conversation when the shopper next asks about their points.
-    reachable = and_(ChannelIdentity.channel == channel, not_(unsubscribed(channel, ChannelIdentity.external_id)))
-    linked = select(ChannelIdentity.id).where(ChannelIdentity.customer_id == OutboundMessage.customer_id,
-                                              reachable).exists()
+    # A chat that blocked the bot, or said "unsubscribe" (bot/consent.py), gets nothing pushed; its notices wait to
+    # be told in the conversation when the shopper next asks about their points.
+    reachable = (ChannelIdentity.channel == channel, ChannelIdentity.unreachable_since.is_(None),
+                 not_(unsubscribed(channel, ChannelIdentity.external_id)))
+    linked = select(ChannelIdentity.id).where(
+        ChannelIdentity.customer_id == OutboundMessage.customer_id, *reachable
+    ).exists()
     notices = session.execute(
         select(OutboundMessage)
         .where(OutboundMessage.status == "queued", OutboundMessage.kind.in_(CHAT_NOTICE_KINDS),
@@ -147,7 +150,7 @@ def claim_for_channel(session: Session, channel: str, now: datetime, limit: int 
     recipients: Dict[int, str] = {}
     for customer_id, external_id in session.execute(
         select(ChannelIdentity.customer_id, ChannelIdentity.external_id)
-        .where(reachable, ChannelIdentity.customer_id.in_({notice.customer_id for notice in notices}))
+        .where(*reachable, ChannelIdentity.customer_id.in_({notice.customer_id for notice in notices}))
         .order_by(ChannelIdentity.created_at, ChannelIdentity.id)
     ):
         recipients[customer_id] = external_id  # the latest identity wins

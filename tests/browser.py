@@ -22,7 +22,8 @@ CHROMIUM = Path("/usr/bin/chromium")
 LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                "--no-first-run", "--disable-dev-shm-usage"]
 SCREENSHOTS = PROJECT_ROOT / "var" / "screenshots"
-# Generous: the first turn of a fresh Rasa server loads its pipeline; nothing here measures speed.
+# Generous: the first turn of a fresh Rasa server loads its pipeline; nothing here measures speed. Actions,
+# waits and assertions (expect) all use it: a test waits for a state, and fails only when it never comes.
 TIMEOUT_MS = 90_000
 DESKTOP = {"width": 1280, "height": 860}
 PHONE = {"width": 375, "height": 700}
@@ -43,6 +44,11 @@ def chromium() -> Iterator["Browser"]:
     require_chromium()
     from playwright.sync_api import sync_playwright
 
+    from playwright.sync_api import expect
+
+    # Playwright's assertions wait 5 s by default, its actions TIMEOUT_MS: on a busy machine a widget input
+    # was still disabled after 5 s. Every wait here is for a state, as long as the actions allow.
+    expect.set_options(timeout=TIMEOUT_MS)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS, headless=True)
         try:

@@ -1,8 +1,9 @@
 """What /proc says about processes and sockets: for tests that check nothing is left running."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
-from typing import List
+from typing import Callable, List
 
 
 def pid_running(pid: int) -> bool:
@@ -12,6 +13,15 @@ def pid_running(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    """Poll `condition` until it holds; fail naming `what` after `timeout` seconds (a deadline for a broken
+    run, not a wait: it returns as soon as the state is reached)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
 
 
 def children_of(pid: int) -> List[int]:

@@ -253,6 +253,31 @@ def link_identity(session: Session, customer_id: int, input_channel: str, extern
     return identity
 
 
+def record_reachability(session: Session, input_channel: str, sender_id: str, reachable: bool,
+                        at: datetime) -> bool:
+    """The chat took (reachable) or refused (blocked the bot) messages as of `at`. True when the chat is linked
+    to a customer and so was recorded; a guest's chat has nowhere to record it and nothing pushed to it."""
+    identity = session.execute(
+        select(ChannelIdentity).where(ChannelIdentity.channel == identity_channel(input_channel),
+                                      ChannelIdentity.external_id == sender_id)
+    ).scalar_one_or_none()
+    if identity is None:
+        return False
+    if reachable:
+        identity.unreachable_since = None
+    elif identity.unreachable_since is None:
+        identity.unreachable_since = at
+    session.flush()
+    return True
+
+
+def chat_reachability(input_channel: str, sender_id: str, reachable: bool, at: datetime, *,
+                      database: Optional[Database] = None) -> bool:
+    """record_reachability in its own write transaction (for channels, which open none)."""
+    return transaction(lambda session: record_reachability(session, input_channel, sender_id, reachable, at),
+                       write=True, database=database)
+
+
 @dataclass(frozen=True)
 class ChatOwner:
     """The customer a chat is linked to; `store_id` is the store's own id for them, None when the customer

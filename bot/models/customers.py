@@ -44,5 +44,8 @@ class ChannelIdentity(Base):
     external_id = Column(String(255), nullable=False)
     customer_id = Column(Integer, ForeignKey("customers.id", ondelete="CASCADE"), nullable=False, index=True)
     created_at = Column(UTCDateTime(), nullable=False)
+    # Since when the chat refuses the bot's messages (blocked it); None while it takes them. Notices are not
+    # pushed to such a chat: they wait for the shopper's next conversation.
+    unreachable_since = Column(UTCDateTime(), nullable=True)
 
     customer = relationship("Customer", back_populates="identities")

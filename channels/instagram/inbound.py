@@ -1,6 +1,12 @@
 """The Instagram input channel: Meta's verification handshake and the signed webhook, every event of a
 batch parsed (text, quick replies, postbacks, photos and videos; echoes, reads and reactions ignored) and
-handed to the conversation once; a state outage answers 503 so Meta redelivers."""
+handed to the conversation once; a state outage answers 503 so Meta redelivers.
+
+A turn that failed before the shopper got anything (the tracker or lock store down) is reported too: the
+rest of the batch is handled, the failed message's id is forgotten and the webhook answers 503, so Meta's
+redelivery hands it to the conversation again (what was handled is skipped); after MAX_MESSAGE_ATTEMPTS
+the shopper gets an apology. Replies the Graph API could not take (5xx, 429, no connection) are held and
+sent when the shopper next writes (channels/instagram/outbound.py)."""
 from __future__ import annotations
 
 import asyncio
@@ -21,7 +27,7 @@ from bot.db import Database
 from bot.handoff import PendingReply
 from bot.log import get_logger
 from bot.settings import get_settings
-from bot.shared.text import clean_chat_text, too_long_reply
+from bot.shared.text import clean_chat_text, has_control_characters, has_lone_surrogate, too_long_reply
 from channels.instagram.config import InstagramConfig, config_from_settings
 from channels.handoff import ReplyDelivery, kept_for_a_person
 from channels.instagram.outbound import TEXT_MAX_BYTES, GraphApiSender, InstagramOutput, SendOutcome
@@ -32,7 +38,12 @@ log = get_logger(__name__)
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[Any]]
 MAX_BODY_BYTES = 1024 * 1024
+MAX_SENDER_CHARS = 128
 UNSUPPORTED_REPLY = "Sorry, I can only read text, photos and videos here. Please type your question."
+ERROR_REPLY = "Sorry, something went wrong on my side. Please try again in a moment."
+# Handling a message whose turn failed is tried this many times in all (Meta's redeliveries); then the
+# shopper gets ERROR_REPLY.
+MAX_MESSAGE_ATTEMPTS = 3
 # What an image or video reaches the conversation as (intent submit_content; the image is in metadata["content"]).
 SUBMIT_CONTENT = "/submit_content"
 # Attachments that are not the shopper writing to the bot (they mentioned the business in their story).
@@ -89,13 +100,16 @@ def parse_event(event: Any) -> "Incoming | Unsupported | Ignored":
     if not isinstance(sender_id, (str, int)) or isinstance(sender_id, bool) or not str(sender_id).strip():
         return Ignored("no_sender")
     sender_id = str(sender_id).strip()
+    # Meta's ids are digits; one no database could store (a lone surrogate, a control character) is forged.
+    if len(sender_id) > MAX_SENDER_CHARS or has_lone_surrogate(sender_id) or has_control_characters(sender_id):
+        return Ignored("bad_sender")
 
     postback = event.get("postback")
     if isinstance(postback, dict):
         mid = _mid(postback)
-        payload = postback.get("payload")
-        if isinstance(payload, str) and payload.strip():
-            return Incoming(sender_id, payload.strip(), mid, from_button=True)
+        payload = clean_chat_text(postback["payload"]) if isinstance(postback.get("payload"), str) else ""
+        if payload:
+            return Incoming(sender_id, payload, mid, from_button=True)
         return Ignored("postback_without_payload", mid)
 
     message = event.get("message")
@@ -113,9 +127,9 @@ def parse_event(event: Any) -> "Incoming | Unsupported | Ignored":
         return Unsupported(sender_id, mid, "unsupported")
     quick_reply = message.get("quick_reply")
     if isinstance(quick_reply, dict):
-        payload = quick_reply.get("payload")
-        if isinstance(payload, str) and payload.strip():
-            return Incoming(sender_id, payload.strip(), mid, from_button=True)
+        payload = clean_chat_text(quick_reply["payload"]) if isinstance(quick_reply.get("payload"), str) else ""
+        if payload:
+            return Incoming(sender_id, payload, mid, from_button=True)
     text = message.get("text")
     text = clean_chat_text(text) if isinstance(text, str) else ""
     attachments = message.get("attachments")
@@ -190,6 +204,10 @@ def events_of(payload: Any) -> Iterable[Any]:
             yield from messaging
 
 
+class RetryLater(RuntimeError):
+    """A message's turn failed before the shopper got anything: the webhook answers 503 so Meta redelivers."""
+
+
 class InstagramInput(InputChannel):
     """Instagram DMs at /webhooks/instagram/webhook. Configured from the environment (bot.settings);
     credentials.yml only enables it: `channels.instagram.InstagramInput: {}`.
@@ -254,6 +272,8 @@ class InstagramInput(InputChannel):
             outcome = await sender.send(reply.recipient, {"text": part}, tag=reply.tag)
             if outcome is SendOutcome.OUTSIDE_WINDOW:
                 return "Instagram refused it: outside the allowed window"
+            if outcome is SendOutcome.UNAVAILABLE:
+                return "Instagram was unavailable: not delivered, send it again"
             if outcome is not SendOutcome.SENT:
                 return "Instagram refused it (see the channel's log)"
         return None
@@ -322,6 +342,9 @@ class InstagramInput(InputChannel):
             except StateUnavailable:
                 # Meta redelivers on anything but 200; the messages already handled are skipped then.
                 return response.json({"error": "temporarily unavailable"}, status=503)
+            except RetryLater:
+                return response.json({"error": "the bot could not answer every message now; retry later"},
+                                     status=503)
             return response.json({"status": "ok", "handled": handled})
 
         return webhook
@@ -330,6 +353,7 @@ class InstagramInput(InputChannel):
         self, payload: Dict[str, Any], config: InstagramConfig, on_new_message: Callable[[UserMessage], Awaitable[Any]]
     ) -> int:
         handled = 0
+        retry = False
         for event in events_of(payload):
             parsed = parse_event(event)
             if isinstance(parsed, Ignored):
@@ -340,8 +364,10 @@ class InstagramInput(InputChannel):
                     handled += 1
             except StateUnavailable:
                 raise  # the whole batch is answered 503 and redelivered (see the module docstring)
-            except Exception:  # one failed turn must not lose the rest of the batch (Meta will not resend it)
-                log.exception("instagram.message.failed")
+            except RetryLater:  # the rest of the batch goes on; the redelivery skips what was handled
+                retry = True
+        if retry:
+            raise RetryLater()
         return handled
 
     async def _handle_message(
@@ -372,13 +398,48 @@ class InstagramInput(InputChannel):
             log.info("instagram.message.too_long", chars=len(text))
             await output.send_text_message(message.sender_id, too_long)
             return False
-        if await kept_for_a_person(self.name(), message.sender_id, text,
-                                   lambda reply: output.send_text_message(message.sender_id, reply), self._database):
-            return True
-        await on_new_message(
-            UserMessage(text, output, message.sender_id, input_channel=self.name(), metadata=message.metadata)
-        )
+        try:
+            if await kept_for_a_person(self.name(), message.sender_id, text,
+                                       lambda reply: output.send_text_message(message.sender_id, reply),
+                                       self._database):
+                return True
+            await on_new_message(
+                UserMessage(text, output, message.sender_id, input_channel=self.name(), metadata=message.metadata)
+            )
+        except StateUnavailable:
+            raise
+        except Exception as error:
+            return await self._failed(message, output, error)
         return True
+
+    async def _failed(self, message: "Incoming", output: InstagramOutput, error: Exception) -> bool:
+        """The turn failed. Before anything reached the shopper: RetryLater while attempts remain (the message
+        id forgotten, so Meta's redelivery is handled), then an apology. After part of an answer: nothing more
+        (a retry would send that part again)."""
+        if output.answered:
+            log.error("instagram.message.failed_after_reply", exc_info=error)
+            return True
+        attempts = MAX_MESSAGE_ATTEMPTS
+        if message.mid is not None:  # a message without an id could not be told from its redelivery
+            try:
+                attempts = await self.state.failed_attempt(message.mid)
+                if attempts < MAX_MESSAGE_ATTEMPTS:
+                    await self.state.unmark(message.mid)
+                    log.warning("instagram.message.retry_later", attempt=attempts, error=type(error).__name__,
+                                exc_info=error)
+                    raise RetryLater() from error
+            except StateUnavailable:
+                attempts = MAX_MESSAGE_ATTEMPTS  # the redelivery would be skipped: this was the last try
+            except RetryLater:
+                raise
+            except Exception:
+                attempts = MAX_MESSAGE_ATTEMPTS
+        log.error("instagram.message.failed", attempts=attempts, exc_info=error)
+        try:
+            await output.send_text_message(message.sender_id, ERROR_REPLY)
+        except Exception:
+            log.warning("instagram.error_reply.failed", exc_info=True)
+        return False
 
     async def _conversation_text(self, message: Incoming) -> str:
         """The message's text, or the payload of the numbered option it picks."""

@@ -41,7 +41,10 @@ CHOICE_HINT = "Reply with the number of your choice."
 class SendOutcome(enum.Enum):
     SENT = "sent"
     OUTSIDE_WINDOW = "outside_window"  # Meta refused: the 24-hour window is closed; hold the message
-    FAILED = "failed"  # logged and dropped
+    # Meta did not take it and surely did not deliver it (429/5xx after every attempt, or no connection):
+    # held like a message outside the window, and sent when the shopper next writes.
+    UNAVAILABLE = "unavailable"
+    FAILED = "failed"  # refused for good (another 4xx), or cut off mid-request (maybe delivered): dropped
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,9 @@ class GraphApiSender:
                     status = reply.status
                     retry_after = reply.headers.get("Retry-After")
                     answer = await reply.read() if status >= 400 else b""
+            except aiohttp.ClientConnectorError as error:  # nothing was sent: held for later
+                log.warning("instagram.send.unavailable", error=type(error).__name__, attempts=attempt)
+                return SendOutcome.UNAVAILABLE
             # A timed-out or cut connection may have delivered the message: not retried, so never sent twice.
             except Exception as error:  # noqa: BLE001 - a failed send must not end the conversation turn
                 log.warning("instagram.send.failed", error=type(error).__name__, attempts=attempt)
@@ -145,7 +151,7 @@ class GraphApiSender:
                 log.info("instagram.send.outside_window", **details)
                 return SendOutcome.OUTSIDE_WINDOW
             log.warning("instagram.send.failed", **details)
-            return SendOutcome.FAILED
+            return SendOutcome.UNAVAILABLE if retryable else SendOutcome.FAILED
         return SendOutcome.FAILED  # not reached: the last attempt always returns
 
     async def close(self) -> None:
@@ -255,23 +261,30 @@ class InstagramOutput(OutputChannel):
     def __init__(self, sender: GraphApiSender, state: InstagramState) -> None:
         self.sender = sender
         self.state = state
+        # Messages sent or held for the shopper through this output: a failed turn that already answered
+        # something is not retried (the shopper would read that part twice).
+        self.answered = 0
 
     async def _deliver(self, recipient_id: str, messages: Sequence[Outgoing]) -> None:
         for outgoing in messages:
             if not await self.state.within_window(recipient_id):
-                await self._hold(recipient_id, outgoing)
+                await self._hold(recipient_id, outgoing, "outside_window")
                 continue
             outcome = await self.sender.send(recipient_id, outgoing.message)
             if outcome is SendOutcome.SENT:
+                self.answered += 1
                 if outgoing.choices is not None:
                     await self.state.remember_choices(recipient_id, outgoing.choices)
             elif outcome is SendOutcome.OUTSIDE_WINDOW:
                 await self.state.mark_outside_window(recipient_id)
-                await self._hold(recipient_id, outgoing)
+                await self._hold(recipient_id, outgoing, "outside_window")
+            elif outcome is SendOutcome.UNAVAILABLE:
+                await self._hold(recipient_id, outgoing, "graph_api_unavailable")
 
-    async def _hold(self, recipient_id: str, outgoing: Outgoing) -> None:
+    async def _hold(self, recipient_id: str, outgoing: Outgoing, reason: str) -> None:
         await self.state.hold(recipient_id, outgoing)
-        log.info("instagram.reply.held_outside_window", recipient_chars=len(recipient_id))
+        self.answered += 1
+        log.info("instagram.reply.held", reason=reason, recipient_chars=len(recipient_id))
 
     async def deliver_held(self, recipient_id: str) -> int:
         """Send the messages held for this shopper, oldest first (they just wrote: the window is open)."""

@@ -1,5 +1,5 @@
 """What the Instagram channel remembers in bot.channel_state (Redis or memory) under "instagram:…" keys:
-messages already handled, each shopper's last message (the 24-hour reply window), messages held until the
+messages already handled (and how often handling one failed), each shopper's last message (the 24-hour reply window), messages held until the
 shopper writes again, and the numbered choices a bare number answers."""
 from __future__ import annotations
 
@@ -84,6 +84,15 @@ class InstagramState:
         if mid is None:
             return True
         return await self._guarded("first_time", self.store.first_time(f"instagram:mid:{mid}", SEEN_MID_TTL_SECONDS))
+
+    async def failed_attempt(self, mid: str) -> int:
+        """Count one more failed attempt at handling message `mid`; how many there have been."""
+        return await self._guarded("failed_attempt",
+                                   self.store.increment(f"instagram:attempts:{mid}", SEEN_MID_TTL_SECONDS))
+
+    async def unmark(self, mid: str) -> None:
+        """The message is no longer seen: its redelivery will be handled (StateUnavailable if not done)."""
+        await self._guarded("unmark", self.store.delete(f"instagram:mid:{mid}"))
 
     async def forget(self, mid: Optional[str]) -> None:
         """Best effort: a message that failed before reaching the conversation is processed when redelivered."""

@@ -10,7 +10,8 @@ from bot.settings import Settings
 CHANNEL_NAME = "telegram"
 WEBHOOK_PATH = "/webhooks/telegram/webhook"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
-ALLOWED_UPDATES = ("message", "callback_query")
+# my_chat_member: in a private chat, the shopper blocked or unblocked the bot (bot/identity records it).
+ALLOWED_UPDATES = ("message", "edited_message", "callback_query", "my_chat_member")
 SECRET_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,256}")
 SECRET_RULE = "TELEGRAM_WEBHOOK_SECRET must be 1-256 characters of A-Z a-z 0-9 _ -"
 MISSING_WEBHOOK_SETTINGS = "set TELEGRAM_TOKEN and TELEGRAM_WEBHOOK_SECRET"

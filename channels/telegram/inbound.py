@@ -1,6 +1,14 @@
 """The Telegram input channel: the webhook (secret checked, each update once) or long polling, updates
 parsed into conversation turns (text, button presses, photos and videos, /start deep links), and the
-bot's lifecycle inside the Rasa server's loop."""
+bot's lifecycle inside the Rasa server's loop.
+
+Every update a real client sends gets an answer or a reason to have none: stickers, voice, locations,
+contacts and edits get a short reply saying what the bot reads; a pin or another service message is left
+alone; `my_chat_member` (the shopper blocked or unblocked the bot) is recorded for the linked customer so
+no notice is pushed to a chat that refuses them. An update the bot could not answer (the turn failed
+before anything was sent: the tracker store, the lock store or Telegram down) is reported as failed:
+the webhook answers 503 and forgets the update id so Telegram's redelivery is handled, long polling
+fetches it again after a back-off; after MAX_UPDATE_ATTEMPTS failures the shopper gets an apology."""
 from __future__ import annotations
 
 import asyncio
@@ -15,11 +23,13 @@ from sanic import Blueprint, response
 from sanic.exceptions import PayloadTooLarge
 from sanic.request import Request
 from sanic.response import HTTPResponse
-from telegram import Bot, CallbackQuery, Message, Update
+from telegram import Bot, CallbackQuery, ChatMember, ChatMemberUpdated, Message, Update
 from telegram.error import Conflict, InvalidToken, RetryAfter, TelegramError
 
 from bot.channel_state import ChannelState, channel_state_for
+from bot.clock import now as utc_now
 from bot.db import Database
+from bot.identity import chat_reachability
 from bot.log import get_logger
 from bot.settings import Settings, get_settings
 from bot.shared.text import EMPTY_MESSAGE_REPLY, clean_chat_text, too_long_reply
@@ -31,7 +41,7 @@ from channels.telegram.config import (
 )
 from channels.telegram.notices import NoticeDelivery
 from channels.telegram.outbound import MESSAGES_PER_SECOND, ChatPacer, RateLimiter, TelegramOutput, retry_seconds
-from channels.telegram.state import UPDATE_TTL_SECONDS, StateUnavailable, payload_for, update_key
+from channels.telegram.state import UPDATE_TTL_SECONDS, StateUnavailable, attempts_key, payload_for, update_key
 
 log = get_logger(__name__)
 Sleep = Callable[[float], Awaitable[Any]]
@@ -43,6 +53,20 @@ DEEP_LINK_VALUE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # What a photo reaches the conversation as (intent submit_content; the photo is in metadata["content"]).
 SUBMIT_CONTENT = "/submit_content"
 UNSUPPORTED_REPLY = "Sorry, I can only read text, photos and videos here. Please type your question."
+# What the bot says to the media real clients send that it cannot read (media_of takes photos and videos).
+STICKER_REPLY = "Nice one! I can't read stickers or GIFs, though. Type your question, or send a photo of your order."
+VOICE_REPLY = "I can't listen to voice messages or audio. Please type your question and I'll answer right away."
+LOCATION_REPLY = ("Thanks, but I don't use locations. Ask me \"how long does delivery take?\" "
+                  "or about returns if that's what you need.")
+CONTACT_REPLY = ("Thanks, but I don't need a phone number. To link this chat to your account, send me the "
+                 "one-time code from the store's account page.")
+EDITED_REPLY = ("I only see new messages, not edits. If you changed your question, send it again as a new "
+                "message and I'll answer that.")
+# Handling an update that failed is tried this many times in all (Telegram's redelivery, or the next poll);
+# then the shopper is told.
+MAX_UPDATE_ATTEMPTS = 3
+# The bot's member status in a private chat after the shopper blocked it.
+BLOCKED_STATUSES = frozenset({ChatMember.BANNED, ChatMember.LEFT})
 # Bot API bots may download files up to 20 MB (getFile), so a larger upload could never be reviewed.
 MAX_PHOTO_BYTES = 10 * 1024 * 1024
 MAX_VIDEO_BYTES = 20 * 1024 * 1024
@@ -257,12 +281,24 @@ class TelegramInput(InputChannel):
         try:
             update = Update.de_json(data, bot)
         except Exception:
-            log.warning("telegram.update.malformed", update_id=update_id, exc_info=True)
+            # A field of a shape this PTB does not know (a newer Bot API's, or a broken one): the message's
+            # core is read so the shopper still gets an answer.
+            update = readable_part(data, bot)
+            if update is None:
+                log.warning("telegram.update.malformed", update_id=update_id, exc_info=True)
+                return response.json({"ok": True, "processed": False})
+            log.info("telegram.update.partly_read", update_id=update_id)
+        problem = malformed_reason(update)
+        if problem is not None:  # refused before it is marked as seen: nothing of it is handled
+            log.warning("telegram.update.malformed", update_id=update_id, reason=problem)
             return response.json({"ok": True, "processed": False})
         try:
             processed = await self.process_update(update, bot, on_new_message)
         except StateUnavailable:
             return response.json({"error": "temporarily unavailable"}, status=503)
+        except RetryLater:
+            # Telegram redelivers an update its webhook did not take (the id was forgotten: it is handled then).
+            return response.json({"error": "the bot could not answer this update now; retry later"}, status=503)
         return response.json({"ok": True, "processed": processed})
 
     # -- long polling -------------------------------------------------------------------------------
@@ -301,13 +337,20 @@ class TelegramInput(InputChannel):
                     offset=self.poll_offset, timeout=self.poll_timeout, allowed_updates=list(ALLOWED_UPDATES)
                 )
                 for update in updates:
-                    # Raises only when the shared state is down: the update is fetched again later.
-                    await self.process_update(update, bot, on_new_message)
+                    problem = malformed_reason(update)
+                    if problem is not None:
+                        log.warning("telegram.update.malformed", update_id=update.update_id, reason=problem)
+                    else:
+                        # Raises when the shared state is down or the bot could not answer: the update (and
+                        # those after it) is fetched again after the back-off.
+                        await self.process_update(update, bot, on_new_message)
                     self.poll_offset = update.update_id + 1  # confirmed to Telegram by the next call
                 delay = first_delay
                 continue
             except asyncio.CancelledError:
                 raise
+            except RetryLater:
+                log.info("telegram.polling.retry_later", retry_in=delay)
             except RetryAfter as error:
                 wait = min(retry_seconds(error), max_delay)
                 log.info("telegram.polling.retry_after", retry_after=wait)
@@ -340,14 +383,51 @@ class TelegramInput(InputChannel):
         if not fresh:
             log.info("telegram.update.duplicate", update_id=update.update_id)
             return False
-        return await self.handle_update(update, bot, on_new_message)
+        try:
+            return await self.handle_update(update, bot, on_new_message)
+        except Exception as error:
+            return await self._failed(update, bot, error)
+
+    async def _failed(self, update: Update, bot: Bot, error: Exception) -> bool:
+        """Handling `update` failed before the shopper got anything: RetryLater while attempts remain (its id
+        forgotten, so the redelivery is handled), else an apology to the chat and False."""
+        update_id = update.update_id
+        try:
+            attempts = await self.state.increment(attempts_key(update_id), UPDATE_TTL_SECONDS)
+            if attempts < MAX_UPDATE_ATTEMPTS:
+                await self.state.delete(update_key(update_id))
+                log.warning("telegram.update.retry_later", update_id=update_id, attempt=attempts,
+                            error=type(error).__name__, exc_info=error)
+                raise RetryLater(update_id) from error
+        except RetryLater:
+            raise
+        except Exception:  # the state is down too: the redelivery would be skipped, so this is the last try
+            log.warning("telegram.state.unavailable", update_id=update_id, exc_info=True)
+            attempts = MAX_UPDATE_ATTEMPTS
+        log.error("telegram.update.failed", update_id=update_id, attempts=attempts, exc_info=error)
+        chat_id = private_chat_id(update)
+        if chat_id is not None:
+            try:
+                await self.output(bot).send_text_message(chat_id, ERROR_REPLY)
+            except Exception:
+                log.warning("telegram.error_reply.failed", update_id=update_id, exc_info=True)
+        return False
 
     async def handle_update(
         self, update: Update, bot: Bot, on_new_message: Callable[[UserMessage], Awaitable[Any]]
     ) -> bool:
         output = self.output(bot)
+        if update.my_chat_member is not None:
+            await self._record_membership(update.my_chat_member, update.update_id)
+            return False
         if update.callback_query is not None:
             return await self._handle_press(update.callback_query, update.update_id, output, on_new_message)
+        if update.edited_message is not None:
+            edited = update.edited_message
+            if edited.chat.type == "private":
+                log.info("telegram.update.edit_refused", update_id=update.update_id)
+                await output.send_text_message(str(edited.chat.id), EDITED_REPLY)
+            return False
 
         message = update.message
         if message is None:
@@ -388,9 +468,24 @@ class TelegramInput(InputChannel):
                      has_caption=bool(media["caption"]))
             return await self._deliver(on_new_message, output, SUBMIT_CONTENT, sender, metadata, update.update_id)
 
+        reply = unreadable_reply(message)
+        if reply is None:  # a service message (a pin, a web app's write access): nothing the shopper said
+            log.info("telegram.update.ignored", update_id=update.update_id, kind="service_message")
+            return False
         log.info("telegram.update.unsupported", update_id=update.update_id)
-        await output.send_text_message(sender, UNSUPPORTED_REPLY)
+        await output.send_text_message(sender, reply)
         return False
+
+    async def _record_membership(self, change: ChatMemberUpdated, update_id: int) -> None:
+        """The shopper blocked (or unblocked) the bot: record it for the linked customer. Raises when the
+        store is down, so the update is retried."""
+        if change.chat.type != "private":
+            log.info("telegram.update.ignored", update_id=update_id, kind="member_change_outside_private_chat")
+            return
+        reachable = change.new_chat_member.status not in BLOCKED_STATUSES
+        linked = await asyncio.to_thread(chat_reachability, CHANNEL_NAME, str(change.chat.id), reachable,
+                                         utc_now(), database=self._database)
+        log.info("telegram.chat.reachability", update_id=update_id, reachable=reachable, linked=linked)
 
     async def _handle_press(
         self,
@@ -435,16 +530,91 @@ class TelegramInput(InputChannel):
         if await kept_for_a_person(CHANNEL_NAME, sender, text if not shown else f"{text} {shown}",
                                    lambda reply: output.send_text_message(sender, reply), self._database):
             return True
+        sent_before = output.sent
         try:
             await on_new_message(UserMessage(text, output, sender, input_channel=CHANNEL_NAME, metadata=metadata))
             return True
-        except Exception:  # answer 200 all the same: Telegram would resend the update forever
-            log.exception("telegram.message.failed", update_id=update_id)
-            try:
-                await output.send_text_message(sender, ERROR_REPLY)
-            except Exception:
-                log.warning("telegram.error_reply.failed", update_id=update_id, exc_info=True)
-            return False
+        except Exception:
+            if output.sent == sent_before:
+                raise  # nothing reached the shopper: process_update has it retried (see the module docstring)
+            # Part of the answer reached the shopper: a retry would send it again.
+            log.exception("telegram.message.failed_after_reply", update_id=update_id)
+            return True
+
+
+class RetryLater(RuntimeError):
+    """Handling an update failed before the shopper got anything: Telegram (or the next poll) should deliver
+    it again; its id is no longer marked as seen."""
+
+
+def malformed_reason(update: Update) -> Optional[str]:
+    """Why an update PTB could read is still unusable (a message or member change without its chat), or None.
+    Checked before the update is marked as seen."""
+    for message in (update.message, update.edited_message):
+        if message is not None and (message.chat is None or message.chat.id is None or not message.chat.type):
+            return "message_without_chat"
+    query = update.callback_query
+    if query is not None and query.message is not None and getattr(query.message, "chat", None) is None:
+        return "callback_without_chat"
+    change = update.my_chat_member
+    if change is not None and (change.chat is None or change.new_chat_member is None):
+        return "member_change_without_chat"
+    return None
+
+
+def private_chat_id(update: Update) -> Optional[str]:
+    """The private chat an update came from, to answer in; None for other chats and for member changes (a chat
+    that blocked the bot takes no messages)."""
+    if update.my_chat_member is not None:
+        return None
+    message = update.effective_message
+    chat = getattr(message, "chat", None) if message is not None else None
+    if chat is None or chat.type != "private":
+        return None
+    return str(chat.id)
+
+
+# Message fields readable_part keeps: who, where, when and the words.
+CORE_MESSAGE_FIELDS = ("message_id", "date", "chat", "from", "text", "caption", "edit_date")
+UNREAD_PREFIX = "unread_"
+# Message fields that are something the shopper sent (rather than a service message: a pin, a web app's
+# write access, a payment's receipt), and what the bot says to those it cannot read.
+SENT_CONTENT = frozenset({"sticker", "animation", "dice", "voice", "audio", "location", "venue", "contact", "poll",
+                          "game", "story", "invoice", "paid_media", "checklist", "document", "photo", "video",
+                          "video_note"})
+UNREADABLE_REPLIES = ((frozenset({"sticker", "animation", "dice"}), STICKER_REPLY),
+                      (frozenset({"voice", "audio"}), VOICE_REPLY),
+                      (frozenset({"location", "venue"}), LOCATION_REPLY),
+                      (frozenset({"contact"}), CONTACT_REPLY))
+
+
+def readable_part(data: Dict[str, Any], bot: Bot) -> Optional[Update]:
+    """The update with its message cut to CORE_MESSAGE_FIELDS, the other fields' names kept in api_kwargs as
+    unread_<name> (so unreadable_reply knows what was sent); None when even that cannot be read."""
+    for kind in ("message", "edited_message"):
+        raw = data.get(kind)
+        if not isinstance(raw, dict):
+            continue
+        core = {key: raw[key] for key in CORE_MESSAGE_FIELDS if key in raw}
+        unread = {UNREAD_PREFIX + str(key)[:40]: True for key in raw if key not in CORE_MESSAGE_FIELDS}
+        try:
+            return Update.de_json({"update_id": data["update_id"], kind: {**core, **unread}}, bot)
+        except Exception:
+            return None
+    return None
+
+
+def unreadable_reply(message: Message) -> Optional[str]:
+    """What to say to a message the bot cannot read (not text, not a photo or video); None for a service
+    message, which the shopper did not write."""
+    sent = {name for name in SENT_CONTENT if getattr(message, name, None)}
+    sent |= {key[len(UNREAD_PREFIX):] for key in message.api_kwargs if key.startswith(UNREAD_PREFIX)} & SENT_CONTENT
+    if not sent:
+        return None
+    for kinds, reply in UNREADABLE_REPLIES:
+        if sent & kinds:
+            return reply
+    return UNSUPPORTED_REPLY
 
 
 def media_content(kind: str, file_id: str, caption: Optional[str], file_size: Optional[int] = None,
@@ -457,6 +627,8 @@ def media_content(kind: str, file_id: str, caption: Optional[str], file_size: Op
 def media_of(message: Message) -> "Optional[Dict[str, Any] | str]":
     """The photo or video a message carries as content, a note saying why it cannot be taken (too large,
     not an image or video), or None when it carries neither."""
+    if message.animation is not None:  # a GIF: sent with a video/mp4 document, but no video of an order
+        return None
     if message.photo:
         largest = max(message.photo, key=lambda size: size.width * size.height)
         return _sized("photo", largest.file_id, message.caption, largest.file_size, None)

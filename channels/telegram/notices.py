@@ -7,9 +7,11 @@ import asyncio
 from typing import List, Optional, Protocol
 
 from telegram import Bot
+from telegram.error import Forbidden
 
 from bot.clock import now as utc_now
 from bot.db import Database
+from bot.identity import chat_reachability
 from bot.log import get_logger
 from bot.notices import PendingDelivery, claim_deliveries, delivery_failed
 from bot.settings import Settings
@@ -128,9 +130,17 @@ class NoticeDelivery:
                 await asyncio.to_thread(self._mark_failed, delivery.notice_id, reason)
             except Exception:  # it stays "sent": never retried
                 log.warning("telegram.notice.mark_failed_failed", notice_id=delivery.notice_id, exc_info=True)
+            if isinstance(error, Forbidden):  # blocked (or deleted) by the shopper: no more notices to this chat
+                await self.mark_unreachable(delivery.external_id)
             return 0
         log.info("telegram.notice.sent", notice_id=delivery.notice_id, customer_id=delivery.customer_id)
         return 1
+
+    async def mark_unreachable(self, chat_id: str) -> None:
+        try:
+            await asyncio.to_thread(chat_reachability, CHANNEL_NAME, chat_id, False, utc_now(), database=self._database)
+        except Exception:  # the next notice finds out again
+            log.warning("telegram.reachability.record_failed", exc_info=True)
 
     def _mark_failed(self, notice_id: int, reason: str) -> None:
         delivery_failed(notice_id, reason, database=self._database)

@@ -134,6 +134,9 @@ class TelegramOutput(OutputChannel):
         self.limiter = limiter
         self.max_attempts = max_attempts
         self.max_retry_wait = max_retry_wait
+        # Messages Telegram accepted through this output: a failed turn that already answered something is
+        # not retried (the shopper would read that part twice).
+        self.sent = 0
 
     async def _send(self, chat_id: str, call: Callable[[], Awaitable[T]]) -> T:
         """One message: paced per chat and overall, retried after 429 RetryAfter up to `max_attempts` times."""
@@ -145,7 +148,9 @@ class TelegramOutput(OutputChannel):
         attempt = 1
         while True:
             try:
-                return await self.pacer.run(chat_id, limited)
+                result = await self.pacer.run(chat_id, limited)
+                self.sent += 1
+                return result
             except RetryAfter as error:
                 wait = retry_seconds(error)
                 if attempt >= self.max_attempts or wait > self.max_retry_wait:

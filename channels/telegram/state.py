@@ -1,5 +1,6 @@
 """What the Telegram channel shares across processes (bot.channel_state: Redis or memory): update ids
-already handled, and button payloads too long for callback_data kept under short random keys."""
+already handled, how often an update failed, and button payloads too long for callback_data kept under
+short random keys."""
 from __future__ import annotations
 
 import re
@@ -22,6 +23,11 @@ class StateUnavailable(RuntimeError):
 
 def update_key(update_id: int) -> str:
     return f"telegram:update:{update_id}"
+
+
+def attempts_key(update_id: int) -> str:
+    """How many times handling this update failed (it is retried a few times, then apologised for)."""
+    return f"telegram:attempts:{update_id}"
 
 
 def button_key(key: str) -> str:

@@ -269,7 +269,7 @@ def test_shopper_html_is_shown_as_text_and_runs_nothing(browser: "Browser", site
     expect(page.locator("blockquote.comment")).to_have_text(XSS_COMMENT)
     expect(page.locator("ol.transcript li.shopper").last).to_contain_text(XSS_COMMENT)
     assert page.locator("main script").count() == 0 and page.locator("main img").count() == 0
-    page.wait_for_timeout(300)  # an onerror would have fired by now
+    page.wait_for_load_state("load")  # every image loaded or failed: an onerror would have fired
     assert dialogs == [] and page.js_errors == []  # type: ignore[attr-defined]
 
 

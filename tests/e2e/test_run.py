@@ -17,7 +17,7 @@ import pytest
 from bot.processes import free_port
 from bot.rasa_hooks import APOLOGY
 from bot.settings import PROJECT_ROOT
-from tests.procfs import children_of, listening_addresses, pid_running
+from tests.procfs import children_of, listening_addresses, pid_running, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -93,7 +93,7 @@ def test_run_serves_real_points_and_ctrl_c_stops_everything(trained_model, tmp_p
         action_pid = next(pid for pid in children_of(runner.pid)
                           if b"rasa_sdk" in Path(f"/proc/{pid}/cmdline").read_bytes())
         os.killpg(action_pid, signal.SIGKILL)
-        time.sleep(0.2)
+        wait_until(lambda: not pid_running(action_pid), "the action server to die")
         with urllib.request.urlopen(request, timeout=60) as response:
             replies = json.loads(response.read())
         assert [reply["text"] for reply in replies] == [APOLOGY]
@@ -114,8 +114,7 @@ def test_run_serves_real_points_and_ctrl_c_stops_everything(trained_model, tmp_p
         assert len(servers) == 3 and all(pid_running(pid) for pid in servers)
         runner.send_signal(signal.SIGINT)
         assert runner.wait(timeout=30) == 0
-        time.sleep(0.5)
-        assert not any(pid_running(pid) for pid in servers), "orphaned server processes"
+        wait_until(lambda: not any(pid_running(pid) for pid in servers), "no orphaned server processes")
     finally:
         leftovers = children_of(runner.pid) if runner.poll() is None else []
         if runner.poll() is None:

@@ -117,12 +117,13 @@ class FakeGraphApi:
         self.delivered.append(payload)
         return web.json_response({"recipient_id": recipient, "message_id": f"aWdfZAG1out{next(self._ids):04d}"})
 
-    async def start(self) -> "FakeGraphApi":
+    async def start(self, port: int = 0) -> "FakeGraphApi":
+        """Listen on `port` (a free one by default; the earlier one to come back after stop())."""
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._any)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", port)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         return self

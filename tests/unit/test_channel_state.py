@@ -51,6 +51,23 @@ async def test_a_queue_keeps_order_drops_the_oldest_beyond_its_size_and_empties_
     assert await state.pop_all(key) == []
 
 
+async def test_a_counter_counts_concurrent_increments_and_expires_from_the_first(state: ChannelState) -> None:
+    key = fresh("attempts")
+    counts = await asyncio.gather(*(state.increment(key, 60) for _ in range(10)))
+    assert sorted(counts) == list(range(1, 11))
+    assert await state.increment(key, 60) == 11
+    await state.delete(key)
+    assert await state.increment(key, 60) == 1
+
+
+async def test_a_memory_counter_expires() -> None:
+    now = [1000.0]
+    store = MemoryChannelState(clock=lambda: now[0])
+    assert [await store.increment("n", 10) for _ in range(2)] == [1, 2]
+    now[0] += 11
+    assert await store.increment("n", 10) == 1
+
+
 async def test_memory_entries_expire_and_the_oldest_go_beyond_capacity() -> None:
     now = [1000.0]
     store = MemoryChannelState(capacity=2, clock=lambda: now[0])

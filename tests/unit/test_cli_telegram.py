@@ -68,13 +68,13 @@ def test_set_webhook_registers_the_default_url_with_the_secret_then_info_and_del
     assert f"webhook set: {DEFAULT_URL}" in out and "message, callback_query" in out
     [params] = api.called("setWebhook")
     assert params["url"] == DEFAULT_URL and params["secret_token"] == SECRET
-    assert params["allowed_updates"] == ["message", "callback_query"] and int(params["max_connections"]) == 40
+    assert params["allowed_updates"] == ["message", "edited_message", "callback_query", "my_chat_member"] and int(params["max_connections"]) == 40
     assert api.webhook_url == DEFAULT_URL and api.webhook_secret == SECRET
 
     code, out = run(capsys, "webhook-info")
     assert code == 0
     assert f"webhook: {DEFAULT_URL}" in out and "pending updates: 0" in out and "last error: none" in out
-    assert "updates: message, callback_query" in out and "max connections: 40" in out
+    assert "updates: message, edited_message, callback_query, my_chat_member" in out and "max connections: 40" in out
 
     def failing(fake: FakeTelegramApi) -> None:
         fake.last_error_message = "Wrong response from the webhook: 503 Service Unavailable"

@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import json
 import socket
+import time
 import uuid
 from pathlib import Path
 from typing import Any, AsyncIterator, Awaitable, Callable, Dict, List, Optional, Sequence
@@ -22,7 +23,7 @@ from bot.settings import Settings, reset_settings
 from bot.shared.text import too_long_reply
 from channels.instagram.config import instagram_status
 from channels.instagram.inbound import (
-    UNSUPPORTED_REPLY, Ignored, Incoming, InstagramInput, Unsupported, parse_event, signature_is_valid,
+    ERROR_REPLY, UNSUPPORTED_REPLY, Ignored, Incoming, InstagramInput, Unsupported, parse_event, signature_is_valid,
 )
 from channels.instagram.outbound import (
     CHOICE_HINT, QUICK_REPLY_TITLE_MAX, InstagramOutput, generic_template_for, retry_delay,
@@ -410,6 +411,33 @@ async def test_a_message_over_the_limit_gets_the_too_long_reply_and_no_turn(harn
     assert [message.text for message in harness.recorder.messages] == ["points?"]
 
 
+async def test_a_signed_200_kb_message_or_button_payload_gets_the_too_long_reply_at_once(harness: Harness) -> None:
+    """Fuzzing: a signed 200 KB message once went whole to the NLU (~17 s of the Rasa server, no reply)."""
+    harness.recorder.reply = echo_reply()
+    huge = "how many points " * 12_800  # 200 KB
+    started = time.monotonic()
+    for message in ({"text": huge}, {"text": "hi", "quick_reply": {"payload": huge}}):
+        assert (await harness.post(message_event(message))).status == 200
+    postback = json.dumps({"object": "instagram", "entry": [{"id": "1", "time": 1, "messaging": [{
+        "sender": {"id": SHOPPER}, "recipient": {"id": "1"}, "timestamp": 1,
+        "postback": {"mid": "m-postback-huge", "title": "Redeem", "payload": huge}}]}]}).encode()
+    assert (await harness.post(postback)).status == 200
+    assert time.monotonic() - started < 10
+    assert harness.recorder.messages == []
+    assert texts_to(harness.graph) == [too_long_reply(len(huge.strip()), 2000)] * 3
+
+
+async def test_lone_surrogates_are_dropped_from_text_and_payloads_and_a_sender_with_one_is_ignored(
+    harness: Harness
+) -> None:
+    harness.recorder.reply = echo_reply()
+    assert (await harness.post(message_event({"text": "how many \ud800points\udfff?"}))).status == 200
+    assert (await harness.post(message_event({"text": "x", "quick_reply": {"payload": "/greet\udc00"}}))).status == 200
+    assert [message.text for message in harness.recorder.messages] == ["how many points?", "/greet"]
+    assert (await harness.post(message_event({"text": "hi"}, sender="1784\ud8001"))).status == 200
+    assert len(harness.recorder.messages) == 2
+
+
 async def test_an_unreadable_message_reopens_the_window_and_held_messages_go_first(harness: Harness) -> None:
     await harness.post(fixture("text_message.json"))
     harness.clock.now += REPLY_WINDOW_SECONDS + 60
@@ -667,16 +695,43 @@ async def test_a_state_failure_mid_batch_is_503_and_the_redelivery_skips_only_wh
     assert [m["message"]["text"] for m in harness.graph.delivered] == ["You said: hi", "You said: 2"]
 
 
-async def test_a_failing_turn_does_not_fail_the_rest_of_the_batch(harness: Harness) -> None:
+async def test_a_failing_turn_does_not_fail_the_rest_of_the_batch_and_meta_redelivers_it(harness: Harness) -> None:
+    failures = [1]
+
     async def fall_over_once(message: UserMessage) -> None:
-        if message.text == "hi":
-            raise RuntimeError("the model fell over")
+        if message.text == "hi" and failures[0]:
+            failures[0] -= 1
+            raise RuntimeError("the tracker store is down")
         await echo_reply()(message)
 
     harness.recorder.reply = fall_over_once
-    assert (await harness.post(fixture("batch_two_messages.json"))).status == 200
+    assert (await harness.post(fixture("batch_two_messages.json"))).status == 503  # Meta redelivers the batch
     assert [m.text for m in harness.recorder.messages] == ["hi", "how many points do I have"]
     assert [m["message"]["text"] for m in harness.graph.delivered] == ["You said: how many points do I have"]
+    assert (await harness.post(fixture("batch_two_messages.json"))).status == 200  # the redelivery
+    assert [m.text for m in harness.recorder.messages] == ["hi", "how many points do I have", "hi"]
+    assert [m["message"]["text"] for m in harness.graph.delivered] == [
+        "You said: how many points do I have", "You said: hi"]
+
+
+async def test_a_message_that_keeps_failing_gets_an_apology_after_three_tries(harness: Harness) -> None:
+    async def always_fail(message: UserMessage) -> None:
+        raise RuntimeError("the lock store is down")
+
+    harness.recorder.reply = always_fail
+    statuses = [(await harness.post(fixture("text_message.json"))).status for _ in range(4)]
+    assert statuses == [503, 503, 200, 200]  # the fourth copy is a duplicate
+    assert texts_to(harness.graph) == [ERROR_REPLY] and len(harness.recorder.messages) == 3
+
+
+async def test_a_turn_that_failed_after_answering_is_not_repeated(harness: Harness) -> None:
+    async def answer_then_fail(message: UserMessage) -> None:
+        await echo_reply()(message)
+        raise RuntimeError("the tracker could not be saved")
+
+    harness.recorder.reply = answer_then_fail
+    assert (await harness.post(fixture("text_message.json"))).status == 200
+    assert texts_to(harness.graph) == ["You said: Do you have standing desks?"]
 
 
 async def test_a_failing_graph_api_does_not_fail_the_webhook(harness: Harness) -> None:
@@ -834,7 +889,9 @@ async def test_other_4xx_answers_are_not_retried_and_the_message_is_dropped(harn
     assert texts_to(harness.graph) == ["You said: again"]  # the dropped reply was not held
 
 
-async def test_a_send_failing_three_times_is_logged_without_the_token_and_dropped(harness: Harness, capsys) -> None:
+async def test_a_send_failing_three_times_is_logged_without_the_token_and_held_for_the_next_message(
+    harness: Harness, capsys
+) -> None:
     harness.graph.fail_next(3, 502, {"error": {"message": f"upstream said Bearer {ACCESS_TOKEN}", "code": 2}})
     harness.recorder.reply = echo_reply()
     await shopper_says(harness, "hi")
@@ -843,8 +900,21 @@ async def test_a_send_failing_three_times_is_logged_without_the_token_and_droppe
     failed = [line for line in logs.splitlines() if "instagram.send.failed" in line]
     assert len(failed) == 1 and "502" in failed[0]  # json or console format
     assert ACCESS_TOKEN not in logs
+    await shopper_says(harness, "again")  # the held reply goes first
+    assert texts_to(harness.graph) == ["You said: hi", "You said: again"]
+
+
+async def test_a_reply_the_graph_api_could_not_be_reached_for_is_held(harness: Harness) -> None:
+    harness.recorder.reply = echo_reply()
+    port = harness.graph.port
+    await harness.graph.stop()  # Meta's API unreachable: no connection, so surely not delivered
+    try:
+        await shopper_says(harness, "hi")
+        assert texts_to(harness.graph) == []
+    finally:
+        await harness.graph.start(port)
     await shopper_says(harness, "again")
-    assert texts_to(harness.graph) == ["You said: again"]
+    assert texts_to(harness.graph) == ["You said: hi", "You said: again"]
 
 
 async def test_metas_outside_window_answer_holds_the_messages_until_the_shopper_writes_again(harness: Harness) -> None:

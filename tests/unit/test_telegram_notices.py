@@ -8,8 +8,9 @@ import json
 import threading
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, AsyncIterator, List, Optional, Set
+from typing import Any, AsyncIterator, List, Optional, Set, Tuple
 
+import aiohttp
 import pytest
 from sqlalchemy import select
 
@@ -19,6 +20,7 @@ from bot.models import ChannelIdentity, OutboundMessage
 from bot.notices import CHAT_NOTICE_KINDS, claim_chat_notices, claim_for_channel, mark_failed, queue_notice
 from bot.settings import Settings, SettingsError
 from tests.fakes.telegram_api import FakeTelegramApi
+from channels.telegram.config import SECRET_HEADER
 from tests.unit.test_telegram_channel import SECRET, TOKEN, _serve, _stop
 
 CHAT = "1111111"
@@ -69,8 +71,8 @@ def telegram_settings(tmp_path: Path, api: FakeTelegramApi, **env: str) -> Setti
 
 
 class Server:
-    def __init__(self, api: FakeTelegramApi, channel: Any, server: Any) -> None:
-        self.api, self.channel, self.server = api, channel, server
+    def __init__(self, api: FakeTelegramApi, channel: Any, server: Any, url: str = "") -> None:
+        self.api, self.channel, self.server, self.url = api, channel, server, url
 
     def sent(self) -> List[Any]:
         return [(str(params["chat_id"]), params["text"]) for params in self.api.called("sendMessage")]
@@ -79,10 +81,10 @@ class Server:
 async def _start(tmp_path: Path, database: Database, env: Optional[dict] = None, **options: Any) -> Server:
     api = await FakeTelegramApi(TOKEN).start()
     options.setdefault("pacing_interval", 0.0)
-    _app, server, _agent, channel, _url = await _serve(
+    _app, server, _agent, channel, url = await _serve(
         telegram_settings(tmp_path, api, **(env or {})), database=database, **options
     )
-    return Server(api, channel, server)
+    return Server(api, channel, server, url)
 
 
 async def _shut(running: Server) -> None:
@@ -171,6 +173,87 @@ async def test_a_refused_send_is_marked_failed_and_the_next_notice_still_goes(
     # logs carry the notice ids …
     assert ("telegram.notice.failed", blocked) in notices and ("telegram.notice.sent", fine) in notices
     assert LAMP not in logs and "Your photo" not in logs and TOKEN not in logs  # … never the texts or the token
+
+
+def member_change(chat: str, status: str, update_id: int) -> dict:
+    """Telegram's my_chat_member update in a private chat: the shopper blocked ("kicked") or unblocked
+    ("member") the bot."""
+    shopper = {"id": int(chat), "is_bot": False, "first_name": "Ann"}
+    bot = {"id": 123456, "is_bot": True, "first_name": "Shop", "username": "shop_bot"}
+    old = "member" if status == "kicked" else "kicked"
+    return {"update_id": update_id, "my_chat_member": {
+        "chat": {"id": int(chat), "type": "private", "first_name": "Ann"}, "from": shopper, "date": 1765100000,
+        "old_chat_member": {"user": bot, "status": old, **({"until_date": 0} if old == "kicked" else {})},
+        "new_chat_member": {"user": bot, "status": status, **({"until_date": 0} if status == "kicked" else {})}}}
+
+
+async def post_update(tg: Server, update: dict) -> Tuple[int, Any]:
+    async with aiohttp.ClientSession() as session:
+        async with session.post(tg.url + "/webhooks/telegram/webhook", json=update,
+                                headers={SECRET_HEADER: SECRET}) as reply:
+            return reply.status, await reply.json()
+
+
+def unreachable_since(shop: Shop, chat: str) -> Any:
+    with shop.database.session() as session:
+        return session.execute(select(ChannelIdentity.unreachable_since).where(
+            ChannelIdentity.channel == "telegram", ChannelIdentity.external_id == chat)).scalar_one()
+
+
+async def test_a_chat_that_blocked_the_bot_gets_no_notices_until_it_unblocks(tg: Server, shop: Shop) -> None:
+    customer_id = shop.customer(telegram_chat=CHAT)
+    status, body = await post_update(tg, member_change(CHAT, "kicked", 70001))
+    assert status == 200 and body["processed"] is False
+    assert unreachable_since(shop, CHAT) == shop.clock.current
+    assert tg.sent() == []  # nothing is said to a chat that blocked the bot
+
+    notice_id = shop.notice(customer_id)
+    assert await tg.channel.notices.run_once() == 0
+    assert tg.sent() == [] and shop.notice_row(notice_id).status == "queued"  # kept for the conversation
+
+    shop.clock.advance(hours=2)
+    status, _ = await post_update(tg, member_change(CHAT, "member", 70002))
+    assert status == 200 and unreachable_since(shop, CHAT) is None
+    assert await tg.channel.notices.run_once() == 1
+    assert tg.sent() == [(CHAT, LAMP)]
+
+
+async def test_a_guest_chat_blocking_the_bot_is_answered_and_records_nothing(tg: Server, shop: Shop) -> None:
+    status, body = await post_update(tg, member_change("5555555", "kicked", 70003))
+    assert status == 200 and body == {"ok": True, "processed": False}
+    assert tg.sent() == []
+
+
+async def test_a_notice_refused_as_blocked_marks_the_chat_unreachable(tg: Server, shop: Shop) -> None:
+    customer_id = shop.customer(telegram_chat=CHAT)
+    shop.notice(customer_id, "Your photo was approved")
+    tg.api.fail_next("sendMessage", 403, "Forbidden: bot was blocked by the user")
+    assert await tg.channel.notices.run_once() == 0
+    assert unreachable_since(shop, CHAT) == shop.clock.current
+    later = shop.notice(customer_id, "Your friend's first order earned you 500 points")
+    assert await tg.channel.notices.run_once() == 0
+    assert shop.notice_row(later).status == "queued" and len(tg.api.called("sendMessage")) == 1
+
+
+async def test_a_block_recorded_while_the_store_is_down_is_retried_by_telegram(
+    tmp_path: Path, shop: Shop
+) -> None:
+    shop.customer(telegram_chat=CHAT)
+    down = Database(f"sqlite:///{tmp_path / 'missing-dir-is-a-file'}")
+    (tmp_path / "missing-dir-is-a-file").mkdir()  # the store cannot be opened
+    running = await _start(tmp_path, down, notice_interval=3600)
+    try:
+        status, _ = await post_update(running, member_change(CHAT, "kicked", 70004))
+        assert status == 503  # Telegram redelivers it
+    finally:
+        await _shut(running)
+        down.dispose()
+    working = await _start(tmp_path, shop.database, notice_interval=3600)
+    try:  # the redelivery reaches a process whose store answers
+        status, _ = await post_update(working, member_change(CHAT, "kicked", 70004))
+        assert status == 200 and unreachable_since(shop, CHAT) == shop.clock.current
+    finally:
+        await _shut(working)
 
 
 async def test_the_channel_starts_the_delivery_task_and_stops_it_with_the_server(
