@@ -15,6 +15,7 @@ from bot.consent import may_message
 from bot.identity import create_customer, link_identity
 from bot.models import MessageConsent, OutboundMessage
 from bot.notices import queue_notice
+from bot.privacy import export_customer_data
 from tests.actions.conftest import make_tracker
 from tests.unit.test_telegram_notices import LAMP, Server, _shut, _start
 
@@ -91,6 +92,8 @@ async def test_the_choice_is_recorded_per_chat_with_time_source_and_words(demo_s
             ("rest", "alice", 1, "subscribed", "chat", "actually sign me up again"),
         ]
         assert all(r.recorded_at == clock.current for r in rows)
+        exported = export_customer_data(session, 1, now=clock.current)["message_consents"]  # a data request shows them
+        assert [row["status"] for row in exported] == ["unsubscribed", "subscribed"]
         assert may_message(session, "cmdline", "alice")  # rasa shell shares the REST chat
         assert may_message(session, "telegram", "alice")  # another channel is another chat
 
