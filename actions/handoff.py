@@ -36,12 +36,31 @@ FEEDBACK_IDS_SLOT = "feedback_ids"
 FEEDBACK_LOW_SLOT = "feedback_low"
 # The language the shopper wrote in when not English (bot.nlu.LanguageClassifier's entity fills it).
 LANGUAGE_SLOT = "shopper_language"
+OTHER_LANGUAGE_INTENT = "other_language"  # set by bot.nlu.LanguageClassifier
+
+
+# Answers that say nothing about the language the shopper now writes in ("yes", a button's /affirm).
+_ANSWERS = frozenset({"affirm", "deny"})
 
 
 def shopper_language(tracker: Tracker) -> Optional[str]:
-    """The conversation's language when the shopper wrote in another one ("fr"), else None."""
+    """The language the shopper writes in when it is not English ("fr"), else None.
+
+    The slot keeps the last language detected; it counts while the shopper's latest message that was more than
+    a yes or no was in it. One who typed "hola" and went on in English is English: the team should not be told
+    they write Spanish.
+    """
     value = tracker.get_slot(LANGUAGE_SLOT)
-    return str(value)[:8] if value else None
+    if not value:
+        return None
+    for event in reversed(tracker.events):
+        if event.get("event") != "user":
+            continue
+        intent = ((event.get("parse_data") or {}).get("intent") or {}).get("name")
+        if intent in _ANSWERS:
+            continue
+        return str(value)[:8] if intent == OTHER_LANGUAGE_INTENT else None
+    return None
 
 
 def conversation_turns(tracker: Tracker, limit: Optional[int] = None) -> List[Dict[str, str]]:

@@ -7,6 +7,7 @@ from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.orm import Session
 
+from actions.asking import is_question
 from actions.common import StoreAction, read_config, sender_of, with_store
 from actions.loyalty import POINTS_BUTTON, TIER_BUTTON
 from bot import clock
@@ -87,6 +88,16 @@ class ActionLinkAccount(StoreAction):
                                          buttons=[POINTS_BUTTON, TIER_BUTTON])
             else:
                 dispatcher.utter_message(text=how_to_link(shop))
+            return []
+
+        if is_question(tracker.latest_message.get("text") or ""):
+            # "can I link with K7PM-Q2ZX?": what linking does, and the button that links (the bare code).
+            log.info("chat.link_explained")
+            shown = f"{code[:4]}-{code[4:]}"  # as the account page shows it
+            dispatcher.utter_message(
+                text=(f"Linking connects this chat to your {shop.name} account, so I can show your points and "
+                      f"rewards here. Want me to link it with {shown}? Tap the button."),
+                buttons=[{"title": f"Yes, link {shown}", "payload": shown}])
             return []
 
         def redeem(session: Session) -> tuple:

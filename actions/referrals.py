@@ -11,6 +11,7 @@ from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.orm import Session
 
+from actions.asking import is_question
 from actions.common import StoreAction, read_config, sender_of, with_store
 from actions.loyalty import EARN_BUTTON, guest_text, long_date
 from actions.thread import Topic, topic_events
@@ -28,6 +29,7 @@ from bot.shop import Shop, get_shop
 log = get_logger(__name__)
 
 LINK_BUTTON = {"title": "My referral link", "payload": "/get_referral_link"}
+GET_LINK_BUTTON = {"title": "Get my link", "payload": "/get_referral_link"}
 STATUS_BUTTON = {"title": "My referrals", "payload": "/referral_status"}
 QUIZ_BUTTON = {"title": "Help me choose", "payload": "/start_quiz"}
 
@@ -132,6 +134,24 @@ def claim_text(program: Program, shop: Shop, claim: ChatClaim) -> str:
             "or open the link they sent you.")
 
 
+def referring_explained(program: Program) -> str:
+    """How referring works, for a shopper who asks (no link is made until they ask for it)."""
+    return (f"Yes — every member has a personal referral link to share. {offer_terms(program)} "
+            "Tap the button and I'll give you yours, with a message ready to paste.")
+
+
+def friend_code_explained(program: Program, code: Optional[str]) -> str:
+    """What a friend's code does, for a shopper who asks about one (nothing is claimed until they use it)."""
+    minimum = program.earning.referral_friend_min_order
+    terms = f"{program.earning.referral_friend_percent_off}% off their first order"
+    terms += f" of {program.money(minimum)} or more" if minimum else ""
+    if code:
+        return (f"A friend's referral code gives a new customer {terms}, once. "
+                f"Want me to apply {code} to this chat? Tap the button.")
+    return (f"Members share a personal referral link: {offer_terms(program)} "
+            f"If a friend invited you, send me their code and you get {terms}.")
+
+
 @dataclass(frozen=True)
 class LinkView:
     name: Optional[str]  # None: a guest
@@ -148,6 +168,11 @@ class ActionReferralLink(StoreAction):
         channel, sender_id = sender_of(tracker)
         program, shop = read_config(get_program), read_config(get_shop)
         base_url = get_settings().public_base_url
+        if is_question(tracker.latest_message.get("text") or ""):
+            # "can I refer my friends?": how it works and the offer; no referral code is made yet.
+            log.info("referral.explained")
+            dispatcher.utter_message(text=referring_explained(program), buttons=[GET_LINK_BUTTON, STATUS_BUTTON])
+            return []
 
         def work(session: Session) -> LinkView:
             customer = customer_for_sender(session, channel, sender_id)
@@ -203,7 +228,15 @@ class ActionClaimReferral(StoreAction):
         channel, sender_id = sender_of(tracker)
         program, shop = read_config(get_program), read_config(get_shop)
         from_link = next(tracker.get_latest_entity_values("referral_code"), None)
-        typed = str(from_link) if from_link else find_code_in_text(tracker.latest_message.get("text") or "")
+        text = tracker.latest_message.get("text") or ""
+        typed = str(from_link) if from_link else find_code_in_text(text)
+        if not from_link and is_question(text):
+            # "can I refer my friends" reads close to "my friend referred me": both sides, and the offer. A code
+            # in a question is applied only from the button (the bare code, read as a typed code).
+            log.info("referral.claim_explained", code=bool(typed))
+            buttons = [{"title": f"Use code {typed}", "payload": typed}] if typed else [GET_LINK_BUTTON]
+            dispatcher.utter_message(text=friend_code_explained(program, typed), buttons=buttons)
+            return []
         if not typed:
             dispatcher.utter_message(text="Great — send me your friend's referral code (10 letters and numbers), "
                                           "or open the link they shared with you.")

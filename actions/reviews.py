@@ -1,6 +1,8 @@
 """leave_review: a product review in chat, as the Rasa form review_form around bot.advocacy.reviews.
 
-    leave_review → action_start_review (clears the last draft; a product named in the request is taken)
+    leave_review → action_start_review (clears the last draft; a product named in the request is taken);
+                   a question about reviews ("can i leave a review?") gets how it works and a "Write a
+                   review" button instead, and review_started false keeps the form closed
                  → review_form asks for the product (action_ask_review_product: the shopper's ordered
                    products as buttons), the stars, the words and an optional photo or video; every reply
                    goes to validate_review_form
@@ -20,6 +22,7 @@ from rasa_sdk.events import ActiveLoop, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.orm import Session
 
+from actions.asking import is_question
 from actions.common import StoreAction, read_config, sender_of, with_store
 from actions.forms import latest_reply, other_intents, started_by
 from bot import clock
@@ -30,7 +33,7 @@ from bot.advocacy.reviews import (
 )
 from bot.identity import customer_for_sender
 from bot.log import get_logger
-from bot.loyalty.program import get_program
+from bot.loyalty.program import Program, get_program
 from bot.quiz.runs import Reply, is_interruption
 
 log = get_logger(__name__)
@@ -38,6 +41,8 @@ log = get_logger(__name__)
 PRODUCT, TITLE, ORDER = "review_product", "review_product_title", "review_order"
 RATING, TEXT, MEDIA, MEDIA_CONTENT = "review_rating", "review_text", "review_media", "review_media_content"
 SLOTS = (PRODUCT, TITLE, ORDER, RATING, TEXT, MEDIA, MEDIA_CONTENT)
+STARTED = "review_started"  # the rules open review_form only when action_start_review set it true
+WRITE_BUTTON = {"title": "Write a review", "payload": "/leave_review"}
 # Replies the form reads itself (as answers or as "skip"), never as a request of their own.
 REVIEW_INTENTS = frozenset({
     "leave_review", "skip_question", "affirm", "deny", "out_of_scope", "nlu_fallback", "submit_content",
@@ -60,8 +65,17 @@ def _button_press(reply: Reply) -> bool:
     return reply.text.startswith("/")
 
 
+def reviews_explained(program: Program) -> str:
+    """How reviews earn points, for a shopper who asks (no form is opened until they start one)."""
+    text, photo, video = (points_for(program, kind) for kind in ("none", "photo", "video"))
+    return (f"Yes — you can review any product from our shop, right here in the chat. Once our team approves it "
+            f"you get {text:,} points ({photo:,} with a photo, {video:,} with a video), whatever the stars. "
+            "It takes a minute: the product, 1–5 stars and a few words. Want to write one now?")
+
+
 class ActionStartReview(StoreAction):
-    """A fresh draft; "I want to review the Pebble lamp" starts with the product already chosen."""
+    """A fresh draft; "I want to review the Pebble lamp" starts with the product already chosen. A question
+    about reviews gets the explanation and the offer, and the form stays closed (review_started false)."""
 
     def name(self) -> Text:
         return "action_start_review"
@@ -70,7 +84,11 @@ class ActionStartReview(StoreAction):
                       domain: Dict[Text, Any]) -> List[EventType]:
         channel, sender_id = sender_of(tracker)
         text = tracker.latest_message.get("text") or ""
-        events: List[EventType] = [SlotSet(slot, None) for slot in SLOTS]
+        if is_question(text):
+            log.info("review.explained")
+            dispatcher.utter_message(text=reviews_explained(read_config(get_program)), buttons=[WRITE_BUTTON])
+            return [SlotSet(STARTED, False)]
+        events: List[EventType] = [SlotSet(STARTED, True)] + [SlotSet(slot, None) for slot in SLOTS]
         if _button_press(Reply(text, None, 0.0)):
             return events
 

@@ -21,6 +21,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from actions.asking import is_question
 from actions.common import StoreAction, sender_of, with_store
 from actions.thread import Topic, topic_events
 from actions.loyalty import (
@@ -212,8 +213,11 @@ class ActionOfferReward(StoreAction):
         if wanted is None and asked is None and not typed.startswith("/"):
             wanted = resolve_reward(program, typed)
         if wanted is not None and wanted.points <= points:
-            log.info("reward.offered", linked=True, reward=wanted.id)
-            dispatcher.utter_message(text=confirm_text(program, wanted, points), buttons=CONFIRM_BUTTONS)
+            log.info("reward.offered", linked=True, reward=wanted.id, question=is_question(typed))
+            text = confirm_text(program, wanted, points)
+            if is_question(typed):  # "can i get free shipping with my points?": the answer, then the offer
+                text = f"Yes, you can — {_gives(program, wanted)} costs {_n(wanted.points)} points. {text}"
+            dispatcher.utter_message(text=text, buttons=CONFIRM_BUTTONS)
             return [
                 SlotSet(OFFERED_SLOT, wanted.id),
                 SlotSet(NONCE_SLOT, secrets.token_urlsafe(16)),

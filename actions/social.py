@@ -8,6 +8,7 @@ from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.orm import Session
 
+from actions.asking import is_question
 from actions.common import StoreAction, read_config, sender_of, with_store
 from actions.loyalty import EARN_BUTTON, guest_text
 from bot import clock
@@ -48,6 +49,26 @@ def outcome_text(program: Program, outcome: SocialClaimOutcome, handle: Optional
     return f"We give follow points for {names} — which one do you follow us on?"
 
 
+def follow_offer_buttons(program: Program, network: Optional[str]) -> List[Dict[str, str]]:
+    """"I follow on Instagram" (the network asked about, or each one): a tap is the claim itself."""
+    return [{"title": f"I follow on {network_name(name)}", "payload": '/claim_social_follow{"social_network": "%s"}' % name}
+            for name in program.earning.social_networks if network in (None, name)]
+
+
+def _either(names: List[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+
+
+def follow_explanation(program: Program, network: Optional[str]) -> str:
+    """How follow points work, for a shopper who asks about them (nothing is claimed)."""
+    names = [network_name(n) for n in program.earning.social_networks]
+    where = network_name(network) if network else _either(names)
+    example = network_name(network) if network else names[0]
+    return (f"Yes — following us on {where} earns {program.earning.social_follow:,} points, once per network. "
+            f"Follow us, then tell me here (e.g. \"I followed you on {example} as @yourname\") or tap the button; "
+            f"our team checks the follow and adds the points.")
+
+
 class ActionClaimSocialFollow(StoreAction):
     def name(self) -> Text:
         return "action_claim_social_follow"
@@ -64,6 +85,12 @@ class ActionClaimSocialFollow(StoreAction):
         handle = handle_match.group(1) if handle_match else None
         if not program.earning.social_networks or program.earning.social_follow <= 0:
             dispatcher.utter_message(text=outcome_text(program, SocialClaimOutcome("off", None, 0), None))
+            return []
+        if is_question(text):
+            # "what about for following u on insta?": the explanation and the offer; no claim is filed.
+            log.info("social.explained", network=network)
+            dispatcher.utter_message(text=follow_explanation(program, network),
+                                     buttons=follow_offer_buttons(program, network) + [EARN_BUTTON])
             return []
 
         def work(session: Session) -> Optional[SocialClaimOutcome]:

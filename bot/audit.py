@@ -26,6 +26,8 @@ ACTIONS: Dict[str, str] = {
     "handoff_assigned": "Handoff assigned",
     "handoff_status": "Handoff status",
     "handoff_returned": "Handoff returned to the bot",
+    "store_event_retried": "Store event retried",
+    "data_request_downloaded": "Customer data request downloaded",
 }
 MAX_DETAIL_CHARS = 2000
 

@@ -103,7 +103,8 @@ FOREIGN_WORDS: Dict[str, FrozenSet[str]] = {
         d'un d'une l'on qu'il qu'est quest est-ce estce
         """),
     "es": _words("""
-        yo tú tu él ella de la en muchas muchos mucho hasta luego nosotros ustedes usted ellos ellas mi mis tus su sus nuestro nuestra el los las
+        yo tú tu él ella de la en muchas muchos mucho hasta luego nosotros ustedes usted ellos ellas
+        mi mis tus su sus nuestro nuestra el los las
         una unos unas del al lo que qué quien quién cual cuál cuales cuáles como cómo cuanto cuánto
         cuanta cuánta cuantos cuántos cuantas cuántas donde dónde cuando cuándo porque por qué para
         con sin sobre pero muy más mas tambien también ya todavía todavia aun aún hay es está esta estoy
@@ -131,7 +132,8 @@ FOREIGN_WORDS: Dict[str, FrozenSet[str]] = {
         con senza per ma anche ancora già gia molto più piu non è e' sono sei siamo ho hai ha abbiamo
         avete hanno posso puoi può puo possiamo potete vorrei voglio vuole devo fare fatto
         grazie ciao buongiorno buonasera arrivederci prego per? favore ordine ordinato spedizione
-        spedire spedite spedisci spedito consegna consegnate restituire reso rimborso sedia tavolo tavolino lampada divano tappeto
+        spedire spedite spedisci spedito consegna consegnate restituire reso rimborso sedia tavolo tavolino
+        lampada divano tappeto
         prezzo punti livello aiuto parlare persona operatore arrivato rotto danneggiato sì si
         dov'è dov c'è ce qual è l'ordine
         """),

@@ -271,6 +271,7 @@ def erase_customer(session: Session, customer_id: int, *, actor: str, now: datet
         {"friend_channel": None, "friend_sender_id": None, "ip_hash": None})
 
     deleted["channel_identities"] = _delete(session, ChannelIdentity, ChannelIdentity.customer_id == customer_id)
+    anonymised["store_events"] = _blank_store_deliveries(session, customer)
 
     personal = (customer.email, customer.first_name, customer.last_name, customer.birthday, customer.external_id)
     anonymised["customers"] = int(any(value is not None for value in personal))
@@ -382,6 +383,28 @@ def log_erasure(report: ErasureReport) -> None:
         points_forfeited=report.points_forfeited, conversations=len(report.conversations),
         trackers_erased=report.trackers_erased, nothing_left=report.nothing_left,
     )
+
+
+def _blank_store_deliveries(session: Session, customer: Customer) -> int:
+    """Empty the stored webhook deliveries about the customer (bot/integrations/): those of their store
+    customer id and of their orders, which carry their e-mail, name and addresses. Pending ones are ignored
+    from now on: what they would have applied is about a person who is gone."""
+    from bot.models import StoreEvent, StoreOrderRef
+
+    orders = select(Order.external_id).where(Order.customer_id == customer.id)
+    refs = session.execute(select(StoreOrderRef.source, StoreOrderRef.shop, StoreOrderRef.store_order_id)
+                           .where(StoreOrderRef.order_external_id.in_(orders))).all()
+    resources = [f"order:{store_order}" for _, _, store_order in refs]
+    resources += [f"order:{name}" for name in session.execute(orders).scalars()]  # stores that key by our id
+    if customer.external_id:
+        resources.append(f"customer:{customer.external_id}")
+    if not resources:
+        return 0
+    about = StoreEvent.resource.in_(sorted(set(resources)))
+    session.execute(update(StoreEvent).where(about, StoreEvent.state == "pending")
+                    .values(state="ignored", outcome="its customer's data was erased", next_attempt_at=None)
+                    .execution_options(synchronize_session=False))
+    return _update(session, StoreEvent, and_(about, StoreEvent.payload != "{}"), {"payload": "{}"})
 
 
 # ---------------------------------------------------------------------------------------------

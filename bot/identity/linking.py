@@ -35,7 +35,8 @@ CODE_LENGTH = 8
 # What a shopper may type: the code with optional dash/spaces, any case; Telegram deep links carry it
 # without the dash.
 _TYPED_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 -]{6,14}[A-Za-z0-9]$")
-_CODE_IN_TEXT = re.compile(r"(?<![A-Za-z0-9])(?=[A-Za-z0-9 -]*[0-9])[A-Za-z0-9]{4}[- ]?[A-Za-z0-9]{4}(?![A-Za-z0-9])")
+# Every place a code may start, overlapping (a lookahead): in "code AAAA-2AAA" the code is not "code AAAA".
+_CODE_IN_TEXT = re.compile(r"(?<![A-Za-z0-9])(?=([A-Za-z0-9]{4}[- ]?[A-Za-z0-9]{4})(?![A-Za-z0-9]))")
 
 
 @dataclass(frozen=True)
@@ -81,11 +82,19 @@ def _new_code() -> str:
 
 
 def find_code(text: str) -> Optional[str]:
-    """The link code in a chat message ("my code is k7pm-q2zx"), if there is one."""
-    for match in _CODE_IN_TEXT.finditer(text):
-        if looks_like_code(match.group(0)):
-            return normalize_code(match.group(0))
-    return None
+    """The link code in a chat message ("my code is k7pm-q2zx"), if there is one.
+
+    Codes always hold a digit, and a code typed as one word (K7PM-Q2ZX, k7pmq2zx) is taken before two words
+    that could be one ("with k7pm" in "can i link with k7pm-q2zx?"), then the reading with a digit in both
+    halves ("K7PM Q2ZX" over "code K7PM")."""
+    candidates = []
+    for position, match in enumerate(_CODE_IN_TEXT.finditer(text)):
+        candidate = match.group(1)
+        if looks_like_code(candidate) and any(character.isdigit() for character in candidate):
+            halves = (candidate[:4], candidate[-4:])
+            with_digits = sum(any(character.isdigit() for character in half) for half in halves)
+            candidates.append((" " in candidate, -with_digits, position, candidate))
+    return normalize_code(min(candidates)[3]) if candidates else None
 
 
 def _format(raw: str) -> str:

@@ -24,7 +24,7 @@ FILLER_WORDS = frozenset("""
     for of to in on at by with from is are be been am was do does is some something please pls plz
     like just really very mostly most usually probably maybe perhaps think guess would want need um uh
     well yeah yes ok okay oh hmm lol thanks thx go with take one ones pretty quite kinda kind sort tbh
-    honestly actually definitely def mainly
+    honestly actually definitely def mainly all day days time whole every
 """.split())
 _ORDINALS: Dict[str, int] = {
     "first": 1, "1st": 1, "second": 2, "2nd": 2, "third": 3, "3rd": 3, "fourth": 4, "4th": 4, "fifth": 5,

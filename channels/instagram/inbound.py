@@ -272,6 +272,8 @@ class InstagramInput(InputChannel):
             outcome = await sender.send(reply.recipient, {"text": part}, tag=reply.tag)
             if outcome is SendOutcome.OUTSIDE_WINDOW:
                 return "Instagram refused it: outside the allowed window"
+            if outcome is SendOutcome.UNAVAILABLE:
+                return "Instagram was unavailable: not delivered, send it again"
             if outcome is not SendOutcome.SENT:
                 return "Instagram refused it (see the channel's log)"
         return None

@@ -85,7 +85,8 @@ async def test_an_english_conversation_records_no_language_and_another_script_it
     english = CollectingDispatcher()
     await ActionRequestHandoff().run(english, make_tracker("guest-en", "yes pls", "affirm"), {})
     russian = CollectingDispatcher()
-    await ActionRequestHandoff().run(russian, make_tracker("guest-ru", "/affirm", "affirm",
+    in_russian = [{"event": "user", "text": "где мой заказ", "parse_data": {"intent": {"name": "other_language"}}}]
+    await ActionRequestHandoff().run(russian, make_tracker("guest-ru", "/affirm", "affirm", history=in_russian,
                                                            slots={"shopper_language": "ru"}), {})
     # No texts in Russian: the English confirmation only.
     assert len(english.messages) == 1 and len(russian.messages) == 1
@@ -94,9 +95,28 @@ async def test_an_english_conversation_records_no_language_and_another_script_it
     assert languages == {"guest-en": None, "guest-ru": "ru"}
 
 
+async def test_a_shopper_who_went_on_in_english_is_english_for_the_team(demo_store) -> None:
+    """"hola", then English: the slot still says Spanish, but the shopper writes English now."""
+    history = [
+        {"event": "user", "text": "hola", "parse_data": {"intent": {"name": "other_language"}}},
+        {"event": "bot", "text": "Lo siento, por ahora solo hablo inglés."},
+        {"event": "user", "text": "lol jk im english, can i talk to a human",
+         "parse_data": {"intent": {"name": "human_handoff"}}},
+        {"event": "bot", "text": "Would you like me to pass this conversation to a person on our team?"},
+    ]
+    dispatcher = CollectingDispatcher()
+    tracker = make_tracker("guest-hola", "yes", "affirm", history=history, slots={"shopper_language": "es"})
+    await ActionRequestHandoff().run(dispatcher, tracker, {})
+    [message] = dispatcher.messages
+    assert message["text"].startswith("Done")
+    with demo_store.session() as session:
+        [request] = session.execute(select(HandoffRequest)).scalars().all()
+        assert request.language is None and session.get(Transcript, request.transcript_id).language is None
+
+
 async def test_feedback_keeps_the_conversations_language_on_its_transcript(demo_store) -> None:
     slots = {"shopper_language": "fr", "feedback_kind": "csat", "feedback_score": 4, "feedback_comment": "bien"}
-    tracker = make_tracker("guest-fr", "bien", "inform", slots=slots)
+    tracker = make_tracker("guest-fr", "la livraison était trop lente", "other_language", slots=slots)
     await ActionSubmitFeedback().run(CollectingDispatcher(), tracker, {})
     with demo_store.session() as session:
         [transcript] = session.execute(select(Transcript)).scalars().all()

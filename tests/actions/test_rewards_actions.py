@@ -54,7 +54,8 @@ def _codes(store, customer_id: int) -> List[RewardCode]:
 
 async def test_named_reward_goes_straight_to_confirmation_and_spends_nothing(demo_store) -> None:
     [message], slots = await _offer("alice", "can I get the free shipping reward?", "free-shipping")
-    assert message["text"].startswith("Redeem 400 points for free shipping? You'll have 1,198 points left.")
+    assert message["text"].startswith("Yes, you can — free shipping costs 400 points. Redeem 400 points for free "
+                                      "shipping? You'll have 1,198 points left.")
     assert "valid for 6 months" in message["text"]
     assert [b["payload"] for b in message["buttons"]] == ["/affirm", "/deny"]
     assert message["buttons"][0]["title"] == "Yes, redeem"
@@ -67,7 +68,7 @@ async def test_named_reward_goes_straight_to_confirmation_and_spends_nothing(dem
                                   "use my points for free shipping pls"])
 async def test_a_reward_named_in_the_words_is_offered_when_the_model_found_no_entity(demo_store, text) -> None:
     [message], slots = await _offer("alice", text)
-    assert message["text"].startswith("Redeem 400 points for free shipping?")
+    assert "Redeem 400 points for free shipping?" in message["text"]
     assert slots["offered_reward"] == "free-shipping"
     assert _points(demo_store, ALICE) == 1598 and _codes(demo_store, ALICE) == []
 
@@ -219,7 +220,7 @@ async def test_percent_off_code_states_its_minimum_order(demo_store) -> None:
 
 async def test_free_product_code_says_how_to_get_the_product(demo_store) -> None:
     [offer], offered = await _offer("chloe", "can I get the free lamp", "free-lamp")
-    assert offer["text"].startswith("Redeem 6,000 points for a free Pebble table lamp? You'll have 8,530 points left.")
+    assert "Redeem 6,000 points for a free Pebble table lamp? You'll have 8,530 points left." in offer["text"]
     [message], _ = await _run(ActionRedeemReward(), _confirmation("chloe", offered))
     assert message["text"].startswith("Done! Here's your code for a free Pebble table lamp:")
     assert "Add the Pebble table lamp to your basket, then enter it at checkout in the discount code box." in message["text"]

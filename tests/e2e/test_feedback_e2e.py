@@ -144,7 +144,7 @@ def test_a_telegram_shopper_is_asked_after_fulfilment_taps_a_low_score_and_gets_
     offer = {row[0]["text"]: row[0]["callback_data"] for row in sorry[-1]["reply_markup"]["inline_keyboard"]}
 
     before = len(chat.sent())
-    status, _ = chat.post(chat.press_update(offer["Yes, please"]))
+    status, _ = chat.post(chat.press_update(offer["Yes, connect me"]))
     assert status == 200
     done = telegram_texts(chat.wait_for_sent(before + 1)[before:])
     assert "I've passed this conversation to the" in done, done

@@ -12,6 +12,7 @@ from bot.identity import create_customer, customer_for_sender, link_identity
 from bot.identity.linking import (
     CODE_ALPHABET,
     MAX_WRONG_CODES,
+    find_code,
     WRONG_CODE_WINDOW,
     issue_link_code,
     looks_like_code,
@@ -139,3 +140,10 @@ def test_many_new_chats_guessing_together_pause_linking_on_that_channel(any_db: 
     assert _redeem(any_db, "YYYY-2YYY", "late-guesser", later) == "invalid"
     with any_db.session() as session:
         assert session.execute(select(func.count()).select_from(LinkAttempt)).scalar() == 1, "old tries are forgotten"
+
+
+def test_two_words_before_a_code_are_not_read_as_the_code() -> None:
+    assert find_code("can i link with k7pm-q2zx?") == "K7PMQ2ZX"
+    assert find_code("link with my code please 2") is None
+    assert find_code("my code: K7PM Q2ZX") == "K7PMQ2ZX"
+    assert find_code("code AAAA-2AAA") == "AAAA2AAA"

@@ -93,6 +93,7 @@ def test_two_options_at_a_single_choice_question_are_asked_about_not_guessed(dem
 
 def test_coverage_leaves_filler_aside(demo_quiz) -> None:
     assert match_coverage(demo_quiz.question("work-style"), "i stand most of the day") >= 0.5
+    assert match_coverage(demo_quiz.question("work-style"), "i sit all day") >= 0.5
     assert match_coverage(demo_quiz.question("dining-size"), "how many points do I have?") < 0.5
     assert match_coverage(demo_quiz.question("budget"), "under four hundred bucks") == 1.0
     assert match_coverage(demo_quiz.question("room"), "the first one") == 1.0

@@ -192,6 +192,17 @@ async def test_two_agents_assigning_at_once_one_wins_and_the_other_is_told(any_c
         take = await loser.post(f"/console/handoffs/{request_id}/assign",
                                 {"to": "me", "expected": csrf_of(html) and str(winner)})
         assert take.status == 303 and "Assigned%20to" in take.headers["Location"]
+
+        # Both have the conversation open: each sees the other's reply and note as they are written.
+        with db.session() as session:
+            seen = max(session.execute(select(HandoffMessage.id)).scalars())
+        olive_sees, ravi_sees = await open_stream(any_console, request_id, seen), await open_stream(ravi, request_id, seen)
+        await any_console.post(f"/console/handoffs/{request_id}/reply", {"text": "Olive here, checking now."})
+        await ravi.post(f"/console/handoffs/{request_id}/note", {"text": "Ravi: courier says Tuesday"})
+        for stream in (olive_sees, ravi_sees):
+            lines = [await stream.next("message") for _ in range(2)]
+            assert [(m["role"], m["author"]) for m in lines] == [("agent", "Olive"), ("note", "Ravi")]
+            stream.close()
     finally:
         await ravi.client.close()
 

@@ -18,7 +18,7 @@ from bot.db import Database
 from bot.integrations import StoreContext, store_topics
 from bot.integrations.inbox import MAX_ATTEMPTS, apply_due
 from bot.loyalty.program import Program
-from bot.models import StoreEvent
+from bot.models import AuditEvent, StoreEvent
 from bot.settings import PROJECT_ROOT
 from tests.web.conftest import web_settings
 from tests.web.console import Console, console_for, make_merchant
@@ -79,6 +79,11 @@ async def test_the_owner_sees_stores_a_failed_event_retries_it_and_downloads_a_d
     assert download.status == 200 and json.loads(await download.text())["request"]["data_request_id"] == "1093"
     missing = await console.get("/console/integrations/data-requests/..%2F..%2Fsecrets.json")
     assert missing.status == 404
+    with sqlite_db.session() as session:
+        logged = session.execute(select(AuditEvent.action, AuditEvent.subject).order_by(AuditEvent.id)).all()
+    assert [tuple(row) for row in logged] == [("store_event_retried", f"store event {failed.id}"),
+                                              ("data_request_downloaded",
+                                               "shopify-rapport-demo.myshopify.com-1093.json")]
 
 
 async def test_an_agent_may_not_open_the_integrations_page(console: Console, sqlite_db: Database) -> None:

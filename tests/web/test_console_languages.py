@@ -1,5 +1,6 @@
-"""The merchant sees which language a shopper wrote in when it was not English: on the handoff queue, the
-request's page, the customer's page and a feedback's transcript (recorded by the actions from the slot shopper_language)."""
+"""The merchant sees which language a shopper wrote in when it was not English: on the handoff queue,
+the request's page, the customer's page and a feedback's transcript (recorded by the actions from the slot
+shopper_language)."""
 from __future__ import annotations
 
 from bot.feedback.service import submit_feedback

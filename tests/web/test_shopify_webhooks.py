@@ -359,3 +359,19 @@ async def test_the_privacy_topics_export_erase_and_forget(shopify: Shopify, tmp_
     await shopify.settled()
     assert states(shopify.api.db) == [("shop/redact", "applied")]
     assert shopify.api.count(StoreOrderRef) == 0 and data_request_files(settings) == []
+
+
+async def test_erasing_a_customer_from_the_console_empties_their_stored_deliveries(shopify: Shopify) -> None:
+    from bot.privacy import erase_customer
+
+    for topic, name in HISTORY[:3]:
+        await shopify.deliver(topic, fixture(name))
+    await shopify.deliver("customers/update", fixture("customers-update"))
+    await shopify.settled()
+    with shopify.api.db.session(write=True) as session:
+        customer = session.execute(select(Customer)).scalar_one()
+        report = erase_customer(session, customer.id, actor="owner@shop.example", now=clock.now())
+    assert report.anonymised["store_events"] == 4
+    with shopify.api.db.session() as session:
+        payloads = session.execute(select(StoreEvent.payload)).scalars().all()
+    assert payloads == ["{}"] * 4

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from bot import clock
 from bot.app_context import SETTINGS, WEBHOOK_REFUSALS
+from bot.audit import record
 from bot.console.page import ID, MERCHANT, PREFIX, error_page, in_store, owner_only, render
 from bot.integrations.inbox import STATES_SHOWN, recent_events, retry_event, shop_activity
 from bot.integrations.shopify import data_request_files
@@ -65,7 +66,16 @@ def _store(source: str, shop: str, address: str, seen: Dict[Any, Any], refusals:
 @owner_only
 async def retry(request: web.Request) -> web.StreamResponse:
     event_id = int(request.match_info["id"])
-    retried = await in_store(request, lambda session: retry_event(session, event_id, clock.now()), write=True)
+    merchant = request[MERCHANT]
+
+    def work(session: Session) -> bool:
+        if not retry_event(session, event_id, clock.now()):
+            return False
+        record(session, merchant, "store_event_retried", f"store event {event_id}", "tried again from the first try",
+               clock.now())
+        return True
+
+    retried = await in_store(request, work, write=True)
     if not retried:
         return error_page(request, 409, "Not failed", f"Event #{event_id} is not a failed event (any more).")
     log.info("console.store_event_retried", event_id=event_id, merchant_id=request[MERCHANT].id)
@@ -79,6 +89,10 @@ async def data_request_file(request: web.Request) -> web.StreamResponse:
     found = next((path for path in data_request_files(request.app[SETTINGS]) if path.name == name), None)
     if found is None:
         return error_page(request, 404, "Not found", "There is no such data request file.")
-    log.info("console.data_request_downloaded", file=name, merchant_id=request[MERCHANT].id)
+    merchant = request[MERCHANT]
+    await in_store(request, lambda session: record(session, merchant, "data_request_downloaded", name[:64],
+                                                   "the customer data export was downloaded", clock.now()),
+                   write=True)
+    log.info("console.data_request_downloaded", file=name, merchant_id=merchant.id)
     return web.Response(body=found.read_bytes(), content_type="application/json",
                         headers={"Content-Disposition": f'attachment; filename="{name}"'})
