@@ -17,6 +17,12 @@
   holds (a branch the example does not take), the model is loaded Rasa's way. The prediction graph is
   traced as before.
 
+- A message holding several requests ("whats my balance and also do u ship to canada") is answered request
+  by request: Agent.handle_message runs each as its own turn, in order, on the same output channel, so the
+  replies arrive one after the other (bot/several_requests.py decides what is several; at most two are
+  answered, and a note says when there were more). Not while a form (quiz, review, feedback) is asking:
+  there a reply with "and" in it is an answer ("oak and walnut").
+
 install_action_hooks() is called when the tracker store is built (bot/conversation_stores.py), which every
 Rasa entry point reading endpoints.yml does before it loads the model; it is idempotent.
 """
@@ -110,6 +116,7 @@ def install_action_hooks() -> None:
     RemoteAction.run = run  # type: ignore[assignment]
     assert rasa_action.RemoteAction is RemoteAction
     _install_eager_weight_building()
+    _install_several_requests()
     _INSTALLED = True
 
 
@@ -147,3 +154,64 @@ def _install_eager_weight_building() -> None:
         return model
 
     RasaModel.load = classmethod(load)  # type: ignore[assignment]
+
+
+def _install_several_requests() -> None:
+    from rasa.core.agent import Agent
+    from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
+    from rasa.shared.core.events import BotUttered
+
+    from bot.several_requests import (
+        MAX_ANSWERED, Reading, more_requests_note, might_hold_several, reading_of, split_requests,
+    )
+
+    original_handle = Agent.handle_message
+
+    async def requests_in(agent: Agent, message: UserMessage) -> List[str]:
+        text = message.text or ""
+        if not might_hold_several(text) or agent.processor is None:
+            return [text]
+        tracker = await agent.processor.tracker_store.retrieve(message.sender_id)
+        if tracker is not None and tracker.active_loop_name:
+            return [text]
+
+        async def classify(piece: str) -> Reading:
+            parse = await agent.processor.parse_message(UserMessage(piece, sender_id=message.sender_id))
+            return reading_of(parse)
+
+        return await split_requests(text, classify)
+
+    async def handle_message(self: Agent, message: UserMessage) -> Optional[List[Dict[str, Any]]]:
+        if not self.is_ready():
+            return await original_handle(self, message)
+        try:
+            requests = await requests_in(self, message)
+        except Exception as error:  # noqa: BLE001 - splitting is a nicety: the message is still answered whole
+            log.error("several_requests.failed", error_type=type(error).__name__, detail=str(error)[:300])
+            requests = [message.text or ""]
+        if len(requests) < 2:
+            return await original_handle(self, message)
+        log.info("several_requests", conversation=message.sender_id, found=len(requests),
+                 answered=min(len(requests), MAX_ANSWERED))
+        result = None
+        for part, request in enumerate(requests[:MAX_ANSWERED], start=1):
+            metadata = dict(message.metadata or {})
+            metadata["several_requests"] = {"message": message.text, "part": part, "of": len(requests)}
+            result = await original_handle(self, UserMessage(
+                request, message.output_channel, message.sender_id, metadata=metadata,
+                input_channel=message.input_channel,
+                message_id=f"{message.message_id}-{part}" if message.message_id else None,
+            ))
+        note = more_requests_note(requests)
+        if note:
+            async with self.lock_store.lock(message.sender_id):
+                tracker = await self.processor.get_tracker(message.sender_id)
+                said = BotUttered(note, metadata={"several_requests": {"message": message.text}})
+                tracker.update(said)
+                await self.processor.execute_side_effects([said], tracker, message.output_channel)
+                await self.processor.save_tracker(tracker)
+        if isinstance(message.output_channel, CollectingOutputChannel):
+            return message.output_channel.messages
+        return result
+
+    Agent.handle_message = handle_message  # type: ignore[assignment]
