@@ -117,8 +117,7 @@ class HandoffFollowUps(TopicFollowUps):
         else:
             text = (waiting + "Nobody has closed it yet, so it's still waiting for a person. "
                     + reply_time_text(shop))
-        dispatcher.utter_message(text=text + " Meanwhile I can help with points and rewards.",
-                                 buttons=[POINTS_BUTTON, EARN_BUTTON])
+        dispatcher.utter_message(text=text + " Say \"talk to the bot\" any time to come back to me.")
         return topic_events(Topic.HANDOFF, request_id)
 
 

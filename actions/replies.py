@@ -1,4 +1,5 @@
-"""Fixed replies (the domain's responses) for messages the NLU could not place: not understood, out of scope.
+"""Fixed replies (the domain's responses) to messages outside any task: not understood, out of scope, help,
+goodbye, thanks, a stray yes or no.
 
 These are where follow-ups the NLU misread tend to land ("cheaper?" has no intent of its own), so they hand
 a follow-up of the last answer over to action_follow_up first (actions/thread.py), as StoreAction does.
@@ -60,6 +61,24 @@ class ActionHelp(ReplyUnlessFollowUp):
 
     def name(self) -> Text:
         return "action_help"
+
+
+class ActionGoodbye(ReplyUnlessFollowUp):
+    """goodbye (the model reads "got a biger one" as one)."""
+
+    response = "utter_goodbye"
+
+    def name(self) -> Text:
+        return "action_goodbye"
+
+
+class ActionYouAreWelcome(ReplyUnlessFollowUp):
+    """thank_you."""
+
+    response = "utter_you_are_welcome"
+
+    def name(self) -> Text:
+        return "action_you_are_welcome"
 
 
 class ActionWhatNext(ReplyUnlessFollowUp):

@@ -501,6 +501,28 @@ def set_status(session: Session, request_id: int, status: str, actor: Merchant, 
     return request
 
 
+def continue_elsewhere(session: Session, request_id: int, channel: str, sender_id: str, agent: Merchant,
+                       now: datetime) -> HandoffRequest:
+    """Carry the conversation over to another chat linked to the same customer (when Instagram's window
+    closed, say): a live request there, with this one's reason, assigned to the agent; both say so. The
+    bot stays quiet on that chat too until it is returned."""
+    request = _request_for_update(session, request_id)
+    if request.customer_id is None or (channel, sender_id) not in other_channels(
+            session, request.customer_id, request.channel, request.sender_id):
+        raise HandoffRefused("That chat is not linked to this customer.")
+    if channel not in DELIVERING_CHANNELS:
+        raise HandoffRefused(f"Replies cannot be delivered on {channel}.")
+    there = request_handoff(session, channel, sender_id, request.customer_id, [],
+                            reason=f"Continued from {request.channel} handoff #{request.id}: {request.reason or ''}"
+                            .rstrip(": "), now=now)
+    there.assigned_to_id, there.assigned_at = agent.id, now
+    _add(session, there, "event", f"Continued from {request.channel} handoff #{request.id} by {agent.name}", now,
+         author=agent)
+    _add(session, request, "event", f"Continued on {channel} (handoff #{there.id}) by {agent.name}", now,
+         author=agent)
+    return there
+
+
 def return_to_bot(session: Session, request_id: int, actor: Merchant, now: datetime) -> HandoffRequest:
     """Close the request and give the conversation back to the bot, which tells the shopper so. Returning a
     closed request changes nothing (a double-submitted form sends one message)."""

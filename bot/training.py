@@ -36,6 +36,7 @@ KNOWN_VALIDATOR_NOTES = {
     "The utterance 'utter_not_understood' is not used in any story or rule.":
         "action_not_understood and action_answer_faq say it",
     "The utterance 'utter_what_next' is not used in any story or rule.": "action_what_next says it",
+    "The utterance 'utter_you_are_welcome' is not used in any story or rule.": "action_you_are_welcome says it",
     "The intent 'other_language' is listed in the domain file, but is not found in the NLU training data.":
         "bot.nlu.LanguageClassifier sets it; the English model is not trained on other languages",
     "The following duplicated intents have been found across multiple domain files: faq":

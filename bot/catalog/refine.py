@@ -13,7 +13,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Callable, List, Mapping, Optional, Sequence, Tuple
 
 from bot.catalog.search import (
-    CatalogIndex, CatalogItem, ItemVariant, Match, Preferences, SearchCriteria, SearchResult, money, search,
+    CatalogIndex, CatalogItem, ItemVariant, Match, Preferences, SearchCriteria, SearchResult, is_colour_option, search,
+    variant_colour,
 )
 
 MAX_SHOWN = 3
@@ -228,13 +229,12 @@ class Refiner:
         """The other colours of the products shown; else other products of the type in other colours."""
         found: List[Match] = []
         for item, variant in self.products:
-            colour = self.index.item_colour(variant)
+            colour = variant_colour(variant)
             if colour is None:
                 continue
-            rest = {name: value for name, value in variant.options if self.index.item_colour(
-                ItemVariant("", "", ((name, value),), variant.price)) is None}
+            rest = {name: value for name, value in variant.options if not is_colour_option(name, value)}  # the size
             for other in item.variants:
-                other_colour = self.index.item_colour(other)
+                other_colour = variant_colour(other)
                 same_rest = all(dict(other.options).get(name) == value for name, value in rest.items())
                 if other.in_stock and other_colour and other_colour != colour and same_rest:
                     found.append(_match(item, other, f"also in {other_colour.lower()}"))
@@ -282,10 +282,6 @@ class Refiner:
     @staticmethod
     def _cheapest(item: CatalogItem) -> ItemVariant:
         return min((variant for variant in item.variants if variant.in_stock), key=lambda variant: variant.price)
-
-
-def price_label(match: Match) -> str:
-    return money(match.price)
 
 
 def positions_named(words: Sequence[str]) -> Optional[int]:

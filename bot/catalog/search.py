@@ -221,6 +221,16 @@ def _options(options: Optional[Mapping[str, Any]]) -> Tuple[Tuple[str, str], ...
     return tuple((str(name), str(value)) for name, value in (options or {}).items())
 
 
+def is_colour_option(name: str, value: str) -> bool:
+    """Whether a variant option ("Colour": "Sage", "Glaze": "Moss") gives the variant its colour."""
+    return _option_kind(name, _value(value)) == COLOUR
+
+
+def variant_colour(variant: ItemVariant) -> Optional[str]:
+    """The colour a variant's options give it ("Sage"), if any."""
+    return next((value for name, value in variant.options if is_colour_option(name, value)), None)
+
+
 def _option_kind(name: str, value: str) -> Optional[str]:
     """Colour, material or neither (Size) for one variant option."""
     name, words = name.strip().lower(), value.split()
@@ -714,10 +724,6 @@ class CatalogIndex:
     def items_of_type(self, product_type: str) -> List[CatalogItem]:
         """The in-stock products of a type, cheapest first."""
         return [self.entries[row].item for row in sorted(self.by_type.get(product_type, ()))]
-
-    def item_colour(self, variant: ItemVariant) -> Optional[str]:
-        """The colour a variant's options give it ("Sage"), if any."""
-        return next((value for name, value in variant.options if _option_kind(name, _value(value)) == COLOUR), None)
 
     @functools.cached_property
     def _by_sku(self) -> Dict[str, Tuple[CatalogItem, ItemVariant]]:

@@ -19,10 +19,10 @@ from actions.history import ActionPointsHistory
 from actions.linking import ActionLinkAccount
 from actions.loyalty import ActionCheckPoints, ActionCheckTier, ActionHowToEarn
 from actions.referrals import ActionClaimReferral, ActionReferralLink
-from actions.replies import ActionHelp, ActionNotUnderstood, ActionOutOfScope, ActionWhatNext
+from actions.replies import ActionGoodbye, ActionHelp, ActionNotUnderstood, ActionOutOfScope, ActionWhatNext, ActionYouAreWelcome
 from actions.rewards import ActionOfferReward
 from actions.search import ActionSearchProducts
-from actions.thread import Topic, read_words
+from actions.thread import read_words
 from bot import clock
 from bot.handoff import close_handoff
 from bot.models import Customer, ReferralCode
@@ -106,7 +106,8 @@ async def test_cheaper_after_a_search_is_read_against_the_products_shown(demo_st
 
 async def test_bigger_and_smaller_move_through_the_sizes(demo_store) -> None:
     chat = await _searched("s3", "standing desk")
-    bigger = await chat.say("got a bigger one", "product_search", ActionSearchProducts())
+    # The model reads "got a biger one" as a goodbye.
+    bigger = await chat.say("got a biger one", "goodbye", ActionGoodbye())
     assert bigger.handed_over and "Rise standing desk — 160 × 80 cm" in bigger.text
     smaller = await chat.say("hmm smaller?", "product_search", ActionSearchProducts())
     assert smaller.handed_over and "Rise standing desk — 120 × 70 cm" in smaller.text
@@ -316,6 +317,8 @@ async def test_after_a_shortfall_a_yes_or_a_new_topic_is_not_hijacked(demo_store
     await chat.say("redeem $10 off", "redeem_reward", ActionOfferReward(), entities={"reward": "ten-off"})
     stray = await chat.say("ok", "affirm", ActionWhatNext())
     assert not stray.handed_over and stray.text == "utter_what_next"
+    thanks = await chat.say("thx", "thank_you", ActionYouAreWelcome())
+    assert not thanks.handed_over and thanks.text == "utter_you_are_welcome"
     chat = Chat("dev")
     await chat.say("redeem $10 off", "redeem_reward", ActionOfferReward(), entities={"reward": "ten-off"})
     weather = await chat.say("what's the weather in paris", "out_of_scope", ActionOutOfScope())

@@ -45,9 +45,9 @@ async def test_greet_points_tier_thanks_bye(agent) -> None:
     tier = await chat.text("what tier am i in")
     assert "you're a Silver member, with $532.50 of qualifying spend" in tier
     await chat.text("thanks a lot!")
-    assert (await chat.intent_and_action()) == ("thank_you", "utter_you_are_welcome")
+    assert (await chat.intent_and_action()) == ("thank_you", "action_you_are_welcome")
     await chat.text("bye")
-    assert (await chat.intent_and_action()) == ("goodbye", "utter_goodbye")
+    assert (await chat.intent_and_action()) == ("goodbye", "action_goodbye")
 
 
 @pytest.mark.parametrize(
@@ -59,7 +59,7 @@ async def test_greet_points_tier_thanks_bye(agent) -> None:
         ("are you a bot?", "bot_challenge", "utter_iamabot"),
         ("what can you do", "help", "action_help"),
         ("what's the weather in paris tomorrow", "out_of_scope", "action_out_of_scope"),
-        ("see ya", "goodbye", "utter_goodbye"),
+        ("see ya", "goodbye", "action_goodbye"),
     ],
 )
 async def test_single_turns_reach_the_right_answer(agent, message, intent, action) -> None:

@@ -91,6 +91,32 @@ def live_request(db: Database, channel: str, sender: str) -> HandoffRequest:
     return wait_for(found, f"a handoff request of {channel}:{sender}")
 
 
+TRANSCRIPTS = PROJECT_ROOT / "var" / "handoff-transcripts"
+
+
+def save_transcript(db: Database, request_id: int, name: str) -> Path:
+    """The whole conversation as the store kept it — before the shopper asked, then the live handoff — in
+    var/handoff-transcripts/<name>.txt, to read what a run did."""
+    from bot.handoff import handoff_detail
+
+    with db.session() as session:
+        detail = handoff_detail(session, request_id)
+        lines = [f"Handoff #{request_id} on {detail.request.channel} — why: {detail.request.reason}", ""]
+        lines += [f"{turn.get('role', '?'):>8}: {turn.get('text', '')}" for turn in detail.turns]
+        lines.append("   --- a person has the conversation ---")
+        for message in detail.messages:
+            who = {"shopper": "shopper", "bot": "bot", "agent": message.author_name or "agent",
+                   "note": f"(note) {message.author_name}", "event": "(event)"}[message.role]
+            delivery = f"   [{message.delivery}{' · ' + message.delivery_note if message.delivery_note else ''}]" \
+                if message.delivery else ""
+            lines.append(f"{who:>8}: {message.text}{delivery}")
+        lines.append(f"   --- status {detail.request.status}, {detail.request.resolution} ---")
+    TRANSCRIPTS.mkdir(parents=True, exist_ok=True)
+    path = TRANSCRIPTS / f"{name}.txt"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
 class ConsoleClient:
     """The console over HTTP, as a browser without scripts uses it: cookies, the page's CSRF token, forms."""
 
@@ -214,6 +240,7 @@ def test_an_agent_runs_a_widget_conversation_from_the_console(store_db: Database
             < transcript.index("how do I earn points?")
         assert widget.page.js_errors == [] and console.js_errors == []  # type: ignore[attr-defined]
         screenshot(widget.page, "handoff-reloaded")
+        save_transcript(store_db, request.id, "widget")
 
 
 # --- Telegram and Instagram, over HTTP -----------------------------------------------------------------
@@ -257,6 +284,7 @@ def test_an_agent_runs_a_telegram_conversation_from_the_console(
     assert texts(back) == RETURNED_BY_AGENT
     answered = texts(chat.say("how do I earn points?"))
     assert "points for every" in answered
+    save_transcript(store_db, request.id, "telegram")
 
 
 def _instagram(url: str, secret: str, sender: str, text: str) -> None:
@@ -315,3 +343,5 @@ def test_an_agent_answers_on_instagram_inside_metas_windows(
     assert status == 409 and json.loads(answer)["window_closed"] is True
     time.sleep(QUIET_SECONDS / 2)
     assert len(_graph_bodies(platform_fakes, shopper)) == count
+    agent.post(f"/console/handoffs/{request.id}/return", {})
+    save_transcript(store_db, request.id, "instagram")

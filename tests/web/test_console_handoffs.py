@@ -242,6 +242,20 @@ async def test_instagram_replies_follow_metas_windows(any_console: Console, cloc
     assert body["other_channels"] == [["telegram", "100"]]
     page = flat(await (await any_console.get(f"/console/handoffs/{request_id}")).text())
     assert "Instagram's window is closed" in page and "Other linked chats: telegram 100." in page
+    assert "Continue on telegram (100)" in page
+
+    # The agent carries the conversation over to her Telegram chat and answers there.
+    moved = await any_console.post(f"/console/handoffs/{request_id}/continue", {"chat": "telegram:100"})
+    there = int(re.search(r"/console/handoffs/(\d+)\?", moved.headers["Location"]).group(1))
+    assert there != request_id and "Continued%20from%20handoff" in moved.headers["Location"]
+    await any_console.post(f"/console/handoffs/{there}/reply", {"text": "Writing here on Telegram instead."})
+    [telegram] = claim_replies("telegram", database=db)
+    assert (telegram.recipient, telegram.text) == ("100", "Olive: Writing here on Telegram instead.")
+    assert request_row(db, there).assigned_to_id is not None
+    assert messages(db, request_id)[-1][2] == f"Continued on telegram (handoff #{there}) by Olive"
+    stranger = await any_console.post(f"/console/handoffs/{request_id}/continue", {"chat": "telegram:999"})
+    assert "not%20linked%20to%20this%20customer" in stranger.headers["Location"]
+    assert not route_shopper_message("telegram", "100", "ok thanks", database=db).to_bot, "quiet there too"
 
     # The shopper writes again: the window opens again.
     route_shopper_message("instagram", "ig-ann", "hello??", database=db)

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from urllib.parse import quote
 from datetime import datetime
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
+from urllib.parse import quote
 
 from aiohttp import web
 from sqlalchemy.orm import Session
@@ -21,6 +21,7 @@ from bot.console.page import (
 )
 from bot.handoff import (
     HANDOFF_STATUSES, LIVE_STATUSES, HandoffRefused, UnknownHandoff, WindowClosed, add_note, agent_reply, assign,
+    continue_elsewhere,
     close_handoff, handoff_counts, handoff_detail, list_handoffs, messages_after, return_to_bot, set_status,
 )
 from bot.log import get_logger
@@ -47,6 +48,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post(one + "/assign", handoff_assign)
     app.router.add_post(one + "/status", handoff_status)
     app.router.add_post(one + "/return", handoff_return)
+    app.router.add_post(one + "/continue", handoff_continue)
     app.router.add_post(one + "/close", handoff_close)
 
 
@@ -267,6 +269,30 @@ async def handoff_return(request: web.Request) -> web.StreamResponse:
         return "Returned to the bot: it answers the shopper again and has told them so."
 
     return await _act(request, work)
+
+
+async def handoff_continue(request: web.Request) -> web.StreamResponse:
+    """Carry the conversation over to another linked chat of the customer and open it there."""
+    merchant = request[MERCHANT]
+    request_id = int(request.match_info["id"])
+    try:
+        form = await _form(request)
+        channel, _, sender = form.get("chat", "").partition(":")
+
+        def work(session: Session) -> HandoffRequest:
+            agent = session.get(Merchant, merchant.id)
+            there = continue_elsewhere(session, request_id, channel, sender, agent, clock.now())
+            record(session, agent, "handoff_assigned", f"handoff {there.id}",
+                   f"continued from handoff {request_id} on {channel}", clock.now())
+            return there
+
+        there = await in_store(request, work, write=True)
+    except UnknownHandoff:
+        return error_page(request, 404, "No such handoff", f"There is no handoff request #{request_id}.")
+    except HandoffRefused as refused:
+        raise _back(request_id, str(refused))
+    log.info("console.handoff_continued", handoff_id=request_id, on=there.id, merchant_id=merchant.id)
+    raise _back(there.id, f"Continued from handoff #{request_id}: write your reply here.")
 
 
 async def handoff_close(request: web.Request) -> web.StreamResponse:
