@@ -15,7 +15,8 @@ from actions.thread import Topic, topic_events
 from bot import clock
 from bot.identity import customer_for_sender
 from bot.log import get_logger
-from bot.loyalty.expiry import expiring_soon
+from bot.loyalty.expiry import ExpiryOutlook, expiring_soon, expiry_outlook
+from bot.loyalty.point_value import PointValue, balance_worth, best_money_reward, point_value
 from bot.loyalty.program import Program, Tier, get_program
 from bot.loyalty.summary import PointsSummary, points_summary
 from bot.loyalty.tiers import TierStatus, mark_announced, unannounced_changes
@@ -336,4 +337,152 @@ class ActionHowToEarn(StoreAction):
     ) -> List[Dict[Text, Any]]:
         program = read_config(get_program)
         dispatcher.utter_message(text=earning_text(program), buttons=[POINTS_BUTTON, TIER_BUTTON])
+        return []
+
+
+def _days_until(moment: datetime, now: datetime) -> str:
+    days = max(0, (moment.date() - now.date()).days)
+    return "today" if days == 0 else "tomorrow" if days == 1 else f"in {days} days"
+
+
+def point_rate_text(program: Program, value: PointValue) -> str:
+    """"100 points = $1 off" (or the range when rewards differ), with the amount-off ladder as proof."""
+    if value.highest_per_point is None:
+        return "Our rewards aren't money off, so points don't have a cash value — here's what they get you:"
+    ladder = ", ".join(f"{reward.title} for {_n(reward.points)}" for reward in value.money_rewards[:4])
+    per_unit = value.points_per_currency_unit()
+    if value.flat and per_unit is not None and per_unit == per_unit.to_integral_value():
+        rate = f"{_n(int(per_unit))} points = {program.money(Decimal(1))} off"
+    else:
+        low, high = value.lowest_per_point or Decimal(0), value.highest_per_point
+        rate = f"100 points = {program.money(low * 100)} to {program.money(high * 100)} off, depending on the reward"
+    return f"Points are worth money off your order: {rate} ({ladder}). There's no cash-out."
+
+
+def points_value_text(program: Program, name: Optional[str], balance: Optional[int],
+                      multiplier: Decimal = Decimal(1)) -> str:
+    """A point's money value, what the shopper's own balance is worth, and the cheapest reward."""
+    value = point_value(program)
+    lines = [point_rate_text(program, value)]
+    if balance is not None:
+        worth = balance_worth(program, balance)
+        best = best_money_reward(program, balance)
+        opener = f"{name + ', y' if name else 'Y'}our {_n(balance)} points"
+        if worth is None:
+            lines.append(f"{opener} aren't enough for money off yet.")
+        elif best is not None:
+            lines.append(f"{opener} are worth about {program.money(worth)} — enough for {best.title} "
+                         f"({_n(best.points)} points) right now.")
+        else:
+            lines.append(f"{opener} are worth about {program.money(worth)}, but the smallest money-off reward "
+                         f"needs {_n(value.money_rewards[0].points)}.")
+    cheapest = value.cheapest
+    if cheapest is not None:
+        text = f"The cheapest reward is {cheapest.title} at {_n(cheapest.points)} points"
+        if balance is not None and balance >= cheapest.points:
+            text += " — you can get it now."
+        else:
+            missing = cheapest.points - (balance or 0)
+            spend = spend_for_points(program, missing, multiplier)
+            text += (f" — {_n(missing)} to go (about {program.money(spend)} of shopping)." if balance is not None
+                     else f" (about {program.money(spend)} of shopping at "
+                          f"{program.earning.points_per_currency_unit} points per {program.money(Decimal(1))}).")
+        lines.append(text)
+    others = [reward for reward in program.rewards if reward.kind in ("free_shipping", "percent_off", "free_product")
+              and reward is not cheapest]
+    if others:
+        lines.append("Other rewards (" + ", ".join(inline_title(reward.title) for reward in others[:3])
+                     + ") are worth more or less depending on your order.")
+    return "\n".join(lines)
+
+
+def expiry_rule_text(program: Program) -> str:
+    return (f"Points expire after {program.expiry_inactive_months} months without earning or redeeming — "
+            f"any order or redemption keeps all of them alive for another {program.expiry_inactive_months} months.")
+
+
+def points_expiry_text(program: Program, name: Optional[str], outlook: ExpiryOutlook, now: datetime) -> str:
+    who = f"{name}, y" if name else "Y"
+    lines: List[str] = []
+    if outlook.expires_at is None:
+        lines.append(f"{who}ou have no points that can expire right now.")
+    elif outlook.expires_soon(now):
+        lines.append(f"Heads up{', ' + name if name else ''}: your {_n(outlook.balance)} points expire on "
+                     f"{long_date(outlook.expires_at)} ({_days_until(outlook.expires_at, now)}). "
+                     "Earn or redeem anything before then to keep them.")
+    else:
+        lines.append(f"{who}our {_n(outlook.balance)} points are safe until {long_date(outlook.expires_at)}.")
+    if outlook.last_activity_at is not None and outlook.expires_at is not None:
+        lines.append(f"Your last points activity was on {long_date(outlook.last_activity_at)}"
+                     f" ({_activity_phrase(outlook.last_activity_reason)}).")
+    if outlook.last_expired_at is not None and outlook.last_expired_points:
+        lines.append(f"Earlier, {_n(outlook.last_expired_points)} points expired on {long_date(outlook.last_expired_at)}.")
+    lines.append(expiry_rule_text(program))
+    return "\n".join(lines)
+
+
+def _activity_phrase(reason: Optional[str]) -> str:
+    text = (reason or "points activity").strip().rstrip(".")
+    return text[:1].lower() + text[1:] if text[:2] != text[:2].upper() else text
+
+
+def load_expiry_outlook(channel: str, sender_id: str) -> Callable[[Session], Optional[tuple]]:
+    def work(session: Session) -> Optional[tuple]:
+        customer = customer_for_sender(session, channel, sender_id)
+        if customer is None:
+            return None
+        return customer.display_name, expiry_outlook(session, get_program(), customer.id, clock.now())
+
+    return work
+
+
+class ActionPointsValue(StoreAction):
+    """"How much is a point worth?" — the money rate, the shopper's own balance in money, the cheapest reward."""
+
+    def name(self) -> Text:
+        return "action_points_value"
+
+    async def respond(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
+    ) -> List[Dict[Text, Any]]:
+        view = await with_store(load_member_view(*sender_of(tracker)))
+        if view.summary is None:
+            log.info("points.value", linked=False)
+            dispatcher.utter_message(
+                text=points_value_text(view.program, None, None) + "\n"
+                + guest_text(view.program, view.shop, "what your own points are worth"),
+                buttons=[EARN_BUTTON])
+            return []
+        log.info("points.value", linked=True)
+        await announce_news(dispatcher, view)
+        dispatcher.utter_message(
+            text=points_value_text(view.program, view.name, view.summary.balance, view.summary.tier.tier.multiplier),
+            buttons=points_buttons(view.summary, POINTS_BUTTON, EARN_BUTTON))
+        return []
+
+
+class ActionPointsExpiry(StoreAction):
+    """"When do my points expire?" — from the ledger's last earn or redemption and the program's rule."""
+
+    def name(self) -> Text:
+        return "action_points_expiry"
+
+    async def respond(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
+    ) -> List[Dict[Text, Any]]:
+        found = await with_store(load_expiry_outlook(*sender_of(tracker)))
+        program = read_config(get_program)
+        if found is None:
+            log.info("points.expiry", linked=False)
+            dispatcher.utter_message(
+                text=expiry_rule_text(program) + "\n" + guest_text(program, read_config(get_shop), "when yours expire"),
+                buttons=[EARN_BUTTON])
+            return []
+        name, outlook = found
+        now = clock.now()
+        log.info("points.expiry", linked=True, soon=outlook.expires_soon(now))
+        buttons = [REDEEM_BUTTON] if outlook.balance >= min((r.points for r in program.rewards), default=0) \
+            and outlook.balance > 0 else []
+        dispatcher.utter_message(text=points_expiry_text(program, name, outlook, now),
+                                 buttons=buttons + [HISTORY_BUTTON, EARN_BUTTON])
         return []

@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Dict, List, Optional, Tuple
 
-from sqlalchemy import select
+from sqlalchemy import not_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from bot.consent import unsubscribed
 from bot.db import Database, transaction
 from bot.identity.customers import identity_channel
 from bot.models import ChannelIdentity, OutboundMessage
@@ -129,7 +130,10 @@ def claim_for_channel(session: Session, channel: str, now: datetime, limit: int 
     claim_chat_notices).
     """
     channel = identity_channel(channel)
-    reachable = (ChannelIdentity.channel == channel, ChannelIdentity.unreachable_since.is_(None))
+    # A chat that blocked the bot, or said "unsubscribe" (bot/consent.py), gets nothing pushed; its notices wait to
+    # be told in the conversation when the shopper next asks about their points.
+    reachable = (ChannelIdentity.channel == channel, ChannelIdentity.unreachable_since.is_(None),
+                 not_(unsubscribed(channel, ChannelIdentity.external_id)))
     linked = select(ChannelIdentity.id).where(
         ChannelIdentity.customer_id == OutboundMessage.customer_id, *reachable
     ).exists()

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 from sqlalchemy import String, and_, cast, delete, false, func, literal, or_, select, text, update
 from sqlalchemy.orm import Session
@@ -21,8 +21,8 @@ from bot.loyalty.ledger import post_entry
 from bot.loyalty.program import Program
 from bot.models import (
     AuditEvent, ChannelIdentity, ContentSubmission, Customer, Feedback, FeedbackNote, FriendOffer, HandoffMessage,
-    HandoffRequest, LinkAttempt, LinkCode, Order, OutboundMessage, ProductSearch, QuizRun, Referral, ReferralClick,
-    Review, SocialFollowClaim, Transcript,
+    HandoffRequest, LinkAttempt, LinkCode, MessageConsent, Order, OutboundMessage, ProductSearch, QuizRun, Referral,
+    ReferralClick, Review, SocialFollowClaim, Transcript,
 )
 from bot.settings import Settings
 from bot.shared.text import has_control_characters
@@ -48,7 +48,7 @@ class ErasureReport:
     """What one erasure did: rows per table, points forfeited, and the conversations (channel, sender)
     whose trackers must go too. No personal data besides those sender ids."""
 
-    customer_id: int
+    customer_id: Optional[int]  # None: a guest's chat (erase_chat)
     actor: str
     erased_at: datetime
     deleted: Dict[str, int]
@@ -169,61 +169,8 @@ def erase_customer(session: Session, customer_id: int, *, actor: str, now: datet
     deleted: Dict[str, int] = {}
     anonymised: Dict[str, int] = {}
 
-    # Transcripts first: feedback and handoffs point at them and are anonymised next.
-    transcript_ids = set(session.execute(select(Transcript.id).where(_owned(Transcript, customer_id, pairs))).scalars())
-    feedback_ids = list(session.execute(select(Feedback.id).where(_owned(Feedback, customer_id, pairs))).scalars())
-    handoff_ids = list(session.execute(
-        select(HandoffRequest.id).where(_owned(HandoffRequest, customer_id, pairs))).scalars())
-    for model, ids in ((Feedback, feedback_ids), (HandoffRequest, handoff_ids)):
-        if ids:
-            transcript_ids.update(session.execute(
-                select(model.transcript_id).where(model.id.in_(ids), model.transcript_id.is_not(None))).scalars())
-    if transcript_ids:
-        for model in (Feedback, HandoffRequest):
-            session.execute(update(model).where(model.transcript_id.in_(sorted(transcript_ids))).values(transcript_id=None)
-                            .execution_options(synchronize_session=False))
-    deleted["transcripts"] = _delete(
-        session, Transcript, Transcript.id.in_(sorted(transcript_ids)) if transcript_ids else false())
-
-    deleted["feedback_notes"] = _delete(
-        session, FeedbackNote, FeedbackNote.feedback_id.in_(feedback_ids) if feedback_ids else false())
-    anonymised["feedback"] = _update(session, Feedback, Feedback.id.in_(feedback_ids) if feedback_ids else false(), {
-        "comment": None, "search_text": "", "customer_id": None, "order_id": None, "transcript_id": None,
-        "handoff_request_id": None, "sender_id": ERASED_SENDER, "updated_at": now,
-    })
-    if anonymised["feedback"] and session.get_bind().dialect.name == "sqlite":
-        # The update trigger only added FTS5 delete markers: the erased words are still stored in
-        # feedback_search_data until segments merge. Optimising merges them all now (about 0.4 s at
-        # 100,000 feedback rows), leaving no trace of the old text in the index.
-        session.execute(text("INSERT INTO feedback_search(feedback_search) VALUES('optimize')"))
-
-    if handoff_ids:
-        # Closed in the same statement that renames the sender: the one-open-request-per-sender index
-        # never sees two open requests of the erased sender.
-        _update(session, HandoffRequest, and_(HandoffRequest.id.in_(handoff_ids),
-                                              HandoffRequest.status.in_(("open", "waiting"))),
-                {"status": "closed", "closed_at": now, "closed_by": actor[:320], "sender_id": ERASED_SENDER,
-                 "resolution": "erased"})
-
-    # What the shopper and the team wrote while a person had the conversation, also as the audit log quotes it.
-    deleted["handoff_messages"] = _delete(
-        session, HandoffMessage, HandoffMessage.handoff_id.in_(handoff_ids) if handoff_ids else false())
-    anonymised["audit_events"] = _update(
-        session, AuditEvent, AuditEvent.subject.in_([f"handoff {i}" for i in handoff_ids]) if handoff_ids else false(),
-        {"detail": "(erased with the customer's personal data)"})
-    anonymised["handoff_requests"] = _update(
-        session, HandoffRequest, HandoffRequest.id.in_(handoff_ids) if handoff_ids else false(),
-        {"last_messages": [], "customer_id": None, "transcript_id": None, "sender_id": ERASED_SENDER, "reason": None})
-
-    reviews = _owned(Review, customer_id, pairs)
-    deleted["reviews"] = _delete(session, Review, and_(reviews, Review.status == "pending"))
-    anonymised["reviews"] = _update(session, Review, reviews, {
-        "text": "", "media_reference": None, "media_urls": [], "moderation_note": None, "order_external_id": None,
-        "customer_id": None,
-        # Unique per (channel, sender, product): each anonymised review gets a sender of its own.
-        "sender_id": literal(ERASED_SENDER + ":") + cast(Review.id, String),
-    })
-    deleted["content_submissions"] = _delete(session, ContentSubmission, _owned(ContentSubmission, customer_id, pairs))
+    owned = lambda model: _owned(model, customer_id, pairs)  # noqa: E731
+    _erase_conversation_rows(session, owned, actor=actor, now=now, deleted=deleted, anonymised=anonymised)
 
     claims = SocialFollowClaim.customer_id == customer_id
     deleted["social_follow_claims"] = _delete(session, SocialFollowClaim, and_(claims, SocialFollowClaim.status == "pending"))
@@ -232,18 +179,11 @@ def erase_customer(session: Session, customer_id: int, *, actor: str, now: datet
         and_(claims, or_(SocialFollowClaim.handle.is_not(None), SocialFollowClaim.moderation_note.is_not(None))),
         {"handle": None, "moderation_note": None})
 
-    quiz_runs = _owned(QuizRun, customer_id, pairs)
-    _update(session, QuizRun, and_(quiz_runs, QuizRun.status == "in_progress"), {"status": "abandoned", "updated_at": now})
-    anonymised["quiz_runs"] = _update(session, QuizRun, quiz_runs, {
-        "email": None, "consent_text": None, "consent_at": None, "customer_id": None, "sender_id": ERASED_SENDER,
-    })
-    anonymised["product_searches"] = _update(session, ProductSearch, _owned(ProductSearch, customer_id, pairs), {
-        "text": "", "customer_id": None, "sender_id": ERASED_SENDER,
-    })
-
     deleted["link_codes"] = _delete(session, LinkCode, LinkCode.customer_id == customer_id)
     deleted["link_attempts"] = _delete(session, LinkAttempt, _any_pair(LinkAttempt.channel, LinkAttempt.sender, pairs))
     deleted["outbound_messages"] = _delete(session, OutboundMessage, OutboundMessage.customer_id == customer_id)
+    deleted["message_consents"] = _delete(session, MessageConsent, or_(
+        MessageConsent.customer_id == customer_id, _any_pair(MessageConsent.channel, MessageConsent.sender_id, pairs)))
 
     anonymised["orders"] = _update(
         session, Order,
@@ -294,6 +234,100 @@ def erase_customer(session: Session, customer_id: int, *, actor: str, now: datet
         anonymised={name: count for name, count in anonymised.items() if count},
         points_forfeited=forfeited, conversations=tuple(sorted(pairs)),
     )
+
+
+def erase_chat(session: Session, channel: str, sender_id: str, *, actor: str, now: datetime) -> ErasureReport:
+    """Remove what a guest's chat (no linked customer) left in the store: its transcripts, feedback, handoffs,
+    reviews, photos, quiz runs (e-mail and consent), searches, wrong link codes, consent records and its chat
+    as a referred friend. A chat linked to a customer is erased with erase_customer. Idempotent."""
+    pairs: List[Pair] = [(identity_channel(channel), sender_id)]
+    deleted: Dict[str, int] = {}
+    anonymised: Dict[str, int] = {}
+    owned = lambda model: _any_pair(model.channel, model.sender_id, pairs)  # noqa: E731
+    _erase_conversation_rows(session, owned, actor=actor, now=now, deleted=deleted, anonymised=anonymised)
+    deleted["link_attempts"] = _delete(session, LinkAttempt, _any_pair(LinkAttempt.channel, LinkAttempt.sender, pairs))
+    deleted["message_consents"] = _delete(
+        session, MessageConsent, _any_pair(MessageConsent.channel, MessageConsent.sender_id, pairs))
+    anonymised["referrals"] = _update(
+        session, Referral, _any_pair(Referral.friend_channel, Referral.friend_sender_id, pairs),
+        {"friend_channel": None, "friend_sender_id": None, "ip_hash": None})
+    session.expire_all()
+    return ErasureReport(
+        customer_id=None, actor=actor, erased_at=now,
+        deleted={name: count for name, count in deleted.items() if count},
+        anonymised={name: count for name, count in anonymised.items() if count},
+        points_forfeited=0, conversations=tuple(pairs),
+    )
+
+
+def _erase_conversation_rows(session: Session, owned: Callable[[Any], ColumnElement], *, actor: str, now: datetime,
+                             deleted: Dict[str, int], anonymised: Dict[str, int]) -> None:
+    """What a customer and a guest's chat share: transcripts, feedback, handoffs, reviews, photos, quiz runs and
+    searches that `owned(model)` selects, deleted or anonymised (counts added to `deleted` / `anonymised`)."""
+    # Transcripts first: feedback and handoffs point at them and are anonymised next.
+    transcript_ids = set(session.execute(select(Transcript.id).where(owned(Transcript))).scalars())
+    feedback_ids = list(session.execute(select(Feedback.id).where(owned(Feedback))).scalars())
+    handoff_ids = list(session.execute(
+        select(HandoffRequest.id).where(owned(HandoffRequest))).scalars())
+    for model, ids in ((Feedback, feedback_ids), (HandoffRequest, handoff_ids)):
+        if ids:
+            transcript_ids.update(session.execute(
+                select(model.transcript_id).where(model.id.in_(ids), model.transcript_id.is_not(None))).scalars())
+    if transcript_ids:
+        for model in (Feedback, HandoffRequest):
+            session.execute(update(model).where(model.transcript_id.in_(sorted(transcript_ids))).values(transcript_id=None)
+                            .execution_options(synchronize_session=False))
+    deleted["transcripts"] = _delete(
+        session, Transcript, Transcript.id.in_(sorted(transcript_ids)) if transcript_ids else false())
+
+    deleted["feedback_notes"] = _delete(
+        session, FeedbackNote, FeedbackNote.feedback_id.in_(feedback_ids) if feedback_ids else false())
+    anonymised["feedback"] = _update(session, Feedback, Feedback.id.in_(feedback_ids) if feedback_ids else false(), {
+        "comment": None, "search_text": "", "customer_id": None, "order_id": None, "transcript_id": None,
+        "handoff_request_id": None, "sender_id": ERASED_SENDER, "updated_at": now,
+    })
+    if anonymised["feedback"] and session.get_bind().dialect.name == "sqlite":
+        # The update trigger only added FTS5 delete markers: the erased words are still stored in
+        # feedback_search_data until segments merge. Optimising merges them all now (about 0.4 s at
+        # 100,000 feedback rows), leaving no trace of the old text in the index.
+        session.execute(text("INSERT INTO feedback_search(feedback_search) VALUES('optimize')"))
+
+    if handoff_ids:
+        # Closed in the same statement that renames the sender: the one-open-request-per-sender index
+        # never sees two open requests of the erased sender.
+        _update(session, HandoffRequest, and_(HandoffRequest.id.in_(handoff_ids),
+                                              HandoffRequest.status.in_(("open", "waiting"))),
+                {"status": "closed", "closed_at": now, "closed_by": actor[:320], "sender_id": ERASED_SENDER,
+                 "resolution": "erased"})
+
+    # What the shopper and the team wrote while a person had the conversation, also as the audit log quotes it.
+    deleted["handoff_messages"] = _delete(
+        session, HandoffMessage, HandoffMessage.handoff_id.in_(handoff_ids) if handoff_ids else false())
+    anonymised["audit_events"] = _update(
+        session, AuditEvent, AuditEvent.subject.in_([f"handoff {i}" for i in handoff_ids]) if handoff_ids else false(),
+        {"detail": "(erased with the customer's personal data)"})
+    anonymised["handoff_requests"] = _update(
+        session, HandoffRequest, HandoffRequest.id.in_(handoff_ids) if handoff_ids else false(),
+        {"last_messages": [], "customer_id": None, "transcript_id": None, "sender_id": ERASED_SENDER, "reason": None})
+
+    reviews = owned(Review)
+    deleted["reviews"] = _delete(session, Review, and_(reviews, Review.status == "pending"))
+    anonymised["reviews"] = _update(session, Review, reviews, {
+        "text": "", "media_reference": None, "media_urls": [], "moderation_note": None, "order_external_id": None,
+        "customer_id": None,
+        # Unique per (channel, sender, product): each anonymised review gets a sender of its own.
+        "sender_id": literal(ERASED_SENDER + ":") + cast(Review.id, String),
+    })
+    deleted["content_submissions"] = _delete(session, ContentSubmission, owned(ContentSubmission))
+
+    quiz_runs = owned(QuizRun)
+    _update(session, QuizRun, and_(quiz_runs, QuizRun.status == "in_progress"), {"status": "abandoned", "updated_at": now})
+    anonymised["quiz_runs"] = _update(session, QuizRun, quiz_runs, {
+        "email": None, "consent_text": None, "consent_at": None, "customer_id": None, "sender_id": ERASED_SENDER,
+    })
+    anonymised["product_searches"] = _update(session, ProductSearch, owned(ProductSearch), {
+        "text": "", "customer_id": None, "sender_id": ERASED_SENDER,
+    })
 
 
 def erase_conversations(settings: Settings, sender_ids: Iterable[str]) -> int:
@@ -375,6 +409,16 @@ def erase_customer_everywhere(database: Database, settings: Settings, customer_i
     return report
 
 
+def erase_chat_everywhere(database: Database, settings: Settings, channel: str, sender_id: str, *, actor: str,
+                          now: datetime) -> ErasureReport:
+    """erase_chat and the chat's conversation in the tracker store together (as erase_customer_everywhere)."""
+    with database.session(write=True) as session:
+        report = erase_chat(session, channel, sender_id, actor=actor, now=now)
+        report = replace(report, trackers_erased=erase_conversations(settings, report.sender_ids))
+    log_erasure(report)
+    return report
+
+
 def log_erasure(report: ErasureReport) -> None:
     """The audit record: who erased which customer id when, and how much — never what was erased."""
     log.info(
@@ -417,7 +461,7 @@ EXPORT_FORMAT = "rapport.customer-data.v1"
 def export_customer_data(session: Session, customer_id: int, *, now: datetime) -> Dict[str, Any]:
     """Everything the store holds about the customer, as JSON-ready data the merchant can hand over: the
     profile and chat identities, the points ledger, orders (lines, refunds, tracking), reviews, feedback,
-    transcripts, handoffs, quiz runs, searches, submitted content and follow claims. UnknownCustomer when
+    transcripts, handoffs, quiz runs, searches, submitted content, follow claims and message consents. UnknownCustomer when
     no customer has this id."""
     from bot.models import LedgerEntry, OrderLine, OrderRefund
 
@@ -449,6 +493,9 @@ def export_customer_data(session: Session, customer_id: int, *, now: datetime) -
         "searches": rows(ProductSearch, _owned(ProductSearch, customer_id, pairs)),
         "content": rows(ContentSubmission, _owned(ContentSubmission, customer_id, pairs)),
         "social_follow_claims": rows(SocialFollowClaim, SocialFollowClaim.customer_id == customer_id),
+        "message_consents": rows(MessageConsent, or_(
+            MessageConsent.customer_id == customer_id,
+            _any_pair(MessageConsent.channel, MessageConsent.sender_id, pairs))),
     }
 
 

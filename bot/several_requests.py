@@ -6,8 +6,9 @@ make is one the NLU is sure of, long enough to be a request of its own, and abou
 others: "black and white lamp" and "points and rewards?" stay one request. A piece too short or too unclear to
 be a request joins the clause before it ("do you have black and white lamps and whats my balance" is two).
 
-The Rasa server runs each request as its own turn, in order (bot/rasa_hooks.py); no more than
-MAX_ANSWERED are answered, and the shopper is told when there were more (more_requests_note).
+The Rasa server runs each request as its own turn, in order (bot/rasa_hooks.py) except that a request asking
+something back goes last (ASKS_BACK); no more than MAX_ANSWERED are answered, and the shopper is told when there
+were more (more_requests_note).
 """
 from __future__ import annotations
 
@@ -25,6 +26,13 @@ MAX_PIECES = 6  # a longer run of "and"s is read as one rambling request (and bo
 # Readings that are not a request to answer on their own: a clause the NLU did not understand, or an
 # aside that is not about the shop ("and it should be cheap" is part of the request before it).
 NOT_A_REQUEST = frozenset({"nlu_fallback", "out_of_scope"})
+# A request whose answer asks something back (a confirmation, a form's first question) is answered last, so
+# that the shopper's next "yes" answers that question: "can I talk to a human? my parcel never came" gets the
+# parcel answer, then "Would you like that?". Two such requests in one message are answered as one message.
+ASKS_BACK = frozenset({"human_handoff", "redeem_reward", "leave_review", "start_quiz", "restart_quiz",
+                       "give_feedback", "forget_me"})
+# A message in another language is answered whole, in that language.
+WHOLE_MESSAGE = frozenset({"other_language"})
 
 # The words that join requests, longest first. "?", "!" and "." end the clause they belong to and stay with
 # it (only before a space: "$5.50", "1.5x" are not ends); a comma before a space joins like "and".
@@ -124,6 +132,12 @@ async def split_requests(text: str, classify: Classify) -> List[str]:
     intents = [reading.intent for reading in readings]
     if len(set(intents)) != len(intents) or not all(_stands_alone(t, r) for t, r in zip(texts, readings)):
         return [text]
+    asking_back = [index for index, intent in enumerate(intents) if intent in ASKS_BACK]
+    if WHOLE_MESSAGE & set(intents) or len(asking_back) > 1:
+        return [text]
+    last_answered = min(len(texts), MAX_ANSWERED) - 1
+    if asking_back and asking_back[0] < last_answered:
+        texts.insert(last_answered, texts.pop(asking_back[0]))
     return texts
 
 

@@ -31,6 +31,7 @@ TABLE_TITLES = {
     "link_codes": "account link codes",
     "link_attempts": "wrong link code tries",
     "outbound_messages": "queued and sent notices",
+    "message_consents": "message consent records",
     "orders": "orders (address and IP hashes removed, amounts kept)",
     "referrals": "referrals as the friend (chat and IP hash removed)",
     "referral_clicks": "their visits through referral links (IP hash and browser removed)",

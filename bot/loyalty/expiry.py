@@ -147,3 +147,59 @@ def _queue_warning(session: Session, program: Program, customer: Customer, now: 
         send_after=now,
     ))
     session.flush()
+
+
+@dataclass(frozen=True)
+class ExpiryOutlook:
+    """When a customer's points expire, from their ledger: the last entry that keeps points alive (an earn
+    or a redemption), the program's inactivity rule, and a warning already sent (its date is the one kept)."""
+
+    balance: int
+    last_activity_at: Optional[datetime]
+    last_activity_reason: Optional[str]
+    expires_at: Optional[datetime]  # None when there is nothing to expire
+    warn_days: int
+    last_expired_points: int = 0  # the latest expiry in the ledger, if any
+    last_expired_at: Optional[datetime] = None
+
+    def expires_soon(self, now: datetime) -> bool:
+        return self.expires_at is not None and self.expires_at <= now + timedelta(days=self.warn_days)
+
+
+def expiry_outlook(session: Session, program: Program, customer_id: int, now: datetime) -> ExpiryOutlook:
+    from bot.loyalty.ledger import ACTIVITY_KINDS
+
+    customer = session.get(Customer, customer_id)
+    if customer is None:
+        raise LookupError(f"no customer with id {customer_id}")
+    last = session.execute(
+        select(LedgerEntry.created_at, LedgerEntry.reason)
+        .where(LedgerEntry.customer_id == customer_id, LedgerEntry.kind.in_(ACTIVITY_KINDS))
+        .order_by(LedgerEntry.created_at.desc(), LedgerEntry.id.desc()).limit(1)
+    ).first()
+    expired = session.execute(
+        select(LedgerEntry.points, LedgerEntry.created_at)
+        .where(LedgerEntry.customer_id == customer_id, LedgerEntry.kind == "expire")
+        .order_by(LedgerEntry.created_at.desc(), LedgerEntry.id.desc()).limit(1)
+    ).first()
+    points = int(customer.points_balance or 0)
+    last_at, reason = (last[0], last[1]) if last else (None, None)
+    when: Optional[datetime] = None
+    if points > 0 and last_at is not None:
+        when = expires_on(program, last_at)
+        warning = session.execute(
+            select(OutboundMessage.payload).where(
+                OutboundMessage.dedupe_key == f"{WARNING_KIND}:{customer_id}:{when.isoformat()}")
+        ).scalar_one_or_none()
+        if warning and warning.get("expires_at"):
+            # Announced late: the expiry job keeps the date the warning gave, so that is the date.
+            when = datetime.fromisoformat(warning["expires_at"])
+        elif when <= now:
+            # Past the regular date but not yet announced: the job announces it first, warn_days ahead.
+            when = now + timedelta(days=program.expiry_warn_days)
+    return ExpiryOutlook(
+        balance=points, last_activity_at=last_at, last_activity_reason=reason, expires_at=when,
+        warn_days=program.expiry_warn_days,
+        last_expired_points=-int(expired[0]) if expired else 0,
+        last_expired_at=expired[1] if expired else None,
+    )

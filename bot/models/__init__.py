@@ -2,6 +2,7 @@
 from bot.models.audit import AuditEvent
 from bot.models.base import Base
 from bot.models.catalog import Product, ProductVariant
+from bot.models.consent import MessageConsent
 from bot.models.content import ContentSubmission, SocialFollowClaim
 from bot.models.customers import ChannelIdentity, Customer
 from bot.models.events import OutboundMessage, TierChange
@@ -21,7 +22,7 @@ from bot.models.rewards import RewardCode
 __all__ = [
     "AuditEvent", "Base", "ChannelIdentity", "ConsoleSession", "ContentSubmission", "Customer", "Feedback", "FeedbackNote",
     "FeedbackTopic", "FriendOffer", "HandoffMessage", "HandoffRequest", "LedgerEntry", "LinkAttempt", "LinkCode", "LoginAttempt",
-    "Merchant", "Order", "OrderLine", "OrderRefund", "OutboundMessage", "PredictionRun", "Product", "ProductSearch",
+    "Merchant", "MessageConsent", "Order", "OrderLine", "OrderRefund", "OutboundMessage", "PredictionRun", "Product", "ProductSearch",
     "ProductVariant", "PurchasePrediction", "QuizRun", "Referral", "ReferralClick", "ReferralCode", "ReferralDecision", "Review",
     "ReviewRequest", "RewardCode", "SocialFollowClaim", "StoreEvent", "StoreOrderRef", "TierChange", "Transcript",
 ]

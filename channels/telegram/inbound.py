@@ -16,6 +16,7 @@ import hmac
 import json
 import logging
 import re
+import warnings
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Text, Tuple
 
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
@@ -25,6 +26,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 from telegram import Bot, CallbackQuery, ChatMember, ChatMemberUpdated, Message, Update
 from telegram.error import Conflict, InvalidToken, RetryAfter, TelegramError
+from telegram.warnings import PTBUserWarning
 
 from bot.channel_state import ChannelState, channel_state_for
 from bot.clock import now as utc_now
@@ -48,6 +50,8 @@ Sleep = Callable[[float], Awaitable[Any]]
 logging.getLogger("httpx").setLevel(logging.WARNING)  # its INFO lines carry URLs with the bot token
 MAX_BODY_BYTES = 1024 * 1024
 POLL_TIMEOUT_SECONDS = 25
+# A long poll's read waits this much longer than the poll itself before the connection counts as lost.
+POLL_READ_MARGIN_SECONDS = 10
 # Deep-link values after link_ / ref_ (Telegram's own start-parameter charset).
 DEEP_LINK_VALUE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # What a photo reaches the conversation as (intent submit_content; the photo is in metadata["content"]).
@@ -278,19 +282,8 @@ class TelegramInput(InputChannel):
                 log.exception("telegram.bot.unavailable", update_id=update_id)
             return response.json({"error": "telegram is not reachable"}, status=503)
         assert bot is not None
-        try:
-            update = Update.de_json(data, bot)
-        except Exception:
-            # A field of a shape this PTB does not know (a newer Bot API's, or a broken one): the message's
-            # core is read so the shopper still gets an answer.
-            update = readable_part(data, bot)
-            if update is None:
-                log.warning("telegram.update.malformed", update_id=update_id, exc_info=True)
-                return response.json({"ok": True, "processed": False})
-            log.info("telegram.update.partly_read", update_id=update_id)
-        problem = malformed_reason(update)
-        if problem is not None:  # refused before it is marked as seen: nothing of it is handled
-            log.warning("telegram.update.malformed", update_id=update_id, reason=problem)
+        update = read_update(data, bot)
+        if update is None:  # refused before it is marked as seen: nothing of it is handled
             return response.json({"ok": True, "processed": False})
         try:
             processed = await self.process_update(update, bot, on_new_message)
@@ -333,18 +326,28 @@ class TelegramInput(InputChannel):
                     await bot.delete_webhook()  # getUpdates is refused while a webhook is set
                     webhook_deleted = True
                     log.info("telegram.polling.started", username=bot.username)
-                updates = await bot.get_updates(
-                    offset=self.poll_offset, timeout=self.poll_timeout, allowed_updates=list(ALLOWED_UPDATES)
-                )
-                for update in updates:
-                    problem = malformed_reason(update)
-                    if problem is not None:
-                        log.warning("telegram.update.malformed", update_id=update.update_id, reason=problem)
-                    else:
+                # The raw updates, each read on its own as the webhook reads it (PTB's get_updates fails the
+                # whole batch on one update it cannot read, which would then come back forever).
+                asked: Dict[str, Any] = {"timeout": self.poll_timeout, "allowed_updates": list(ALLOWED_UPDATES)}
+                if self.poll_offset is not None:
+                    asked["offset"] = self.poll_offset
+                with warnings.catch_warnings():  # PTB suggests get_updates: read above why not
+                    warnings.simplefilter("ignore", PTBUserWarning)
+                    raw_updates = await bot.do_api_request(
+                        "getUpdates", api_kwargs=asked, read_timeout=self.poll_timeout + POLL_READ_MARGIN_SECONDS
+                    )
+                for raw in raw_updates if isinstance(raw_updates, list) else []:
+                    data = raw if isinstance(raw, dict) else {}
+                    update_id = data.get("update_id")
+                    if not isinstance(update_id, int) or isinstance(update_id, bool):
+                        log.warning("telegram.update.malformed", reason="no_update_id")
+                        continue
+                    update = read_update(data, bot)
+                    if update is not None:
                         # Raises when the shared state is down or the bot could not answer: the update (and
                         # those after it) is fetched again after the back-off.
                         await self.process_update(update, bot, on_new_message)
-                    self.poll_offset = update.update_id + 1  # confirmed to Telegram by the next call
+                    self.poll_offset = update_id + 1  # confirmed to Telegram by the next call
                 delay = first_delay
                 continue
             except asyncio.CancelledError:
@@ -545,6 +548,27 @@ class TelegramInput(InputChannel):
 class RetryLater(RuntimeError):
     """Handling an update failed before the shopper got anything: Telegram (or the next poll) should deliver
     it again; its id is no longer marked as seen."""
+
+
+def read_update(data: Dict[str, Any], bot: Bot) -> Optional[Update]:
+    """An update (a dict with an integer update_id) as PTB reads it; when a field has a shape this PTB does not
+    know (a newer Bot API's, or a broken one), its message's core fields (readable_part) so the shopper still
+    gets an answer; None (logged) when it is unusable even so."""
+    update_id = data.get("update_id")
+    try:
+        update: Optional[Update] = Update.de_json(data, bot)
+    except Exception:
+        update = readable_part(data, bot)
+        if update is None:
+            log.warning("telegram.update.malformed", update_id=update_id, exc_info=True)
+            return None
+        log.info("telegram.update.partly_read", update_id=update_id)
+    assert update is not None
+    problem = malformed_reason(update)
+    if problem is not None:
+        log.warning("telegram.update.malformed", update_id=update_id, reason=problem)
+        return None
+    return update
 
 
 def malformed_reason(update: Update) -> Optional[str]:

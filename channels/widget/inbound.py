@@ -22,6 +22,7 @@ from bot.handoff import PendingReply, conversation_lines
 from bot.identity import ChatOwner, chat_owner, link_chat_to_store_customer
 from bot.log import get_logger
 from bot.settings import Settings, get_settings
+from bot.shared.session_opening import GREETING_MESSAGE, SESSION_OPENED
 from bot.shared.text import EMPTY_MESSAGE_REPLY, clean_chat_text, too_long_reply
 from channels.widget.config import (
     CHANNEL_NAME, CLIENT_MISSING, NOT_CONFIGURED, SOCKET_IO_CLIENT, SOCKETIO_PATH, WIDGET_SCRIPT,
@@ -172,7 +173,7 @@ class WidgetInput(InputChannel):
 
         @sio.on("session_request")
         async def session_request(sid: str, data: Any = None) -> None:
-            await self.on_session_request(sid, data)
+            await self.on_session_request(sid, data, on_new_message)
 
         @sio.on("user_uttered")
         async def user_uttered(sid: str, data: Any = None) -> None:
@@ -235,7 +236,7 @@ class WidgetInput(InputChannel):
         self.sockets[sid] = state
         return True
 
-    async def on_session_request(self, sid: str, data: Any) -> None:
+    async def on_session_request(self, sid: str, data: Any, on_new_message: Optional[OnNewMessage] = None) -> None:
         state = self.sockets.get(sid)
         if state is None:
             return
@@ -255,6 +256,10 @@ class WidgetInput(InputChannel):
             return
         if self.sockets.get(sid) is state:  # still connected
             await self._attach(sid, state, opened)
+            # Our widget asks for the greeting when it opens; a new conversation starts with it (a resumed one
+            # already shows its transcript). rasa-webchat clients send their own initPayload instead.
+            if data.get("greet") is True and not opened.resumed and not opened.provisional and on_new_message:
+                await self._greet(opened.conversation_id, on_new_message)
 
     async def on_user_uttered(self, sid: str, data: Any, on_new_message: OnNewMessage) -> None:
         state = self.sockets.get(sid)
@@ -313,6 +318,17 @@ class WidgetInput(InputChannel):
         except Exception:  # the shopper gets an answer even when a turn fails
             log.exception("widget.message.failed", conversation=conversation_id)
             await output.send_text_message(conversation_id, ERROR_REPLY)
+
+    async def _greet(self, conversation_id: str, on_new_message: OnNewMessage) -> None:
+        """The session's first turn, as if the shopper had said hi (actions/greeting.py answers it); the
+        transcript leaves this message out (metadata SESSION_OPENED)."""
+        assert self.sio is not None
+        output = WidgetOutput(self.sio)
+        try:
+            await on_new_message(UserMessage(GREETING_MESSAGE, output, conversation_id, input_channel=CHANNEL_NAME,
+                                             metadata={SESSION_OPENED: True}))
+        except Exception:  # no greeting is better than a broken chat
+            log.exception("widget.greeting.failed", conversation=conversation_id)
 
     # -- sessions ---------------------------------------------------------------------------------
 

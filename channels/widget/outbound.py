@@ -10,6 +10,7 @@ from socketio import AsyncServer
 
 from bot.handoff import HistoryLine
 from bot.log import get_logger
+from bot.shared.session_opening import SESSION_OPENED
 from channels.render import ProductCard, card_button, product_cards
 from channels.widget.config import CHANNEL_NAME
 
@@ -129,6 +130,8 @@ def transcript(events: Iterable[Any], limit: int = HISTORY_LIMIT,
     for event in events:
         lines_until(getattr(event, "timestamp", None) or 0.0)
         if isinstance(event, UserUttered):
+            if (event.metadata or {}).get(SESSION_OPENED):
+                continue  # the greeting's trigger, not something the shopper typed
             text = (event.text or "").strip()
             if text:
                 entries.append({"sender": "user", "text": titles.get(text, text)})

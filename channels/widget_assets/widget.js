@@ -360,7 +360,8 @@
 
       socket.on("connect", function () {
         setStatus("");
-        socket.emit("session_request", { session_id: state.sessionId });
+        // greet: a new conversation opens with the assistant's greeting (a resumed one shows its transcript).
+        socket.emit("session_request", { session_id: state.sessionId, greet: true });
       });
       socket.on("session_confirm", function (data) {
         var token = data && typeof data === "object" ? data.session_id : data;

@@ -84,7 +84,8 @@ def test_a_guest_chats_presses_a_button_and_gets_the_transcript_back(browser: ob
     widget = _open_store(browser, store_url)
     widget.open()
     widget.send("hi")
-    how_to_earn = widget.reply_button("How to earn")
+    expect(widget.bot_message("Hi again!")).to_be_visible()  # the widget greeted as it opened
+    how_to_earn = widget.reply_button("How to earn").last
     expect(how_to_earn).to_be_enabled()
     screenshot(widget.page, "guest")
 
@@ -100,8 +101,8 @@ def test_a_guest_chats_presses_a_button_and_gets_the_transcript_back(browser: ob
     widget.open()
     expect(widget.bot_message("points for every")).to_be_visible()
     transcript = widget.transcript()
-    assert transcript.index("hi") < transcript.index("How to earn") < transcript.index("points for every")
-    assert "/how_to_earn" not in transcript
+    assert transcript.index("hi") < transcript.rindex("How to earn") < transcript.index("points for every")
+    assert "/how_to_earn" not in transcript and "/greet" not in transcript
     assert widget.session_token() == token
     assert widget.page.js_errors == []  # type: ignore[attr-defined]
     screenshot(widget.page, "reloaded")
@@ -143,8 +144,8 @@ def test_the_widget_works_from_the_keyboard_alone(browser: object, store_url: st
     expect(widget.input).to_be_focused()
     page.keyboard.type("hi")
     page.keyboard.press("Enter")
-    widget.wait_for_bot_messages(1)
-    expect(widget.reply_button("My points")).to_be_visible()
+    expect(widget.bot_message("Hi again!")).to_be_visible()
+    expect(widget.reply_button("Help me choose").last).to_be_visible()
     page.keyboard.press("Escape")
     expect(widget.panel).to_be_hidden()
     assert page.evaluate(launcher_focused), "closing did not return the focus to the chat button"
@@ -197,6 +198,47 @@ def test_signed_in_as_alice_the_widget_answers_with_her_balance(browser: object,
     widget.send("how many points do I have?")
     expect(widget.bot_message(f"you have {balance:,} points")).to_be_visible()
     screenshot(widget.page, "alice")
+
+
+def test_the_widget_greets_a_guest_as_it_opens_with_what_it_can_do(browser: object, store_url: str) -> None:
+    from playwright.sync_api import expect
+
+    widget = _open_store(browser, store_url)
+    widget.open()  # nothing typed
+    expect(widget.bot_message("I can help you choose or find a product")).to_be_visible()
+    for title in ("Help me choose", "How to earn", "Link my account", "Talk to a person"):
+        expect(widget.reply_button(title)).to_be_enabled()
+    assert widget.user_messages.count() == 0  # the greeting's trigger is not shown as the shopper's
+    screenshot(widget.page, "greeting-guest")
+    widget.reply_button("How to earn").click()
+    expect(widget.bot_message("points for every")).to_be_visible()
+
+    widget.page.reload()  # the transcript comes back with the greeting, and no second greeting
+    widget.open()
+    expect(widget.bot_message("points for every")).to_be_visible()
+    expect(widget.bot_message("I can help you choose")).to_have_count(1)
+    assert "/greet" not in widget.transcript()
+
+
+def test_the_widget_greets_alice_by_name_with_tier_balance_and_a_suggestion(
+        browser: object, store_url: str, e2e_env: Dict[str, str]) -> None:
+    from playwright.sync_api import expect
+
+    database = Database(Settings.from_env(e2e_env).database_url)
+    try:
+        with database.session() as session:
+            balance = session.execute(select(Customer.points_balance)
+                                      .where(Customer.email == "alice.moreau@example.com")).scalar_one()
+    finally:
+        database.dispose()
+    widget = _open_store(browser, store_url, "alice")
+    expect(widget.page.locator("#signed-in-as")).to_have_text("Signed in as Alice")
+    widget.open()
+    greeting = widget.bot_message("Hi Alice!")
+    expect(greeting).to_be_visible()
+    expect(greeting).to_contain_text(f"member with {balance:,} points")
+    expect(widget.page.locator("#rapport-widget .replies button").first).to_be_enabled()  # the suggestion's button
+    screenshot(widget.page, "greeting-alice")
 
 
 # -- how the widget renders, against the channel with a scripted conversation (no model) --------------------

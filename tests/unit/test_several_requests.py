@@ -76,6 +76,9 @@ def _split(text: str, classify) -> List[str]:
      ["whats my balance", "whats ur returns policy", "do u ship to canada"]),
     ("hi! where is my order", ["hi!", "where is my order"]),
     ("thanks, bye", ["thanks", "bye"]),
+    # a request that asks back (here: to confirm a handoff) comes last, so the next "yes" answers it
+    ("whats my balance, can i talk to a human", ["whats my balance", "can i talk to a human"]),
+    ("can I talk to a human? my parcel never came", ["my parcel never came", "can I talk to a human?"]),
 ])
 def test_several_requests_are_found_in_order(classify, message, requests) -> None:
     assert _split(message, classify) == requests
@@ -89,6 +92,7 @@ def test_several_requests_are_found_in_order(classify, message, requests) -> Non
     "i want a desk and a chair",
     "i followed you on insta and tiktok",
     "i stand most of the day and need something comfy",
+    "bonjour, ou est ma commande ?",
 ])
 def test_one_request_with_and_in_it_stays_whole(classify, message) -> None:
     assert _split(message, classify) == [message]

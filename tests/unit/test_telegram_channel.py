@@ -1022,6 +1022,23 @@ async def test_polling_deletes_the_webhook_then_hands_updates_to_the_conversatio
     await eventually(lambda: polling.api.updates == [], timeout=30.0)
 
 
+async def test_polling_answers_an_update_ptb_cannot_read_and_goes_on_to_the_next(polling: Harness) -> None:
+    """PTB's get_updates fails the whole batch on one update it cannot read: that batch would come back
+    forever and nothing after it would be answered."""
+    voice = fixture("text_message")
+    del voice["message"]["text"]
+    voice["message"]["voice"] = {"duration": "three"}  # unreadable to PTB
+    broken = {"update_id": voice["update_id"] + 1, "message": {"text": "no chat, no date"}}
+    text = fixture("text_message")
+    text["update_id"] = voice["update_id"] + 2
+    for update in (voice, broken, text):
+        polling.api.enqueue_update(update)
+    await eventually(lambda: len(polling.api.called("sendMessage")) == 2, timeout=30.0)
+    assert [params["text"] for params in polling.api.called("sendMessage")] == [VOICE_REPLY, "echo"]
+    assert [message.text for message in polling.agent.messages] == ["how many points do I have?"]
+    await eventually(lambda: polling.api.updates == [], timeout=30.0)  # all three confirmed
+
+
 async def test_polling_skips_an_update_it_has_seen(polling: Harness) -> None:
     polling.api.enqueue_update(fixture("text_message"))
     await eventually(lambda: len(polling.agent.messages) == 1)

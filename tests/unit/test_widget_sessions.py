@@ -263,7 +263,8 @@ class EchoAgent:
         self.messages.append(message)
         reply = {"text": f"echo: {message.text}", "buttons": [{"title": "Again", "payload": "/again"}]}
         events = self.tracker_store.events.setdefault(message.sender_id, [])
-        events.extend([UserUttered(message.text), BotUttered(reply["text"], {"buttons": reply["buttons"]})])
+        events.extend([UserUttered(message.text, metadata=message.metadata),
+                       BotUttered(reply["text"], {"buttons": reply["buttons"]})])
         await message.output_channel.send_response(message.sender_id, dict(reply))
 
 
@@ -402,6 +403,30 @@ async def test_the_server_issues_a_signed_session_and_answers_in_it(chat: Harnes
     assert reply == {"text": "echo: hi", "quick_replies": [{"content_type": "text", "title": "Again", "payload": "/again"}]}
     [message] = chat.agent.messages
     assert message.sender_id == conversation_id and message.input_channel == "widget"
+
+
+async def test_a_new_session_that_asks_for_the_greeting_opens_with_it_and_a_resumed_one_does_not(
+        chat: Harness) -> None:
+    client = await chat.client({"device_key": DEVICE_A})
+    token, history = await client.session(None, greet=True)  # what our widget sends as it opens
+    assert history == []
+    assert (await client.next("bot_uttered"))["text"] == "echo: /greet"
+    [greeting] = chat.agent.messages
+    assert (greeting.sender_id, greeting.input_channel, greeting.metadata) == (
+        conversation_of(token), "widget", {"session_opened": True})
+    await client.close()
+
+    again = await chat.client({"device_key": DEVICE_A})  # a reload: the transcript, without the trigger
+    _, history = await again.session(token, greet=True)
+    assert history == [{"sender": "bot", "text": "echo: /greet",
+                        "quick_replies": [{"content_type": "text", "title": "Again", "payload": "/again"}]}]
+    await again.settle()
+    assert len(chat.agent.messages) == 1  # no second greeting
+
+    webchat = await chat.client(None)  # rasa-webchat sends its own initPayload: the server greets nobody
+    await webchat.session(None)
+    await webchat.settle()
+    assert len(chat.agent.messages) == 1
 
 
 async def test_resuming_with_the_token_continues_the_conversation_with_its_history(chat: Harness) -> None:
