@@ -109,7 +109,10 @@ def handoff_reason(tracker: Tracker, feedback: Optional[List[Any]] = None) -> Op
     for event in tracker.events:
         if event.get("event") != "user":
             continue
-        text = str(event.get("text") or "").strip()
+        # A message holding several requests is run a request at a time (bot/rasa_hooks.py): the team
+        # should read the whole message, not only the clause that asked for a person.
+        whole = ((event.get("metadata") or {}).get("several_requests") or {}).get("message")
+        text = str(whole or event.get("text") or "").strip()
         parsed = event.get("parse_data") or {}
         intent = (parsed.get("intent") or {}).get("name")
         if text and not text.startswith("/"):

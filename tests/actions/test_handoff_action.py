@@ -31,3 +31,13 @@ async def test_asking_twice_keeps_one_open_request_and_guests_are_recorded(demo_
     with demo_store.session() as session:
         requests = session.execute(select(HandoffRequest)).scalars().all()
     assert len(requests) == 1 and requests[0].customer_id is None
+
+
+def test_the_reason_is_the_whole_message_when_it_held_several_requests() -> None:
+    from actions.handoff import handoff_reason
+
+    whole = "my oak table came with a cracked leg, I want to talk to a real person"
+    tracker = make_tracker("several-reason", "I want to talk to a real person", "human_handoff")
+    tracker.events[-1]["metadata"] = {"several_requests": {"message": whole, "part": 2, "of": 2}}
+    assert handoff_reason(tracker) == whole
+    assert handoff_reason(make_tracker("one-request", "get me a human", "human_handoff")) == "get me a human"
