@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence
 
 from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -46,12 +46,30 @@ class WaitingFor(Exception):
         super().__init__(message)
 
 
+if TYPE_CHECKING:  # only for the annotation
+    from bot.order_events import OrderStateResult
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What applying an event did, in a few words; `ignored` when it changed nothing on purpose."""
 
     summary: str
     ignored: bool = False
+
+    @classmethod
+    def of_order(cls, name: str, result: "OrderStateResult", fulfilled_word: str = "fulfilled") -> "Outcome":
+        """What an order's new state did: "order 1042: paid (295 points), fulfilled" or "nothing new"."""
+        done = []
+        if result.paid.created:
+            done.append(f"paid ({result.paid.points_awarded} points)")
+        if result.refunds:
+            done.append(f"{len(result.refunds)} refund(s)")
+        if result.cancellation is not None:
+            done.append("cancelled")
+        if result.fulfilled is not None and result.fulfilled.created:
+            done.append(fulfilled_word)
+        return cls(f"order {name}: " + (", ".join(done) if done else "nothing new"), ignored=not done)
 
 
 # An event's handler: applies it in the event's own transaction (the session) — or, for work that runs its own

@@ -118,16 +118,7 @@ def apply_order_payload(session: Session, event: StoreEvent, context: StoreConte
         source=SOURCE,
     )
     result = apply_order_state(session, program, state, now=now)
-    done = []
-    if result.paid.created:
-        done.append(f"paid ({result.paid.points_awarded} points)")
-    if result.refunds:
-        done.append(f"{len(result.refunds)} refund(s)")
-    if result.cancellation is not None:
-        done.append("cancelled")
-    if result.fulfilled is not None and result.fulfilled.created:
-        done.append("fulfilled")
-    return Outcome(f"order {name}: " + (", ".join(done) if done else "nothing new"), ignored=not done)
+    return Outcome.of_order(name, result)
 
 
 def apply_fulfilment(session: Session, event: StoreEvent, context: StoreContext) -> Outcome:

@@ -109,16 +109,7 @@ def apply_order(session: Session, event: StoreEvent, context: StoreContext) -> O
         source=SOURCE,
     )
     result = apply_order_state(session, program, state, now=context.now())
-    done = []
-    if result.paid.created:
-        done.append(f"paid ({result.paid.points_awarded} points)")
-    if result.refunds:
-        done.append(f"{len(result.refunds)} refund(s)")
-    if result.cancellation is not None:
-        done.append("cancelled")
-    if result.fulfilled is not None and result.fulfilled.created:
-        done.append("completed")
-    return Outcome(f"order {name}: " + (", ".join(done) if done else "nothing new"), ignored=not done)
+    return Outcome.of_order(name, result, "completed")
 
 
 def apply_customer(session: Session, event: StoreEvent, context: StoreContext) -> Outcome:
