@@ -22,7 +22,7 @@ from bot.console.page import (
     in_store, route_name,
 )
 from bot.console.pages import (
-    audit, customers, feedback, handoffs, insights, integrations, loyalty, moderation, quizzes, referrals,
+    audit, customers, feedback, handoffs, home, insights, integrations, loyalty, moderation, quizzes, referrals,
     sign_in,
 )
 from bot.db import RETRY_AFTER_SECONDS, database_unavailable
@@ -34,7 +34,7 @@ log = get_logger(__name__)
 
 # Reachable without a session.
 PUBLIC_PATHS = frozenset({sign_in.LOGIN})
-PAGES = (sign_in, feedback, customers, insights, handoffs, loyalty, referrals, quizzes, moderation, integrations,
+PAGES = (sign_in, home, feedback, customers, insights, handoffs, loyalty, referrals, quizzes, moderation, integrations,
          audit)
 
 
@@ -51,8 +51,6 @@ def setup_console(app: web.Application) -> None:
     environment.filters["thousands"] = lambda value: f"{value:,}"
     environment.filters["ago"] = duration_since
     environment.filters["language"] = language_name  # "fr" → "French" (the shopper's language when not English)
-    app.router.add_get(PREFIX, home)
-    app.router.add_get(f"{PREFIX}/", home, name="console_home")
     for page in PAGES:
         page.add_routes(app)
     app.router.add_get(f"{PREFIX}/static/{{name}}", static_file, name="console_static")
@@ -68,10 +66,6 @@ async def static_file(request: web.Request) -> web.StreamResponse:
     if path is None:
         raise web.HTTPNotFound()
     return web.FileResponse(path)
-
-
-async def home(request: web.Request) -> web.StreamResponse:
-    raise web.HTTPSeeOther(feedback.INBOX)
 
 
 def duration_since(moment: Optional[datetime]) -> str:
