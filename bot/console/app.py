@@ -25,6 +25,7 @@ from bot.console.pages import (
     audit, customers, feedback, handoffs, home, insights, integrations, loyalty, moderation, quizzes, referrals,
     sign_in,
 )
+from bot.console.transcripts import masked, shown_turns
 from bot.db import RETRY_AFTER_SECONDS, database_unavailable
 from bot.handoff import live_count
 from bot.languages import language_name
@@ -51,6 +52,8 @@ def setup_console(app: web.Application) -> None:
     environment.filters["thousands"] = lambda value: f"{value:,}"
     environment.filters["ago"] = duration_since
     environment.filters["language"] = language_name  # "fr" → "French" (the shopper's language when not English)
+    environment.filters["shown_turns"] = shown_turns  # a transcript as the shopper saw it, codes masked
+    environment.filters["masked"] = masked  # any other transcript text (a reason, a comment): codes masked
     for page in PAGES:
         page.add_routes(app)
     app.router.add_get(f"{PREFIX}/static/{{name}}", static_file, name="console_static")
