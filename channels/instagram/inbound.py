@@ -26,6 +26,7 @@ from bot.channel_state import ChannelState, channel_state_for
 from bot.db import Database
 from bot.handoff import PendingReply
 from bot.log import get_logger
+from bot.rasa_hooks import OPENS_SESSION
 from bot.settings import get_settings
 from bot.shared.text import clean_chat_text, has_control_characters, has_lone_surrogate, too_long_reply
 from channels.instagram.config import InstagramConfig, config_from_settings
@@ -389,7 +390,7 @@ class InstagramInput(InputChannel):
         output = InstagramOutput(self.sender(config), self.state)
         try:
             text = await self._conversation_text(message) if isinstance(message, Incoming) else ""
-            await self.state.shopper_wrote(message.sender_id)
+            opens_session = await self.state.shopper_wrote(message.sender_id)
             # Held messages first, then the reply: the shopper reads them in the order they were meant.
             await output.deliver_held(message.sender_id)
         except StateUnavailable:
@@ -410,8 +411,11 @@ class InstagramInput(InputChannel):
                                        lambda reply: output.send_text_message(message.sender_id, reply),
                                        self._database):
                 return True
+            metadata = message.metadata
+            if opens_session:  # the first message of a session is greeted, as the widget's opening and /start are
+                metadata = {**(metadata or {}), OPENS_SESSION: True}
             await on_new_message(
-                UserMessage(text, output, message.sender_id, input_channel=self.name(), metadata=message.metadata)
+                UserMessage(text, output, message.sender_id, input_channel=self.name(), metadata=metadata)
             )
         except StateUnavailable:
             raise
