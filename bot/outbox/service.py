@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from bot.consent import may_message
 from bot.db import Database, transaction
 from bot.identity.customers import identity_channel
-from bot.models import ChannelIdentity, Customer, OutboundMessage
+from bot.models import ChannelIdentity, Customer, OutboundMessage, TierChange
 from bot.outbox.policy import CAP_WINDOW, ProactivePolicy
 
 # The channels a proactive message can go out on, best first: Telegram delivers at once to a chat that
@@ -251,6 +251,11 @@ def mark_delivered(session: Session, message_id: int, now: datetime) -> bool:
     if message is None:
         return False
     message.status, message.delivered_at, message.updated_at, message.error = "delivered", now, now, None
+    change_id = (message.payload or {}).get("tier_change_id")
+    if message.kind == "tier_change" and change_id:  # told: the conversation does not announce it again
+        change = session.get(TierChange, change_id)
+        if change is not None and change.announced_at is None:
+            change.announced_at = now
     session.flush()
     return True
 

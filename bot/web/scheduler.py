@@ -2,7 +2,8 @@
 repeat-purchase prediction's refit on timers inside the web app.
 
 Every LOYALTY_JOBS_INTERVAL_MINUTES (0: off) `bot.loyalty.jobs.run_loyalty_jobs` runs on the app's
-worker threads, and so do `bot.feedback.requests.run_feedback_requests` and the console's housekeeping
+worker threads, and so do `bot.feedback.requests.run_feedback_requests`,
+`bot.advocacy.review_requests.run_review_requests` and the console's housekeeping
 (`bot.console.accounts.forget_expired`), each its own job; their counts are logged. One process never runs two at once (max_instances=1), and runs
 missed while the machine slept collapse into one (coalesce). With several web app replicas (REDIS_URL set)
 only the holder of the "web-jobs" lease (bot/leases.py) runs them, the refit included; the others skip their
@@ -29,6 +30,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot import clock
 from bot.console.accounts import forget_expired
+from bot.advocacy.review_requests import run_review_requests
 from bot.feedback.requests import run_feedback_requests
 from bot.leases import Lease, RedisLease, lease_for
 from bot.log import get_logger
@@ -41,6 +43,7 @@ log = get_logger(__name__)
 
 JOB_ID = "loyalty_jobs"
 FEEDBACK_JOB_ID = "feedback_requests"
+REVIEW_JOB_ID = "review_requests"
 CONSOLE_JOB_ID = "console_housekeeping"
 PREDICTION_JOB_ID = "prediction_refit"
 OUTBOX_JOB_ID = "outbox"
@@ -69,6 +72,7 @@ def setup_scheduler(
         return
     # Each its own job: one failing or running long does not hold up the others.
     jobs = ((JOB_ID, run_jobs_now), (FEEDBACK_JOB_ID, run_feedback_requests_now),
+            (REVIEW_JOB_ID, run_review_requests_now),
             (CONSOLE_JOB_ID, run_console_housekeeping_now))
     _timer(app, SCHEDULER, jobs, timedelta(minutes=interval_minutes), first_run_delay, "loyalty_jobs.scheduled",
            interval_minutes=interval_minutes)
@@ -166,6 +170,12 @@ async def run_feedback_requests_now(app: web.Application) -> Optional[Dict[str, 
     """One run of the feedback requests (bot/feedback/requests.py); its counts, or None if it failed."""
     return await _run_logged(app, "feedback_requests",
                              lambda: run_feedback_requests(app[DATABASE], app[PROGRAM](), clock.now()))
+
+
+async def run_review_requests_now(app: web.Application) -> Optional[Dict[str, int]]:
+    """Queue the due review requests in the outbox (bot/advocacy/review_requests.py); the count, or None."""
+    return await _run_logged(app, "review_requests",
+                             lambda: run_review_requests(app[DATABASE], app[PROGRAM](), clock.now()))
 
 
 async def run_outbox_now(app: web.Application) -> Optional[Dict[str, int]]:
