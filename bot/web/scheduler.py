@@ -8,6 +8,10 @@ missed while the machine slept collapse into one (coalesce). With several web ap
 only the holder of the "web-jobs" lease (bot/leases.py) runs them, the refit included; the others skip their
 turn and take over within a lease's time if the holder dies.
 
+Every OUTBOX_SECONDS (while the loyalty jobs are on) `bot.outbox.service.route_due_messages` gives the due
+proactive messages a chat (consent, quiet hours, the cap, the best reachable channel); each channel's sender
+then sends them. It runs under the same lease.
+
 Every PREDICTION_REFIT_HOURS (0: off) `bot.prediction.service.scheduled_refit` refits the prediction and
 stores every customer's score, on its own timer (PREDICTION_SCHEDULER): it reads every order, so it runs
 far less often than the loyalty jobs and does not depend on them being on. It skips a run when a refit
@@ -29,6 +33,7 @@ from bot.feedback.requests import run_feedback_requests
 from bot.leases import Lease, RedisLease, lease_for
 from bot.log import get_logger
 from bot.loyalty.jobs import run_loyalty_jobs
+from bot.outbox.service import route_due_messages
 from bot.app_context import DATABASE, PROGRAM, SETTINGS, in_executor
 from bot.prediction.service import scheduled_refit
 
@@ -38,6 +43,8 @@ JOB_ID = "loyalty_jobs"
 FEEDBACK_JOB_ID = "feedback_requests"
 CONSOLE_JOB_ID = "console_housekeeping"
 PREDICTION_JOB_ID = "prediction_refit"
+OUTBOX_JOB_ID = "outbox"
+OUTBOX_SECONDS = 60
 # The first run waits a little: start-up (and `make run` waiting on /health) should not share the
 # database with a job that may touch every customer.
 FIRST_RUN_DELAY = timedelta(minutes=1)
@@ -46,6 +53,7 @@ PREDICTION_FIRST_RUN_DELAY = timedelta(minutes=3)
 
 SCHEDULER = web.AppKey("scheduler", AsyncIOScheduler)
 PREDICTION_SCHEDULER = web.AppKey("prediction_scheduler", AsyncIOScheduler)
+OUTBOX_SCHEDULER = web.AppKey("outbox_scheduler", AsyncIOScheduler)
 JOBS_LEASE = web.AppKey("jobs_lease", object)
 LEASE_NAME = "web-jobs"
 LEASE_SECONDS = 30.0
@@ -64,6 +72,8 @@ def setup_scheduler(
             (CONSOLE_JOB_ID, run_console_housekeeping_now))
     _timer(app, SCHEDULER, jobs, timedelta(minutes=interval_minutes), first_run_delay, "loyalty_jobs.scheduled",
            interval_minutes=interval_minutes)
+    _timer(app, OUTBOX_SCHEDULER, ((OUTBOX_JOB_ID, run_outbox_now),), timedelta(seconds=OUTBOX_SECONDS),
+           first_run_delay, "outbox.scheduled", interval_seconds=OUTBOX_SECONDS)
 
 
 def setup_prediction_refit(app: web.Application, hours: int, *,
@@ -156,6 +166,15 @@ async def run_feedback_requests_now(app: web.Application) -> Optional[Dict[str, 
     """One run of the feedback requests (bot/feedback/requests.py); its counts, or None if it failed."""
     return await _run_logged(app, "feedback_requests",
                              lambda: run_feedback_requests(app[DATABASE], app[PROGRAM](), clock.now()))
+
+
+async def run_outbox_now(app: web.Application) -> Optional[Dict[str, int]]:
+    """Route the due proactive messages (bot/outbox/); the counts, or None if it failed (logged)."""
+    def work() -> Dict[str, int]:
+        report = route_due_messages(app[PROGRAM]().proactive, clock.now(), database=app[DATABASE])
+        return {"routed": report.routed, "postponed": report.postponed, "skipped": report.skipped}
+
+    return await _run_logged(app, "outbox", work)
 
 
 async def run_console_housekeeping_now(app: web.Application) -> Optional[Dict[str, int]]:
