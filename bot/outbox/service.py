@@ -237,6 +237,26 @@ def claim_routed(session: Session, channel: str, now: datetime, limit: int = 20,
     return claimed
 
 
+def claim_for_chat(session: Session, channel: str, sender_id: str, now: datetime, limit: int = 5) -> List[OutboxDelivery]:
+    """A chat just opened (the widget): the due messages routed to `channel` for the customer it is linked to,
+    whichever of their chats on the channel routing picked, now addressed to this one. [] for a guest's chat."""
+    channel = identity_channel(channel)
+    customer_id = session.execute(
+        select(ChannelIdentity.customer_id).where(ChannelIdentity.channel == channel,
+                                                  ChannelIdentity.external_id == sender_id)
+    ).scalar_one_or_none()
+    if customer_id is None:
+        return []
+    for message in session.execute(
+        select(OutboundMessage).where(OutboundMessage.status == "queued", OutboundMessage.channel == channel,
+                                      OutboundMessage.customer_id == customer_id, OutboundMessage.send_after <= now)
+        .with_for_update(of=OutboundMessage, skip_locked=True)
+    ).scalars():
+        message.recipient = sender_id
+    session.flush()
+    return claim_routed(session, channel, now, limit, [sender_id])
+
+
 def _unroute(message: OutboundMessage, tried: Optional[str] = None) -> None:
     """Back to routing (another chat, or later)."""
     if tried:
@@ -335,6 +355,12 @@ def window_opened(session: Session, channel: str, sender_id: str, now: datetime)
 def claim_outbox(channel: str, now: datetime, limit: int = 20, recipients: Optional[Iterable[str]] = None, *,
                  database: Optional[Database] = None) -> List[OutboxDelivery]:
     return transaction(lambda session: claim_routed(session, channel, now, limit, recipients), write=True,
+                       database=database)
+
+
+def claim_outbox_for_chat(channel: str, sender_id: str, now: datetime, limit: int = 5, *,
+                          database: Optional[Database] = None) -> List[OutboxDelivery]:
+    return transaction(lambda session: claim_for_chat(session, channel, sender_id, now, limit), write=True,
                        database=database)
 
 
