@@ -99,8 +99,10 @@ class _Chat:
     consented: bool
 
 
-def route_due(session: Session, policy: ProactivePolicy, now: datetime, limit: int = 200) -> RouteReport:
-    """Decide for up to `limit` due, unrouted messages (oldest due first): skip, postpone or give a chat."""
+def route_due(session: Session, policy: ProactivePolicy, now: datetime, limit: int = 200,
+              channels: Sequence[str] = CHANNEL_PREFERENCE) -> RouteReport:
+    """Decide for up to `limit` due, unrouted messages (oldest due first): skip, postpone or give a chat on one
+    of `channels` (the ones this installation runs)."""
     messages = session.execute(
         select(OutboundMessage)
         .where(OutboundMessage.status == "queued", OutboundMessage.channel.is_(None), OutboundMessage.send_after <= now)
@@ -128,11 +130,13 @@ def route_due(session: Session, policy: ProactivePolicy, now: datetime, limit: i
             skipped += 1
             continue
         tried = set((message.payload or {}).get("tried_channels") or ())
-        usable = [chat for chat in consented if chat.reachable and chat.channel not in tried]
+        usable = [chat for chat in consented if chat.reachable and chat.channel not in tried and chat.channel in channels]
         if not usable:
             message.send_after = now + RECHECK
             message.reason = ("no linked chat yet" if not own else
-                              "no reachable chat (blocked the bot)" if not tried else "no other reachable chat")
+                              "no chat on a channel this shop runs" if not any(
+                                  chat.channel in channels for chat in consented) else
+                              "no other reachable chat" if tried else "no reachable chat (blocked the bot)")
             postponed += 1
             continue
         quiet_until = policy.quiet_until(now, zones.get(message.customer_id))
@@ -187,9 +191,10 @@ def _skip(message: OutboundMessage, reason: str) -> None:
 
 
 def route_due_messages(policy: ProactivePolicy, now: datetime, *, database: Optional[Database] = None,
-                       limit: int = 200) -> RouteReport:
+                       limit: int = 200, channels: Sequence[str] = CHANNEL_PREFERENCE) -> RouteReport:
     """route_due in its own write transaction, for the scheduler."""
-    return transaction(lambda session: route_due(session, policy, now, limit), write=True, database=database)
+    return transaction(lambda session: route_due(session, policy, now, limit, channels), write=True,
+                       database=database)
 
 
 # -- senders --------------------------------------------------------------------------------------------------
@@ -224,6 +229,9 @@ def claim_routed(session: Session, channel: str, now: datetime, limit: int = 20,
     claimed = []
     for message in messages:
         message.updated_at = now
+        if message.expires_at is not None and message.expires_at <= now:  # waited too long for its channel
+            _skip(message, "no longer relevant")
+            continue
         if not may_message(session, channel, message.recipient):
             _skip(message, UNSUBSCRIBED)
             continue

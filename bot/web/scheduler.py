@@ -35,7 +35,8 @@ from bot.feedback.requests import run_feedback_requests
 from bot.leases import Lease, RedisLease, lease_for
 from bot.log import get_logger
 from bot.loyalty.jobs import run_loyalty_jobs
-from bot.outbox.service import route_due_messages
+from bot.outbox.service import CHANNEL_PREFERENCE, route_due_messages
+from bot.settings import Settings
 from bot.app_context import DATABASE, PROGRAM, SETTINGS, in_executor
 from bot.prediction.service import scheduled_refit
 
@@ -178,10 +179,20 @@ async def run_review_requests_now(app: web.Application) -> Optional[Dict[str, in
                              lambda: run_review_requests(app[DATABASE], app[PROGRAM](), clock.now()))
 
 
+def outbox_channels(settings: Settings) -> Tuple[str, ...]:
+    """The channels this installation runs (their secrets are set): the only ones messages are routed to."""
+    running = {"telegram": bool(settings.telegram_token),
+               "instagram": bool(settings.instagram_app_secret and settings.instagram_verify_token
+                                 and settings.instagram_access_token),
+               "widget": bool(settings.widget_signing_secret)}
+    return tuple(channel for channel in CHANNEL_PREFERENCE if running[channel])
+
+
 async def run_outbox_now(app: web.Application) -> Optional[Dict[str, int]]:
     """Route the due proactive messages (bot/outbox/); the counts, or None if it failed (logged)."""
     def work() -> Dict[str, int]:
-        report = route_due_messages(app[PROGRAM]().proactive, clock.now(), database=app[DATABASE])
+        report = route_due_messages(app[PROGRAM]().proactive, clock.now(), database=app[DATABASE],
+                                    channels=outbox_channels(app[SETTINGS]))
         return {"routed": report.routed, "postponed": report.postponed, "skipped": report.skipped}
 
     return await _run_logged(app, "outbox", work)

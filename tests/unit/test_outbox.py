@@ -190,3 +190,45 @@ def test_an_unknown_time_zone_falls_back_to_the_shops() -> None:
     assert daytime.quiet_until(datetime(2026, 1, 10, 13, tzinfo=timezone.utc), None) == datetime(
         2026, 1, 10, 14, tzinfo=timezone.utc)
     assert Customer.time_zone is not None
+
+
+def test_a_routed_message_that_waited_too_long_for_its_channel_is_skipped(outbox: Outbox) -> None:
+    customer = outbox.customer(telegram="120")
+    message = outbox.enqueue(customer, "late", expires_at=outbox.clock.current + timedelta(hours=1))
+    outbox.route()
+    outbox.clock.advance(hours=2)  # the Telegram channel was down meanwhile
+    with outbox.database.session(write=True) as session:
+        assert claim_routed(session, "telegram", outbox.clock.current) == []
+    assert (outbox.row(message).status, outbox.row(message).reason) == ("skipped", "no longer relevant")
+
+
+def test_only_channels_the_shop_runs_are_chosen(outbox: Outbox) -> None:
+    message = outbox.enqueue(outbox.customer(telegram="121", widget="w-121"), "running")
+    with outbox.database.session(write=True) as session:
+        assert route_due(session, NIGHTS, outbox.clock.current, channels=("instagram", "widget")).routed == 1
+    assert outbox.row(message).channel == "widget"
+
+
+def test_the_same_occasion_queued_concurrently_is_one_row(postgres_db: Database, clock: Any) -> None:
+    import threading
+
+    with postgres_db.session(write=True) as session:
+        customer_id = create_customer(session, "race@example.com").id
+    start, ids, errors = threading.Barrier(8), [], []
+
+    def queue() -> None:
+        try:
+            start.wait(10)
+            with postgres_db.session(write=True) as session:
+                ids.append(enqueue(session, customer_id, "referral_rewarded", "500 points", "referral:9", clock.current).id)
+        except Exception as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=queue) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert errors == [] and len(ids) == 8 and len(set(ids)) == 1
+    with postgres_db.session() as session:
+        assert len(list_messages(session)) == 1
