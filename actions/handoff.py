@@ -63,28 +63,38 @@ def shopper_language(tracker: Tracker) -> Optional[str]:
     return None
 
 
-def conversation_turns(tracker: Tracker, limit: Optional[int] = None) -> List[Dict[str, str]]:
-    """The conversation's messages, shopper's and bot's, oldest first (the last `limit` of them).
+def conversation_turns(tracker: Tracker, limit: Optional[int] = None) -> List[Dict[str, Any]]:
+    """The conversation's messages, shopper's and bot's, oldest first (the last `limit` of them), as the
+    shopper saw them: a bot message keeps its buttons (quick replies) and product cards (Rasa `elements`),
+    which bot/feedback/transcripts.py stores beside the text.
 
     A button press is shown as the button's title ("5 😍", "Yes, please"), not its payload; a payload
     whose button is not in the conversation (a notice Telegram pushed) stays as it was, except a feedback
     score ("/give_feedback{… "feedback_score": 5}" → "5").
     """
-    messages: List[Dict[str, str]] = []
+    messages: List[Dict[str, Any]] = []
     titles: Dict[str, str] = {}
     for event in tracker.events:
         kind = event.get("event", "")
         text = event.get("text")
-        if kind == "bot":
-            for button in (event.get("data") or {}).get("buttons") or []:
-                if isinstance(button, dict) and button.get("payload") and button.get("title"):
-                    titles[str(button["payload"])] = str(button["title"])
+        data = (event.get("data") or {}) if kind == "bot" else {}
+        buttons = [button for button in data.get("buttons") or [] if isinstance(button, dict)]
+        cards = [card for card in data.get("elements") or [] if isinstance(card, dict)]
+        for button in buttons + [inner for card in cards for inner in card.get("buttons") or []
+                                 if isinstance(inner, dict)]:
+            if button.get("payload") and button.get("title"):
+                titles[str(button["payload"])] = str(button["title"])
         role = {"user": "shopper", "bot": "bot"}.get(kind)
-        if role and text:
+        if role and (text or buttons or cards):
             if role == "shopper" and text.startswith("/"):
                 text = titles.get(text) or _score_of(text) or text
             at = datetime.fromtimestamp(event.get("timestamp") or 0, tz=timezone.utc).isoformat()
-            messages.append({"role": role, "text": text, "at": at})
+            message: Dict[str, Any] = {"role": role, "text": text or "", "at": at}
+            if buttons:
+                message["buttons"] = buttons
+            if cards:
+                message["cards"] = cards
+            messages.append(message)
     return messages[-limit:] if limit else messages
 
 

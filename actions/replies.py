@@ -13,6 +13,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common import hand_over_follow_up
+from actions.offers import take_offer
 
 
 class ReplyUnlessFollowUp(Action, metaclass=ABCMeta):
@@ -91,9 +92,14 @@ class ActionNoQuizRunning(ReplyUnlessFollowUp):
 
 
 class ActionWhatNext(ReplyUnlessFollowUp):
-    """A yes or no when nothing was asked ("no, I meant the lamp" reads as a no to the NLU)."""
+    """A yes or no when no form or confirmation was asking ("no, I meant the lamp" reads as a no to the NLU);
+    a yes to the offer the last answer made takes it (actions/offers.py)."""
 
     response = "utter_what_next"
 
     def name(self) -> Text:
         return "action_what_next"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
+        return take_offer(tracker) or await super().run(dispatcher, tracker, domain)

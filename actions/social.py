@@ -9,6 +9,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.orm import Session
 
 from actions.asking import is_question
+from actions.offers import accepted_offer_entities
 from actions.common import StoreAction, read_config, sender_of, with_store
 from actions.loyalty import EARN_BUTTON, guest_text
 from bot import clock
@@ -79,6 +80,7 @@ class ActionClaimSocialFollow(StoreAction):
         program = read_config(get_program)
         text = tracker.latest_message.get("text") or ""
         named = next(tracker.get_latest_entity_values("social_network"), None)
+        named = named or accepted_offer_entities(tracker).get("social_network")  # a yes to "I follow on …"
         network = normalize_network(str(named), program) if named else None
         network = network or normalize_network(text, program)
         handle_match = HANDLE.search(text)

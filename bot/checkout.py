@@ -1,8 +1,14 @@
 """Codes the store honours at checkout — reward codes bought with points (RW-…, bot/loyalty/rewards.py) and a
 referred friend's offer (FRIEND-…, bot/advocacy/friend_offers.py): check one for a basket, use one on an
-order. The store API and the CLI call these; a paid order's friend offer is used by its attribution."""
+order. The store API and the CLI call these; a paid order's friend offer is used by its attribution.
+
+A code is money: wherever a person who must not spend it reads it (every console view of a customer or a
+transcript, and every export of them) it is masked but its last 4 characters, by `mask_code` (a stored
+code) and `mask_codes_in` (codes inside a message): the one place that does so.
+"""
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from decimal import Decimal
 from typing import Optional, Union
@@ -10,13 +16,62 @@ from typing import Optional, Union
 from sqlalchemy.orm import Session
 
 from bot import clock
-from bot.advocacy.friend_offers import find_friend_offer, friend_offer_refusal, is_friend_offer_code
+from bot.advocacy.friend_offers import (
+    OFFER_GROUP_LENGTH, OFFER_PREFIX, find_friend_offer, friend_offer_refusal, is_friend_offer_code,
+)
 from bot.loyalty.program import Program
-from bot.loyalty.rewards import CodeRefused, find_code as find_reward_code, mark_used, refusal_for
+from bot.loyalty.rewards import (
+    CODE_GROUP_LENGTH, CODE_GROUPS, CODE_PREFIX, CodeRefused, find_code as find_reward_code, mark_used, refusal_for,
+)
 from bot.models import FriendOffer, RewardCode
 
 CheckoutCode = Union[RewardCode, FriendOffer]
 MAX_ORDER_REF = 64
+SHOWN_CHARACTERS = 4  # of a masked code, its last ones: enough to tell codes apart, too few to spend one
+MASK = "•"
+
+
+def mask_code(code: Optional[str]) -> str:
+    """A code with every letter and digit but the last 4 hidden ("RW-••••-••••-Q2ZX"); the kind's prefix
+    (RW-, FRIEND-) stays, it gives nothing away."""
+    if not code:
+        return ""
+    prefix, dash, rest = code.partition("-")
+    if not (dash and prefix.isalpha() and rest):
+        prefix, dash, rest = "", "", code
+    return prefix + dash + _masked(rest)
+
+
+def _masked(text: str) -> str:
+    hidden = sum(ch.isalnum() for ch in text) - SHOWN_CHARACTERS
+    masked = []
+    for ch in text:
+        if ch.isalnum() and hidden > 0:
+            masked.append(MASK)
+            hidden -= 1
+        else:
+            masked.append(ch)
+    return "".join(masked)
+
+
+# A reward or friend code in a message, in any case, as the bot writes it (RW-7K2M-9QXD-4HTP) or as a shopper
+# may type it (rw 7k2m 9qxd 4htp, FRIEND K7QM2XDA). Written without dashes it must hold a digit: "friend with
+# dogs" is words, not a code (every friend code has a digit; a reward code without one is 1 in 90).
+_CODE_IN_TEXT = re.compile(
+    rf"\b(?P<prefix>{CODE_PREFIX}|{OFFER_PREFIX})(?P<body>(?:[- ]?[0-9A-Z]{{{CODE_GROUP_LENGTH}}}){{{CODE_GROUPS}}}"
+    rf"|(?:[- ]?[0-9A-Z]{{{OFFER_GROUP_LENGTH}}}){{2}})\b", re.IGNORECASE)
+
+
+def mask_codes_in(text: Optional[str]) -> str:
+    """Reward and friend codes inside a text (a transcript line, a comment, a button) masked like mask_code."""
+    def masked(found: "re.Match[str]") -> str:
+        prefix, body = found.group("prefix"), found.group("body")
+        dashed = body.startswith("-") and body.count("-") == len(body) // (CODE_GROUP_LENGTH + 1)
+        if not dashed and not any(ch.isdigit() for ch in body):
+            return found.group(0)
+        return prefix + _masked(body)
+
+    return _CODE_IN_TEXT.sub(masked, text or "")
 
 
 def find_code(session: Session, typed: str) -> Optional[CheckoutCode]:

@@ -7,7 +7,6 @@ reading the page must not be able to spend them.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
@@ -15,43 +14,17 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from bot.checkout import mask_code, mask_codes_in
 from bot.identity import find_customers
 from bot.models import (
     ChannelIdentity, ContentSubmission, Customer, Feedback, HandoffRequest, LedgerEntry, Order, QuizRun, Referral,
-    Review, RewardCode, SocialFollowClaim,
+    Review, RewardCode, SocialFollowClaim, Transcript,
 )
 from bot.shared.text import has_control_characters
 
 PAGE_SIZE = 10
 MAX_SEARCH_RESULTS = 50
 MAX_QUERY_CHARS = 320
-
-
-def mask_code(code: Optional[str]) -> str:
-    """A code with every letter and digit but the last 4 hidden ("RW-••••-••••-Q2ZX"); the kind's prefix
-    (RW-, FRIEND-) stays, it gives nothing away."""
-    if not code:
-        return ""
-    prefix, dash, rest = code.partition("-")
-    if not (dash and prefix.isalpha() and rest):
-        prefix, dash, rest = "", "", code
-    shown = sum(ch.isalnum() for ch in rest) - 4
-    masked = []
-    for ch in rest:
-        if ch.isalnum() and shown > 0:
-            masked.append("•")
-            shown -= 1
-        else:
-            masked.append(ch)
-    return prefix + dash + "".join(masked)
-
-
-_CODE = re.compile(r"\b(RW|FRIEND)(-[0-9A-Z]{4}){2,3}\b", re.IGNORECASE)
-
-
-def mask_codes_in(text: str) -> str:
-    """Reward and friend codes inside a text (a transcript line) masked like mask_code."""
-    return _CODE.sub(lambda found: mask_code(found.group(0)), text or "")
 
 
 # --- one customer, part by part --------------------------------------------------------------------
@@ -177,9 +150,20 @@ def _handoffs(session: Session, customer_id: int, page: int, size: int) -> Part:
     rows, total = _page(session, select(HandoffRequest).where(HandoffRequest.customer_id == customer_id)
                         .order_by(HandoffRequest.requested_at.desc(), HandoffRequest.id.desc()), page, size)
     return Part("handoffs", [{
-        "id": h.id, "channel": h.channel, "status": h.status, "reason": h.reason or "", "at": h.requested_at,
+        "id": h.id, "channel": h.channel, "status": h.status, "reason": mask_codes_in(h.reason), "at": h.requested_at,
         "resolution": h.resolution, "language": h.language,
     } for (h,) in rows], page, total, size)
+
+
+def _conversations(session: Session, customer_id: int, page: int, size: int) -> Part:
+    """The conversations kept when the customer gave feedback or asked for a person, newest first; the
+    turns as stored (the console shows them through bot/console/transcripts.py, codes masked)."""
+    rows, total = _page(session, select(Transcript).where(Transcript.customer_id == customer_id)
+                        .order_by(Transcript.created_at.desc(), Transcript.id.desc()), page, size)
+    return Part("conversations", [{
+        "id": t.id, "reason": t.reason, "channel": t.channel, "at": t.created_at, "turns": list(t.turns or []),
+        "redacted": t.redacted, "language": t.language,
+    } for (t,) in rows], page, total, size)
 
 
 def _consent(session: Session, customer_id: int, page: int, size: int) -> Part:
@@ -195,8 +179,8 @@ def _consent(session: Session, customer_id: int, page: int, size: int) -> Part:
 
 PARTS: Mapping[str, Callable[[Session, int, int, int], Part]] = {
     "orders": _orders, "ledger": _ledger, "codes": _codes, "reviews": _reviews, "content": _content,
-    "referrals": _referrals, "feedback": _feedback, "quiz_runs": _quiz_runs, "handoffs": _handoffs,
-    "consent": _consent,
+    "referrals": _referrals, "feedback": _feedback, "conversations": _conversations, "quiz_runs": _quiz_runs,
+    "handoffs": _handoffs, "consent": _consent,
 }
 
 

@@ -1,6 +1,7 @@
 """Messages the bot owes a shopper outside a conversation (a review approved, a referral rewarded, …).
 
-They are queued as OutboundMessage rows, one per occasion (dedupe_key); the channels deliver them.
+They are queued in the outbox (bot/outbox/), one per occasion (dedupe_key); the scheduler routes them, the
+channels deliver them, and the ones no channel pushed are told in the conversation (claim_chat_messages).
 """
 from __future__ import annotations
 
@@ -8,14 +9,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Dict, List, Optional, Tuple
 
-from sqlalchemy import not_, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
-from bot.consent import unsubscribed
 from bot.db import Database, transaction
-from bot.identity.customers import identity_channel
-from bot.models import ChannelIdentity, OutboundMessage
+from bot.models import OutboundMessage
+from bot.outbox.service import UNSUBSCRIBED, claim_routed, enqueue
+from bot.outbox.service import mark_failed as outbox_mark_failed
 
 
 def queue_notice(
@@ -27,27 +27,8 @@ def queue_notice(
     now: datetime,
     payload: Optional[Dict[str, Any]] = None,
 ) -> OutboundMessage:
-    """Queue a message for the customer once per `dedupe_key`; the queued (or earlier) row."""
-    existing = _find(session, dedupe_key)
-    if existing is not None:
-        return existing
-    message = OutboundMessage(
-        customer_id=customer_id, kind=kind, text=text, payload=payload or {}, dedupe_key=dedupe_key,
-        status="queued", created_at=now, send_after=now,
-    )
-    try:
-        with session.begin_nested():
-            session.add(message)
-            session.flush()
-    except IntegrityError:  # the same occasion queued concurrently
-        found = _find(session, dedupe_key)
-        assert found is not None
-        return found
-    return message
-
-
-def _find(session: Session, dedupe_key: str) -> Optional[OutboundMessage]:
-    return session.execute(select(OutboundMessage).where(OutboundMessage.dedupe_key == dedupe_key)).scalar_one_or_none()
+    """Queue a message for the customer once per `dedupe_key` in the outbox (bot.outbox.service.enqueue)."""
+    return enqueue(session, customer_id, kind, text, dedupe_key, now, payload=payload)
 
 
 # Notices about something the shopper did in chat (a review, a photo, a follow, a friend's order) and the
@@ -91,14 +72,18 @@ def claim_chat_messages(session: Session, customer_id: int, now: datetime, limit
         # Two turns of one customer at once (PostgreSQL) must not both tell the same news.
         .with_for_update()
     ).scalars().all()
-    for notice in notices:
-        notice.status, notice.sent_at = "sent", now
+    for notice in notices:  # told in the conversation: delivered there
+        notice.status, notice.sent_at, notice.delivered_at, notice.updated_at = "delivered", now, now, now
+        notice.channel = notice.channel or "conversation"
     return [ChatNotice(notice.text, notice_buttons(notice)) for notice in notices]
 
 
 def _queued_chat_notices(customer_id: int) -> tuple:
     # A notice a channel failed to push (the shopper blocked the Telegram bot) is still told in chat.
-    return (OutboundMessage.customer_id == customer_id, OutboundMessage.status.in_(("queued", "failed")),
+    # So is one held back from pushing because the chat unsubscribed: the shopper is asking now.
+    return (OutboundMessage.customer_id == customer_id,
+            or_(OutboundMessage.status.in_(("queued", "failed", "waiting_for_window")),
+                and_(OutboundMessage.status == "skipped", OutboundMessage.reason == UNSUBSCRIBED)),
             OutboundMessage.kind.in_(CHAT_NOTICE_KINDS))
 
 
@@ -119,50 +104,11 @@ class PendingDelivery:
 
 
 def claim_for_channel(session: Session, channel: str, now: datetime, limit: int = 20) -> List[PendingDelivery]:
-    """Queued chat notices due by `now` of customers linked on `channel`, oldest first, marked sent.
-
-    At most once: they are marked sent (sent_at=now) in the caller's transaction, before anything is sent,
-    so a crash after the commit loses a notice rather than sending it twice. Rows another transaction has
-    claimed but not committed are skipped (PostgreSQL FOR UPDATE SKIP LOCKED); on SQLite a write transaction
-    (claim_deliveries) serialises claimers. A customer with several
-    identities on the channel is sent to the most recently created one that takes messages; customers with
-    none, or whose chats there all blocked the bot, are untouched (they are told in the conversation,
-    claim_chat_notices).
-    """
-    channel = identity_channel(channel)
-    # A chat that blocked the bot, or said "unsubscribe" (bot/consent.py), gets nothing pushed; its notices wait to
-    # be told in the conversation when the shopper next asks about their points.
-    reachable = (ChannelIdentity.channel == channel, ChannelIdentity.unreachable_since.is_(None),
-                 not_(unsubscribed(channel, ChannelIdentity.external_id)))
-    linked = select(ChannelIdentity.id).where(
-        ChannelIdentity.customer_id == OutboundMessage.customer_id, *reachable
-    ).exists()
-    notices = session.execute(
-        select(OutboundMessage)
-        .where(OutboundMessage.status == "queued", OutboundMessage.kind.in_(CHAT_NOTICE_KINDS),
-               OutboundMessage.send_after <= now, linked)
-        .order_by(OutboundMessage.id)
-        .limit(limit)
-        .with_for_update(of=OutboundMessage, skip_locked=True)
-    ).scalars().all()
-    if not notices:
-        return []
-    recipients: Dict[int, str] = {}
-    for customer_id, external_id in session.execute(
-        select(ChannelIdentity.customer_id, ChannelIdentity.external_id)
-        .where(*reachable, ChannelIdentity.customer_id.in_({notice.customer_id for notice in notices}))
-        .order_by(ChannelIdentity.created_at, ChannelIdentity.id)
-    ):
-        recipients[customer_id] = external_id  # the latest identity wins
-    claimed = []
-    for notice in notices:
-        external_id = recipients.get(notice.customer_id)
-        if external_id is None:  # unlinked since the first query: left for the conversation
-            continue
-        notice.status, notice.sent_at = "sent", now
-        claimed.append(PendingDelivery(notice.id, notice.customer_id, external_id, notice.text, notice_buttons(notice)))
-    session.flush()
-    return claimed
+    """Due outbox messages the scheduler routed to `channel` (bot.outbox.service.route_due picked the chat:
+    consent, reachability, quiet hours, the cap), oldest first, marked sent before anything is sent (at most
+    once). Rows another transaction claimed but not committed are skipped (PostgreSQL SKIP LOCKED)."""
+    return [PendingDelivery(d.message_id, d.customer_id, d.recipient, d.text, d.buttons)
+            for d in claim_routed(session, channel, now, limit)]
 
 
 def claim_deliveries(channel: str, now: datetime, limit: int = 20, *,
@@ -178,12 +124,6 @@ def delivery_failed(notice_id: int, reason: str, *, database: Optional[Database]
 
 
 def mark_failed(session: Session, notice_id: int, reason: str) -> bool:
-    """A claimed notice could not be delivered: status "failed", payload["error"] = the reason (≤ 200
-    characters; the caller keeps secrets out of it). False when there is no such notice."""
-    notice = session.get(OutboundMessage, notice_id)
-    if notice is None:
-        return False
-    notice.status = "failed"
-    notice.payload = {**(notice.payload or {}), "error": reason[:MAX_ERROR_CHARS]}
-    session.flush()
-    return True
+    """A claimed notice could not be delivered: status "failed", the error kept (bot.outbox.service.mark_failed).
+    False when there is no such notice."""
+    return outbox_mark_failed(session, notice_id, reason)

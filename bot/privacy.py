@@ -14,6 +14,7 @@ from sqlalchemy import String, and_, cast, delete, false, func, literal, or_, se
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
+from bot.checkout import mask_codes_in
 from bot.db import Database
 from bot.identity.customers import customer_by_email as find_by_email, identity_channel
 from bot.log import get_logger
@@ -487,8 +488,10 @@ def export_customer_data(session: Session, customer_id: int, *, now: datetime) -
         "orders": orders,
         "reviews": rows(Review, _owned(Review, customer_id, pairs)),
         "feedback": rows(Feedback, _owned(Feedback, customer_id, pairs)),
-        "transcripts": rows(Transcript, _owned(Transcript, customer_id, pairs)),
-        "handoffs": rows(HandoffRequest, _owned(HandoffRequest, customer_id, pairs)),
+        # Conversations with reward and friend codes masked but their last 4, as in the console: the file
+        # passes through the merchant's hands, and a code in it must not be spendable.
+        "transcripts": _codes_masked(rows(Transcript, _owned(Transcript, customer_id, pairs))),
+        "handoffs": _codes_masked(rows(HandoffRequest, _owned(HandoffRequest, customer_id, pairs))),
         "quiz_runs": rows(QuizRun, _owned(QuizRun, customer_id, pairs)),
         "searches": rows(ProductSearch, _owned(ProductSearch, customer_id, pairs)),
         "content": rows(ContentSubmission, _owned(ContentSubmission, customer_id, pairs)),
@@ -497,6 +500,17 @@ def export_customer_data(session: Session, customer_id: int, *, now: datetime) -
             MessageConsent.customer_id == customer_id,
             _any_pair(MessageConsent.channel, MessageConsent.sender_id, pairs))),
     }
+
+
+def _codes_masked(value: Any) -> Any:
+    """Every text inside `value` (rows, their JSON columns) with reward and friend codes masked."""
+    if isinstance(value, str):
+        return mask_codes_in(value)
+    if isinstance(value, list):
+        return [_codes_masked(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _codes_masked(item) for key, item in value.items()}
+    return value
 
 
 def _row(item: Any) -> Dict[str, Any]:

@@ -22,6 +22,9 @@
   replies arrive one after the other (bot/several_requests.py decides what is several; at most two are
   answered, and a note says when there were more). Not while a form (quiz, review, feedback) is asking:
   there a reply with "and" in it is an answer ("oak and walnut").
+- A message a channel marks as opening a session (metadata OPENS_SESSION: Instagram has no "open" event
+  like the widget's or /start) is greeted first, unless it is itself a greeting: the greeting's turn runs,
+  then the message's.
 
 install_action_hooks() is called when the tracker store is built (bot/conversation_stores.py), which every
 Rasa entry point reading endpoints.yml does before it loads the model; it is idempotent.
@@ -35,6 +38,8 @@ from bot.log import get_logger
 
 log = get_logger(__name__)
 
+OPENS_SESSION = "opens_session"
+GREET_PAYLOAD = "/greet"
 APOLOGY = ("Sorry, I can't do that right now: part of my system is not answering. "
            "Please try again in a minute.")
 _INSTALLED = False
@@ -181,9 +186,29 @@ def _install_several_requests() -> None:
 
         return await split_requests(text, classify)
 
+    async def greet_first(agent: Agent, message: UserMessage) -> None:
+        text = (message.text or "").strip()
+        if text.startswith(GREET_PAYLOAD):
+            return
+        if not text.startswith("/"):  # a button's payload is never a greeting
+            parse = await agent.processor.parse_message(UserMessage(text, sender_id=message.sender_id))
+            if (parse.get("intent") or {}).get("name") == "greet":
+                return
+        log.info("session.greeted_first", conversation=message.sender_id)
+        await original_handle(agent, UserMessage(
+            GREET_PAYLOAD, message.output_channel, message.sender_id, metadata={OPENS_SESSION: True},
+            input_channel=message.input_channel,
+            message_id=f"{message.message_id}-greeting" if message.message_id else None,
+        ))
+
     async def handle_message(self: Agent, message: UserMessage) -> Optional[List[Dict[str, Any]]]:
         if not self.is_ready():
             return await original_handle(self, message)
+        if (message.metadata or {}).get(OPENS_SESSION):
+            try:
+                await greet_first(self, message)
+            except Exception as error:  # noqa: BLE001 - the greeting is a nicety: the message is still answered
+                log.error("session.greeting_failed", error_type=type(error).__name__, detail=str(error)[:300])
         try:
             requests = await requests_in(self, message)
         except Exception as error:  # noqa: BLE001 - splitting is a nicety: the message is still answered whole

@@ -1,7 +1,8 @@
 """When the bot may ask a customer for a review (program review_requests), for the proactive messages.
 
-`due_review_requests` says which messages are due now; the sender calls `record_review_request` for each
-one it sends. The rules:
+`due_review_requests` says which messages are due now; `run_review_requests` (the web app's scheduler runs it
+with the loyalty jobs) queues each in the outbox (bot/outbox/, kind "review_request", once per order and kind)
+and records it with `record_review_request`. The rules:
 - a request is due delay_days after the order was fulfilled (a kept order: paid or partially refunded);
 - one reminder reminder_after_days after the request, about the request's products not reviewed since
   (0 = no reminders);
@@ -21,7 +22,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Dict, FrozenSet, Iterator, List, Optional, Sequence, Set, Tuple
+from typing import TYPE_CHECKING, Dict, FrozenSet, Iterator, List, Optional, Sequence, Set, Tuple
 
 from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -32,6 +33,10 @@ from bot.advocacy.reviews import (
 )
 from bot.loyalty.program import Program, ReviewRequestPolicy
 from bot.models import Order, OrderLine, ReviewRequest
+from bot.outbox.service import enqueue
+
+if TYPE_CHECKING:
+    from bot.db import Database
 
 REQUEST_KINDS = ("request", "reminder")
 MESSAGE_WINDOW = timedelta(days=30)  # max_messages_per_30_days counts messages in this window
@@ -91,6 +96,44 @@ def record_review_request(session: Session, due: DueReviewRequest, now: datetime
                 session.flush()
         except IntegrityError:  # the same message recorded concurrently
             pass
+
+
+OUTBOX_KIND = "review_request"
+REVIEW_BUTTON = {"title": "Leave a review", "payload": "/leave_review"}
+MAX_PER_RUN = 1000
+
+
+def request_text(due: DueReviewRequest, points: int) -> str:
+    """What the shopper reads: the products by name, and what a review earns."""
+    names = [product.title for product in due.products[:3]]
+    listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    if due.kind == "reminder":
+        return f"A quick reminder: how do you like your {listed}? A review earns you {points} points."
+    return f"How are you getting on with your {listed}? Tell others in a review and earn {points} points."
+
+
+def queue_review_request(session: Session, program: Program, due: DueReviewRequest, now: datetime) -> None:
+    """Queue the message in the outbox (once per order and kind) and record it as asked."""
+    enqueue(session, due.customer_id, OUTBOX_KIND, request_text(due, program.earning.review_text),
+            f"review-request:{due.order_id}:{due.kind}", now,
+            payload={"order_id": due.order_id, "kind": due.kind, "skus": [p.sku for p in due.products],
+                     "buttons": [REVIEW_BUTTON]},
+            expires_at=now + timedelta(days=LATE_AFTER_DAYS))
+    record_review_request(session, due, now)
+
+
+def run_review_requests(database: "Database", program: Program, now: datetime) -> Dict[str, int]:
+    """Queue every due review request and reminder, one write transaction per batch; how many were queued."""
+    queued = 0
+    while queued < MAX_PER_RUN:
+        with database.session(write=True) as session:
+            batch = due_review_requests(session, program, now, limit=min(PAGE_SIZE, MAX_PER_RUN - queued))
+            for due in batch:
+                queue_review_request(session, program, due, now)
+        queued += len(batch)
+        if len(batch) < PAGE_SIZE:
+            break
+    return {"review_requests_queued": queued}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -11,15 +11,19 @@ the cluster tests, `make bench-chat` and `make chaos` start and stop.
 """
 from __future__ import annotations
 
+import csv
 import dataclasses
+import io
 import os
 import shutil
+import socket
 import string
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, List, Mapping, Optional
+from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
 from sqlalchemy.engine import make_url
 
@@ -60,13 +64,13 @@ def ensure_database(url: str) -> None:
 
 
 def haproxy_config(bind: str, rasa_port: int, actions_port: int, web_port: int, rasa: List[int],
-                   actions: List[int], web: List[int]) -> str:
+                   actions: List[int], web: List[int], stats_socket: Path) -> str:
     def servers(prefix: str, ports: List[int]) -> str:
         return "\n".join(f"    server {prefix}{index + 1} 127.0.0.1:{port} check" for index, port in enumerate(ports))
 
     template = string.Template(HAPROXY_TEMPLATE.read_text())
     return template.substitute(
-        bind=bind, rasa_port=rasa_port, actions_port=actions_port, web_port=web_port,
+        bind=bind, rasa_port=rasa_port, actions_port=actions_port, web_port=web_port, stats_socket=stats_socket,
         rasa_servers=servers("rasa", rasa), action_servers=servers("actions", actions), web_servers=servers("web", web),
     )
 
@@ -90,6 +94,7 @@ class Cluster:
     def __post_init__(self) -> None:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self.logs = self.work_dir / "logs"
+        self.stats_socket = stats_socket_path(self.work_dir)
         self.own_redis = self.redis_url is None
         if self.redis_url is None:
             self.redis_url = f"redis://127.0.0.1:{self.redis_port}/0"
@@ -122,7 +127,7 @@ class Cluster:
         config = self.work_dir / "haproxy.cfg"
         config.write_text(haproxy_config(
             self.settings.bind_host, self.settings.rasa_port, self.settings.actions_port, self.settings.web_port,
-            self.rasa_ports, self.action_ports, self.web_ports,
+            self.rasa_ports, self.action_ports, self.web_ports, self.stats_socket,
         ))
         haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"
         self.haproxy = ManagedProcess("load balancer", [haproxy, "-W", "-db", "-f", str(config)],
@@ -180,6 +185,16 @@ class Cluster:
     def stop(self) -> None:
         self.supervisor.stop()
 
+    def server_states(self) -> Dict[Tuple[str, str], str]:
+        """What HAProxy's health checks say of each server now: {(backend, server): "UP" | "DOWN" | …}."""
+        return server_states(self.stats_socket)
+
+    def all_servers_up(self) -> bool:
+        """Every server of every backend is in the load balancer (a replica restarted after a kill has
+        passed its checks again, not only answered its own ready URL)."""
+        states = self.server_states()
+        return bool(states) and all(state == "UP" for state in states.values())
+
     def describe(self) -> str:
         host = "localhost"
         lines = [
@@ -195,6 +210,36 @@ class Cluster:
             f"  logs           {self.logs}/",
         ]
         return "\n".join(lines)
+
+
+def stats_socket_path(work_dir: Path) -> Path:
+    """HAProxy's stats socket in `work_dir`, or under the temporary directory when that path is longer than a
+    Unix socket's address may be (108 bytes)."""
+    path = work_dir / "haproxy.sock"
+    if len(os.fsencode(str(path))) < 100:
+        return path
+    return Path(tempfile.mkdtemp(prefix="rapport-lb-")) / "haproxy.sock"
+
+
+def server_states(stats_socket: Path, timeout: float = 2.0) -> Dict[Tuple[str, str], str]:
+    """`show stat` on HAProxy's stats socket: each real server's status by (backend, server) — "UP", "DOWN",
+    or on the way ("DOWN 1/2": one of the two checks it needs passed); {} while the socket is not there."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+            connection.settimeout(timeout)
+            connection.connect(str(stats_socket))
+            connection.sendall(b"show stat\n")
+            chunks = []
+            while True:
+                chunk = connection.recv(65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+    except OSError:
+        return {}
+    rows = csv.DictReader(io.StringIO(b"".join(chunks).decode("utf-8", "replace").lstrip("# ")))
+    return {(row["pxname"], row["svname"]): row["status"] for row in rows
+            if row.get("svname") not in ("FRONTEND", "BACKEND", None) and row.get("status")}
 
 
 def _without_password(url: str) -> str:

@@ -22,9 +22,10 @@ from bot.console.page import (
     in_store, route_name,
 )
 from bot.console.pages import (
-    audit, customers, feedback, handoffs, insights, integrations, loyalty, moderation, quizzes, referrals,
-    sign_in,
+    audit, customers, feedback, handoffs, home, insights, integrations, loyalty, moderation, outbox, quizzes,
+    referrals, sign_in,
 )
+from bot.console.transcripts import masked, shown_turns
 from bot.db import RETRY_AFTER_SECONDS, database_unavailable
 from bot.handoff import live_count
 from bot.languages import language_name
@@ -34,8 +35,8 @@ log = get_logger(__name__)
 
 # Reachable without a session.
 PUBLIC_PATHS = frozenset({sign_in.LOGIN})
-PAGES = (sign_in, feedback, customers, insights, handoffs, loyalty, referrals, quizzes, moderation, integrations,
-         audit)
+PAGES = (sign_in, home, feedback, customers, insights, handoffs, loyalty, referrals, quizzes, moderation, integrations,
+         outbox, audit)
 
 
 def setup_console(app: web.Application) -> None:
@@ -51,8 +52,8 @@ def setup_console(app: web.Application) -> None:
     environment.filters["thousands"] = lambda value: f"{value:,}"
     environment.filters["ago"] = duration_since
     environment.filters["language"] = language_name  # "fr" → "French" (the shopper's language when not English)
-    app.router.add_get(PREFIX, home)
-    app.router.add_get(f"{PREFIX}/", home, name="console_home")
+    environment.filters["shown_turns"] = shown_turns  # a transcript as the shopper saw it, codes masked
+    environment.filters["masked"] = masked  # any other transcript text (a reason, a comment): codes masked
     for page in PAGES:
         page.add_routes(app)
     app.router.add_get(f"{PREFIX}/static/{{name}}", static_file, name="console_static")
@@ -68,10 +69,6 @@ async def static_file(request: web.Request) -> web.StreamResponse:
     if path is None:
         raise web.HTTPNotFound()
     return web.FileResponse(path)
-
-
-async def home(request: web.Request) -> web.StreamResponse:
-    raise web.HTTPSeeOther(feedback.INBOX)
 
 
 def duration_since(moment: Optional[datetime]) -> str:

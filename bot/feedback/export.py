@@ -1,6 +1,10 @@
 """The feedback export as CSV text: the header, batches of rows (bot/feedback/inbox.py `export_batch`) and
 the file's name. The console streams what these return.
 
+Reward and friend codes in comments and transcripts are masked but their last 4 (bot/checkout.py
+mask_codes_in): the file leaves the console, and a code in it must not be spendable. A transcript line shows
+the product cards and buttons the shopper saw after the bot's text.
+
 Every cell a spreadsheet would read as a formula — one starting with = + - @, or a tab or carriage return
 that some spreadsheets skip before looking — gets a leading apostrophe, so a shopper's comment like
 `=HYPERLINK("http://evil.example", "click")` stays text in Excel, LibreOffice and Google Sheets.
@@ -12,6 +16,7 @@ import io
 from datetime import date, datetime, timezone
 from typing import Iterable, List, Optional, Sequence
 
+from bot.checkout import mask_codes_in
 from bot.feedback.inbox import ExportRow, Note, Turn
 
 COLUMNS: Sequence[str] = (
@@ -46,15 +51,25 @@ def filename(today: date) -> str:
 def _cells(row: ExportRow) -> List[str]:
     values: List[object] = [
         row.id, _iso(row.created_at), row.channel, row.customer_email, row.order, row.kind, row.score,
-        row.sentiment, "; ".join(row.topics), row.status, row.comment, transcript_text(row.turns),
+        row.sentiment, "; ".join(row.topics), row.status, mask_codes_in(row.comment), transcript_text(row.turns),
         notes_text(row.notes),
     ]
     return [safe_cell(value) for value in values]
 
 
 def transcript_text(turns: Iterable[Turn]) -> str:
-    """One line per turn: `role [time]: text`."""
-    return "\n".join(f"{turn.role} [{_iso(turn.at)}]: {turn.text}" for turn in turns)
+    """One line per turn: `role [time]: text`, then `[cards: title — subtitle; …]` and `[buttons: a | b]`
+    when the bot sent some; codes masked."""
+    lines = []
+    for turn in turns:
+        line = f"{turn.role} [{_iso(turn.at)}]:" + (f" {turn.text}" if turn.text else "")
+        if turn.cards:
+            line += " [cards: " + "; ".join(
+                str(card["title"]) + (f" — {card['subtitle']}" if card.get("subtitle") else "") for card in turn.cards) + "]"
+        if turn.buttons:
+            line += " [buttons: " + " | ".join(str(button["title"]) for button in turn.buttons) + "]"
+        lines.append(mask_codes_in(line))
+    return "\n".join(lines)
 
 
 def notes_text(notes: Iterable[Note]) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
-from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from sqlalchemy import and_, func, or_, select, tuple_
 from sqlalchemy.orm import Session
@@ -287,6 +287,10 @@ class Turn:
     role: str  # shopper | bot
     text: str
     at: Optional[datetime]
+    # What the bot sent with it, as stored (bot/feedback/transcripts.py): buttons {"title", "url"?} and
+    # product cards {"title", "subtitle"?, "image_url"?, "buttons"?}.
+    buttons: Tuple[Mapping[str, Any], ...] = ()
+    cards: Tuple[Mapping[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -546,8 +550,14 @@ def _turns(stored: object) -> List[Turn]:
     turns: List[Turn] = []
     for turn in stored if isinstance(stored, list) else []:
         if isinstance(turn, dict):
-            turns.append(Turn(str(turn.get("role") or ""), str(turn.get("text") or ""), _moment(turn.get("at"))))
+            turns.append(Turn(str(turn.get("role") or ""), str(turn.get("text") or ""), _moment(turn.get("at")),
+                              _items(turn.get("buttons")), _items(turn.get("cards"))))
     return turns
+
+
+def _items(stored: object) -> Tuple[Mapping[str, Any], ...]:
+    return tuple(item for item in stored if isinstance(item, dict) and item.get("title")) \
+        if isinstance(stored, list) else ()
 
 
 def _moment(value: object) -> Optional[datetime]:

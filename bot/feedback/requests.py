@@ -11,8 +11,9 @@ queues one chat notice (bot/notices.py, kind "feedback_request") for each order 
 At most one request per customer per run (two orders fulfilled the same week are asked about on two runs).
 Nothing is queued when feedback.ask_after_orders is false.
 
-Telegram pushes the notice with its buttons; the web widget and Instagram show it at the shopper's next
-points or tier check (actions/loyalty.py announce_news). Each button's payload names the order and the
+The outbox (bot/outbox/) sends it with its buttons on the shopper's best chat (Telegram, Instagram inside its
+24 hours, the widget when it is opened); any channel also tells it at the shopper's next points or tier check
+if no channel delivered it before (actions/loyalty.py announce_news). Each button's payload names the order and the
 score — `/give_feedback{"feedback_order":<order id>,"feedback_score":<n>}`, at most 64 bytes so it fits
 Telegram's callback_data as it is — so a tap answers at once and the bot only asks "why".
 """

@@ -8,13 +8,15 @@
   between groups → "[phone]". Shorter numbers (order #1042, 12 pieces, $189.00, 2026-06-15) are kept.
 
 `store_transcript` writes one immutable Transcript row (bot/models/feedback.py): turns oldest first, each
-{"role": "shopper"|"bot", "text", "at": ISO 8601 UTC}, redacted when asked.
+{"role": "shopper"|"bot", "text", "at": ISO 8601 UTC}, redacted when asked. A bot turn keeps what the shopper
+saw beside its text: "buttons" [{"title", "url"?}] (quick replies; a link button's address) and "cards"
+[{"title", "subtitle"?, "image_url"?, "buttons"?}] (product cards), each present only when there were some.
 """
 from __future__ import annotations
 
 import re
 from datetime import datetime, timezone
-from typing import Dict, Iterable, List, Mapping, Optional
+from typing import Any, Dict, Iterable, List, Mapping, Optional
 
 from sqlalchemy.orm import Session
 
@@ -23,6 +25,10 @@ from bot.models import Transcript
 REASONS = ("feedback", "handoff")
 ROLES = ("shopper", "bot")
 MAX_TURN_CHARS = 4000  # one message as stored (Telegram's limit is 4096; the widget's body limit is smaller)
+MAX_BUTTONS = 13  # Telegram's and Instagram's most quick replies under one message
+MAX_CARDS = 10  # Instagram's most generic-template elements
+MAX_LABEL_CHARS = 200  # a button's title, a card's title or subtitle
+MAX_URL_CHARS = 2000
 
 EMAIL_MASK, CARD_MASK, PHONE_MASK = "[email]", "[card]", "[phone]"
 
@@ -90,21 +96,77 @@ def redact(text: str) -> str:
 
 
 def clean_turns(turns: Iterable[Mapping[str, object]], *, redact_text: bool,
-                max_turns: Optional[int] = None) -> List[Dict[str, str]]:
-    """Turns as stored: the last `max_turns`, each {"role", "text", "at"} with a known role, non-empty text
-    (cut at MAX_TURN_CHARS, redacted when asked) and `at` as ISO 8601 UTC."""
-    cleaned: List[Dict[str, str]] = []
+                max_turns: Optional[int] = None) -> List[Dict[str, Any]]:
+    """Turns as stored: the last `max_turns`, each {"role", "text", "at"} with a known role, text (cut at
+    MAX_TURN_CHARS, redacted when asked) and `at` as ISO 8601 UTC, and a bot turn's buttons and cards. A
+    turn with neither text nor buttons nor cards is left out."""
+    cleaned: List[Dict[str, Any]] = []
     for turn in turns:
         role = str(turn.get("role") or "")
         if role not in ROLES:
             raise ValueError(f"a transcript turn's role must be one of {', '.join(ROLES)}, not {role!r}")
         text = str(turn.get("text") or "").strip()[:MAX_TURN_CHARS]
-        if not text:
+        buttons = _buttons(turn.get("buttons"), redact_text)
+        cards = _cards(turn.get("cards"), redact_text)
+        if not (text or buttons or cards):
             continue
-        cleaned.append({"role": role, "text": redact(text) if redact_text else text, "at": _iso_utc(turn.get("at"))})
+        stored: Dict[str, Any] = {"role": role, "text": redact(text) if redact_text else text,
+                                  "at": _iso_utc(turn.get("at"))}
+        if buttons:
+            stored["buttons"] = buttons
+        if cards:
+            stored["cards"] = cards
+        cleaned.append(stored)
     if max_turns is not None:
         cleaned = cleaned[-max_turns:] if max_turns > 0 else []
     return cleaned
+
+
+def _label(value: object, redact_text: bool) -> str:
+    text = " ".join(str(value or "").split())[:MAX_LABEL_CHARS]
+    return redact(text) if redact_text else text
+
+
+def _url(value: object) -> Optional[str]:
+    """A web address a button or card pointed to; anything but http(s) is not kept."""
+    url = str(value or "").strip()
+    return url if url.lower().startswith(("https://", "http://")) and len(url) <= MAX_URL_CHARS else None
+
+
+def _buttons(value: object, redact_text: bool) -> List[Dict[str, str]]:
+    """Buttons as the shopper saw them: their titles (a press came back as the title, not the payload)
+    and a link button's address."""
+    kept: List[Dict[str, str]] = []
+    for button in value if isinstance(value, list) else []:
+        title = _label(button.get("title"), redact_text) if isinstance(button, Mapping) else ""
+        if not title:
+            continue
+        url = _url(button.get("url"))
+        kept.append({"title": title, **({"url": url} if url else {})})
+    return kept[:MAX_BUTTONS]
+
+
+def _cards(value: object, redact_text: bool) -> List[Dict[str, Any]]:
+    """Product cards (channels/render.py's shape): title, subtitle, picture and buttons."""
+    kept: List[Dict[str, Any]] = []
+    for card in value if isinstance(value, list) else []:
+        if not isinstance(card, Mapping):
+            continue
+        title = _label(card.get("title"), redact_text)
+        if not title:
+            continue
+        stored: Dict[str, Any] = {"title": title}
+        subtitle = _label(card.get("subtitle"), redact_text)
+        image_url = _url(card.get("image_url"))
+        buttons = _buttons(card.get("buttons"), redact_text)
+        if subtitle:
+            stored["subtitle"] = subtitle
+        if image_url:
+            stored["image_url"] = image_url
+        if buttons:
+            stored["buttons"] = buttons
+        kept.append(stored)
+    return kept[:MAX_CARDS]
 
 
 def _iso_utc(value: object) -> str:

@@ -1,5 +1,5 @@
 """Points expiry: after N months without earning or redeeming, the balance expires (as a ledger
-entry); shoppers are warned `warn_days` before, through a queued outbound message."""
+entry); shoppers are warned `warn_days` before, through the outbox (bot/outbox/)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from bot.loyalty.ledger import Overdraft, post_entry
 from bot.loyalty.program import Program
 from bot.models import Customer, LedgerEntry, OutboundMessage
+from bot.outbox.service import enqueue
 
 if TYPE_CHECKING:
     from bot.db import Database
@@ -136,17 +137,10 @@ def _queue_warning(session: Session, program: Program, customer: Customer, now: 
     # Announced in time: the regular date. Announced late: warn_days from now, never in the past.
     regular = expires_on(program, customer.last_activity_at)
     when = regular if regular > now else now + timedelta(days=program.expiry_warn_days)
-    session.add(OutboundMessage(
-        customer_id=customer.id,
-        kind=WARNING_KIND,
-        text=warning_text(program, customer.points_balance, when),
-        payload={"points": customer.points_balance, "expires_at": when.isoformat()},
-        dedupe_key=_dedupe_key(program, customer),
-        status="queued",
-        created_at=now,
-        send_after=now,
-    ))
-    session.flush()
+    # In the outbox (bot/outbox/): worth sending until the points expire.
+    enqueue(session, customer.id, WARNING_KIND, warning_text(program, customer.points_balance, when),
+            _dedupe_key(program, customer), now,
+            payload={"points": customer.points_balance, "expires_at": when.isoformat()}, expires_at=when)
 
 
 @dataclass(frozen=True)

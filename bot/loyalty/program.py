@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.config_files import ConfigError, load_cached, read_yaml_mapping
+from bot.outbox.policy import ProactivePolicy
 
 TIER_TERMS = ("rolling_12_months", "calendar_year", "lifetime")
 REWARD_KINDS = ("amount_off", "percent_off", "free_shipping", "free_product")
@@ -111,6 +114,7 @@ class Program:
     referrals: ReferralRules
     review_requests: ReviewRequestPolicy
     feedback: FeedbackPolicy = FeedbackPolicy()
+    proactive: ProactivePolicy = ProactivePolicy()
 
     def reward(self, reward_id: str) -> Optional[Reward]:
         return next((reward for reward in self.rewards if reward.id == reward_id), None)
@@ -194,7 +198,8 @@ class _Reader:
 def parse_program(data: Mapping[str, Any], path: Path) -> Program:
     r = _Reader(path)
     r.known_keys(data, "", ("currency", "currency_symbol", "earning", "tiers", "rewards", "reward_codes", "expiry",
-                            "refunds", "referrals", "review_requests", "feedback"))
+                            "refunds", "referrals", "review_requests", "feedback",
+                            "proactive_messages"))
     currency = r.text(data, "currency", "currency")
     if len(currency) != 3 or not currency.isalpha():
         raise r.fail("currency", f"must be a 3-letter ISO code such as USD, not {currency!r}")
@@ -338,6 +343,44 @@ def parse_program(data: Mapping[str, Any], path: Path) -> Program:
         referrals=_referral_rules(r, data),
         review_requests=_review_request_policy(r, data),
         feedback=_feedback_policy(r, data),
+        proactive=_proactive_policy(r, data),
+    )
+
+
+def _clock_time(r: _Reader, block: Mapping[str, Any], key: str, name: str) -> time:
+    value = block.get(name)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 24 * 60:
+        return time(value // 60, value % 60)  # YAML 1.1 reads an unquoted 21:00 as 1260 (minutes)
+    try:
+        hours, minutes = str(value).strip().split(":")
+        return time(int(hours), int(minutes))
+    except (ValueError, TypeError):
+        raise r.fail(key, f"must be a time of day like \"21:00\", not {value!r}") from None
+
+
+def _proactive_policy(r: _Reader, data: Mapping[str, Any]) -> ProactivePolicy:
+    block = r.optional_mapping(data, "proactive_messages", "proactive_messages")
+    r.known_keys(block, "proactive_messages", ("quiet_hours", "time_zone", "max_per_30_days"))
+    defaults = ProactivePolicy()
+    zone = r.text(block, "proactive_messages.time_zone", "time_zone", default=defaults.time_zone)
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise r.fail("proactive_messages.time_zone", f"must be an IANA time zone such as Europe/Berlin, not {zone!r}") from None
+    start, end = defaults.quiet_start, defaults.quiet_end
+    if "quiet_hours" in block:
+        quiet = block["quiet_hours"]
+        if quiet in (None, False, "off"):
+            start = end = None
+        else:
+            quiet = r.mapping(block, "proactive_messages.quiet_hours", "quiet_hours")
+            r.known_keys(quiet, "proactive_messages.quiet_hours", ("start", "end"))
+            start = _clock_time(r, quiet, "proactive_messages.quiet_hours.start", "start")
+            end = _clock_time(r, quiet, "proactive_messages.quiet_hours.end", "end")
+    return ProactivePolicy(
+        quiet_start=start, quiet_end=end, time_zone=zone,
+        max_per_30_days=r.integer(block, "proactive_messages.max_per_30_days", "max_per_30_days",
+                                  default=defaults.max_per_30_days, minimum=1),
     )
 
 

@@ -1,7 +1,9 @@
 """VIP tiers by qualifying spend over the program's term.
 
 A customer moves up as soon as their spend qualifies and keeps a tier until the end of its term
-(`Customer.tier_held_until`); only then can they move down. Every move is a TierChange the bot announces.
+(`Customer.tier_held_until`); only then can they move down. Every move is a TierChange the bot announces:
+a move up is also queued in the outbox (bot/outbox/, kind "tier_change"), and whichever tells it first —
+the outbox's channel or the conversation — marks it announced.
 """
 from __future__ import annotations
 
@@ -15,7 +17,8 @@ from sqlalchemy import BigInteger, func, select, type_coerce
 from sqlalchemy.orm import Session
 
 from bot.loyalty.program import Program, Tier
-from bot.models import Customer, Order, TierChange
+from bot.models import Customer, Order, OutboundMessage, TierChange
+from bot.outbox.service import enqueue
 
 # Orders whose money the store kept, in part or in full.
 SPEND_STATUSES = ("paid", "partially_refunded")
@@ -207,7 +210,24 @@ def _change(
     session.flush()
     if up and post_entry_reward is not None and new.entry_reward_points:
         post_entry_reward(session, program, customer.id, new, now)
+    if up:
+        enqueue(session, customer.id, OUTBOX_KIND, tier_up_text(new), outbox_key(change.id), now,
+                payload={"tier_change_id": change.id, "tier": new.name,
+                         "buttons": [{"title": "My tier", "payload": "/check_tier"}]})
     return change
+
+
+OUTBOX_KIND = "tier_change"
+
+
+def outbox_key(change_id: int) -> str:
+    return f"tier-change:{change_id}"
+
+
+def tier_up_text(tier: Tier) -> str:
+    bonus = f" and {tier.entry_reward_points:,} bonus points" if tier.entry_reward_points else ""
+    return (f"Congratulations — you're {tier.name} now! You earn {tier.multiplier}× points{bonus}. "
+            f"Ask me about your tier to see its perks.")
 
 
 def unannounced_changes(session: Session, customer_id: int) -> List[TierChange]:
@@ -223,8 +243,14 @@ def unannounced_changes(session: Session, customer_id: int) -> List[TierChange]:
 
 
 def mark_announced(session: Session, changes: List[TierChange], now: datetime) -> None:
+    """Told in the conversation: the outbox's message about them, if not sent yet, is not sent."""
     for change in changes:
         change.announced_at = now
+    if changes:
+        for message in session.execute(select(OutboundMessage).where(
+                OutboundMessage.dedupe_key.in_([outbox_key(change.id) for change in changes]),
+                OutboundMessage.status.in_(("queued", "waiting_for_window")))).scalars():
+            message.status, message.reason, message.updated_at = "skipped", "told in the conversation", now
 
 
 def customers_due_for_review(session: Session, now: datetime, batch_size: int = 1000) -> Iterator[List[int]]:

@@ -25,6 +25,8 @@ class Customer(Base):
     # The VIP tier held, and until when: demotion happens only at the end of a term (bot/loyalty/tiers.py).
     tier_name = Column(String(64), nullable=True)
     tier_held_until = Column(UTCDateTime(), nullable=True, index=True)
+    # The shopper's IANA time zone ("Europe/Berlin") when known: proactive messages keep its quiet hours.
+    time_zone = Column(String(64), nullable=True)
 
     identities = relationship("ChannelIdentity", back_populates="customer")
 

@@ -5,6 +5,7 @@ from aiohttp import web
 
 from bot.app_context import SETTINGS
 from bot.console.app import setup_console
+from bot.console.page import PREFIX as CONSOLE
 from bot.web import api, demo_store, redirects, webhooks
 
 # Routes that read their bodies themselves with a larger limit than MAX_BODY_BYTES (bot/web/app.py refuses a
@@ -13,7 +14,13 @@ BODY_LIMITS = {"/webhooks/shopify": webhooks.MAX_WEBHOOK_BYTES,
                "/webhooks/woocommerce": webhooks.MAX_WEBHOOK_BYTES}
 
 
+async def root(request: web.Request) -> web.StreamResponse:
+    """A person opening the address the server printed lands on the console (its home page, or sign-in)."""
+    raise web.HTTPFound(f"{CONSOLE}/")
+
+
 def setup_routes(app: web.Application) -> None:
+    app.router.add_get("/", root)
     app.router.add_get("/health", api.health)
     app.router.add_get("/ready", api.ready)
     if app[SETTINGS].environment != "production":  # it hands out customer tokens: development only

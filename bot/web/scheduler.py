@@ -2,11 +2,16 @@
 repeat-purchase prediction's refit on timers inside the web app.
 
 Every LOYALTY_JOBS_INTERVAL_MINUTES (0: off) `bot.loyalty.jobs.run_loyalty_jobs` runs on the app's
-worker threads, and so do `bot.feedback.requests.run_feedback_requests` and the console's housekeeping
+worker threads, and so do `bot.feedback.requests.run_feedback_requests`,
+`bot.advocacy.review_requests.run_review_requests` and the console's housekeeping
 (`bot.console.accounts.forget_expired`), each its own job; their counts are logged. One process never runs two at once (max_instances=1), and runs
 missed while the machine slept collapse into one (coalesce). With several web app replicas (REDIS_URL set)
 only the holder of the "web-jobs" lease (bot/leases.py) runs them, the refit included; the others skip their
 turn and take over within a lease's time if the holder dies.
+
+Every OUTBOX_SECONDS (while the loyalty jobs are on) `bot.outbox.service.route_due_messages` gives the due
+proactive messages a chat (consent, quiet hours, the cap, the best reachable channel); each channel's sender
+then sends them. It runs under the same lease.
 
 Every PREDICTION_REFIT_HOURS (0: off) `bot.prediction.service.scheduled_refit` refits the prediction and
 stores every customer's score, on its own timer (PREDICTION_SCHEDULER): it reads every order, so it runs
@@ -25,10 +30,13 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot import clock
 from bot.console.accounts import forget_expired
+from bot.advocacy.review_requests import run_review_requests
 from bot.feedback.requests import run_feedback_requests
 from bot.leases import Lease, RedisLease, lease_for
 from bot.log import get_logger
 from bot.loyalty.jobs import run_loyalty_jobs
+from bot.outbox.service import CHANNEL_PREFERENCE, route_due_messages
+from bot.settings import Settings
 from bot.app_context import DATABASE, PROGRAM, SETTINGS, in_executor
 from bot.prediction.service import scheduled_refit
 
@@ -36,8 +44,11 @@ log = get_logger(__name__)
 
 JOB_ID = "loyalty_jobs"
 FEEDBACK_JOB_ID = "feedback_requests"
+REVIEW_JOB_ID = "review_requests"
 CONSOLE_JOB_ID = "console_housekeeping"
 PREDICTION_JOB_ID = "prediction_refit"
+OUTBOX_JOB_ID = "outbox"
+OUTBOX_SECONDS = 60
 # The first run waits a little: start-up (and `make run` waiting on /health) should not share the
 # database with a job that may touch every customer.
 FIRST_RUN_DELAY = timedelta(minutes=1)
@@ -46,6 +57,7 @@ PREDICTION_FIRST_RUN_DELAY = timedelta(minutes=3)
 
 SCHEDULER = web.AppKey("scheduler", AsyncIOScheduler)
 PREDICTION_SCHEDULER = web.AppKey("prediction_scheduler", AsyncIOScheduler)
+OUTBOX_SCHEDULER = web.AppKey("outbox_scheduler", AsyncIOScheduler)
 JOBS_LEASE = web.AppKey("jobs_lease", object)
 LEASE_NAME = "web-jobs"
 LEASE_SECONDS = 30.0
@@ -61,9 +73,12 @@ def setup_scheduler(
         return
     # Each its own job: one failing or running long does not hold up the others.
     jobs = ((JOB_ID, run_jobs_now), (FEEDBACK_JOB_ID, run_feedback_requests_now),
+            (REVIEW_JOB_ID, run_review_requests_now),
             (CONSOLE_JOB_ID, run_console_housekeeping_now))
     _timer(app, SCHEDULER, jobs, timedelta(minutes=interval_minutes), first_run_delay, "loyalty_jobs.scheduled",
            interval_minutes=interval_minutes)
+    _timer(app, OUTBOX_SCHEDULER, ((OUTBOX_JOB_ID, run_outbox_now),), timedelta(seconds=OUTBOX_SECONDS),
+           first_run_delay, "outbox.scheduled", interval_seconds=OUTBOX_SECONDS)
 
 
 def setup_prediction_refit(app: web.Application, hours: int, *,
@@ -156,6 +171,31 @@ async def run_feedback_requests_now(app: web.Application) -> Optional[Dict[str, 
     """One run of the feedback requests (bot/feedback/requests.py); its counts, or None if it failed."""
     return await _run_logged(app, "feedback_requests",
                              lambda: run_feedback_requests(app[DATABASE], app[PROGRAM](), clock.now()))
+
+
+async def run_review_requests_now(app: web.Application) -> Optional[Dict[str, int]]:
+    """Queue the due review requests in the outbox (bot/advocacy/review_requests.py); the count, or None."""
+    return await _run_logged(app, "review_requests",
+                             lambda: run_review_requests(app[DATABASE], app[PROGRAM](), clock.now()))
+
+
+def outbox_channels(settings: Settings) -> Tuple[str, ...]:
+    """The channels this installation runs (their secrets are set): the only ones messages are routed to."""
+    running = {"telegram": bool(settings.telegram_token),
+               "instagram": bool(settings.instagram_app_secret and settings.instagram_verify_token
+                                 and settings.instagram_access_token),
+               "widget": bool(settings.widget_signing_secret)}
+    return tuple(channel for channel in CHANNEL_PREFERENCE if running[channel])
+
+
+async def run_outbox_now(app: web.Application) -> Optional[Dict[str, int]]:
+    """Route the due proactive messages (bot/outbox/); the counts, or None if it failed (logged)."""
+    def work() -> Dict[str, int]:
+        report = route_due_messages(app[PROGRAM]().proactive, clock.now(), database=app[DATABASE],
+                                    channels=outbox_channels(app[SETTINGS]))
+        return {"routed": report.routed, "postponed": report.postponed, "skipped": report.skipped}
+
+    return await _run_logged(app, "outbox", work)
 
 
 async def run_console_housekeeping_now(app: web.Application) -> Optional[Dict[str, int]]:

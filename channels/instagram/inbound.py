@@ -26,11 +26,13 @@ from bot.channel_state import ChannelState, channel_state_for
 from bot.db import Database
 from bot.handoff import PendingReply
 from bot.log import get_logger
+from bot.rasa_hooks import OPENS_SESSION
 from bot.settings import get_settings
 from bot.shared.text import clean_chat_text, has_control_characters, has_lone_surrogate, too_long_reply
 from channels.instagram.config import InstagramConfig, config_from_settings
 from channels.handoff import ReplyDelivery, kept_for_a_person
 from channels.instagram.outbound import TEXT_MAX_BYTES, GraphApiSender, InstagramOutput, SendOutcome
+from channels.instagram.outbox import InstagramOutboxDelivery
 from channels.render import split_text, utf8_length
 from channels.instagram.state import InstagramState, StateUnavailable
 
@@ -240,6 +242,8 @@ class InstagramInput(InputChannel):
         self._sender: Optional[GraphApiSender] = None
         # The team's replies to live handoffs (bot/handoff.py), sent as they are written.
         self.replies = ReplyDelivery(self.name(), self.send_reply, database=database)
+        # Proactive messages the outbox routed here (bot/outbox/), inside the 24-hour window only.
+        self.outbox = InstagramOutboxDelivery(self, database=database)
 
     @property
     def state(self) -> InstagramState:
@@ -289,10 +293,13 @@ class InstagramInput(InputChannel):
         async def start_replies(*_: Any) -> None:
             if self.config() is not None:
                 self.replies.start()
+                self.outbox.interval = get_settings().notice_delivery_seconds
+                self.outbox.start()
 
         @webhook.listener("before_server_stop")
         async def stop_replies(*_: Any) -> None:
             await self.replies.stop()
+            await self.outbox.stop()
 
         @webhook.listener("after_server_stop")
         async def close_session(*_: Any) -> None:
@@ -383,12 +390,13 @@ class InstagramInput(InputChannel):
         output = InstagramOutput(self.sender(config), self.state)
         try:
             text = await self._conversation_text(message) if isinstance(message, Incoming) else ""
-            await self.state.shopper_wrote(message.sender_id)
+            opens_session = await self.state.shopper_wrote(message.sender_id)
             # Held messages first, then the reply: the shopper reads them in the order they were meant.
             await output.deliver_held(message.sender_id)
         except StateUnavailable:
             await self.state.forget(message.mid)  # nothing reached the conversation: let the redelivery in
             raise
+        await self._outbox_window_opened(message.sender_id)
         if isinstance(message, Unsupported):
             log.info("instagram.event.unsupported", reason=message.reason)
             await output.send_text_message(message.sender_id, UNSUPPORTED_REPLY)
@@ -403,14 +411,25 @@ class InstagramInput(InputChannel):
                                        lambda reply: output.send_text_message(message.sender_id, reply),
                                        self._database):
                 return True
+            metadata = message.metadata
+            if opens_session:  # the first message of a session is greeted, as the widget's opening and /start are
+                metadata = {**(metadata or {}), OPENS_SESSION: True}
             await on_new_message(
-                UserMessage(text, output, message.sender_id, input_channel=self.name(), metadata=message.metadata)
+                UserMessage(text, output, message.sender_id, input_channel=self.name(), metadata=metadata)
             )
         except StateUnavailable:
             raise
         except Exception as error:
             return await self._failed(message, output, error)
         return True
+
+    async def _outbox_window_opened(self, sender_id: str) -> None:
+        """The shopper wrote: the proactive messages waiting for their window go out before the reply. Best
+        effort: a store outage leaves them waiting, the conversation goes on."""
+        try:
+            await self.outbox.shopper_wrote(sender_id)
+        except Exception:  # noqa: BLE001
+            log.warning("instagram.outbox.window_opened_failed", exc_info=True)
 
     async def _failed(self, message: "Incoming", output: InstagramOutput, error: Exception) -> bool:
         """The turn failed. Before anything reached the shopper: RetryLater while attempts remain (the message

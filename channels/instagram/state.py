@@ -22,6 +22,9 @@ LAST_SEEN_TTL_SECONDS = 8 * 24 * 60 * 60
 PENDING_TTL_SECONDS = 7 * 24 * 60 * 60
 PENDING_MAX_PER_SHOPPER = 50
 CHOICES_TTL_SECONDS = 24 * 60 * 60
+# domain.yml's session_config.session_expiration_time (120 minutes): a shopper silent this long opens a new
+# conversation session, which the assistant greets (tests/unit/test_instagram_channel.py checks they agree).
+SESSION_IDLE_SECONDS = 120 * 60
 
 
 class StateUnavailable(RuntimeError):
@@ -58,6 +61,13 @@ def chosen_number(text: str) -> Optional[int]:
     """The number a reply like "2", "2." or " 2 " picks, or None for any other text."""
     match = _NUMBER_REPLY.fullmatch(text)
     return int(match.group(1)) if match else None
+
+
+def _seconds(raw: Optional[str]) -> Optional[float]:
+    try:
+        return float(raw) if raw is not None else None
+    except ValueError:
+        return None
 
 
 class InstagramState:
@@ -103,18 +113,17 @@ class InstagramState:
         except Exception as error:  # the store is likely still down: Meta's redelivery is skipped as a duplicate
             log.warning("instagram.state.forget_failed", error=type(error).__name__)
 
-    async def shopper_wrote(self, sender_id: str) -> None:
-        await self._guarded(
-            "shopper_wrote",
-            self.store.put(f"instagram:last_seen:{sender_id}", repr(self.clock()), LAST_SEEN_TTL_SECONDS),
-        )
+    async def shopper_wrote(self, sender_id: str) -> bool:
+        """Note the shopper's message (the reply window starts again). True when it opens a session: the
+        shopper had not written before, or not for SESSION_IDLE_SECONDS."""
+        key = f"instagram:last_seen:{sender_id}"
+        previous = _seconds(await self._guarded("shopper_wrote", self.store.get(key)))
+        now = self.clock()
+        await self._guarded("shopper_wrote", self.store.put(key, repr(now), LAST_SEEN_TTL_SECONDS))
+        return previous is None or now - previous > SESSION_IDLE_SECONDS
 
     async def within_window(self, recipient_id: str) -> bool:
-        raw = await self._guarded("within_window", self.store.get(f"instagram:last_seen:{recipient_id}"))
-        try:
-            last = float(raw) if raw is not None else None
-        except ValueError:
-            last = None
+        last = _seconds(await self._guarded("within_window", self.store.get(f"instagram:last_seen:{recipient_id}")))
         return last is not None and self.clock() - last <= REPLY_WINDOW_SECONDS
 
     async def mark_outside_window(self, recipient_id: str) -> None:

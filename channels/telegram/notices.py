@@ -1,22 +1,26 @@
-"""Queued chat notices (a review approved, a referral rewarded, a feedback request) pushed to shoppers
-linked on Telegram: claimed through bot.notices (marked sent before sending: at most once) every
-NOTICE_DELIVERY_SECONDS while the channel runs."""
+"""The outbox's Telegram sender: proactive messages the web app's scheduler routed to a Telegram chat
+(bot/outbox/: consent, quiet hours, the cap, the best chat) are claimed (marked sent before sending: at most
+once) every NOTICE_DELIVERY_SECONDS while the channel runs and sent through the channel's own output, so its
+pacing (about 1 message/s per chat, 30/s overall, shared with replies) applies. Telegram's answers: accepted →
+delivered; 403 (blocked) → failed and the chat unreachable (nothing more is routed there); 429 → the output
+waits retry_after and tries again, and a wait longer than it keeps for queues the message again after it."""
 from __future__ import annotations
 
 import asyncio
 from typing import List, Optional, Protocol
 
 from telegram import Bot
-from telegram.error import Forbidden
+from telegram.error import Forbidden, RetryAfter
 
 from bot.clock import now as utc_now
 from bot.db import Database
 from bot.identity import chat_reachability
 from bot.log import get_logger
 from bot.notices import PendingDelivery, claim_deliveries, delivery_failed
+from bot.outbox.service import outbox_delivered, outbox_retry_later
 from bot.settings import Settings
 from channels.telegram.config import CHANNEL_NAME
-from channels.telegram.outbound import TelegramOutput
+from channels.telegram.outbound import TelegramOutput, retry_seconds
 
 log = get_logger(__name__)
 
@@ -120,6 +124,12 @@ class NoticeDelivery:
                 await output.send_text_with_buttons(delivery.external_id, delivery.text, list(delivery.buttons))
             else:
                 await output.send_text_message(delivery.external_id, delivery.text)
+        except RetryAfter as error:  # still limited after the output's own waits: again after the wait
+            wait = retry_seconds(error)
+            log.info("telegram.notice.retry_after", notice_id=delivery.notice_id, retry_after=wait)
+            await asyncio.to_thread(outbox_retry_later, delivery.notice_id, wait, utc_now(),
+                                    f"Telegram 429: retry after {wait:g} s", database=self._database)
+            return 0
         except Exception as error:  # Forbidden (blocked), BadRequest (chat not found), NetworkError, …
             reason = f"{type(error).__name__}: {error}"
             token = self.channel.settings.telegram_token
@@ -134,6 +144,10 @@ class NoticeDelivery:
                 await self.mark_unreachable(delivery.external_id)
             return 0
         log.info("telegram.notice.sent", notice_id=delivery.notice_id, customer_id=delivery.customer_id)
+        try:
+            await asyncio.to_thread(outbox_delivered, delivery.notice_id, utc_now(), database=self._database)
+        except Exception:  # it stays "sent": Telegram has it
+            log.warning("telegram.notice.mark_delivered_failed", notice_id=delivery.notice_id, exc_info=True)
         return 1
 
     async def mark_unreachable(self, chat_id: str) -> None:

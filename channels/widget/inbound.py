@@ -17,10 +17,12 @@ from sanic.response import HTTPResponse
 from socketio import AsyncServer
 from socketio.exceptions import ConnectionRefusedError as SocketConnectionRefused
 
+from bot import clock
 from bot.db import Database
 from bot.handoff import PendingReply, conversation_lines
 from bot.identity import ChatOwner, chat_owner, link_chat_to_store_customer
 from bot.log import get_logger
+from bot.outbox.service import claim_outbox_for_chat, outbox_delivered
 from bot.settings import Settings, get_settings
 from bot.shared.session_opening import GREETING_MESSAGE, SESSION_OPENED
 from bot.shared.text import EMPTY_MESSAGE_REPLY, clean_chat_text, too_long_reply
@@ -28,7 +30,7 @@ from channels.widget.config import (
     CHANNEL_NAME, CLIENT_MISSING, NOT_CONFIGURED, SOCKET_IO_CLIENT, SOCKETIO_PATH, WIDGET_SCRIPT,
 )
 from channels.handoff import ReplyDelivery, kept_for_a_person
-from channels.widget.outbound import BOT_EVENT, WidgetOutput, transcript
+from channels.widget.outbound import BOT_EVENT, WidgetOutput, text_message, transcript
 from channels.widget.sessions import (
     CustomerClaim, conversation_of, customer_claim, device_hash, new_conversation_id, sign_session, valid_device_key,
     verify_session,
@@ -256,6 +258,8 @@ class WidgetInput(InputChannel):
             return
         if self.sockets.get(sid) is state:  # still connected
             await self._attach(sid, state, opened)
+            if not opened.provisional:  # the shopper opened the widget: the outbox's messages for them now
+                await self._deliver_outbox(opened.conversation_id)
             # Our widget asks for the greeting when it opens; a new conversation starts with it (a resumed one
             # already shows its transcript). rasa-webchat clients send their own initPayload instead.
             if data.get("greet") is True and not opened.resumed and not opened.provisional and on_new_message:
@@ -440,6 +444,27 @@ class WidgetInput(InputChannel):
             return
         history = await self.history(opened.conversation_id) if opened.resumed else []
         await self.sio.emit("session_history", history, to=sid)
+
+    async def _deliver_outbox(self, conversation_id: str) -> int:
+        """Proactive messages the outbox routed to the widget for this conversation's customer (bot/outbox/),
+        shown now that the widget is open; best effort: a store outage leaves them for the next visit."""
+        if self.sio is None:
+            return 0
+        try:
+            claimed = await asyncio.to_thread(claim_outbox_for_chat, CHANNEL_NAME, conversation_id, clock.now(),
+                                              database=self._database)
+        except Exception:  # noqa: BLE001
+            log.warning("widget.outbox.claim_failed", exc_info=True)
+            return 0
+        for delivery in claimed:
+            await self.sio.emit(BOT_EVENT, text_message(delivery.text, list(delivery.buttons) or None),
+                                room=conversation_id)
+            try:
+                await asyncio.to_thread(outbox_delivered, delivery.message_id, clock.now(), database=self._database)
+            except Exception:  # noqa: BLE001 - shown; it stays "sent"
+                log.warning("widget.outbox.mark_delivered_failed", message_id=delivery.message_id, exc_info=True)
+            log.info("widget.outbox.delivered", message_id=delivery.message_id)
+        return len(claimed)
 
     def open_conversations(self) -> List[str]:
         """The conversations with a socket in this process (their rooms)."""

@@ -1,5 +1,5 @@
-"""subscribe / unsubscribe on real trackers: the choice is recorded per chat with its words, and the Telegram
-notice delivery (the channel that messages shoppers first) sends nothing to a chat that unsubscribed."""
+"""subscribe / unsubscribe on real trackers: the choice is recorded per chat with its words, and the outbox
+(routing, then the Telegram sender) sends nothing to a chat that unsubscribed."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,7 +17,8 @@ from bot.models import MessageConsent, OutboundMessage
 from bot.notices import queue_notice
 from bot.privacy import export_customer_data
 from tests.actions.conftest import make_tracker
-from tests.unit.test_telegram_notices import LAMP, Server, _shut, _start
+from bot.outbox.service import route_due
+from tests.unit.test_telegram_notices import ANY_TIME, LAMP, Server, _shut, _start
 
 CHAT, OTHER_CHAT = "5550001", "5550002"
 
@@ -51,6 +52,14 @@ def _notice(store, customer_id: int, text: str, key: str) -> int:
         return queue_notice(session, customer_id, "review_approved", text, key, clock.now()).id
 
 
+def _route(store) -> None:
+    """What the web app's scheduler does (bot/outbox/): give the due messages a chat."""
+    from bot import clock
+
+    with store.session(write=True) as session:
+        route_due(session, ANY_TIME, clock.now())
+
+
 async def test_an_unsubscribed_telegram_shopper_is_sent_no_notice_until_they_subscribe_again(
         telegram: Server, demo_store) -> None:
     mia = _telegram_customer(demo_store, CHAT, "mia@example.com")
@@ -63,10 +72,12 @@ async def test_an_unsubscribed_telegram_shopper_is_sent_no_notice_until_they_sub
 
     held = _notice(demo_store, mia, LAMP, "lamp-mia")
     _notice(demo_store, other, "Your photo was approved", "photo-noor")
+    _route(demo_store)
     assert await telegram.channel.notices.run_once() == 1
     assert telegram.sent() == [(OTHER_CHAT, "Your photo was approved")]  # only the shopper who did not say stop
     with demo_store.session() as session:
-        assert session.get(OutboundMessage, held).status == "queued"
+        held_row = session.get(OutboundMessage, held)
+        assert (held_row.status, held_row.reason, held_row.channel) == ("skipped", "unsubscribed", None)
 
     # Asked in the conversation, the news is still told: the shopper wrote first.
     dispatcher = CollectingDispatcher()
@@ -76,6 +87,7 @@ async def test_an_unsubscribed_telegram_shopper_is_sent_no_notice_until_they_sub
     reply = await _say(ActionSubscribe(), CHAT, "ok you can message me again", "subscribe", "telegram")
     assert reply["text"].startswith("You're subscribed: I'll message you here on Telegram")
     _notice(demo_store, mia, "Your friend's order earned you 500 points", "referral-mia")
+    _route(demo_store)
     assert await telegram.channel.notices.run_once() == 1
     assert telegram.sent()[-1] == (CHAT, "Your friend's order earned you 500 points")
 

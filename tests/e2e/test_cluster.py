@@ -200,7 +200,9 @@ async def _all_replicas_ready(cluster: Cluster) -> None:
                     pass
                 assert time.monotonic() < deadline, "a replica did not come back"
                 await asyncio.sleep(0.5)
-    await asyncio.sleep(3)  # HAProxy's checks (rise 2, every second) put it back
+    while not cluster.all_servers_up():  # and HAProxy's checks (rise 2) have put it back in
+        assert time.monotonic() < deadline, f"not every server is back in the load balancer: {cluster.server_states()}"
+        await asyncio.sleep(0.2)
 
 
 async def test_a_killed_replicas_traffic_is_answered_by_the_other(cluster: Cluster) -> None:
@@ -265,7 +267,10 @@ async def test_a_widget_session_moves_to_the_other_replica_when_its_replica_dies
     index = int(served_by.split("rasa_socket_io/rasa")[1].split()[0]) - 1
     victim = cluster.rasa[index]
     kill(victim, signal.SIGKILL)
-    await asyncio.sleep(0.5)
+    deadline = time.monotonic() + 10
+    while victim.alive():  # gone before the widget notices
+        assert time.monotonic() < deadline, "the killed replica is still running"
+        await asyncio.sleep(0.05)
     try:
         await client.disconnect()
     except Exception:  # noqa: BLE001 - its server is gone

@@ -19,6 +19,8 @@ from bot.feedback.requests import dedupe_key, run_feedback_requests
 from bot.identity import create_customer, link_identity
 from bot.loyalty.program import load_program
 from bot.models import Feedback, HandoffRequest, Order, OutboundMessage, Transcript
+from bot.outbox.policy import ProactivePolicy
+from bot.outbox.service import route_due_messages
 from bot.settings import Settings
 from tests.e2e.test_conversations import Conversation
 from tests.e2e.test_telegram_e2e import TelegramChat, texts as telegram_texts
@@ -116,9 +118,13 @@ def test_a_telegram_shopper_is_asked_after_fulfilment_taps_a_low_score_and_gets_
     database = _database(e2e_env)
     try:
         run_feedback_requests(database, load_program(Settings.from_env(e2e_env).program_file), clock.now())
+        # What the web app's scheduler does next: the outbox gives the question a chat (no quiet hours here,
+        # whatever the time of day the test runs at).
+        route_due_messages(ProactivePolicy(quiet_start=None, quiet_end=None), clock.now(), database=database)
         with database.session() as session:
             queued = session.execute(select(OutboundMessage).where(OutboundMessage.dedupe_key == dedupe_key(order_id)))
-            assert queued.scalar_one().customer_id == customer_id
+            row = queued.scalar_one()
+            assert (row.customer_id, row.channel) == (customer_id, "telegram")
     finally:
         database.dispose()
 

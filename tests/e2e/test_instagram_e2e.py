@@ -108,6 +108,27 @@ def test_a_guest_asking_for_points_gets_the_guest_answer(
     assert {"content_type": "text", "title": "How to earn", "payload": "/how_to_earn"} in quick_replies
 
 
+def test_a_shoppers_first_message_is_greeted_before_it_is_answered_and_a_hi_is_greeted_once(
+    webhook_url: str, e2e_env: Dict[str, str], platform_fakes: ThreadedServers
+) -> None:
+    asker, greeter = fresh_sender(), fresh_sender()
+    body = text_message(asker, "do u ship to canada?")
+    assert post(webhook_url, body, signature(body, e2e_env["INSTAGRAM_APP_SECRET"])) == 200
+    texts = [message.get("text", "") for message in wait_for_replies(platform_fakes, asker)]
+    greeting = [index for index, text in enumerate(texts) if "I'm" in text and "assistant" in text]
+    assert greeting and greeting[0] == 0, texts  # the guest greeting opens the session …
+    assert "canada" in "\n".join(texts[1:]).lower(), texts  # … then the question is answered
+    body = text_message(asker, "and how long does delivery take")
+    assert post(webhook_url, body, signature(body, e2e_env["INSTAGRAM_APP_SECRET"])) == 200
+    later = delivered_to(platform_fakes, asker)[len(texts):]
+    assert later and not any("assistant" in m.get("text", "") for m in later)  # the same session: no greeting
+
+    body = text_message(greeter, "hiii")
+    assert post(webhook_url, body, signature(body, e2e_env["INSTAGRAM_APP_SECRET"])) == 200
+    said = text_of(wait_for_replies(platform_fakes, greeter))
+    assert said.count("assistant") == 1 and "Hi again" not in said, said
+
+
 def test_a_forged_signature_is_refused_and_nothing_is_sent(
     webhook_url: str, e2e_env: Dict[str, str], platform_fakes: ThreadedServers
 ) -> None:

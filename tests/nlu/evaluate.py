@@ -170,14 +170,19 @@ def outcome_of(parse: Mapping[str, Any]) -> Tuple[str, float, Optional[str], str
 
 
 def quiet_rasa() -> None:
-    """Rasa logs every parse at debug level; only warnings belong in the report."""
+    """Rasa logs every parse at debug level; only warnings belong in the report.
+
+    structlog is left on the project's own configuration (bot.log): Rasa's `configure_structlog` replaces
+    it for the whole process, and inside pytest that sent every later test's structured logs to stdlib
+    logging instead of stderr, where those tests look for them."""
     import logging
 
     from rasa.utils.common import configure_logging_and_warnings
-    from rasa.utils.log_utils import configure_structlog
+
+    from bot.log import configure_logging
 
     configure_logging_and_warnings(logging.WARNING)
-    configure_structlog(logging.WARNING)
+    configure_logging()
 
 
 async def _parse_all(model: Path, texts: Sequence[str]) -> List[Dict[str, Any]]:

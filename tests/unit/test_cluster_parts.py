@@ -21,7 +21,7 @@ from rasa.shared.core.events import ActionExecuted, BotUttered, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.utils.endpoints import EndpointConfig
 
-from bot.cluster.runner import haproxy_config
+from bot.cluster.runner import haproxy_config, server_states, stats_socket_path
 from bot.cluster.tcp_proxy import TcpProxy
 from bot.leases import RedisLease
 from bot.processes import free_port
@@ -112,12 +112,61 @@ def test_haproxy_accepts_the_generated_configuration(tmp_path: Path) -> None:
     if haproxy is None:
         pytest.skip("haproxy is not installed (scripts/setup.sh installs it)")
     config = tmp_path / "haproxy.cfg"
-    config.write_text(haproxy_config("127.0.0.1", 15005, 15055, 18000, [15101, 15102], [15151], [18101, 18102]))
+    config.write_text(haproxy_config("127.0.0.1", 15005, 15055, 18000, [15101, 15102], [15151], [18101, 18102],
+                                     tmp_path / "haproxy.sock"))
     result = subprocess.run([haproxy, "-c", "-f", str(config)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     text = config.read_text()
     assert text.count("server rasa1 127.0.0.1:15101 check") == 2  # the REST and the socket.io backends
     assert "server actions1 127.0.0.1:15151 check" in text and "server web2 127.0.0.1:18102 check" in text
+
+
+def test_the_stats_socket_tells_which_servers_the_checks_let_in(tmp_path: Path) -> None:
+    """HAProxy started on the generated configuration: the one replica that answers its ready URL is UP, the
+    others (nothing listening) DOWN, as the cluster's tests read it instead of sleeping."""
+    import http.server
+    import threading
+
+    haproxy = shutil.which("haproxy")
+    if haproxy is None:
+        pytest.skip("haproxy is not installed (scripts/setup.sh installs it)")
+
+    class Ready(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the standard library's name
+            self.send_response(200 if self.path == "/webhooks/health/ready" else 404)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    replica = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Ready)
+    threading.Thread(target=replica.serve_forever, daemon=True).start()
+    dead = free_port()
+    socket_path = stats_socket_path(tmp_path)
+    config = tmp_path / "haproxy.cfg"
+    config.write_text(haproxy_config("127.0.0.1", free_port(), free_port(), free_port(),
+                                     [replica.server_address[1], dead], [free_port()], [free_port()], socket_path))
+    process = subprocess.Popen([haproxy, "-db", "-f", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        states = server_states(socket_path)
+        wanted = {("rasa", "rasa1"): "UP", ("rasa_socket_io", "rasa1"): "UP", ("rasa", "rasa2"): "DOWN"}
+        while any(states.get(key) != state for key, state in wanted.items()) and time.monotonic() < deadline:
+            time.sleep(0.2)  # servers start UP; the dead one is DOWN after three failed checks
+            states = server_states(socket_path)
+        assert all(states.get(key) == state for key, state in wanted.items()), states
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        replica.shutdown()
+    assert server_states(socket_path) == {}  # HAProxy gone: nothing to report, no error
+
+
+def test_a_long_work_directory_still_gets_a_stats_socket_a_unix_address_can_hold(tmp_path: Path) -> None:
+    deep = tmp_path / ("d" * 120)
+    path = stats_socket_path(deep)
+    assert len(str(path)) < 100 and path.name == "haproxy.sock"
+    assert stats_socket_path(tmp_path) == tmp_path / "haproxy.sock"
 
 
 def test_the_tcp_proxy_forwards_and_refuses_during_an_outage() -> None:

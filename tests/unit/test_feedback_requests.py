@@ -123,6 +123,15 @@ def test_with_nps_the_question_is_nps_with_eleven_buttons(sqlite_db: Database, p
     assert notice.payload["buttons"][-1]["payload"] == f'/give_feedback{{"feedback_order":{order_id},"feedback_score":10}}'
 
 
+def _route(database: Database) -> None:
+    """What the web app's scheduler does: the outbox gives the due questions a chat (bot/outbox/)."""
+    from bot.outbox.service import route_due
+    from tests.unit.test_telegram_notices import ANY_TIME
+
+    with database.session(write=True) as session:
+        route_due(session, ANY_TIME, NOW)
+
+
 def test_payloads_fit_telegram_callback_data() -> None:
     assert score_payload(5) == '/give_feedback{"feedback_score":5}'
     longest = score_payload(10, order_id=99_999_999_999)  # 11 digits: far beyond any store's order count
@@ -141,6 +150,7 @@ def test_the_request_is_told_in_chat_with_its_buttons_and_pushed_with_them_to_te
     order(sqlite_db, on_web, "W-1", 4)
     telegram_order = order(sqlite_db, on_telegram, "T-1", 4)
     run_feedback_requests(sqlite_db, program, NOW)
+    _route(sqlite_db)
 
     with sqlite_db.session(write=True) as session:
         [pushed] = claim_for_channel(session, "telegram", NOW)
@@ -162,6 +172,7 @@ async def test_telegram_sends_the_question_with_an_inline_keyboard_of_the_payloa
     clock.at(NOW)
     order_id = order(sqlite_db, shopper(sqlite_db, "tg@example.com", chat=("telegram", "3333")), "T-9", 4)
     run_feedback_requests(sqlite_db, program, NOW)
+    _route(sqlite_db)
     running = await _start(tmp_path, sqlite_db, notice_interval=3600)
     try:
         assert await running.channel.notices.run_once() == 1

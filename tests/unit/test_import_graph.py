@@ -236,7 +236,8 @@ def test_a_cycle_of_modules_or_packages_fails_the_check(tmp_path: Path) -> None:
     graph = _with(root, "bot.loyalty.rogue", "from bot.loyalty.ledger_view import y\n")
     assert _new(graph)["module cycles"] == ["bot.loyalty.ledger_view ↔ bot.loyalty.rogue"]
     graph = _with(root, "bot.identity.rogue", "from bot.advocacy.referrals import attribute_order\n")
-    assert _new(graph)["package cycles"] == ["bot.advocacy ↔ bot.consent ↔ bot.identity ↔ bot.notices"]
+    assert _new(graph)["package cycles"] == [
+        "bot.advocacy ↔ bot.catalog ↔ bot.consent ↔ bot.identity ↔ bot.loyalty ↔ bot.notices ↔ bot.outbox ↔ bot.quiz"]
 
 
 def test_relative_imports_are_read_too(tmp_path: Path) -> None:

@@ -15,10 +15,12 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Dict, List, Optional
 
 import aiohttp
 import pytest
+import yaml
 from rasa.core.channels.channel import UserMessage, register
 from sanic import Sanic
 
 from bot.channel_state import ChannelState, MemoryChannelState, RedisChannelState
+from bot.rasa_hooks import OPENS_SESSION
 from bot.settings import Settings, reset_settings
 from bot.shared.text import too_long_reply
 from channels.instagram.config import instagram_status
@@ -28,7 +30,7 @@ from channels.instagram.inbound import (
 from channels.instagram.outbound import (
     CHOICE_HINT, QUICK_REPLY_TITLE_MAX, InstagramOutput, generic_template_for, retry_delay,
 )
-from channels.instagram.state import REPLY_WINDOW_SECONDS, Outgoing, chosen_number
+from channels.instagram.state import REPLY_WINDOW_SECONDS, SESSION_IDLE_SECONDS, Outgoing, chosen_number
 from channels.render import utf8_length
 from tests.fakes.graph_api import OUTSIDE_WINDOW_ERROR, FakeGraphApi
 from tests.services import REDIS_URL, require_service
@@ -465,6 +467,21 @@ async def test_quick_reply_and_postback_become_their_payloads(harness: Harness) 
     assert [(m.text, m.sender_id) for m in harness.recorder.messages] == [("q1:a", SHOPPER), ("/check_points", SHOPPER)]
 
 
+async def test_the_first_message_of_a_session_is_marked_to_be_greeted_and_the_next_ones_are_not(harness: Harness) -> None:
+    await shopper_says(harness, "do you ship to canada")
+    harness.clock.now += SESSION_IDLE_SECONDS - 60
+    await shopper_says(harness, "and to mexico?")
+    harness.clock.now += SESSION_IDLE_SECONDS + 1  # silent longer than a session lasts
+    await shopper_says(harness, "hello again")
+    opening = [bool((m.metadata or {}).get(OPENS_SESSION)) for m in harness.recorder.messages]
+    assert opening == [True, False, True]
+
+
+def test_the_channels_session_length_is_the_domains() -> None:
+    domain = yaml.safe_load((Path(__file__).resolve().parents[2] / "domain.yml").read_text())
+    assert domain["session_config"]["session_expiration_time"] * 60 == SESSION_IDLE_SECONDS
+
+
 async def test_a_photo_is_a_content_submission_with_its_url(harness: Harness) -> None:
     body = json.dumps({"object": "instagram", "entry": [{"id": "1", "messaging": [{
         "sender": {"id": SHOPPER}, "recipient": {"id": "1"}, "timestamp": 1,
@@ -476,6 +493,7 @@ async def test_a_photo_is_a_content_submission_with_its_url(harness: Harness) ->
     assert message.metadata == {
         "content": {"kind": "photo", "channel": "instagram", "urls": ["https://cdn.example.com/p.jpg"], "caption": ""},
         "image_url": "https://cdn.example.com/p.jpg",
+        OPENS_SESSION: True,  # the shopper's first message
     }
 
 
@@ -677,17 +695,20 @@ async def test_a_state_store_outage_is_503_so_meta_redelivers_and_nothing_is_los
     assert texts_to(harness.graph) == ["You said: Do you have standing desks?"]
 
 
-@pytest.mark.parametrize("operation", ["put", "get", "pop_all"], ids=["shopper_wrote", "payload_chosen", "held"])
+# How many calls of the operation the first message makes: a put (last seen); three gets (its numbered list,
+# its last seen, the window check of its reply); a pop_all (held messages).
+@pytest.mark.parametrize("operation, first_message_calls", [("put", 1), ("get", 3), ("pop_all", 1)],
+                         ids=["shopper_wrote", "payload_chosen", "held"])
 async def test_a_state_failure_mid_batch_is_503_and_the_redelivery_skips_only_what_was_handled(
-    harness: Harness, operation: str
+    harness: Harness, operation: str, first_message_calls: int
 ) -> None:
     harness.recorder.reply = echo_reply()
     # The second message is a number, so reading it looks up a numbered list (a get).
     batch = json.loads(fixture("batch_two_messages.json"))
     batch["entry"][0]["messaging"][1]["message"]["text"] = "2"
     body = json.dumps(batch).encode()
-    # Let the first message through (the window check of its reply is a get too), fail the second's.
-    harness.store.fail(operation, after=1)
+    # Let the first message through, fail the second's.
+    harness.store.fail(operation, after=first_message_calls)
     assert (await harness.post(body)).status == 503 and harness.store.failures == 1
     assert [m.text for m in harness.recorder.messages] == ["hi"]
     assert (await harness.post(body)).status == 200

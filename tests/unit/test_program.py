@@ -94,3 +94,23 @@ def test_money_formatting() -> None:
     assert program.money(Decimal("5")) == "$5"
     assert program.money(Decimal("217.5")) == "$217.50"
     assert program.money(Decimal("1290")) == "$1,290"
+
+
+def test_proactive_messages_quiet_hours_time_zone_and_cap() -> None:
+    from datetime import time
+
+    program = load_program(PROGRAM_FILE)
+    assert (program.proactive.quiet_start, program.proactive.quiet_end) == (time(21, 0), time(9, 0))
+    assert (program.proactive.time_zone, program.proactive.max_per_30_days) == ("UTC", 5)
+    raw = _raw()
+    raw["proactive_messages"] = {"quiet_hours": {"start": 1320, "end": "7:30"}, "time_zone": "Europe/Berlin"}
+    parsed = parse_program(raw, PROGRAM_FILE).proactive  # YAML 1.1 reads an unquoted 22:00 as 1320
+    assert (parsed.quiet_start, parsed.quiet_end, parsed.time_zone) == (time(22, 0), time(7, 30), "Europe/Berlin")
+    raw["proactive_messages"] = {"quiet_hours": None}
+    assert parse_program(raw, PROGRAM_FILE).proactive.quiet_start is None
+    for bad, key in (({"time_zone": "Mars/Olympus"}, "proactive_messages.time_zone"),
+                     ({"quiet_hours": {"start": "late", "end": "09:00"}}, "proactive_messages.quiet_hours.start"),
+                     ({"max_per_30_days": 0}, "proactive_messages.max_per_30_days")):
+        raw["proactive_messages"] = bad
+        with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+            parse_program(raw, PROGRAM_FILE)

@@ -232,3 +232,24 @@ def test_recording_refuses_an_unknown_kind(store: Database, program, clock) -> N
     with store.session(write=True) as session:
         with pytest.raises(ValueError, match="unknown review request kind"):
             record_review_request(session, DueReviewRequest(1, 1, "1", "nudge", (LAMP,)), clock.current)
+
+
+def test_the_scheduled_run_queues_each_due_request_in_the_outbox_once(store: Database, program, clock) -> None:
+    from bot.advocacy.review_requests import run_review_requests
+    from bot.models import OutboundMessage
+
+    customer_id = _customer(store)
+    fulfilled = datetime(2026, 5, 1, 12)
+    order_id = _order(store, program, customer_id, "1042", [LAMP.sku], fulfilled.replace(tzinfo=clock.current.tzinfo),
+                      clock)
+    now = clock.current + timedelta(days=program.review_requests.delay_days)
+    assert run_review_requests(store, program, now) == {"review_requests_queued": 1}
+    assert run_review_requests(store, program, now) == {"review_requests_queued": 0}  # recorded: not again
+    with store.session() as session:
+        [message] = session.execute(select(OutboundMessage)).scalars().all()
+        assert (message.kind, message.dedupe_key, message.status) == (
+            "review_request", f"review-request:{order_id}:request", "queued")
+        assert message.text == ("How are you getting on with your Pebble table lamp? Tell others in a review and "
+                                "earn 100 points.")
+        assert message.payload["buttons"] == [{"title": "Leave a review", "payload": "/leave_review"}]
+        assert session.execute(select(func.count()).select_from(ReviewRequest)).scalar_one() == 1

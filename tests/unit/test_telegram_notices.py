@@ -1,5 +1,5 @@
-"""Queued chat notices pushed to shoppers linked on Telegram (bot.notices.claim_for_channel and the channel's
-NoticeDelivery), against a real database and the fake Bot API. Ticks are driven directly (`run_once`) or
+"""Queued chat notices pushed to shoppers linked on Telegram (routed by bot.outbox, claimed through
+bot.notices.claim_for_channel by the channel's NoticeDelivery), against a real database and the fake Bot API. Ticks are driven directly (`run_once`) or
 with a short injected interval; nothing waits for the 30 s default."""
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ from bot.db import Database
 from bot.identity import create_customer, link_identity
 from bot.models import ChannelIdentity, OutboundMessage
 from bot.notices import CHAT_NOTICE_KINDS, claim_chat_notices, claim_for_channel, mark_failed, queue_notice
+from bot.outbox.policy import ProactivePolicy
+from bot.outbox.service import route_due
 from bot.settings import Settings, SettingsError
 from tests.fakes.telegram_api import FakeTelegramApi
 from channels.telegram.config import SECRET_HEADER
@@ -25,6 +27,8 @@ from tests.unit.test_telegram_channel import SECRET, TOKEN, _serve, _stop
 
 CHAT = "1111111"
 LAMP = "Your review of the Pebble table lamp is live — 200 points added"
+# These tests are about the channel: no quiet hours, no cap (tests/unit/test_outbox.py has those).
+ANY_TIME = ProactivePolicy(quiet_start=None, quiet_end=None, max_per_30_days=1000)
 
 
 class Shop:
@@ -51,7 +55,14 @@ class Shop:
                                   self.clock.current)
             if delay is not None:
                 notice.send_after = self.clock.current + delay
-            return notice.id
+            notice_id = notice.id
+        self.route()
+        return notice_id
+
+    def route(self) -> None:
+        """What the web app's scheduler does: give the due messages a chat."""
+        with self.database.session(write=True) as session:
+            route_due(session, ANY_TIME, self.clock.current)
 
     def notice_row(self, notice_id: int) -> OutboundMessage:
         with self.database.session() as session:
@@ -116,7 +127,8 @@ async def test_a_linked_customers_notice_is_sent_once(tg: Server, shop: Shop) ->
     assert await tg.channel.notices.run_once() == 1
     assert tg.sent() == [(CHAT, LAMP)]
     row = shop.notice_row(notice_id)
-    assert row.status == "sent" and row.sent_at == shop.clock.current
+    assert row.status == "delivered" and row.sent_at == row.delivered_at == shop.clock.current
+    assert (row.channel, row.recipient, row.attempts) == ("telegram", CHAT, 1)
 
     assert await tg.channel.notices.run_once() == 0  # a second pass sends nothing
     assert tg.sent() == [(CHAT, LAMP)]
@@ -133,20 +145,43 @@ async def test_a_customer_without_a_telegram_chat_keeps_the_notice_for_the_conve
     assert shop.notice_row(guest_like).status == "queued" and shop.notice_row(on_instagram).status == "queued"
 
 
-async def test_only_chat_notice_kinds_that_are_due_are_sent(tg: Server, shop: Shop) -> None:
+async def test_every_kind_that_is_due_is_sent(tg: Server, shop: Shop) -> None:
     customer_id = shop.customer(telegram_chat=CHAT)
-    expiring = shop.notice(customer_id, "Your 300 points expire on 1 July", kind="points_expiring")
     later = shop.notice(customer_id, "Not yet", kind="referral_rewarded", delay=timedelta(minutes=5))
-    assert "points_expiring" not in CHAT_NOTICE_KINDS
+    expiring = shop.notice(customer_id, "Your 300 points expire on 1 July", kind="points_expiry_warning")
+    assert "points_expiry_warning" not in CHAT_NOTICE_KINDS  # not told in chat, but pushed like the others
 
-    assert await tg.channel.notices.run_once() == 0
-    assert tg.sent() == []
-    assert shop.notice_row(expiring).status == "queued" and shop.notice_row(later).status == "queued"
+    assert await tg.channel.notices.run_once() == 1
+    assert tg.sent() == [(CHAT, "Your 300 points expire on 1 July")]
+    assert shop.notice_row(expiring).status == "delivered" and shop.notice_row(later).status == "queued"
 
     shop.clock.advance(minutes=5)
+    shop.route()
     assert await tg.channel.notices.run_once() == 1
-    assert tg.sent() == [(CHAT, "Not yet")]
-    assert shop.notice_row(expiring).status == "queued"
+    assert tg.sent()[-1] == (CHAT, "Not yet")
+
+
+async def test_a_429_waits_retry_after_and_then_delivers(tg: Server, shop: Shop) -> None:
+    notice_id = shop.notice(shop.customer(telegram_chat=CHAT))
+    tg.api.fail_once_with_429("sendMessage", retry_after=1)
+    started = asyncio.get_running_loop().time()
+    assert await tg.channel.notices.run_once() == 1
+    assert asyncio.get_running_loop().time() - started >= 1.0  # Telegram's wait was kept
+    assert tg.sent() == [(CHAT, LAMP), (CHAT, LAMP)]  # the refused try, then the one Telegram took
+    assert shop.notice_row(notice_id).status == "delivered"
+
+
+async def test_a_429_longer_than_the_output_waits_queues_the_message_again_after_it(tg: Server, shop: Shop) -> None:
+    notice_id = shop.notice(shop.customer(telegram_chat=CHAT))
+    tg.api.fail_once_with_429("sendMessage", retry_after=120)
+    assert await tg.channel.notices.run_once() == 0
+    row = shop.notice_row(notice_id)
+    assert (row.status, row.channel, row.reason) == ("queued", "telegram", "Telegram 429: retry after 120 s")
+    assert row.send_after == shop.clock.current + timedelta(seconds=120)
+    assert await tg.channel.notices.run_once() == 0  # not before the wait
+    shop.clock.advance(seconds=120)
+    assert await tg.channel.notices.run_once() == 1
+    assert shop.notice_row(notice_id).status == "delivered" and shop.notice_row(notice_id).attempts == 2
 
 
 async def test_a_refused_send_is_marked_failed_and_the_next_notice_still_goes(
@@ -162,7 +197,7 @@ async def test_a_refused_send_is_marked_failed_and_the_next_notice_still_goes(
     assert failed.status == "failed"
     assert "blocked by the user" in failed.payload["error"] and len(failed.payload["error"]) <= 200
     assert TOKEN not in failed.payload["error"]
-    assert shop.notice_row(fine).status == "sent"
+    assert shop.notice_row(fine).status == "delivered"
     assert await tg.channel.notices.run_once() == 0  # a failed notice is not pushed again …
     with shop.database.session(write=True) as session:  # … but told in the conversation, once
         assert claim_chat_notices(session, failed.customer_id, shop.clock.current) == ["Your photo was approved"]
@@ -214,6 +249,8 @@ async def test_a_chat_that_blocked_the_bot_gets_no_notices_until_it_unblocks(tg:
     shop.clock.advance(hours=2)
     status, _ = await post_update(tg, member_change(CHAT, "member", 70002))
     assert status == 200 and unreachable_since(shop, CHAT) is None
+    assert shop.notice_row(notice_id).reason == "no reachable chat (blocked the bot)"
+    shop.route()  # looked at again an hour after the block was found
     assert await tg.channel.notices.run_once() == 1
     assert tg.sent() == [(CHAT, LAMP)]
 
@@ -233,6 +270,7 @@ async def test_a_notice_refused_as_blocked_marks_the_chat_unreachable(tg: Server
     later = shop.notice(customer_id, "Your friend's first order earned you 500 points")
     assert await tg.channel.notices.run_once() == 0
     assert shop.notice_row(later).status == "queued" and len(tg.api.called("sendMessage")) == 1
+    assert shop.notice_row(later).channel is None  # not routed to the chat that blocked the bot
 
 
 async def test_a_block_recorded_while_the_store_is_down_is_retried_by_telegram(
@@ -264,7 +302,7 @@ async def test_the_channel_starts_the_delivery_task_and_stops_it_with_the_server
         assert running.channel.notices.running
         notice_id = shop.notice(shop.customer(telegram_chat=CHAT))
         await _eventually(lambda: running.sent() == [(CHAT, LAMP)])
-        assert shop.notice_row(notice_id).status == "sent"
+        await _eventually(lambda: shop.notice_row(notice_id).status == "delivered")
         task = running.channel.notices._task
     finally:
         await _shut(running)

@@ -138,3 +138,26 @@ def test_an_order_from_before_a_promotion_earns_at_the_tier_of_its_time(sqlite_d
         late = record_paid_order(session, program, customer_id, "old", Decimal("100"), NOW - timedelta(days=90))
         assert late.points_awarded == 500  # Bronze then, not Gold's 1.5×
         assert record_paid_order(session, program, customer_id, "new", Decimal("100"), NOW).points_awarded == 750
+
+
+def test_a_move_up_is_queued_in_the_outbox_once_and_whoever_tells_it_first_wins(sqlite_db: Database, program,
+                                                                               clock) -> None:
+    from bot.loyalty.tiers import mark_announced, unannounced_changes
+    from bot.models import OutboundMessage
+    from bot.outbox.service import mark_delivered
+
+    clock.at(NOW)
+    with sqlite_db.session(write=True) as session:
+        first = create_customer(session, "up@example.com").id
+        second = create_customer(session, "up2@example.com").id
+        for customer_id in (first, second):
+            record_paid_order(session, program, customer_id, f"gold-{customer_id}", Decimal("800"), NOW)
+    with sqlite_db.session(write=True) as session:
+        messages = {m.customer_id: m for m in session.execute(select(OutboundMessage)).scalars()}
+        assert set(messages) == {first, second}
+        assert messages[first].kind == "tier_change" and messages[first].text.startswith(
+            "Congratulations — you're Gold now! You earn 1.5× points and 250 bonus points.")
+        mark_delivered(session, messages[first].id, NOW)  # pushed by a channel: not announced in chat again
+        assert unannounced_changes(session, first) == []
+        mark_announced(session, unannounced_changes(session, second), NOW)  # told in chat first: not pushed
+        assert (messages[second].status, messages[second].reason) == ("skipped", "told in the conversation")

@@ -804,3 +804,34 @@ async def test_an_origin_outside_the_allowed_ones_cannot_connect(tmp_path: Path,
                                   wait_timeout=WAIT_SECONDS)
     finally:
         await _stop(server, harness)
+
+
+async def test_the_outbox_shows_its_messages_when_the_shopper_next_opens_the_widget(chat: Harness) -> None:
+    from bot import clock
+    from bot.identity import link_identity
+    from bot.models import OutboundMessage
+    from bot.outbox.service import enqueue, route_due
+    from tests.unit.test_telegram_notices import ANY_TIME
+
+    with chat.database.session(write=True) as session:
+        ann = create_customer(session, "ann@example.com", "Ann")
+        ann.external_id = "store-42"
+        link_identity(session, ann.id, "widget", "an-earlier-conversation")
+        message_id = enqueue(session, ann.id, "tier_change", "You're Gold now!", "tier-change:1", clock.now(),
+                             payload={"buttons": [{"title": "My tier", "payload": "/check_tier"}]}).id
+        route_due(session, ANY_TIME, clock.now())
+        assert session.get(OutboundMessage, message_id).channel == "widget"
+
+    client = await chat.client(_customer_auth("store-42"))
+    token, _ = await client.session(None, greet=False)
+    shown = await client.next("bot_uttered")
+    assert shown == {"text": "You're Gold now!",
+                     "quick_replies": [{"content_type": "text", "title": "My tier", "payload": "/check_tier"}]}
+    with chat.database.session() as session:
+        row = session.get(OutboundMessage, message_id)
+        assert (row.status, row.recipient) == ("delivered", conversation_of(token))
+
+    again = await chat.client(_customer_auth("store-42", device_key=DEVICE_B))
+    await again.session(None)
+    await again.settle()
+    assert again.all("bot_uttered") == []  # shown once

@@ -279,7 +279,8 @@ async def test_health_unknown_routes_and_methods_answer_json(sqlite_api: Api) ->
     assert missing.status == 404 and missing.json["error"] == "not_found"
     wrong_method = await sqlite_api.get("/api/orders")
     assert wrong_method.status == 405 and "POST" in wrong_method.headers["Allow"]
-    assert (await sqlite_api.get("/", token=None)).status == 404
+    root = await sqlite_api.client.get("/", allow_redirects=False)  # a person opening the printed address
+    assert root.status == 302 and root.headers["Location"] == "/console/"
 
 
 async def test_an_unexpected_failure_is_a_json_500_that_rolls_back(sqlite_api: Api, clock, monkeypatch, capsys) -> None:

@@ -178,3 +178,33 @@ async def test_console_housekeeping_forgets_ended_sessions(sqlite_db, program, t
             clock_module.set_clock(None)
     with sqlite_db.session() as session:
         assert session.execute(select(func.count()).select_from(ConsoleSession)).scalar_one() == 0
+
+
+async def test_the_outbox_job_routes_due_messages_with_the_programs_rules(sqlite_db, program, tmp_path, clock) -> None:
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from bot.identity import link_identity
+    from bot.outbox.service import enqueue
+    from bot.web.scheduler import OUTBOX_JOB_ID, OUTBOX_SCHEDULER, run_outbox_now
+
+    clock.at(NOW)  # 12:00 UTC: outside the demo program's quiet hours
+    with sqlite_db.session(write=True) as session:
+        customer_id = create_customer(session, "ann@example.com").id
+        link_identity(session, customer_id, "telegram", "777")
+        message_id = enqueue(session, customer_id, "tier_change", "You're Gold now", "tier-change:1", NOW).id
+    without_telegram = create_app(web_settings(tmp_path, LOYALTY_JOBS_INTERVAL_MINUTES="60"), sqlite_db,
+                                  program=program)
+    async with TestClient(TestServer(without_telegram)):
+        assert await run_outbox_now(without_telegram) == {"routed": 0, "postponed": 1, "skipped": 0}
+    with sqlite_db.session(write=True) as session:
+        row = session.get(OutboundMessage, message_id)
+        assert (row.channel, row.reason) == (None, "no chat on a channel this shop runs")
+        row.send_after = NOW  # looked at again now rather than in an hour
+    app = create_app(web_settings(tmp_path, LOYALTY_JOBS_INTERVAL_MINUTES="60", TELEGRAM_TOKEN="123:abc"), sqlite_db,
+                     program=program)
+    async with TestClient(TestServer(app)):
+        assert app[OUTBOX_SCHEDULER].get_job(OUTBOX_JOB_ID).trigger.interval == timedelta(seconds=60)
+        assert await run_outbox_now(app) == {"routed": 1, "postponed": 0, "skipped": 0}
+    with sqlite_db.session() as session:
+        row = session.get(OutboundMessage, message_id)
+        assert (row.status, row.channel, row.recipient, row.routed_at) == ("queued", "telegram", "777", NOW)

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import datetime
-from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple
 from urllib.parse import quote
 
 from aiohttp import web
@@ -19,6 +18,7 @@ from bot.console.accounts import list_merchants
 from bot.console.page import (
     ID, MERCHANT, PREFIX, SECURITY_HEADERS, error_page, has_nul, in_store, int_param, render, small_int,
 )
+from bot.console.transcripts import masked
 from bot.handoff import (
     HANDOFF_STATUSES, LIVE_STATUSES, HandoffRefused, UnknownHandoff, WindowClosed, add_note, agent_reply, assign,
     continue_elsewhere,
@@ -52,27 +52,10 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post(one + "/close", handoff_close)
 
 
-def _moment(text: Any) -> Optional[datetime]:
-    try:
-        return datetime.fromisoformat(str(text).replace("Z", "+00:00")) if text else None
-    except ValueError:
-        return None
-
-
-def _turns(turns: Sequence[Any]) -> List[Dict[str, Any]]:
-    """Turns as the transcript list shows them; a role other than shopper is shown as the bot's."""
-    shown = []
-    for turn in turns:
-        if not isinstance(turn, dict):
-            continue
-        shown.append({"role": "shopper" if turn.get("role") == "shopper" else "bot",
-                      "text": str(turn.get("text") or ""), "at": _moment(turn.get("at"))})
-    return shown
-
-
 def message_json(message: HandoffMessage) -> Dict[str, Any]:
-    """A handoff message as the live transcript's script shows it (handoff.js renders it as text)."""
-    return {"id": message.id, "role": message.role, "author": message.author_name or "", "text": message.text,
+    """A handoff message as the live transcript's script shows it (handoff.js renders it as text), codes
+    masked like every transcript view."""
+    return {"id": message.id, "role": message.role, "author": message.author_name or "", "text": masked(message.text),
             "at": message.created_at.strftime("%Y-%m-%d %H:%M UTC"), "delivery": message.delivery or "",
             "delivery_note": message.delivery_note or ""}
 
@@ -117,7 +100,7 @@ async def handoff_page(request: web.Request) -> web.StreamResponse:
         return error_page(request, 404, "No such handoff", f"There is no handoff request #{request_id}.")
     messages = [message_json(message) for message in detail.messages]
     return render(request, "handoffs_detail.html", {
-        "detail": detail, "turns": _turns(detail.turns), "messages": messages, "team": team,
+        "detail": detail, "turns": detail.turns, "messages": messages, "team": team,
         "last_id": max([m["id"] for m in messages] or [0]), "window": detail.reply_window, "notice": notice,
         "live": detail.request.status in LIVE_STATUSES, "state": _state_json(detail.request, detail.assignee),
     })
