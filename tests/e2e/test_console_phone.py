@@ -20,6 +20,7 @@ from bot.feedback.transcripts import clean_turns, store_transcript
 from bot.handoff import add_note, agent_reply, request_handoff, route_shopper_message
 from bot.loyalty.program import load_program
 from bot.models import Customer, Feedback, HandoffRequest, Merchant
+from bot.outbox.service import enqueue
 from bot.processes import free_port
 from bot.settings import PROJECT_ROOT
 from bot.web import create_app
@@ -65,6 +66,7 @@ def _pages(ids: Dict[str, int]) -> Dict[str, str]:
         "moderation": "/console/moderation",
         "integrations": "/console/integrations",
         "audit": "/console/audit",
+        "outbox": "/console/outbox",
         "not-found": "/console/no-such-page",
     }
 
@@ -73,7 +75,7 @@ def _pages(ids: Dict[str, int]) -> Dict[str, str]:
 COVERED = {"/console", "/console/", "/console/feedback", "/console/feedback/{id}", "/console/insights",
            "/console/handoffs", "/console/handoffs/{id}", "/console/customers", "/console/customers/{id}",
            "/console/loyalty", "/console/referrals", "/console/quizzes", "/console/moderation",
-           "/console/integrations", "/console/audit", "/console/login"}
+           "/console/integrations", "/console/audit", "/console/outbox", "/console/login"}
 NOT_PAGES = ("/export.csv", "/events", "/static/", "/logout", "/data-requests/")  # downloads and streams
 
 
@@ -111,6 +113,9 @@ def _live_handoff(db: Database) -> Dict[str, int]:
         add_note(session, handoff, olive, "Courier ticket " + "#" * 90, now - timedelta(minutes=2))
     route_shopper_message("widget", "ann-widget", "still nothing, and " + LONG_LINK, now - timedelta(minutes=1),
                           database=db)
+    with db.session(write=True) as session:  # the Outbox page lists a proactive message with a long text
+        enqueue(session, ann, "review_request", "How do you like your lamp? Tell us here: " + LONG_LINK,
+                "phone-test:review", now)
     return {"customer": ann, "handoff": handoff, "feedback": feedback}
 
 
