@@ -27,6 +27,7 @@ from bot.identity import customer_for_sender
 from bot.languages import ANSWERED_LANGUAGES
 from bot.log import get_logger
 from bot.loyalty.program import FeedbackPolicy, get_program
+from bot.rasa_hooks import GREET_PAYLOAD
 from bot.shop import Shop, get_shop
 
 log = get_logger(__name__)
@@ -70,7 +71,8 @@ def conversation_turns(tracker: Tracker, limit: Optional[int] = None) -> List[Di
 
     A button press is shown as the button's title ("5 😍", "Yes, please"), not its payload; a payload
     whose button is not in the conversation (a notice Telegram pushed) stays as it was, except a feedback
-    score ("/give_feedback{… "feedback_score": 5}" → "5").
+    score ("/give_feedback{… "feedback_score": 5}" → "5"), and the /greet a channel sends when a chat
+    opens, which is left out (the greeting it got stays).
     """
     messages: List[Dict[str, Any]] = []
     titles: Dict[str, str] = {}
@@ -85,6 +87,8 @@ def conversation_turns(tracker: Tracker, limit: Optional[int] = None) -> List[Di
             if button.get("payload") and button.get("title"):
                 titles[str(button["payload"])] = str(button["title"])
         role = {"user": "shopper", "bot": "bot"}.get(kind)
+        if role == "shopper" and text == GREET_PAYLOAD and text not in titles:
+            continue  # the channel opened the chat (the widget opening, Instagram's first message): nobody typed it
         if role and (text or buttons or cards):
             if role == "shopper" and text.startswith("/"):
                 text = titles.get(text) or _score_of(text) or text

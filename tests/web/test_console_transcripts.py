@@ -52,6 +52,19 @@ def _events(start: float) -> List[Dict[str, Any]]:
     return [{**event, "timestamp": start + index} for index, event in enumerate(said)]
 
 
+def test_the_greeting_a_channel_asked_for_is_not_shown_as_the_shoppers_words() -> None:
+    events = [{"event": "user", "text": "/greet", "timestamp": 1.0},
+              {"event": "bot", "text": "Hi! I'm Oak & Ember's assistant.", "timestamp": 2.0},
+              {"event": "user", "text": "can I talk to a human please", "timestamp": 3.0},
+              {"event": "bot", "text": "Hi again!", "data": {"buttons": [{"title": "Hi", "payload": "/greet"}]},
+               "timestamp": 4.0},
+              {"event": "user", "text": "/greet", "timestamp": 5.0}]
+    turns = conversation_turns(Tracker("1", {}, None, events, False, None, {}, "action_listen"))
+    assert [(t["role"], t["text"]) for t in turns] == [
+        ("bot", "Hi! I'm Oak & Ember's assistant."), ("shopper", "can I talk to a human please"),
+        ("bot", "Hi again!"), ("shopper", "Hi")]  # a tap on a "Hi" button is the shopper's
+
+
 def _seed(console: Console, now) -> Dict[str, int]:
     tracker = Tracker("100", {}, None, _events(now.timestamp() - 600), False, None, {}, "action_listen")
     turns = conversation_turns(tracker)
