@@ -11,11 +11,13 @@ PostgreSQL (a database of the test's own) and a redis-server of the cluster's ow
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import shutil
 import signal
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 from typing import Dict, Iterator, List, Tuple
@@ -40,6 +42,13 @@ pytestmark = pytest.mark.e2e
 
 MESSAGES = 40
 CLIENTS = 8
+
+
+def _warm_up(url: str, sender: str) -> None:
+    body = json.dumps({"sender": sender, "message": "hi"}).encode()
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=300) as response:
+        assert response.status == 200
 
 
 def _require_tools() -> None:
@@ -87,6 +96,11 @@ def cluster(trained_model: Path, cluster_database: str, tmp_path_factory: pytest
     running.start()
     try:
         running.wait_ready(timeout=600)
+        # A replica's first turn builds TensorFlow's prediction graph: seconds of a blocked event loop on a busy
+        # machine, longer than the 4 s lease its waiting tickets renew while they poll (they would be dropped
+        # as from a dead replica). Warm each replica directly, as `make bench-chat` does.
+        for index, port in enumerate(running.rasa_ports):
+            _warm_up(f"http://127.0.0.1:{port}/webhooks/rest/webhook", f"warm-up-{index}")
         yield running
     finally:
         running.stop()
