@@ -4,11 +4,12 @@ quiet); and a loop that delivers the team's replies, polling for them every seco
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Awaitable, Callable, Collection, Optional
+from typing import Any, Awaitable, Callable, Collection, Dict, Optional
 
 from bot.db import Database
 from bot.handoff import PendingReply, claim_replies, reply_delivered, route_shopper_message
 from bot.log import get_logger
+from channels.periodic import PeriodicTask
 
 log = get_logger(__name__)
 POLL_SECONDS = 1.0
@@ -35,7 +36,7 @@ async def kept_for_a_person(channel: str, sender_id: str, text: str, send_text: 
     return True
 
 
-class ReplyDelivery:
+class ReplyDelivery(PeriodicTask):
     """Sends the team's replies queued for `channel`, every `interval` seconds while started. `only`, when
     given, names the conversations this process can reach (the widget's open sockets)."""
 
@@ -48,37 +49,14 @@ class ReplyDelivery:
         self.only = only
         self.database = database
         self.batch = batch
-        self._task: Optional["asyncio.Task[None]"] = None
 
-    @property
-    def running(self) -> bool:
-        return self._task is not None and not self._task.done()
+    max_delay = 60.0
 
-    def start(self) -> None:
-        if self.interval > 0 and not self.running:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name=f"{self.channel}-handoff-replies")
+    def task_name(self) -> str:
+        return f"{self.channel}-handoff-replies"
 
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None and not task.done():
-            task.cancel()
-            try:
-                await task
-            except BaseException:  # cancelled while stopping: nothing more to do
-                pass
-
-    async def _run(self) -> None:
-        failures = 0
-        while True:
-            await asyncio.sleep(min(self.interval * 2 ** min(failures, 6), 60.0))
-            try:
-                await self.run_once()
-                failures = 0
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # the store unreachable: try again, backing off
-                failures += 1
-                log.warning("handoff.delivery.tick_failed", channel=self.channel, failures=failures, exc_info=True)
+    def log_fields(self) -> Dict[str, Any]:
+        return {"channel": self.channel}
 
     async def run_once(self) -> int:
         """Claim what is due and send it; how many were sent."""

@@ -11,6 +11,7 @@ from typing import Any, Dict, List, Optional, Protocol
 from bot.clock import now as utc_now
 from bot.db import Database
 from bot.log import get_logger
+from channels.periodic import PeriodicTask
 from bot.outbox.service import (
     OutboxDelivery, claim_outbox, outbox_delivered, outbox_failed, outbox_retry_later, outbox_window_closed,
     outbox_window_opened,
@@ -48,44 +49,18 @@ def messages_for(delivery: OutboxDelivery) -> List[Dict[str, Any]]:
     return messages
 
 
-class InstagramOutboxDelivery:
+class InstagramOutboxDelivery(PeriodicTask):
     def __init__(self, channel: InstagramChannel, interval: float = 30.0, database: Optional[Database] = None,
                  batch: int = 20) -> None:
         self.channel = channel
         self.interval = interval
         self.database = database
         self.batch = batch
-        self._task: Optional["asyncio.Task[None]"] = None
 
-    @property
-    def running(self) -> bool:
-        return self._task is not None and not self._task.done()
+    max_delay = 300.0
 
-    def start(self) -> None:
-        if self.interval > 0 and not self.running:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="instagram-outbox")
-
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None and not task.done():
-            task.cancel()
-            try:
-                await task
-            except BaseException:  # cancelled while stopping: nothing more to do
-                pass
-
-    async def _run(self) -> None:
-        failures = 0
-        while True:
-            await asyncio.sleep(min(self.interval * 2 ** min(failures, 6), 300.0))
-            try:
-                await self.run_once()
-                failures = 0
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # the store unreachable: next tick, backing off
-                failures += 1
-                log.warning("instagram.outbox.tick_failed", failures=failures, exc_info=True)
+    def task_name(self) -> str:
+        return "instagram-outbox"
 
     async def shopper_wrote(self, sender_id: str) -> int:
         """The window just opened: the shopper's messages waiting for it are queued again and sent now."""
