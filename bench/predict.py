@@ -125,33 +125,104 @@ def cdnow_store(reimport: bool = False) -> Tuple[Path, Dict[str, Any]]:
             folder / f"import-{key}.json").is_file() else {}
         return store, info
     partial = store.with_suffix(".partial.db")
-    for leftover in (partial, Path(f"{partial}-wal"), Path(f"{partial}-shm")):
-        leftover.unlink(missing_ok=True)
     log(f"importing CDNOW ({len(rows):,} transactions, {info['customers']:,} customers) with python -m bot import "
         f"into {partial.relative_to(PROJECT_ROOT)} — progress below")
-    env = dict(os.environ, DATABASE_URL=f"sqlite:///{partial}", LOG_LEVEL="WARNING")
+    summary = time_import(customers_csv, orders_csv, partial)
+    (folder / f"import-{key}.json").write_text(json.dumps(summary, indent=2))
+    _fold_wal(partial)
+    partial.rename(store)
+    log(f"imported in {summary['seconds']:.0f} s; cached as {store.relative_to(PROJECT_ROOT)}")
+    info["import"] = summary
+    return store, info
+
+
+def time_import(customers_csv: Path, orders_csv: Path, store: Path) -> Dict[str, Any]:
+    """The customers file, then the orders file, through `python -m bot import` into a fresh SQLite store."""
+    for leftover in (store, Path(f"{store}-wal"), Path(f"{store}-shm")):
+        leftover.unlink(missing_ok=True)
+    customers = _timed_import(customers_csv, store, PROJECT_ROOT, "customers")
+    orders = _timed_import(orders_csv, store, PROJECT_ROOT, "orders")
+    return {"seconds": round(customers["seconds"] + orders["seconds"], 1),
+            "orders_per_second": orders["rows_per_second"], "customers": customers, "orders": orders}
+
+
+def _timed_import(path: Path, store: Path, code: Path, kind: str) -> Dict[str, Any]:
+    """One file through its own `python -m bot import` (the child process as a merchant runs it, start-up
+    included), timed: wall clock, the child's CPU time and the load average around it. `code`: the checkout
+    whose importer runs."""
+    import resource
+
+    with path.open() as handle:
+        rows = sum(1 for _ in csv.reader(handle)) - 1
+    # PYTHONPATH: the environment's own path to this checkout would otherwise win over `code`.
+    env = dict(os.environ, DATABASE_URL=f"sqlite:///{store}", LOG_LEVEL="WARNING", PYTHONPATH=str(code))
+    load_before = os.getloadavg()[0]
+    cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    completed = subprocess.run([sys.executable, "-m", "bot", "import", str(customers_csv), str(orders_csv)],
-                               env=env, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, text=True)
+    completed = subprocess.run([sys.executable, "-m", "bot", "import", str(path)], env=env, cwd=code,
+                               stdout=subprocess.PIPE, text=True)
     seconds = time.perf_counter() - started
+    cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     print(completed.stdout, file=sys.stderr, end="")
     if completed.returncode not in (0, 1):  # 1: some rows rejected (listed above), the rest imported
-        raise SystemExit(f"error: the import failed (exit {completed.returncode})")
-    summary = {"seconds": round(seconds, 1), "exit_code": completed.returncode,
-               "orders_per_second": round(len(rows) / seconds, 1), "summary": completed.stdout.strip()}
-    (folder / f"import-{key}.json").write_text(json.dumps(summary, indent=2))
-    # One file: fold the WAL in before renaming.
+        raise SystemExit(f"error: the {kind} import failed (exit {completed.returncode})")
+    cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
+    load_after = os.getloadavg()[0]
+    log(f"{kind}: {rows:,} rows in {seconds:.1f} s ({rows / seconds:,.0f}/s; CPU {cpu:.1f} s, "
+        f"{rows / cpu:,.0f} rows per CPU second; load average {load_before:.1f} → {load_after:.1f})")
+    return {"rows": rows, "seconds": round(seconds, 1), "cpu_seconds": round(cpu, 1),
+            "rows_per_second": round(rows / seconds, 1), "rows_per_cpu_second": round(rows / cpu, 1),
+            "load_average": [round(load_before, 2), round(load_after, 2)], "exit_code": completed.returncode,
+            "summary": completed.stdout.strip()}
+
+
+def run_import_only(codes: List[Path], orders: int = 0) -> Dict[str, Any]:
+    """`--import-only`: CDNOW (its first `orders` orders by date and their customers, or all) through
+    `python -m bot import`, timed, into a fresh store (not the cache). The customers file is imported once;
+    the orders file then into a copy of that store by each checkout in `codes`, one after the other, so an
+    older commit's importer and this one are measured in the same run."""
+    rows = read_cdnow(cdnow_master())
+    if orders:
+        rows = [row for _, row in sorted(enumerate(rows), key=lambda item: (item[1][1], item[0]))[:orders]]
+    folder = BENCH_DIR / ("cdnow" if not orders else f"cdnow-first-{orders}")
+    customers_csv, orders_csv = write_shopify_csvs(rows, folder)
+    base = BENCH_DIR / "import-timing-customers.db"
+    for leftover in (base, Path(f"{base}-wal"), Path(f"{base}-shm")):
+        leftover.unlink(missing_ok=True)
+    log(f"importing CDNOW's {len(rows):,} orders of {len({row[0] for row in rows}):,} customers with "
+        f"python -m bot import; customers first")
+    result: Dict[str, Any] = {"customers": _timed_import(customers_csv, base, codes[0], "customers"), "orders": {}}
+    _fold_wal(base)
+    print(f"== CDNOW import through python -m bot import ({len(rows):,} orders)")
+    phase = result["customers"]
+    print(f"customers: {phase['rows']:,} rows in {phase['seconds']:.1f} s = {phase['rows_per_second']:,.0f} rows/s "
+          f"(CPU {phase['cpu_seconds']:.1f} s; load average {phase['load_average'][0]} → {phase['load_average'][1]})")
+    for code in codes:
+        store = BENCH_DIR / "import-timing-orders.db"
+        for leftover in (store, Path(f"{store}-wal"), Path(f"{store}-shm")):
+            leftover.unlink(missing_ok=True)
+        shutil.copyfile(base, store)
+        log(f"orders with {code}'s importer")
+        phase = _timed_import(orders_csv, store, code, "orders")
+        result["orders"][str(code)] = phase
+        print(f"orders ({code}): {phase['rows']:,} rows in {phase['seconds']:.1f} s = "
+              f"{phase['rows_per_second']:,.0f} orders/s (CPU {phase['cpu_seconds']:.1f} s = "
+              f"{phase['rows_per_cpu_second']:,.0f} orders per CPU second; load average "
+              f"{phase['load_average'][0]} → {phase['load_average'][1]})")
+        for leftover in (store, Path(f"{store}-wal"), Path(f"{store}-shm")):
+            leftover.unlink(missing_ok=True)
+    base.unlink(missing_ok=True)
+    return result
+
+
+def _fold_wal(path: Path) -> None:
+    """One file: the WAL folded in (before a rename or a copy)."""
     import sqlite3
 
-    connection = sqlite3.connect(partial)
+    connection = sqlite3.connect(path)
     connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     connection.execute("PRAGMA journal_mode=DELETE")
     connection.close()
-    partial.rename(store)
-    log(f"imported in {seconds:.0f} s ({summary['orders_per_second']:.0f} transactions/s); cached as "
-        f"{store.relative_to(PROJECT_ROOT)}")
-    info["import"] = summary
-    return store, info
 
 
 def cdnow_sample_ids() -> List[str]:
@@ -327,6 +398,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.predict", description=__doc__.split("\n\n")[0])
     parser.add_argument("--prepare-only", action="store_true", help="import CDNOW (or find the cached store) and stop")
     parser.add_argument("--reimport", action="store_true", help="import CDNOW again even if a cached store exists")
+    parser.add_argument("--import-only", action="store_true",
+                        help="time the CDNOW import (customers file, then orders file) into a fresh store and stop")
+    parser.add_argument("--orders", type=int, default=0, metavar="N",
+                        help="with --import-only: only CDNOW's first N orders (by date) and their customers")
+    parser.add_argument("--code", type=Path, action="append", metavar="DIR",
+                        help="with --import-only: a checkout whose importer imports the orders (repeatable, e.g. "
+                             "an older commit's copy and this one; default this one)")
     parser.add_argument("--customers", type=int, default=DEFAULT_CUSTOMERS, help="generated customers for the scale run")
     parser.add_argument("--skip-cdnow", action="store_true")
     parser.add_argument("--skip-scale", action="store_true")
@@ -339,6 +417,13 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     results: Dict[str, Any] = {"machine": machine(("lifetimes", "scikit-learn", "numpy", "scipy")),
                                "date": f"{date.today():%Y-%m-%d}"}
+    if args.import_only:
+        results["cdnow_import_timing"] = run_import_only([code.resolve() for code in args.code or [PROJECT_ROOT]],
+                                                         args.orders)
+        results["machine"]["load_average"] = os.getloadavg()
+        (BENCH_DIR / "import.json").write_text(json.dumps(results, indent=2, default=str))
+        log(f"results in {os.path.relpath(BENCH_DIR / 'import.json', PROJECT_ROOT)}")
+        return 0
     if not args.skip_cdnow:
         store, info = cdnow_store(args.reimport)
         if args.prepare_only:

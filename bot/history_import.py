@@ -1,7 +1,8 @@
 """`python -m bot import`: a store's history from Shopify's customer and order exports. Rows are parsed here;
 customers join and orders are recorded through the same services as the store API (bot/membership.py,
-bot/order_events.py, so referrals are attributed and reversed too), in short batches with each customer or
-order in its own savepoint: a row the store cannot take is reported with its line and the rest goes in.
+bot/order_events.py, so referrals are attributed and reversed too), in transactions of BATCH_ROWS rows: each
+customer in its own savepoint, a transaction's orders through the order events' batch (apply_order_states),
+which refuses an order alone. A row the store cannot take is reported with its line and the rest goes in.
 Running the same files again changes nothing. The README's "Importing a store's history" has the columns."""
 from __future__ import annotations
 
@@ -21,14 +22,14 @@ from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
 from bot import clock
-from bot.identity import CustomerFacts, IdentityError, customer_by_email
+from bot.identity import CustomerFacts, IdentityError, customers_by_email
 from bot.loyalty.earning import award_tier_entry
 from bot.loyalty.ledger import LedgerError
 from bot.loyalty.orders import MAX_LINE_QUANTITY, MAX_ORDER_TOTAL, LineInput, OrderConflict
 from bot.loyalty.program import Program
-from bot.loyalty.tiers import mark_announced, recompute_tier
+from bot.loyalty.tiers import mark_announced, recompute_tiers
 from bot.membership import Joining, join
-from bot.order_events import OrderState, PaidOrder, RefundedLess, apply_order_state
+from bot.order_events import OrderState, PaidOrder, RefundedLess, apply_order_states
 from bot.shared.csv_stream import (
     CsvFile, CsvRecord, ImportFileError, ProgressCallback, lines_label, rejection_lines, run_with_progress,
 )
@@ -344,6 +345,7 @@ class _Unit:
     apply: Optional[Callable[[Session], Callable[[], None]]] = None  # returns what to count once committed
     rejection: Optional[Rejection] = None
     skipped: Optional[str] = None  # an order with nothing to record (not paid, or free), and why
+    order: Optional[_OrderGroup] = None  # a paid order to record
 
 
 class _Importer:
@@ -358,14 +360,17 @@ class _Importer:
         self.now = clock.now()
         self.touched: Set[int] = set()  # customers whose orders this run saw: their tier is recomputed
 
-    def run_file(self, source: CsvFile, units: Iterator[_Unit], rows_attribute: str) -> None:
-        """Apply the units in transactions of about BATCH_ROWS rows, each unit in its own savepoint."""
+    def run_file(self, source: CsvFile, units: Iterator[_Unit], rows_attribute: str,
+                 apply: Callable[[Session, CsvFile, List[_Unit]], None]) -> None:
+        """Apply the units in transactions of about BATCH_ROWS rows: `apply` gets each transaction's units that
+        need the database, and refuses a unit alone (a savepoint each, or the order events' batch)."""
         finished = False
         while not finished:
             finished = True
             rows_in_batch = 0
             deadline = time.monotonic() + BATCH_SECONDS
             with self.database.session(write=True) as session:
+                batch: List[_Unit] = []
                 for unit in units:
                     setattr(self.report, rows_attribute, getattr(self.report, rows_attribute) + unit.rows)
                     rows_in_batch += unit.rows
@@ -374,12 +379,17 @@ class _Importer:
                     elif unit.skipped is not None:
                         self.report.orders_skipped[unit.skipped] += 1
                     else:
-                        self._apply(session, source, unit)
+                        batch.append(unit)
                     if rows_in_batch >= BATCH_ROWS or time.monotonic() > deadline:
                         finished = False
                         break
+                apply(session, source, batch)
             self.report_progress(source.done_bytes)
         self.done_before += source.size
+
+    def apply_one_by_one(self, session: Session, source: CsvFile, units: List[_Unit]) -> None:
+        for unit in units:
+            self._apply(session, source, unit)
 
     def _apply(self, session: Session, source: CsvFile, unit: _Unit) -> None:
         assert unit.apply is not None
@@ -482,70 +492,81 @@ class _Importer:
                          rejection=Rejection(source.label, group.first_line, "unknown_currency", message))
         if order.total == 0:
             return _Unit(group.count, group.first_line, skipped="zero total")
-        return _Unit(group.count, group.first_line, apply=lambda session: self._apply_order(session, order))
+        return _Unit(group.count, group.first_line, order=order)
 
-    def _apply_order(self, session: Session, order: _OrderGroup) -> Callable[[], None]:
-        report = self.report
-        assert order.total is not None and order.placed_at is not None
-        customer = customer_by_email(session, order.email)
-        if customer is None:
-            raise _RowError("unknown_customer", f"order {order.name}: no customer with email {order.email} "
-                                                f"(import the customers file first)")
-        customer_id = customer.id
-        state = OrderState(
-            PaidOrder(order.name, customer_id, order.total, order.placed_at, currency=order.currency,
-                      lines=order.lines, discount_codes=order.discount_codes),
-            refunded_total=order.refunded or None, cancelled_at=order.cancelled_at, source="import",
-        )
-        try:
-            # Tiers are recomputed once per customer at the end (recompute_tiers).
-            result = apply_order_state(session, self.program, state, update_tier=False, now=self.now)
-        except OrderConflict as conflict:
-            existing = conflict.existing
-            whose = "another customer" if existing.customer_id != customer_id else "the same customer"
-            raise _RowError("duplicate_order", f"order {order.name} was already recorded for {whose} with total "
-                                               f"{existing.total}; this one is {order.email}, {order.total}") from None
-        except RefundedLess as stale:
-            raise _RowError("bad_refund", f"order {order.name}: Refunded Amount {stale.reported} is less than the "
-                                          f"{stale.already} already refunded") from None
-
-        def count() -> None:
+    def apply_orders(self, session: Session, source: CsvFile, units: List[_Unit]) -> None:
+        """The transaction's orders through the order events' batch (bot/order_events.py apply_order_states):
+        customers found by email with one query, each order refused alone."""
+        customers = customers_by_email(session, (unit.order.email for unit in units if unit.order is not None))
+        applied: List[Tuple[_Unit, _OrderGroup, int]] = []
+        states: List[OrderState] = []
+        for unit in units:
+            order = unit.order
+            assert order is not None and order.total is not None and order.placed_at is not None
+            customer = customers.get(order.email)
+            if customer is None:
+                self.report.reject(Rejection(source.label, unit.first_line, "unknown_customer",
+                                             f"order {order.name}: no customer with email {order.email} "
+                                             f"(import the customers file first)"))
+                continue
+            applied.append((unit, order, customer.id))
+            states.append(OrderState(
+                PaidOrder(order.name, customer.id, order.total, order.placed_at, currency=order.currency,
+                          lines=order.lines, discount_codes=order.discount_codes),
+                refunded_total=order.refunded or None, cancelled_at=order.cancelled_at, source="import",
+            ))
+        # Tiers are recomputed once per customer at the end (recompute_tiers).
+        outcomes = apply_order_states(session, self.program, states, now=self.now)
+        for (unit, order, customer_id), outcome in zip(applied, outcomes):
+            if outcome.error is not None:
+                self.report.reject(Rejection(source.label, unit.first_line, *_order_refusal(order, customer_id,
+                                                                                            outcome.error)))
+                continue
+            report = self.report
             self.touched.add(customer_id)
-            if result.paid.created:
+            if outcome.created:
                 report.orders_recorded += 1
-                report.points_awarded += result.paid.points_awarded
+                report.points_awarded += outcome.points_awarded
             else:
                 report.orders_replayed += 1
-            report.refunds_recorded += bool(result.refunds)
-            report.refunds_replayed += result.refunds_replayed
-            report.cancellations += result.cancellation is not None
-            report.cancellations_replayed += result.cancellation_replayed
-        return count
+            report.refunds_recorded += bool(outcome.refunds_recorded)
+            report.refunds_replayed += outcome.refunds_replayed
+            report.cancellations += outcome.cancelled
+            report.cancellations_replayed += outcome.cancellation_replayed
 
     # tiers
 
     def recompute_tiers(self) -> None:
         """Each touched customer's tier, once: entry rewards posted, the change recorded as already told."""
         ids = sorted(self.touched)
-        position = 0
-        while position < len(ids):
-            deadline = time.monotonic() + BATCH_SECONDS
+        for start in range(0, len(ids), TIER_BATCH):
             with self.database.session(write=True) as session:
-                for customer_id in ids[position:position + TIER_BATCH]:
-                    position += 1
-                    try:
-                        with session.begin_nested():
-                            change = recompute_tier(session, self.program, customer_id, self.now, "import",
-                                                    award_tier_entry)
-                            if change is not None:
-                                # History is not news: the bot does not announce tiers reached by imported orders.
-                                mark_announced(session, [change], self.now)
-                    except LedgerError as error:
-                        self.report.reject(Rejection("(tiers)", 0, "refused", f"customer {customer_id}: {error}"))
-                    else:
-                        self.report.tier_changes += change is not None
-                    if time.monotonic() > deadline:
-                        break
+                changes = []
+                for done in recompute_tiers(session, self.program, ids[start:start + TIER_BATCH], self.now, "import",
+                                            award_tier_entry):
+                    if done.error is not None:
+                        self.report.reject(Rejection("(tiers)", 0, "refused", f"customer {done.customer_id}: {done.error}"))
+                    elif done.change is not None:
+                        changes.append(done.change)
+                # History is not news: the bot does not announce tiers reached by imported orders.
+                mark_announced(session, changes, self.now)
+                self.report.tier_changes += len(changes)
+
+
+def _order_refusal(order: _OrderGroup, customer_id: int, error: Exception) -> Tuple[str, str]:
+    """(reason, message) for an order the order events refused."""
+    if isinstance(error, OrderConflict):
+        existing = error.existing
+        whose = "another customer" if existing.customer_id != customer_id else "the same customer"
+        return "duplicate_order", (f"order {order.name} was already recorded for {whose} with total "
+                                   f"{existing.total}; this one is {order.email}, {order.total}")
+    if isinstance(error, RefundedLess):
+        return "bad_refund", (f"order {order.name}: Refunded Amount {error.reported} is less than the "
+                              f"{error.already} already refunded")
+    if isinstance(error, (IntegrityError, DataError)):
+        detail = str(error.orig).strip().splitlines()[0] if error.orig is not None else str(error)
+        return "refused", f"the database refused it: {detail}"
+    return "refused", str(error)
 
 
 class _Group:
@@ -646,9 +667,10 @@ def run_import(
     try:
         for kind, source, columns in sources:
             if kind == "customers":
-                importer.run_file(source, importer.customer_units(source, columns), "customer_rows")
+                importer.run_file(source, importer.customer_units(source, columns), "customer_rows",
+                                  importer.apply_one_by_one)
             else:
-                importer.run_file(source, importer.order_units(source, columns), "order_rows")
+                importer.run_file(source, importer.order_units(source, columns), "order_rows", importer.apply_orders)
     finally:
         for _, source, _ in sources:
             source.close()

@@ -12,15 +12,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
 from bot import clock
-from bot.advocacy.referrals import ReferralOutcome, attribute_order, reconsider_after_refund
+from bot.advocacy.referrals import (
+    ReferralOutcome, attribute_order, customers_with_referrals, reconsider_after_refund,
+)
 from bot.loyalty.ledger import LedgerError
 from bot.loyalty.orders import (
-    LineInput, RecordedRefund, Tracking, cancel_order, mark_fulfilled, record_paid_order, refund_order,
+    LineInput, PaidOrderBatch, RecordedRefund, Tracking, cancel_order, mark_fulfilled, record_paid_order,
+    refund_order,
 )
 from bot.loyalty.program import Program
 from bot.models import Order, OrderRefund
@@ -213,6 +217,91 @@ def apply_order_state(session: Session, program: Program, state: OrderState, *, 
     fulfilled = record_fulfilment(session, state.fulfilment) if state.fulfilment is not None else None
     return OrderStateResult(paid, tuple(recorded), refunds_replayed, cancellation,
                             state.cancelled_at is not None and was_cancelled, fulfilled)
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    """What apply_order_states did with one state — what its OrderStateResult says, without the rows (loading
+    a batch's orders back would cost as much as writing them) — or the error that refused it alone."""
+
+    error: Optional[Exception] = None  # a LedgerError (OrderConflict, RefundedLess, …), IntegrityError or DataError
+    created: bool = False  # the paid order is new (False: a replay)
+    points_awarded: int = 0
+    refunds_recorded: int = 0
+    refunds_replayed: bool = False
+    cancelled: bool = False  # the cancellation was recorded now
+    cancellation_replayed: bool = False
+
+    @classmethod
+    def of(cls, result: OrderStateResult) -> "BatchOutcome":
+        return cls(None, result.paid.created, result.paid.points_awarded, len(result.refunds), result.refunds_replayed,
+                   result.cancellation is not None, result.cancellation_replayed)
+
+
+def apply_order_states(session: Session, program: Program, states: Sequence[OrderState], *,
+                       now: Optional[datetime] = None) -> List[BatchOutcome]:
+    """apply_order_state(update_tier=False) for each state in turn — a history import: the caller recomputes
+    tiers afterwards — ending exactly as applying them one by one would, with each state refused alone.
+
+    Most states of a history are a paid order and nothing else, by a customer no referral involves; those
+    are recorded together (PaidOrderBatch: their points worked out in memory, the rows inserted a batch at a
+    time). The others — refunds, cancellations, fulfilments, codes, referral friends — go through
+    apply_order_state one by one, each in a savepoint, after the orders before them are written."""
+    outcomes: List[Optional[BatchOutcome]] = [None] * len(states)
+    customer_ids = {state.paid.customer_id for state in states}
+    batch = PaidOrderBatch.for_orders(session, program, customer_ids, (state.paid.order_id for state in states))
+    with_referrals = customers_with_referrals(session, list(customer_ids))
+    held: List[int] = []  # indexes of states waiting in the batch
+
+    def write() -> None:
+        try:
+            recorded = batch.write()
+        except (IntegrityError, DataError):
+            for index in held:  # the bulk insert failed as a whole: find the culprit one by one
+                outcomes[index] = one_by_one(index)
+        else:
+            for index in held:
+                outcomes[index] = BatchOutcome(created=True, points_awarded=recorded[states[index].paid.order_id.strip()])
+        held.clear()
+
+    def one_by_one(index: int) -> BatchOutcome:
+        state = states[index]
+        try:
+            with session.begin_nested():
+                result = apply_order_state(session, program, state, update_tier=False, now=now)
+        except (LedgerError, IntegrityError, DataError) as error:
+            return BatchOutcome(error=error)
+        finally:
+            batch.forget_customer(state.paid.customer_id)
+        batch.remember(result.order)
+        return BatchOutcome.of(result)
+
+    for index, state in enumerate(states):
+        paid = state.paid
+        if batch.pending(paid.order_id):  # the same order twice in the batch: the first is written first
+            write()
+        paid_only = (not state.refunds and not state.refunded_total and state.cancelled_at is None
+                     and state.fulfilment is None)
+        # A new order's referral is attribute_order's to decide unless nothing can attribute it.
+        attributes_nothing = (not paid.discount_codes and paid.referral_code is None
+                              and paid.customer_id not in with_referrals and not batch.ledger_key_taken(paid.order_id))
+        if paid_only and (attributes_nothing or batch.recorded(paid.order_id)):
+            try:
+                new = batch.add(paid.customer_id, paid.order_id, paid.total, paid.placed_at, currency=paid.currency,
+                                lines=paid.lines, shipping_address_hash=paid.shipping_address_hash, ip_hash=paid.ip_hash)
+            except LedgerError as error:
+                outcomes[index] = BatchOutcome(error=error)
+                continue
+            if new:
+                held.append(index)
+            else:
+                outcomes[index] = BatchOutcome()  # a replay: apply_order_state would change nothing either
+            continue
+        write()
+        outcomes[index] = one_by_one(index)
+    write()
+    assert all(outcome is not None for outcome in outcomes)
+    return outcomes  # type: ignore[return-value]
 
 
 def _refund_to_total(session: Session, program: Program, state: OrderState, order: Order,

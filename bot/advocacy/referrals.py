@@ -26,7 +26,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -400,6 +400,26 @@ def attribute_order(session: Session, program: Program, order: Order, *, discoun
     elif not created:
         return None
     return ReferralOutcome.of(referral)
+
+
+def customers_with_referrals(session: Session, customer_ids: Sequence[int]) -> Set[int]:
+    """Those of the customers whose new order attribute_order may act on without a code on the order: a
+    referral names them as the friend, or one of their chats claimed a code as a guest. For the others an
+    order without discount or referral codes attributes nothing and changes nothing (bot/order_events.py
+    records such orders in bulk)."""
+    found: Set[int] = set()
+    ids = sorted(set(customer_ids))
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        found.update(session.execute(
+            select(Referral.friend_customer_id).where(Referral.friend_customer_id.in_(chunk))).scalars())
+        found.update(session.execute(
+            select(ChannelIdentity.customer_id)
+            .join(Referral, (ChannelIdentity.channel == Referral.friend_channel)
+                  & (ChannelIdentity.external_id == Referral.friend_sender_id))
+            .where(ChannelIdentity.customer_id.in_(chunk), Referral.friend_customer_id.is_(None))
+        ).scalars())
+    return found
 
 
 def _offer_used_on(session: Session, offer: FriendOffer, order_ref: str, customer_id: int, now: datetime) -> None:

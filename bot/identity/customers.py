@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterable, List, Optional
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -72,6 +72,16 @@ def customer_by_email(session: Session, email: Optional[str]) -> Optional[Custom
     if not wanted:
         return None
     return session.execute(select(Customer).where(Customer.email == wanted)).scalar_one_or_none()
+
+
+def customers_by_email(session: Session, emails: Iterable[str]) -> Dict[str, Customer]:
+    """customer_by_email for many emails in one query: normalised email → customer, for those found."""
+    wanted = sorted({normalize_email(email) for email in emails} - {""})
+    found: Dict[str, Customer] = {}
+    for start in range(0, len(wanted), 500):
+        for customer in session.execute(select(Customer).where(Customer.email.in_(wanted[start:start + 500]))).scalars():
+            found[customer.email] = customer
+    return found
 
 
 def customer_by_store_id(session: Session, store_id: Optional[str]) -> Optional[Customer]:

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import List, Optional
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from sqlalchemy import bindparam, case, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 from bot import clock
 from bot.models import Customer, LedgerEntry
@@ -108,6 +109,35 @@ def post_entry(
         return _replayed(winner, customer_id, points, kind)
     session.expire(customer, ["points_balance", "last_activity_at"])  # moved in SQL; reload on next access
     return PostedEntry(entry, created=True)
+
+
+def move_balances(session: Session, earned: Sequence[Tuple[int, int, datetime]]) -> None:
+    """Move balances for earn entries the caller inserted itself, many at a time: (customer, points, the
+    entry's date) each. Each customer's balance moves by the sum of their points and their last activity
+    becomes the latest of those dates if later — what post_entry does entry by entry — in one statement for
+    all customers (bot/loyalty/orders.py PaidOrderBatch)."""
+    moves: Dict[int, List[Any]] = {}
+    for customer_id, points, at in earned:
+        if isinstance(points, bool) or not isinstance(points, int) or points <= 0:
+            raise LedgerError(f"earned points must be a positive whole number, not {points!r}")
+        move = moves.setdefault(customer_id, [0, at])
+        move[0] += points
+        move[1] = max(move[1], at)
+    if not moves:
+        return
+    table = Customer.__table__
+    when = bindparam("b_at", type_=UTCDateTime())
+    statement = update(table).where(table.c.id == bindparam("b_id")).values(
+        points_balance=table.c.points_balance + bindparam("b_points"),
+        last_activity_at=case((or_(table.c.last_activity_at.is_(None), table.c.last_activity_at < when), when),
+                              else_=table.c.last_activity_at),
+    )
+    session.connection().execute(statement, [{"b_id": customer_id, "b_points": points, "b_at": at}
+                                              for customer_id, (points, at) in moves.items()])
+    for customer_id in moves:  # moved in SQL; loaded customers reload on next access
+        customer = session.identity_map.get(identity_key(Customer, customer_id))
+        if customer is not None:
+            session.expire(customer, ["points_balance", "last_activity_at"])
 
 
 def _replayed(existing: LedgerEntry, customer_id: int, points: int, kind: str) -> PostedEntry:

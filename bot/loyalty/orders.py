@@ -5,18 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import ROUND_FLOOR, Decimal
-from typing import Optional, Sequence, Tuple
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
 
-from sqlalchemy import func, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
 from bot import clock
 from bot.loyalty.earning import award_tier_entry, points_expiry
-from bot.loyalty.ledger import Conflict, LedgerError, NotFound, post_entry
+from bot.loyalty.ledger import Conflict, LedgerError, NotFound, move_balances, post_entry
 from bot.loyalty.program import Program
-from bot.loyalty.tiers import recompute_tier, tier_status
-from bot.models import Customer, Order, OrderLine, OrderRefund
+from bot.loyalty.tiers import SpendHistory, recompute_tier, tier_at, tier_status, tiers_reached_at
+from bot.models import Customer, LedgerEntry, Order, OrderLine, OrderRefund
 
 # Orders placed before this are a parsing mistake (or year 1), not history.
 EARLIEST_ORDER = datetime(2000, 1, 1, tzinfo=timezone.utc)
@@ -129,6 +129,20 @@ def _check_lines(lines: Sequence[LineInput]) -> None:
             raise LedgerError(f"line {index + 1}: unit price {line.unit_price} is not a valid amount")
 
 
+def check_paid_order(program: Program, external_id: str, total: Decimal, placed_at: datetime,
+                     currency: Optional[str], lines: Sequence[LineInput]) -> Tuple[str, Decimal, str]:
+    """What a paid order must be before the database is asked anything: (its id, total and currency as
+    recorded); LedgerError otherwise."""
+    external_id = (external_id or "").strip()
+    if not external_id or len(external_id) > 64:
+        raise LedgerError("an order id of 1-64 characters is required")
+    total = check_amount(f"order {external_id}: total", total)
+    check_placed_at(external_id, placed_at)
+    currency = _check_currency(program, currency)
+    _check_lines(lines)
+    return external_id, total, currency
+
+
 def record_paid_order(
     session: Session,
     program: Program,
@@ -145,13 +159,7 @@ def record_paid_order(
 
     Replaying the same order is a no-op; the same id with different facts is refused.
     """
-    external_id = (external_id or "").strip()
-    if not external_id or len(external_id) > 64:
-        raise LedgerError("an order id of 1-64 characters is required")
-    total = check_amount(f"order {external_id}: total", total)
-    check_placed_at(external_id, placed_at)
-    currency = _check_currency(program, currency)
-    _check_lines(lines)
+    external_id, total, currency = check_paid_order(program, external_id, total, placed_at, currency, lines)
     existing = _find(session, external_id)
     if existing is not None:
         return _replayed(existing, customer_id, total)
@@ -200,6 +208,171 @@ def record_paid_order(
     if update_tier:
         recompute_tier(session, program, customer_id, clock.now(), f"order {external_id}", award_tier_entry)
     return RecordedOrder(order, points_awarded=points, created=True)
+
+
+class PaidOrderBatch:
+    """Many new paid orders recorded as record_paid_order(update_tier=False) records each one — the same order
+    rows, points (at the tier held when each was placed, counting the orders before it in the batch), ledger
+    entries and balances — with a few statements for the whole batch instead of a dozen per order: what the
+    batch's orders and customers already have is loaded once (`for_orders`), `add` checks an order and works
+    out its points in memory, and `write` inserts the orders, their lines and ledger entries with one
+    statement each and moves each customer's balance once.
+
+    The caller (bot/order_events.py) decides which orders may take this way and sends the others through
+    record_paid_order; after one of those, `forget_customer` and `remember` keep what is loaded true."""
+
+    def __init__(self, session: Session, program: Program) -> None:
+        self.session = session
+        self.program = program
+        self.known: Dict[str, Order] = {}  # recorded orders among the batch's ids
+        self.customers: Dict[int, Customer] = {}
+        self.spend = SpendHistory(session)
+        self.reached: Dict[Tuple[int, str], datetime] = {}
+        self.used_keys: Set[str] = set()  # ledger keys "order:<id>" already taken
+        self.written: Set[str] = set()  # orders this batch wrote (not loaded as objects)
+        self._pending: Dict[str, _PendingOrder] = {}
+        self._expiry: Dict[datetime, datetime] = {}  # placed_at → its points' expiry (many orders share a moment)
+
+    @classmethod
+    def for_orders(cls, session: Session, program: Program, customer_ids: Iterable[int],
+                   external_ids: Iterable[str]) -> "PaidOrderBatch":
+        batch = cls(session, program)
+        ids = sorted({(external_id or "").strip() for external_id in external_ids})
+        customers = sorted(set(customer_ids))
+        for chunk in _chunks(ids):
+            for order in session.execute(select(Order).where(Order.external_id.in_(chunk))).scalars():
+                batch.known[order.external_id] = order
+            batch.used_keys.update(session.execute(
+                select(LedgerEntry.idempotency_key).where(
+                    LedgerEntry.source == "order", LedgerEntry.idempotency_key.in_([f"order:{i}" for i in chunk]))
+            ).scalars())
+        for chunk in _chunks(customers):
+            for customer in session.execute(select(Customer).where(Customer.id.in_(chunk))).scalars():
+                batch.customers[customer.id] = customer
+        batch.spend.load(customers)
+        batch.reached = tiers_reached_at(session, customers)
+        return batch
+
+    def pending(self, external_id: str) -> bool:
+        return (external_id or "").strip() in self._pending
+
+    def recorded(self, external_id: str) -> bool:
+        external_id = (external_id or "").strip()
+        return external_id in self.known or external_id in self.written
+
+    def ledger_key_taken(self, external_id: str) -> bool:
+        """Whether the ledger already holds this order's points key although the order is not recorded (an
+        order erased and sent again): record_paid_order decides what that means, one by one."""
+        external_id = (external_id or "").strip()
+        return not self.recorded(external_id) and f"order:{external_id}" in self.used_keys
+
+    def add(self, customer_id: int, external_id: str, total: Decimal, placed_at: datetime, *,
+            currency: Optional[str] = None, lines: Sequence[LineInput] = (), shipping_address_hash: Optional[str] = None,
+            ip_hash: Optional[str] = None) -> bool:
+        """Check the order as record_paid_order does. A new one is held for `write` (True); a recorded one is a
+        replay with nothing to write (False; OrderConflict when its facts differ). Call `write` first when
+        `pending(external_id)`."""
+        external_id, total, currency = check_paid_order(self.program, external_id, total, placed_at, currency, lines)
+        assert external_id not in self._pending, "write the pending orders before adding the same id again"
+        if external_id in self.written and external_id not in self.known:  # twice in one batch: rare
+            self.known[external_id] = _find(self.session, external_id)  # type: ignore[assignment]
+        existing = self.known.get(external_id)
+        if existing is not None:
+            _replayed(existing, customer_id, total)
+            return False
+        customer = self.customers.get(customer_id)
+        if customer is None:
+            raise NotFound(f"no customer with id {customer_id}")
+        held = self.program.tier(customer.tier_name)
+        reached = self.reached.get((customer_id, held.name)) if held is not None else None
+        tier, _ = tier_at(self.program, self.spend.spend(self.program, customer_id, placed_at), customer, reached,
+                          placed_at)
+        points = points_for_order(self.program, total, tier.multiplier)
+        self._pending[external_id] = _PendingOrder(customer_id, external_id, total, placed_at, currency, points,
+                                                   tuple(lines), shipping_address_hash, ip_hash)
+        self.spend.add(customer_id, placed_at, total)
+        return True
+
+    def write(self) -> Dict[str, int]:
+        """Insert the held orders; the points each earned, by id (the rows are not loaded back: that would cost
+        as much as writing them). On IntegrityError or DataError nothing of them is written (a savepoint) and
+        they are dropped: record them one by one instead."""
+        pending, self._pending = self._pending, {}
+        if not pending:
+            return {}
+        session = self.session
+        session.flush()
+        try:
+            with session.begin_nested():
+                recorded = self._insert(list(pending.values()))
+        except (IntegrityError, DataError):
+            for order in pending.values():
+                self.spend.forget(order.customer_id)
+            raise
+        self.written.update(recorded)
+        self.used_keys.update(f"order:{external_id}" for external_id, points in recorded.items() if points > 0)
+        return recorded
+
+    def _insert(self, orders: List["_PendingOrder"]) -> Dict[str, int]:
+        connection = self.session.connection()
+        now = clock.now()
+        connection.execute(insert(Order.__table__), [{
+            "external_id": order.external_id, "customer_id": order.customer_id, "total": order.total,
+            "refunded_total": Decimal(0), "currency": order.currency, "status": "paid",
+            "points_earned": order.points, "placed_at": order.placed_at, "updated_at": now,
+            "shipping_address_hash": order.shipping_address_hash, "ip_hash": order.ip_hash,
+        } for order in orders])
+        with_lines = [order.external_id for order in orders if order.lines]
+        order_ids: Dict[str, int] = {}
+        for chunk in _chunks(with_lines):
+            order_ids.update((external_id, order_id) for order_id, external_id in connection.execute(
+                select(Order.id, Order.external_id).where(Order.external_id.in_(chunk))))
+        lines = [{"order_id": order_ids[order.external_id], "sku": line.sku, "title": line.title.strip()[:255],
+                  "quantity": line.quantity, "unit_price": Decimal(line.unit_price)}
+                 for order in orders for line in order.lines]
+        if lines:
+            connection.execute(insert(OrderLine.__table__), lines)
+        earning = [order for order in orders if order.points > 0]
+        if earning:
+            connection.execute(insert(LedgerEntry.__table__), [{
+                "customer_id": order.customer_id, "kind": "earn", "points": order.points,
+                "reason": f"Order {order.external_id}"[:255], "source": "order", "source_ref": order.external_id,
+                "idempotency_key": f"order:{order.external_id}", "created_at": order.placed_at,
+                "expires_at": self._expires(order.placed_at),
+            } for order in earning])
+            move_balances(self.session, [(order.customer_id, order.points, order.placed_at) for order in earning])
+        return {order.external_id: order.points for order in orders}
+
+    def _expires(self, placed_at: datetime) -> datetime:
+        if placed_at not in self._expiry:
+            self._expiry[placed_at] = points_expiry(self.program, placed_at)
+        return self._expiry[placed_at]
+
+    def remember(self, order: Order) -> None:
+        """An order recorded outside the batch (record_paid_order) meanwhile."""
+        self.known[order.external_id] = order
+
+    def forget_customer(self, customer_id: int) -> None:
+        """The customer's orders changed outside the batch: their spend is read again when next needed."""
+        self.spend.forget(customer_id)
+
+
+@dataclass(frozen=True)
+class _PendingOrder:
+    customer_id: int
+    external_id: str
+    total: Decimal
+    placed_at: datetime
+    currency: str
+    points: int
+    lines: Tuple[LineInput, ...]
+    shipping_address_hash: Optional[str]
+    ip_hash: Optional[str]
+
+
+def _chunks(values: List, size: int = 500) -> Iterator[List]:
+    for start in range(0, len(values), size):
+        yield values[start:start + size]
 
 
 def refund_order(

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Callable, Iterator, List, Optional
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from dateutil.relativedelta import relativedelta
 from sqlalchemy import BigInteger, func, select, type_coerce
@@ -55,15 +55,76 @@ def term_end(program: Program, reached_at: datetime) -> Optional[datetime]:
 
 def qualifying_spend(session: Session, customer_id: int, program: Program, now: datetime) -> Decimal:
     """What the customer paid and kept over the term that ends at `now`."""
-    # Summed as raw cents: exact on every backend.
-    kept_cents = type_coerce(Order.total, BigInteger) - type_coerce(Order.refunded_total, BigInteger)
-    query = select(func.coalesce(func.sum(kept_cents), 0)).where(
-        Order.customer_id == customer_id, Order.status.in_(SPEND_STATUSES), Order.placed_at <= now
-    )
+    query = select(func.coalesce(func.sum(_KEPT_CENTS), 0)).where(Order.customer_id == customer_id,
+                                                                   *_in_term(program, now))
+    return Decimal(int(session.execute(query).scalar_one())) / 100
+
+
+def qualifying_spends(session: Session, customer_ids: Sequence[int], program: Program,
+                      now: datetime) -> Dict[int, Decimal]:
+    """qualifying_spend of many customers in one query (0 for those without orders)."""
+    spends = {customer_id: Decimal(0) for customer_id in customer_ids}
+    rows = session.execute(
+        select(Order.customer_id, func.sum(_KEPT_CENTS))
+        .where(Order.customer_id.in_(list(spends)), *_in_term(program, now)).group_by(Order.customer_id)
+    ).all()
+    for customer_id, cents in rows:
+        spends[customer_id] = Decimal(int(cents)) / 100
+    return spends
+
+
+# Summed as raw cents: exact on every backend.
+_KEPT_CENTS = type_coerce(Order.total, BigInteger) - type_coerce(Order.refunded_total, BigInteger)
+
+
+def _in_term(program: Program, now: datetime) -> list:
+    conditions = [Order.status.in_(SPEND_STATUSES), Order.placed_at <= now]
     start = term_start(program, now)
     if start is not None:
-        query = query.where(Order.placed_at >= start)
-    return Decimal(int(session.execute(query).scalar_one())) / 100
+        conditions.append(Order.placed_at >= start)
+    return conditions
+
+
+class SpendHistory:
+    """Qualifying spend of a batch's customers at any moment, computed in memory: what qualifying_spend sums,
+    from their orders loaded with one query, plus the orders the batch records meanwhile (`add`) — so a batch
+    of orders does not query the spend once per order. A customer whose orders changed otherwise (a refund)
+    is `forget`-ten and loaded again when next asked."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._orders: Dict[int, List[Tuple[datetime, Decimal]]] = {}  # customer → (placed_at, kept)
+        self._term_starts: Dict[datetime, Optional[datetime]] = {}
+
+    def load(self, customer_ids: Iterable[int]) -> None:
+        wanted = [customer_id for customer_id in set(customer_ids) if customer_id not in self._orders]
+        for customer_id in wanted:
+            self._orders[customer_id] = []
+        for start in range(0, len(wanted), _IN_CHUNK):
+            rows = self.session.execute(
+                select(Order.customer_id, Order.placed_at, Order.total, Order.refunded_total)
+                .where(Order.customer_id.in_(wanted[start:start + _IN_CHUNK]), Order.status.in_(SPEND_STATUSES))
+            ).all()
+            for customer_id, placed_at, total, refunded in rows:
+                self._orders[customer_id].append((placed_at, total - refunded))
+
+    def add(self, customer_id: int, placed_at: datetime, kept: Decimal) -> None:
+        self.load([customer_id])
+        self._orders[customer_id].append((placed_at, kept))
+
+    def forget(self, customer_id: int) -> None:
+        self._orders.pop(customer_id, None)
+
+    def spend(self, program: Program, customer_id: int, now: datetime) -> Decimal:
+        self.load([customer_id])
+        if now not in self._term_starts:  # many orders share a moment (an export's dates)
+            self._term_starts[now] = term_start(program, now)
+        start = self._term_starts[now]
+        return sum((kept for placed_at, kept in self._orders[customer_id]
+                    if placed_at <= now and (start is None or placed_at >= start)), Decimal(0))
+
+
+_IN_CHUNK = 500  # ids in one IN (...) list
 
 
 def tier_for_spend(program: Program, spend: Decimal) -> Tier:
@@ -95,19 +156,15 @@ def held_tier(program: Program, customer: Customer, now: datetime) -> Optional[T
 
 def tier_status(session: Session, customer_id: int, program: Program, now: datetime) -> TierStatus:
     spend = qualifying_spend(session, customer_id, program, now)
-    tier = tier_for_spend(program, spend)
     customer = session.get(Customer, customer_id)
     held = held_tier(program, customer, now) if customer is not None else None
+    reached = None
     if held is not None:
         reached = session.execute(
             select(func.max(TierChange.created_at)).where(
                 TierChange.customer_id == customer_id, TierChange.to_tier == held.name)
         ).scalar()
-        if reached is not None and reached > now:
-            held = None  # not reached yet at `now`: a past order recorded late or imported earns as it was then
-    held_until = None
-    if held is not None and _rank(program, held) >= _rank(program, tier):
-        tier, held_until = held, customer.tier_held_until
+    tier, held_until = tier_at(program, spend, customer, reached, now)
     upcoming = next_tier(program, tier)
     return TierStatus(
         tier=tier,
@@ -117,6 +174,34 @@ def tier_status(session: Session, customer_id: int, program: Program, now: datet
         term_start=term_start(program, now),
         held_until=held_until,
     )
+
+
+def tier_at(program: Program, spend: Decimal, customer: Optional[Customer], reached_held_tier_at: Optional[datetime],
+            now: datetime) -> Tuple[Tier, Optional[datetime]]:
+    """The tier held at `now` with `spend` qualifying, and until when it is held (None: earned by spend).
+    `reached_held_tier_at`: when the customer last moved to their recorded tier (their latest TierChange to it)."""
+    tier = tier_for_spend(program, spend)
+    held = held_tier(program, customer, now) if customer is not None else None
+    if held is not None and reached_held_tier_at is not None and reached_held_tier_at > now:
+        held = None  # not reached yet at `now`: a past order recorded late or imported earns as it was then
+    if held is not None and customer is not None and _rank(program, held) >= _rank(program, tier):
+        return held, customer.tier_held_until
+    return tier, None
+
+
+def tiers_reached_at(session: Session, customer_ids: Sequence[int]) -> Dict[Tuple[int, str], datetime]:
+    """(customer, tier) → when the customer last moved to that tier, for many customers in one query: what
+    tier_status looks up per customer."""
+    reached: Dict[Tuple[int, str], datetime] = {}
+    ids = list(set(customer_ids))
+    for start in range(0, len(ids), _IN_CHUNK):
+        for customer_id, tier_name, at in session.execute(
+            select(TierChange.customer_id, TierChange.to_tier, func.max(TierChange.created_at))
+            .where(TierChange.customer_id.in_(ids[start:start + _IN_CHUNK]))
+            .group_by(TierChange.customer_id, TierChange.to_tier)
+        ).all():
+            reached[(customer_id, tier_name)] = at
+    return reached
 
 
 # Entry rewards are posted through this hook (bot.loyalty.earning) so tiers need not import earning.
@@ -138,6 +223,75 @@ def recompute_tier(
     """
     customer = _locked_customer(session, customer_id)
     by_spend = tier_for_spend(program, qualifying_spend(session, customer_id, program, now))
+    return _bring_up_to_date(session, program, customer, by_spend, now, reason, post_entry_reward)
+
+
+@dataclass(frozen=True)
+class TierRecompute:
+    """What recompute_tiers did for one customer: the change (None: none), or the error that refused it."""
+
+    customer_id: int
+    change: Optional[TierChange] = None
+    error: Optional[Exception] = None
+
+
+def recompute_tiers(
+    session: Session,
+    program: Program,
+    customer_ids: Sequence[int],
+    now: datetime,
+    reason: str,
+    post_entry_reward: Optional[EntryRewardPoster] = None,
+) -> List[TierRecompute]:
+    """recompute_tier for many customers at once: they are loaded (locked) and their spend summed with one
+    query each; a customer whose recorded tier stands costs no further statement, and a move runs in its own
+    savepoint, so an entry reward the ledger refuses (LedgerError) refuses only that customer's move."""
+    from bot.loyalty.ledger import LedgerError
+
+    ids = sorted(set(customer_ids))
+    customers: Dict[int, Customer] = {}
+    for start in range(0, len(ids), _IN_CHUNK):
+        for customer in session.execute(
+            select(Customer).where(Customer.id.in_(ids[start:start + _IN_CHUNK])).with_for_update(key_share=True)
+        ).scalars():
+            customers[customer.id] = customer
+    spends: Dict[int, Decimal] = {}
+    for start in range(0, len(ids), _IN_CHUNK):
+        spends.update(qualifying_spends(session, ids[start:start + _IN_CHUNK], program, now))
+    results = []
+    for customer_id in ids:
+        customer = customers.get(customer_id)
+        if customer is None:
+            results.append(TierRecompute(customer_id, error=LedgerError(f"no customer with id {customer_id}")))
+            continue
+        by_spend = tier_for_spend(program, spends[customer_id])
+        if _settles_without_a_move(program, customer, by_spend, now):
+            _bring_up_to_date(session, program, customer, by_spend, now, reason, post_entry_reward)
+            results.append(TierRecompute(customer_id))
+            continue
+        try:
+            with session.begin_nested():
+                change = _bring_up_to_date(session, program, customer, by_spend, now, reason, post_entry_reward)
+        except LedgerError as error:
+            results.append(TierRecompute(customer_id, error=error))
+        else:
+            results.append(TierRecompute(customer_id, change))
+    return results
+
+
+def _settles_without_a_move(program: Program, customer: Customer, by_spend: Tier, now: datetime) -> bool:
+    """Whether _bring_up_to_date only sets attributes here (no statement, nothing that can fail): a first
+    evaluation to the lowest tier, or a recorded tier that spend does not beat and whose term still runs."""
+    recorded = program.tier(customer.tier_name)
+    if recorded is None:
+        return _rank(program, by_spend) == 0
+    held_until = customer.tier_held_until
+    return _rank(program, by_spend) <= _rank(program, recorded) and (held_until is None or held_until > now)
+
+
+def _bring_up_to_date(session: Session, program: Program, customer: Customer, by_spend: Tier, now: datetime,
+                      reason: str, post_entry_reward: Optional[EntryRewardPoster]) -> Optional[TierChange]:
+    customer_id = customer.id
     recorded = program.tier(customer.tier_name)
     if recorded is None:
         # First evaluation (or the tier was renamed in the config): start from what spend earns.

@@ -491,3 +491,204 @@ def test_memory_does_not_grow_with_the_file(tmp_path: Path, program) -> None:
     large = _peak_import_memory(tmp_path, program, 200_000)
     assert large < 2 * small, (small, large)
     assert large < 8 * 1024 * 1024
+
+
+# --- batched against one by one ------------------------------------------------------------------------
+
+
+def _apply_one_by_one(session, program, states, *, now=None):  # type: ignore[no-untyped-def]
+    """The reference: every state through apply_order_state, each in its own savepoint (the API's way)."""
+    from sqlalchemy.exc import DataError, IntegrityError
+
+    from bot import order_events
+
+    outcomes = []
+    for state in states:
+        try:
+            with session.begin_nested():
+                result = order_events.apply_order_state(session, program, state, update_tier=False, now=now)
+        except (LedgerError, IntegrityError, DataError) as error:
+            outcomes.append(order_events.BatchOutcome(error=error))
+        else:
+            outcomes.append(order_events.BatchOutcome.of(result))
+    return outcomes
+
+
+def _tiers_one_by_one(session, program, customer_ids, now, reason, poster):  # type: ignore[no-untyped-def]
+    from bot.loyalty.tiers import TierRecompute, recompute_tier
+
+    results = []
+    for customer_id in sorted(set(customer_ids)):
+        try:
+            with session.begin_nested():
+                change = recompute_tier(session, program, customer_id, now, reason, poster)
+        except LedgerError as error:
+            results.append(TierRecompute(customer_id, error=error))
+        else:
+            results.append(TierRecompute(customer_id, change))
+    return results
+
+
+def _history(seed: int, names: range, customers: int) -> List[List[str]]:
+    """A store's orders, deterministic: amounts that carry customers across tiers, dates out of order, line
+    items, partial and full refunds, cancellations, and rows the store cannot take among them."""
+    import random
+
+    rng = random.Random(seed)
+    rows: List[List[str]] = []
+    for number in names:
+        email = f"c{rng.randrange(customers)}@example.com"
+        when = datetime(2025, 1, 1, tzinfo=timezone.utc).timestamp() + rng.randrange(0, 680 * 86_400)
+        stamp = datetime.fromtimestamp(when, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S +0000")
+        total = f"{rng.randrange(500, 40_000) / 100:.2f}"
+        kind = rng.random()
+        if kind < 0.08:
+            refunded = f"{float(total) * rng.choice((0.1, 0.25, 0.5)):.2f}"
+            rows.append(order(f"#{number}", email, total, when=stamp, status="partially_refunded", refunded=refunded))
+        elif kind < 0.12:
+            rows.append(order(f"#{number}", email, total, when=stamp, status="refunded"))
+        elif kind < 0.15:
+            rows.append(order(f"#{number}", email, total, when=stamp, cancelled=stamp))
+        elif kind < 0.17:
+            rows.append(order(f"#{number}", email, "-3.00", when=stamp))  # bad total
+        elif kind < 0.19:
+            rows.append(order(f"#{number}", "nobody@example.com", total, when=stamp))  # unknown customer
+        elif kind < 0.21 and number > names.start + 5:
+            # The id of an earlier order with other facts: a duplicate the store refuses.
+            rows.append(order(f"#{number - 5}", email, "1.23", when=stamp))
+        elif kind < 0.28:
+            half = f"{float(total) / 2:.2f}"
+            rows.append(order(f"#{number}", email, f"{2 * float(half):.2f}", when=stamp, price=half, item="Vase"))
+            rows.append(line(f"#{number}", email, "Lamp", "1", half, "OE-LT-002"))
+        else:
+            rows.append(order(f"#{number}", email, total, when=stamp))
+    return rows
+
+
+def _store(database: Database) -> Dict[str, object]:
+    """Everything an import writes, per customer email (ids differ between stores)."""
+    from bot.models import OrderRefund, Referral
+
+    with database.session() as session:
+        email_of = dict(session.execute(select(Customer.id, Customer.email)).all())
+        customers = {c.email: (c.points_balance, c.tier_name, c.tier_held_until, c.last_activity_at)
+                     for c in session.execute(select(Customer)).scalars()}
+        ledger = sorted((email_of[e.customer_id], e.kind, e.points, e.reason, e.source, e.source_ref,
+                         e.idempotency_key, e.created_at, e.expires_at)
+                        for e in session.execute(select(LedgerEntry)).scalars())
+        orders = sorted((o.external_id, email_of[o.customer_id], o.total, o.refunded_total, o.currency, o.status,
+                         o.points_earned, o.placed_at, o.shipping_address_hash, o.ip_hash,
+                         tuple((line.sku, line.title, line.quantity, line.unit_price) for line in o.lines),
+                         tuple((r.external_id, r.amount, r.points_due, r.points_reversed, r.created_at)
+                               for r in o.refunds))
+                        for o in session.execute(select(Order)).scalars())
+        changes = sorted(((email_of[t.customer_id], t.from_tier, t.to_tier, t.direction, t.reason, t.created_at,
+                           t.announced_at) for t in session.execute(select(TierChange)).scalars()), key=repr)
+        referrals = sorted((email_of[r.friend_customer_id], r.status, r.reason, r.order_external_id, r.points_awarded)
+                           for r in session.execute(select(Referral)).scalars())
+        assert verify_balances(session) == []
+    return {"customers": customers, "ledger": ledger, "orders": orders, "tier_changes": changes,
+            "referrals": referrals}
+
+
+def test_batched_import_ends_exactly_as_one_by_one(tmp_path: Path, program, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same exports imported through the order events' batch and state by state (the way the store API
+    applies each order): every customer's balance, tier, ledger, orders, refunds, tier changes and referral
+    end the same, with the same rejections; then a later export on top of each, and a rerun that changes
+    nothing."""
+    from bot.advocacy.referrals import register_signup
+    from bot.models import ReferralCode
+
+    monkeypatch.setattr(imports, "BATCH_ROWS", 37)  # many batches, orders of one customer spread over them
+    customers_csv = write_csv(tmp_path / "customers.csv", CUSTOMER_HEADER,
+                              [customer(f"c{n}@example.com", str(900 + n)) for n in range(30)])
+    first = write_csv(tmp_path / "orders.csv", ORDER_HEADER, _history(5, range(1000, 1400), 30))
+    later = write_csv(tmp_path / "orders-later.csv", ORDER_HEADER, _history(6, range(2000, 2150), 30))
+
+    def import_all(database: Database, one_by_one: bool) -> List[imports.ImportReport]:
+        with monkeypatch.context() as patch:
+            if one_by_one:
+                patch.setattr(imports, "apply_order_states", _apply_one_by_one)
+                patch.setattr(imports, "recompute_tiers", _tiers_one_by_one)
+            reports = [run_import(database, program, customers_csv, None)]
+            with database.session(write=True) as session:
+                # c3 was referred by c4: their first order decides the referral (one by one in both ways).
+                advocate = session.execute(select(Customer).where(Customer.email == "c4@example.com")).scalar_one()
+                friend = session.execute(select(Customer).where(Customer.email == "c3@example.com")).scalar_one()
+                session.add(ReferralCode(customer_id=advocate.id, code="K7QM2XDA9P", created_at=NOW))
+                session.flush()
+                register_signup(session, program, friend.id, "K7QM2XDA9P", None, NOW)
+            reports.append(run_import(database, program, None, first))
+            reports.append(run_import(database, program, None, later))
+            reports.append(run_import(database, program, customers_csv, first))
+            return reports
+
+    stores = {}
+    results = {}
+    for one_by_one in (True, False):
+        database = Database(f"sqlite:///{tmp_path / f'store-{one_by_one}.db'}")
+        database.create_schema()
+        try:
+            results[one_by_one] = import_all(database, one_by_one)
+            stores[one_by_one] = _store(database)
+        finally:
+            database.dispose()
+
+    by_row, batched = stores[True], stores[False]
+    for part in ("customers", "ledger", "orders", "tier_changes", "referrals"):
+        assert batched[part] == by_row[part], part
+    for reference, report in zip(results[True], results[False]):
+        assert format_report(report) == format_report(reference)
+        assert sorted(map(str, report.rejections)) == sorted(map(str, reference.rejections))
+    _, imported, _, rerun = results[False]
+    # The history did what it is meant to exercise.
+    assert {"bad_total", "unknown_customer", "duplicate_order"} <= set(imported.rejected_by_reason)
+    assert imported.refunds_recorded > 10 and imported.cancellations > 5 and imported.tier_changes > 5
+    assert {tier for _, tier, *_ in batched["customers"].values()} >= {"Silver", "Gold", "Platinum"}
+    assert len({points for *_, points in batched["ledger"]}) > 1
+    assert batched["referrals"][0][1] == "rewarded"
+    assert any(lines for *_, lines, _ in batched["orders"])
+    # The rerun of the first export changes nothing and says so.
+    assert (rerun.orders_recorded, rerun.points_awarded, rerun.refunds_recorded, rerun.cancellations) == (0, 0, 0, 0)
+    assert rerun.orders_replayed == imported.orders_recorded
+    assert rerun.refunds_replayed == imported.refunds_recorded
+    assert rerun.cancellations_replayed == imported.cancellations
+
+
+def test_a_bad_order_in_the_middle_of_a_batch_is_refused_alone(sqlite_db: Database, program, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batched orders that the checks, the database or a concurrent writer refuse are reported with their
+    line and reason; the rest of their batch goes in."""
+    from bot import order_events
+
+    with sqlite_db.session(write=True) as session:
+        create_customer(session, "ann@example.com", "Ann")
+    rows = [order(f"#{5000 + n}", "ann@example.com", "10.00") for n in range(20)]
+    rows[4] = order("#5004", "ann@example.com", "10.00", when="1999-05-01 10:00:00 +0000")  # line 6: too old
+    rows[9] = order("#5003", "ann@example.com", "11.00")  # line 11: #5003 again with another total
+    report = run_import(sqlite_db, program, None, write_csv(tmp_path / "orders.csv", ORDER_HEADER, rows))
+    assert reasons(report) == {("orders.csv", 6, "refused"), ("orders.csv", 11, "duplicate_order")}
+    assert "order 5004: placed_at 1999-05-01T10:00:00+00:00 is not between 2000-01-01 and now" in format_report(report)
+    assert report.orders_recorded == 18
+    assert balances(sqlite_db) == {"ann@example.com": 18 * 50}
+
+    # The batch's bulk insert fails (here: an order another writer recorded meanwhile, which the batch did not
+    # see): its orders are applied one by one instead, and only that one is refused.
+    real_write = order_events.PaidOrderBatch.write
+    more = [order(f"#{6000 + n}", "ann@example.com", "10.00") for n in range(6)]
+    more[2] = order("#6002", "ann@example.com", "12.00")
+
+    def concurrent_writer_first(batch):  # type: ignore[no-untyped-def]
+        if batch.pending("6002"):
+            with batch.session.begin_nested():
+                batch.session.add(Order(external_id="6002", customer_id=1, total=1, refunded_total=0,
+                                        currency="USD", status="paid", points_earned=0, placed_at=NOW))
+        return real_write(batch)
+
+    monkeypatch.setattr(order_events.PaidOrderBatch, "write", concurrent_writer_first)
+    report = run_import(sqlite_db, program, None, write_csv(tmp_path / "more.csv", ORDER_HEADER, more))
+    assert reasons(report) == {("more.csv", 4, "duplicate_order")}
+    assert report.orders_recorded == 5
+    assert balances(sqlite_db) == {"ann@example.com": 23 * 50}
+    with sqlite_db.session() as session:
+        assert verify_balances(session) == []
