@@ -316,7 +316,8 @@ class FrequencyCondition(Condition):
         return _with_orders_or_none(low, _between(CustomerOrderStats.order_count, low, high))
 
     def describe(self) -> str:
-        return f"{_range_words(self.values.get('min'), self.values.get('max'))} orders"
+        words = _range_words(self.values.get('min'), self.values.get('max'))
+        return f"{words} order{'' if words == '1' else 's'}"
 
     def reason(self, facts: "MemberFacts", context: FilterContext) -> str:
         return f"{facts.order_count:,} order{'' if facts.order_count == 1 else 's'}"
