@@ -3,7 +3,8 @@
   refit      fit on every order so far, score every customer and store the scores (what the web app's
              scheduled job does every PREDICTION_REFIT_HOURS)
   scores     one row per customer: id, email, store customer id, probability, reasons — the stored
-             scores, or with --as-of DATE scores computed from the orders before DATE (stored nowhere)
+             scores (with --segment SEGMENT only its members; bot/cli/segments.py), or with --as-of DATE
+             scores computed from the orders before DATE (stored nowhere)
   backtest   fit on the orders before --cutoff, score who bought in the --horizon days after: AUC, Brier
              and calibration for our model and the two baselines
 
