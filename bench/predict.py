@@ -24,8 +24,15 @@ weekdays every 28 years between 1901 and 2099): 1997-01-01 is 2025-01-01, the cu
 0 (80 CDNOW rows), as it would for a store.
 
 The imported store is kept as var/bench/cdnow-<hash>.db, the hash of the two CSV files (and of this
-file's CDNOW_FORMAT), so a rerun skips the import (~4 minutes at today's importer speed); --reimport
-forces it. Results also go to var/bench/predict.json. Exit code 1 with --check when a target is missed.
+file's CDNOW_FORMAT), so a rerun skips the import (most of it the 23,570 customers, which join one by one);
+--reimport forces it. Results also go to var/bench/predict.json. Exit code 1 with --check when a target is
+missed.
+
+  import timing   --import-only [--orders N] [--code DIR ...]: the customers file, then the orders file, each
+                  through its own `python -m bot import`, timed (wall clock, the child's CPU, load average),
+                  into a fresh store; with several --code checkouts (e.g. an older commit's copy from
+                  `git archive`) each imports the orders into a copy of the same customers store, one after
+                  the other, so before and after are measured in one run. Results in var/bench/import.json.
 """
 from __future__ import annotations
 

@@ -63,3 +63,19 @@ def test_the_command_runs_and_records_the_machine(tmp_path: Path, monkeypatch) -
     assert predict.main(["--skip-cdnow", "--skip-scale"]) == 0
     recorded = json.loads((tmp_path / "predict.json").read_text())
     assert recorded["machine"]["nproc"] >= 1 and "lifetimes" in recorded["machine"]
+
+
+def test_import_timing_runs_the_importer_of_each_checkout(tmp_path: Path, monkeypatch, capsys) -> None:
+    """`--import-only --orders N`: the customers once, then the orders by each checkout's `python -m bot import`
+    into a copy of that store, each timed."""
+    monkeypatch.setattr(predict, "BENCH_DIR", tmp_path)
+    monkeypatch.setattr(predict, "JSON_PATH", tmp_path / "predict.json")
+    assert predict.main(["--import-only", "--orders", "60"]) == 0
+    timing = json.loads((tmp_path / "import.json").read_text())["cdnow_import_timing"]
+    assert timing["customers"]["rows"] == len({row[0] for row in sorted(
+        predict.read_cdnow(predict.cdnow_master()), key=lambda row: row[1])[:60]})
+    (orders,) = timing["orders"].values()
+    assert orders["rows"] == 60 and orders["exit_code"] == 0 and orders["seconds"] > 0
+    assert "orders: 60 rows:" in orders["summary"] and "rejected: none" in orders["summary"]
+    assert "orders/s" in capsys.readouterr().out
+    assert not list(tmp_path.glob("import-timing-*.db"))  # the timing stores are not kept
