@@ -58,13 +58,19 @@ def record_consent(session: Session, channel: str, sender_id: str, status: str, 
     return ConsentChange(status, changed=True, recorded_at=now)
 
 
-def unsubscribed(channel: str, sender_column: Any) -> ColumnElement:
-    """SQL: the chat (`channel`, the row's `sender_column`) has withdrawn its consent — for senders that pick
-    recipients in one query."""
-    latest = (
+def latest_status(channel_column: Any, sender_column: Any) -> Any:
+    """SQL: the latest choice (subscribed | unsubscribed | NULL) of the chat named by a row's columns, e.g.
+    channel_identities' (channel, external_id) — for queries over many chats (segments)."""
+    return (
         select(MessageConsent.status)
-        .where(MessageConsent.channel == identity_channel(channel), MessageConsent.sender_id == sender_column)
+        .where(MessageConsent.channel == channel_column, MessageConsent.sender_id == sender_column)
         .order_by(MessageConsent.id.desc()).limit(1)
         .scalar_subquery()
     )
+
+
+def unsubscribed(channel: str, sender_column: Any) -> ColumnElement:
+    """SQL: the chat (`channel`, the row's `sender_column`) has withdrawn its consent — for senders that pick
+    recipients in one query."""
+    latest = latest_status(identity_channel(channel), sender_column)
     return and_(latest.is_not(None), latest == UNSUBSCRIBED)

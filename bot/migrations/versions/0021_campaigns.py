@@ -1,14 +1,14 @@
 """campaigns: a message or poll to an audience through the outbox, its messaged/holdout split and responses
 
-Revision ID: 0020
-Revises: 0019
+Revision ID: 0021
+Revises: 0020
 """
 from alembic import op
 import sqlalchemy as sa
 import bot.models.base
 
-revision = "0020"
-down_revision = "0019"
+revision = "0021"
+down_revision = "0020"
 branch_labels = None
 depends_on = None
 
