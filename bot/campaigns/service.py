@@ -28,8 +28,11 @@ from bot.loyalty.earning import Credit, award
 from bot.loyalty.expiry import expiry_outlook
 from bot.loyalty.program import Program
 from bot.loyalty.tiers import tier_status
-from bot.models import Campaign, CampaignRecipient, CampaignResponse, Customer, OutboundMessage
+from bot.models import Campaign, CampaignRecipient, CampaignResponse, ChannelIdentity, Customer, OutboundMessage
 from bot.outbox.service import RouteDecision, enqueue, preview_routes
+from bot.segments.service import UnknownSegment, member_ids
+from bot.segments.service import find as find_segment
+from bot.segments.service import resolve as resolve_segment
 
 OUTBOX_KIND = "campaign"
 POLL_INTENT, CAMPAIGN_ENTITY, OPTION_ENTITY = "answer_poll", "campaign", "poll_option"
@@ -49,6 +52,7 @@ MAX_TITLE_CHARS = 20  # Instagram's quick replies take 20 characters
 MAX_PAYLOAD_BYTES = 64  # Telegram's callback_data
 RELEVANCE = timedelta(days=7)  # a campaign message that could not go out within a week is dropped
 POLL_OPEN = timedelta(days=14)  # a typed answer counts this long after the poll was sent
+MAX_TYPED_ANSWER = 80  # longer messages are never taken as a poll answer
 PREVIEW_TEXTS = 20  # the dry run renders the personal text of this many recipients
 
 
@@ -92,7 +96,7 @@ def create_campaign(session: Session, program: Program, *, name: str, text: str,
         raise CampaignError("the bonus is a whole number of points, 0 for none")
     if bonus_points and kind == "message" and not stored:
         raise CampaignError("a bonus is credited when the shopper acts: give the message a button")
-    audience = _checked_audience(audience)
+    audience = _checked_audience(session, program, audience)
     holdout = program.campaigns.holdout_percent if holdout_percent is None else holdout_percent
     if not 0 <= holdout <= 90:
         raise CampaignError("the holdout share is 0-90 %")
@@ -130,13 +134,29 @@ def _button(spec: str) -> Dict[str, str]:
     return {"title": _title(title.strip() or BUTTON_ACTIONS[action][0]), "action": action}
 
 
-def _checked_audience(audience: Mapping[str, Any]) -> Dict[str, Any]:
+def _checked_audience(session: Session, program: Program, audience: Mapping[str, Any]) -> Dict[str, Any]:
+    """{"customer_ids": [...]} or {"segment": "<ref>"} (a built-in key, a saved segment's id or name; its
+    members are taken when the campaign is previewed or sent)."""
     ids = audience.get("customer_ids")
     if ids is not None:
         if not ids or not all(isinstance(value, int) and not isinstance(value, bool) for value in ids):
             raise CampaignError("an audience of customers needs their ids")
         return {"customer_ids": sorted(set(ids))}
-    raise CampaignError("the audience is a list of customer ids")
+    ref = str(audience.get("segment") or "").strip()
+    if ref:
+        try:
+            segment = find_segment(session, ref, program=program)
+        except UnknownSegment as error:
+            raise CampaignError(str(error)) from None
+        return {"segment": segment.ref, "segment_name": segment.name}
+    raise CampaignError("the audience is a segment or a list of customer ids")
+
+
+def audience_label(campaign: Campaign) -> str:
+    audience = campaign.audience or {}
+    if "segment" in audience:
+        return f"segment {audience.get('segment_name') or audience['segment']}"
+    return f"{len(audience.get('customer_ids') or ())} chosen customers"
 
 
 def get_campaign(session: Session, campaign_id: int) -> Campaign:
@@ -150,9 +170,16 @@ def list_campaigns(session: Session, limit: int = 100) -> List[Campaign]:
     return list(session.execute(select(Campaign).order_by(Campaign.id.desc()).limit(limit)).scalars())
 
 
-def audience_ids(session: Session, campaign: Campaign) -> List[int]:
-    """The audience's customers now (ids that no longer exist are left out)."""
-    ids = (campaign.audience or {}).get("customer_ids") or []
+def audience_ids(session: Session, program: Program, campaign: Campaign, now: datetime) -> List[int]:
+    """The audience's customers now: the segment's members at `now`, or the chosen ids that still exist."""
+    audience = campaign.audience or {}
+    if "segment" in audience:
+        try:
+            segment_filter = resolve_segment(session, audience["segment"], program=program)
+        except UnknownSegment as error:
+            raise CampaignError(f"the campaign's segment is gone: {error}") from None
+        return sorted(session.execute(member_ids(session, segment_filter, now=now, program=program)).scalars())
+    ids = audience.get("customer_ids") or []
     found: List[int] = []
     for start in range(0, len(ids), 500):
         found.extend(session.execute(select(Customer.id).where(Customer.id.in_(ids[start:start + 500]))).scalars())
@@ -232,7 +259,7 @@ def dry_run(session: Session, program: Program, campaign_id: int, now: datetime,
             channels: Sequence[str] = ("telegram", "instagram", "widget")) -> DryRun:
     """Who would get the campaign now, on which chat, and who would not and why. Writes nothing."""
     campaign = get_campaign(session, campaign_id)
-    members = audience_ids(session, campaign)
+    members = audience_ids(session, program, campaign, now)
     held = {customer_id for customer_id in members if in_holdout(campaign.id, customer_id, campaign.holdout_percent)}
     decisions = preview_routes(session, program.proactive, [m for m in members if m not in held], now, channels)
     emails = _emails(session, members)
@@ -289,7 +316,7 @@ def send_campaign(session: Session, program: Program, campaign_id: int, now: dat
     session.flush()
     buttons = outbox_buttons(campaign)
     queued = held = 0
-    for customer_id in audience_ids(session, campaign):
+    for customer_id in audience_ids(session, program, campaign, now):
         if in_holdout(campaign.id, customer_id, campaign.holdout_percent):
             session.add(CampaignRecipient(campaign_id=campaign.id, customer_id=customer_id, group="holdout",
                                           created_at=now))
@@ -356,7 +383,7 @@ def record_response(session: Session, program: Program, campaign_id: int, custom
             first = False
             response = _response(session, campaign_id, customer_id)
             assert response is not None
-    if not first and campaign.kind == "poll":
+    if not first and campaign.kind == "poll" and option != response.option:
         response.option, response.typed, response.updated_at = option, typed, now
     credited = 0
     if campaign.bonus_points and response.bonus_entry_id is None:
@@ -387,7 +414,7 @@ def match_option(titles: Sequence[str], typed: str) -> Optional[int]:
     """The option (1-based) a typed answer names: its number ("2", "#2", "option 2"), its title, or words
     that belong to exactly one title ("the shipping one" → "Free shipping"). None when unclear."""
     said = _plain(typed)
-    if not said or len(said) > 80:
+    if not said or len(said) > MAX_TYPED_ANSWER:
         return None
     number = re.fullmatch(r"(?:option |number |no |#)?(\d{1,2})", said)
     if number:
@@ -407,33 +434,40 @@ def match_option(titles: Sequence[str], typed: str) -> Optional[int]:
 
 def open_poll_answer(session: Session, channel: str, sender_id: str, text: str, now: datetime
                      ) -> Optional[Tuple[int, int]]:
-    """(campaign id, option) when this chat was sent a poll in the last POLL_OPEN that its customer has not
-    answered and `text` names one of its options; else None."""
-    rows = session.execute(
+    """(campaign id, option) when the customer of this chat was sent a poll in the last POLL_OPEN (on any of
+    their chats) that they have not answered, and `text` names one of its options; else None. Read by index
+    (the chat's identity, then the customer's recipient rows), as it runs for typed messages."""
+    customer_id = session.execute(select(ChannelIdentity.customer_id).where(
+        ChannelIdentity.channel == channel, ChannelIdentity.external_id == sender_id)).scalar_one_or_none()
+    if customer_id is None:
+        return None
+    answered = select(CampaignResponse.id).where(CampaignResponse.campaign_id == Campaign.id,
+                                                 CampaignResponse.customer_id == customer_id)
+    polls = session.execute(
         select(Campaign)
         .join(CampaignRecipient, CampaignRecipient.campaign_id == Campaign.id)
         .join(OutboundMessage, OutboundMessage.id == CampaignRecipient.message_id)
-        .where(OutboundMessage.channel == channel, OutboundMessage.recipient == sender_id,
+        .where(CampaignRecipient.customer_id == customer_id, Campaign.kind == "poll",
                OutboundMessage.status.in_(("sent", "delivered")), OutboundMessage.sent_at >= now - POLL_OPEN,
-               Campaign.kind == "poll")
+               ~answered.exists())
         .order_by(OutboundMessage.sent_at.desc()).limit(3)
     ).scalars().all()
-    for campaign in rows:
-        if _response(session, campaign.id, _recipient_customer(session, campaign.id, channel, sender_id)) is not None:
-            continue
+    for campaign in polls:
         option = match_option([option["title"] for option in campaign.buttons], text)
         if option is not None:
             return campaign.id, option
     return None
 
 
-def _recipient_customer(session: Session, campaign_id: int, channel: str, sender_id: str) -> int:
-    return session.execute(
-        select(CampaignRecipient.customer_id)
-        .join(OutboundMessage, OutboundMessage.id == CampaignRecipient.message_id)
-        .where(CampaignRecipient.campaign_id == campaign_id, OutboundMessage.channel == channel,
-               OutboundMessage.recipient == sender_id)
-    ).scalar_one()
+def record_tap(session: Session, program: Program, campaign_id: int, customer_id: int, intent: str, now: datetime,
+               channel: Optional[str] = None) -> Response:
+    """A message button tapped: the button whose action is `intent` (the payload carries only the campaign)."""
+    campaign = get_campaign(session, campaign_id)
+    position = next((number for number, button in enumerate(campaign.buttons or (), start=1)
+                     if BUTTON_ACTIONS.get(button.get("action", ""), ("", ""))[1] == intent), None)
+    if campaign.kind != "message" or position is None:
+        raise CampaignError(f"campaign {campaign_id} has no {intent} button")
+    return record_response(session, program, campaign_id, customer_id, now, option=position, channel=channel)
 
 
 def responses(session: Session, campaign_id: int) -> List[CampaignResponse]:

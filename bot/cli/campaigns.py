@@ -18,29 +18,30 @@ def _audience(session: Session, references: str) -> List[int]:
 
 def _create(args: argparse.Namespace) -> int:
     from bot import clock
-    from bot.campaigns.service import CampaignError, create_campaign
+    from bot.campaigns.service import CampaignError, audience_label, create_campaign
 
     def work(session: Session, program: Any) -> None:
         campaign = create_campaign(
-            session, program, name=args.name, text=args.text, audience={"customer_ids": _audience(session, args.customers)},
+            session, program, name=args.name, text=args.text,
+            audience={"segment": args.segment} if args.segment else {"customer_ids": _audience(session, args.customers)},
             now=clock.now(), kind="poll" if args.option else "message", buttons=args.button or (),
             options=args.option or (), bonus_points=args.bonus, created_by=args.by, holdout_percent=args.holdout)
-        print(f"[campaigns] campaign {campaign.id} ({campaign.kind}) created: {len(campaign.audience['customer_ids'])} "
-              f"customers, holdout {campaign.holdout_percent} %; see who gets it: campaigns dry-run {campaign.id}")
+        print(f"[campaigns] campaign {campaign.id} ({campaign.kind}) created: {audience_label(campaign)}, "
+              f"holdout {campaign.holdout_percent} %; see who gets it: campaigns dry-run {campaign.id}")
 
     store_call(work, refusals=(CampaignError,))
     return 0
 
 
 def _list(_: argparse.Namespace) -> int:
-    from bot.campaigns.service import list_campaigns
+    from bot.campaigns.service import audience_label, list_campaigns
 
     def work(session: Session, _program: Any) -> None:
         campaigns = list_campaigns(session)
-        print(f"{'id':>4}  {'created':<16} {'kind':<8} {'status':<6} {'audience':>8}  name")
+        print(f"{'id':>4}  {'created':<16} {'kind':<8} {'status':<6} {'name':<30} audience")
         for campaign in campaigns:
             print(f"{campaign.id:>4}  {campaign.created_at:%Y-%m-%d %H:%M} {campaign.kind:<8} {campaign.status:<6} "
-                  f"{len(campaign.audience.get('customer_ids') or ()):>8}  {campaign.name}")
+                  f"{campaign.name[:30]:<30} {audience_label(campaign)}")
         print(f"[campaigns] {len(campaigns)} shown")
 
     store_call(work, write=False)
@@ -128,7 +129,10 @@ def add_campaign_commands(commands: Any) -> None:
     create.add_argument("--name", required=True)
     create.add_argument("--text", required=True, help="with personal fields {first_name} {tier} {balance} "
                                                       "{expiring_points} {expiry_date}")
-    create.add_argument("--customers", required=True, help="the audience: customer ids or emails, comma-separated")
+    audience = create.add_mutually_exclusive_group(required=True)
+    audience.add_argument("--segment", help="the audience: a segment (built-in key, saved id or name; "
+                                            "python -m bot segments list); its members when sent")
+    audience.add_argument("--customers", help="the audience: customer ids or emails, comma-separated")
     create.add_argument("--button", action="append", help="redeem, quiz, points, tier, refer or review "
                                                           "(\"redeem=Use my points\" for another title); repeatable")
     create.add_argument("--option", action="append", help="a poll's answer (makes it a poll); repeatable")

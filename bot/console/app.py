@@ -22,7 +22,7 @@ from bot.console.page import (
     in_store, route_name,
 )
 from bot.console.pages import (
-    audit, customers, feedback, handoffs, home, insights, integrations, loyalty, moderation, outbox, quizzes,
+    audit, campaigns, customers, feedback, handoffs, home, insights, integrations, loyalty, moderation, outbox, quizzes,
     referrals, sign_in,
 )
 from bot.console.transcripts import masked, shown_turns
@@ -36,7 +36,7 @@ log = get_logger(__name__)
 # Reachable without a session.
 PUBLIC_PATHS = frozenset({sign_in.LOGIN})
 PAGES = (sign_in, home, feedback, customers, insights, handoffs, loyalty, referrals, quizzes, moderation, integrations,
-         outbox, audit)
+         outbox, campaigns, audit)
 
 
 def setup_console(app: web.Application) -> None:

@@ -338,3 +338,32 @@ def test_results_compare_the_messaged_with_the_holdout(sqlite_db: Database, cloc
     assert results.options_by_tier == {"Bronze": [0, 1]}
     expected = 100 * (2 / len(messaged) - 1 / len(held))
     assert results.lift == pytest.approx(expected)
+
+
+# -- segments -------------------------------------------------------------------------------------------------------
+
+
+def test_a_segment_is_the_audience_and_poll_answers_make_a_segment(shop: Shop) -> None:
+    from bot.segments.filters import SegmentFilter
+    from bot.segments.service import save_segment
+
+    members = [shop.customer(telegram=str(600 + n)) for n in range(4)]
+    poll = _sent_poll(shop, *members)
+    shop.respond(poll, members[0], option=1)
+    shop.respond(poll, members[1], option=1)
+    shop.respond(poll, members[2], option=2)
+    with shop.database.session(write=True) as session:
+        save_segment(session, "Want free shipping", SegmentFilter.from_json(
+            [{"kind": "poll_answer", "campaign": poll, "option": 1}]), by="test", now=shop.clock.current,
+            program=shop.program)
+    with shop.database.session(write=True) as session:
+        follow_up = create_campaign(session, shop.program, name="Free shipping week", text="{first_name}: it's free!",
+                                    audience={"segment": "want free shipping"}, now=shop.clock.current).id
+    plan = shop.dry_run(follow_up)
+    assert [row.customer_id for row in plan.recipients] == members[:2]
+    shop.respond(poll, members[3], option=1)  # the segment is read again at the send
+    assert shop.send(follow_up).queued == 3
+    with pytest.raises(CampaignError, match="no segment 'nobody'"):
+        with shop.database.session(write=True) as session:
+            create_campaign(session, shop.program, name="x", text="x", audience={"segment": "nobody"},
+                            now=shop.clock.current)

@@ -38,7 +38,7 @@ def test_create_dry_run_send_and_results(environment: Any, clock: Any, capsys: A
     code, out = _run(capsys, "campaigns", "create", "--name", "Poll", "--text", "{first_name}, what next?",
                      "--customers", "ann@example.com,bo@example.com", "--option", "Lamps", "--option", "Desks",
                      "--holdout", "0", "--bonus", "10")
-    assert code == 0 and "campaign 1 (poll) created: 2 customers, holdout 0 %" in out
+    assert code == 0 and "campaign 1 (poll) created: 2 chosen customers, holdout 0 %" in out
     code, out = _run(capsys, "campaigns", "dry-run", "1")
     assert code == 0 and "send     telegram   Ann, what next?" in out
     assert "wait     -          no linked chat yet; Bo, what next?" in out
