@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Optional
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, exists, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -67,6 +67,16 @@ def latest_status(channel_column: Any, sender_column: Any) -> Any:
         .order_by(MessageConsent.id.desc()).limit(1)
         .scalar_subquery()
     )
+
+
+def chats_whose_latest_choice_is(status: str) -> Any:
+    """SQL: (channel, sender_id) of every chat whose latest choice is `status` — set-based, for queries over
+    a whole store (segments), where a latest-row lookup per chat would be a million index probes."""
+    later = MessageConsent.__table__.alias("later_consent")
+    return select(MessageConsent.channel, MessageConsent.sender_id).where(
+        MessageConsent.status == status,
+        ~exists().where(later.c.channel == MessageConsent.channel, later.c.sender_id == MessageConsent.sender_id,
+                        later.c.id > MessageConsent.id))
 
 
 def unsubscribed(channel: str, sender_column: Any) -> ColumnElement:

@@ -4,12 +4,14 @@ A condition is one JSON object, {"kind": "<name>", ...its fields}; a filter is a
 (bot/segments/filters.py). Each class
 
   - declares its `kind`, a `label` and its `fields` (what the console's editor shows and `from_json` reads),
-  - compiles to a SQL where-clause on customers.id with `where(context)`,
+  - compiles to SQL: `where(context)` over customers' own columns, or `membership(column, context)` — the
+    condition on any customer-id column — for kinds over other tables; and, when its table yields each
+    member once, `driver(context)`: a SELECT of their ids that a count can start from,
   - says in words what it asks for (`describe`) and why one member matches (`reason(facts)`: the facts are
     bot/segments/facts.py's MemberFacts, read once for a page of members).
 
-Adding a kind: write a class like the ones below and decorate it with @register. Its `where` may use
-any table that references customers.id (a poll answers table: `Customer.id.in_(select(PollAnswer.customer_id)
+Adding a kind: write a class like the ones below and decorate it with @register. Its `membership` may use
+any table that references customers.id (a poll answers table: `column.in_(select(PollAnswer.customer_id)
 .where(...))`); its `reason` reads what it needs from MemberFacts (add a field there and fill it in
 `load_facts`), or returns its own description when the facts have nothing to add.
 """
@@ -23,9 +25,10 @@ from typing import TYPE_CHECKING, Any, ClassVar, Dict, List, Mapping, Optional, 
 
 from dateutil.relativedelta import relativedelta
 from sqlalchemy import and_, cast, exists, func, not_, or_, select, true
+from sqlalchemy.sql import Select
 from sqlalchemy.sql.elements import ColumnElement
 
-from bot.consent import UNSUBSCRIBED, latest_status
+from bot.consent import UNSUBSCRIBED, chats_whose_latest_choice_is
 from bot.models import (
     CampaignResponse, ChannelIdentity, Customer, CustomerOrderStats, Feedback, PurchasePrediction, QuizRun, Referral, Review,
 )
@@ -115,7 +118,20 @@ class Condition:
                                       if field.name in self.values}}
 
     def where(self, context: FilterContext) -> ColumnElement:
-        raise NotImplementedError
+        """SQL true for the customers row of a member. Kinds over customers' own columns write this; kinds
+        over other tables write `membership` instead."""
+        return self.membership(Customer.id, context)
+
+    def membership(self, column: Any, context: FilterContext) -> ColumnElement:
+        """SQL true when `column` (any customer-id column: customers.id, or another condition's `driver`)
+        is a member's id."""
+        return column.in_(select(Customer.id).where(self.where(context)))
+
+    def driver(self, context: FilterContext) -> Optional[Select]:
+        """The members' ids from the kind's own table, each once, without reading customers — or None.
+        A filter with a driver counts from it (bot/segments/filters.py `member_ids`): a million-row scan of
+        customers is the slowest part of a count otherwise."""
+        return None
 
     def describe(self) -> str:
         raise NotImplementedError
@@ -206,16 +222,16 @@ def _range_words(low: Any, high: Any, unit: str = "", fmt: str = "{:,}") -> str:
     return f"at most {high_text}" if high_text else "any"
 
 
-def _stats(where: ColumnElement) -> ColumnElement:
-    return Customer.id.in_(select(CustomerOrderStats.customer_id).where(where))
+def _stats_ids(where: ColumnElement) -> Select:
+    return select(CustomerOrderStats.customer_id).where(where)
 
 
-def _with_orders_or_none(low: Optional[float], condition: ColumnElement) -> ColumnElement:
+def _with_orders_or_none(column: Any, low: Optional[float], condition: ColumnElement) -> ColumnElement:
     """A range over order totals: customers without a stats row have 0 orders and spent 0, so a range that
     starts at 0 includes them."""
     if not low:
-        return not_(Customer.id.in_(select(CustomerOrderStats.customer_id).where(not_(condition))))
-    return _stats(condition)
+        return not_(column.in_(_stats_ids(not_(condition))))
+    return column.in_(_stats_ids(condition))
 
 
 def _money(value: Optional[float]) -> Optional[Decimal]:
@@ -287,14 +303,17 @@ class RecencyCondition(Condition):
     label = "Days since last order"
     fields = (Field("min", "int", "At least days"), Field("max", "int", "At most days"))
 
-    def where(self, context: FilterContext) -> ColumnElement:
+    def driver(self, context: FilterContext) -> Select:
         low, high = self.values.get("min"), self.values.get("max")
         parts = [CustomerOrderStats.last_order_at.is_not(None)]
         if low is not None:
             parts.append(CustomerOrderStats.last_order_at <= context.days_ago(low))
         if high is not None:
             parts.append(CustomerOrderStats.last_order_at > context.days_ago(high + 1))
-        return _stats(and_(*parts))
+        return _stats_ids(and_(*parts))
+
+    def membership(self, column: Any, context: FilterContext) -> ColumnElement:
+        return column.in_(self.driver(context))
 
     def describe(self) -> str:
         return f"last order {_range_words(self.values.get('min'), self.values.get('max'), ' days')} ago"
@@ -311,12 +330,18 @@ class FrequencyCondition(Condition):
     label = "Number of orders"
     fields = MIN_MAX_INT
 
-    def where(self, context: FilterContext) -> ColumnElement:
-        low, high = self.values.get("min"), self.values.get("max")
-        return _with_orders_or_none(low, _between(CustomerOrderStats.order_count, low, high))
+    def _range(self) -> ColumnElement:
+        return _between(CustomerOrderStats.order_count, self.values.get("min"), self.values.get("max"))
+
+    def driver(self, context: FilterContext) -> Optional[Select]:
+        return _stats_ids(self._range()) if self.values.get("min") else None  # from 0: those without orders too
+
+    def membership(self, column: Any, context: FilterContext) -> ColumnElement:
+        return _with_orders_or_none(column, self.values.get("min"), self._range())
 
     def describe(self) -> str:
-        return f"{_range_words(self.values.get('min'), self.values.get('max'))} orders"
+        words = _range_words(self.values.get('min'), self.values.get('max'))
+        return f"{words} order{'' if words == '1' else 's'}"
 
     def reason(self, facts: "MemberFacts", context: FilterContext) -> str:
         return f"{facts.order_count:,} order{'' if facts.order_count == 1 else 's'}"
@@ -328,9 +353,14 @@ class LifetimeSpendCondition(Condition):
     label = "Lifetime spend"
     fields = (Field("min", "number", "Minimum"), Field("max", "number", "Maximum"))
 
-    def where(self, context: FilterContext) -> ColumnElement:
-        low, high = self.values.get("min"), self.values.get("max")
-        return _with_orders_or_none(low, _between(CustomerOrderStats.lifetime_spend, _money(low), _money(high)))
+    def _range(self) -> ColumnElement:
+        return _between(CustomerOrderStats.lifetime_spend, _money(self.values.get("min")), _money(self.values.get("max")))
+
+    def driver(self, context: FilterContext) -> Optional[Select]:
+        return _stats_ids(self._range()) if self.values.get("min") else None  # from 0: those without orders too
+
+    def membership(self, column: Any, context: FilterContext) -> ColumnElement:
+        return _with_orders_or_none(column, self.values.get("min"), self._range())
 
     def describe(self) -> str:
         return f"spent {_range_words(self.values.get('min'), self.values.get('max'), fmt='{:,.2f}')}"
@@ -358,10 +388,13 @@ class ProbabilityCondition(Condition):
     label = "Likely to order in 90 days (%)"
     fields = (Field("min", "percent", "At least %"), Field("max", "percent", "At most %"))
 
-    def where(self, context: FilterContext) -> ColumnElement:
+    def driver(self, context: FilterContext) -> Select:
         low, high = self.values.get("min"), self.values.get("max")
-        return Customer.id.in_(select(PurchasePrediction.customer_id).where(_between(
-            PurchasePrediction.probability, None if low is None else low / 100, None if high is None else high / 100)))
+        return select(PurchasePrediction.customer_id).where(_between(
+            PurchasePrediction.probability, None if low is None else low / 100, None if high is None else high / 100))
+
+    def membership(self, column: Any, context: FilterContext) -> ColumnElement:
+        return column.in_(self.driver(context))
 
     def describe(self) -> str:
         return f"{_range_words(self.values.get('min'), self.values.get('max'), ' %')} likely to order in 90 days"
@@ -381,15 +414,16 @@ class LikelyToLapseCondition(Condition):
               Field("min_drop", "percent", "Probability fell by at least (points)", required=True),
               Field("below", "percent", "Probability now below %"))
 
-    def where(self, context: FilterContext) -> ColumnElement:
+    def driver(self, context: FilterContext) -> Select:
         falling = [PurchasePrediction.previous_probability.is_not(None),
                    PurchasePrediction.previous_probability - PurchasePrediction.probability >= self.min_drop / 100]
         if self.values.get("below") is not None:
             falling.append(PurchasePrediction.probability < self.below / 100)
-        return and_(
-            Customer.id.in_(select(PurchasePrediction.customer_id).where(*falling)),
-            _stats(CustomerOrderStats.lifetime_spend >= _money(self.min_spend)),
-        )
+        return select(PurchasePrediction.customer_id).where(
+            *falling, PurchasePrediction.customer_id.in_(_stats_ids(CustomerOrderStats.lifetime_spend >= _money(self.min_spend))))
+
+    def membership(self, column: Any, context: FilterContext) -> ColumnElement:
+        return column.in_(self.driver(context))
 
     def describe(self) -> str:
         below = f", now below {self.below} %" if self.values.get("below") is not None else ""
@@ -409,8 +443,8 @@ class ChannelCondition(Condition):
     label = "Channel"
     fields = (Field("channels", "names", "Channels"), Field("reachable", "bool", "Reachable"))
 
-    def _identities(self) -> List[ColumnElement]:
-        parts = [ChannelIdentity.customer_id == Customer.id]
+    def _identities(self, column: Any) -> List[ColumnElement]:
+        parts = [ChannelIdentity.customer_id == column]
         if self.values.get("channels"):
             parts.append(ChannelIdentity.channel.in_(self.channels))
         reachable = self.values.get("reachable")
@@ -419,8 +453,8 @@ class ChannelCondition(Condition):
                          else ChannelIdentity.unreachable_since.is_not(None))
         return parts
 
-    def where(self, context: FilterContext) -> ColumnElement:
-        return exists().where(*self._identities())
+    def membership(self, column: Any, context: FilterContext) -> ColumnElement:
+        return exists().where(*self._identities(column))
 
     def describe(self) -> str:
         on = " or ".join(self.channels) if self.values.get("channels") else "any channel"
@@ -443,13 +477,12 @@ class ConsentCondition(Condition):
     fields = (Field("status", "choice", "Status", choices=("may_message", "subscribed", "unsubscribed"),
                     required=True),)
 
-    def where(self, context: FilterContext) -> ColumnElement:
-        latest = latest_status(ChannelIdentity.channel, ChannelIdentity.external_id)
-        if self.status == "may_message":
-            chat = or_(latest.is_(None), latest != UNSUBSCRIBED)
-        else:
-            chat = latest == self.status
-        return exists().where(ChannelIdentity.customer_id == Customer.id, chat)
+    def membership(self, column: Any, context: FilterContext) -> ColumnElement:
+        said = chats_whose_latest_choice_is(UNSUBSCRIBED if self.status == "may_message" else self.status).subquery()
+        chat_said = exists().where(said.c.channel == ChannelIdentity.channel,
+                                   said.c.sender_id == ChannelIdentity.external_id)
+        chats = select(ChannelIdentity.customer_id).where(~chat_said if self.status == "may_message" else chat_said)
+        return column.in_(chats)
 
     def describe(self) -> str:
         return {"may_message": "may be messaged", "subscribed": "subscribed on a chat",
@@ -492,7 +525,8 @@ class FeedbackCondition(Condition):
         return and_(Feedback.kind.in_(kinds), not_(exists().where(
             later.c.customer_id == Feedback.customer_id, later.c.kind.in_(kinds), later.c.id > Feedback.id)))
 
-    def where(self, context: FilterContext) -> ColumnElement:
+    def driver(self, context: FilterContext) -> Select:
+        """One row per customer: their latest answer (of the survey, or of either)."""
         if self.survey == "any":
             kinds: Sequence[str] = ("csat", "nps")
             ranges = FEEDBACK_MOODS[self.mood]
@@ -502,8 +536,10 @@ class FeedbackCondition(Condition):
             low, high = (FEEDBACK_MOODS[self.mood][self.survey] if self.values.get("mood")
                          else (self.values.get("min"), self.values.get("max")))
             score = _between(Feedback.score, low, high)
-        return Customer.id.in_(select(Feedback.customer_id).where(
-            Feedback.customer_id.is_not(None), self._latest(kinds), score))
+        return select(Feedback.customer_id).where(Feedback.customer_id.is_not(None), self._latest(kinds), score)
+
+    def membership(self, column: Any, context: FilterContext) -> ColumnElement:
+        return column.in_(self.driver(context))
 
     def describe(self) -> str:
         survey = "CSAT or NPS" if self.survey == "any" else self.survey.upper()
@@ -527,12 +563,12 @@ class ReferralCondition(Condition):
     label = "Referred friends"
     fields = (Field("referred", "bool", "Has referred", required=True), Field("min_friends", "int", "At least friends"))
 
-    def where(self, context: FilterContext) -> ColumnElement:
+    def membership(self, column: Any, context: FilterContext) -> ColumnElement:
         counted = select(Referral.advocate_id).where(Referral.status != "rejected")
         least = self.values.get("min_friends") or 1
         if self.referred and least > 1:
             counted = counted.group_by(Referral.advocate_id).having(func.count() >= least)
-        found = Customer.id.in_(counted)
+        found = column.in_(counted)
         return found if self.referred else not_(found)
 
     def describe(self) -> str:
@@ -555,11 +591,11 @@ class ReviewCondition(Condition):
     label = "Reviews"
     fields = (Field("reviewed", "bool", "Has reviewed", required=True), Field("approved_only", "bool", "Approved only"))
 
-    def where(self, context: FilterContext) -> ColumnElement:
+    def membership(self, column: Any, context: FilterContext) -> ColumnElement:
         reviews = select(Review.customer_id).where(Review.customer_id.is_not(None))
         if self.values.get("approved_only"):
             reviews = reviews.where(Review.status == "approved")
-        found = Customer.id.in_(reviews)
+        found = column.in_(reviews)
         return found if self.reviewed else not_(found)
 
     def describe(self) -> str:
@@ -580,7 +616,7 @@ class QuizAnswerCondition(Condition):
     fields = (Field("quiz", "name", "Quiz", required=True), Field("question", "name", "Question", required=True),
               Field("option", "name", "Option"))
 
-    def where(self, context: FilterContext) -> ColumnElement:
+    def membership(self, column: Any, context: FilterContext) -> ColumnElement:
         runs = select(QuizRun.customer_id).where(QuizRun.customer_id.is_not(None), QuizRun.quiz_id == self.quiz)
         option = self.values.get("option")
         if context.dialect == "postgresql":
@@ -593,7 +629,7 @@ class QuizAnswerCondition(Condition):
             element = func.json_each(QuizRun.answers, f"$.{self.question}").table_valued("value")
             chosen = exists(select(element.c.value).where(element.c.value == option)) if option is not None \
                 else func.json_array_length(QuizRun.answers, f"$.{self.question}") > 0
-        return Customer.id.in_(runs.where(chosen))
+        return column.in_(runs.where(chosen))
 
     def describe(self) -> str:
         option = self.values.get("option")

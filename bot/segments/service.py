@@ -16,7 +16,7 @@ from sqlalchemy.sql import Select
 
 from bot import clock
 from bot.loyalty.program import Program, get_program
-from bot.models import Customer, SavedSegment
+from bot.models import SavedSegment
 from bot.segments.built_in import BuiltInSegment, built_in_segments
 from bot.segments.conditions import FilterContext, SegmentError
 from bot.segments.facts import MemberFacts, load_facts
@@ -62,14 +62,15 @@ def context(session: Session, *, now: Optional[datetime] = None, program: Option
 
 def member_ids(session: Session, segment_filter: SegmentFilter, *, now: Optional[datetime] = None,
                program: Optional[Program] = None) -> Select:
-    """SELECT customers.id of every member (unordered): to count, page, join or feed to an IN."""
-    return select(Customer.id).where(segment_filter.where(context(session, now=now, program=program)))
+    """SELECT of every member's customer id (one column, "id", unordered): to count, page, join or feed to
+    an IN."""
+    return segment_filter.member_ids(context(session, now=now, program=program))
 
 
 def count(session: Session, segment_filter: SegmentFilter, *, now: Optional[datetime] = None,
           program: Optional[Program] = None) -> int:
-    where = segment_filter.where(context(session, now=now, program=program))
-    return int(session.execute(select(func.count()).select_from(Customer).where(where)).scalar_one())
+    ids = member_ids(session, segment_filter, now=now, program=program).subquery()
+    return int(session.execute(select(func.count()).select_from(ids)).scalar_one())
 
 
 def members(session: Session, segment_filter: SegmentFilter, *, limit: int = 20, after_id: int = 0,
@@ -77,9 +78,9 @@ def members(session: Session, segment_filter: SegmentFilter, *, limit: int = 20,
     """Up to `limit` members by id after `after_id`, each with the reason they match."""
     program = program or get_program()
     filter_context = context(session, now=now, program=program)
+    found = member_ids(session, segment_filter, now=filter_context.now, program=program).subquery()
     ids = list(session.execute(
-        member_ids(session, segment_filter, now=filter_context.now, program=program)
-        .where(Customer.id > after_id).order_by(Customer.id).limit(limit)).scalars())
+        select(found.c.id).where(found.c.id > after_id).order_by(found.c.id).limit(limit)).scalars())
     facts = load_facts(session, ids, program.expiry_inactive_months)
     return [Member(customer_id, facts[customer_id].email, facts[customer_id].name,
                    reason(segment_filter, facts[customer_id], filter_context), facts[customer_id])
