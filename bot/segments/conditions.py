@@ -230,7 +230,9 @@ def _with_orders_or_none(column: Any, low: Optional[float], condition: ColumnEle
     """A range over order totals: customers without a stats row have 0 orders and spent 0, so a range that
     starts at 0 includes them."""
     if not low:
-        return not_(column.in_(_stats_ids(not_(condition))))
+        # NOT EXISTS, not NOT IN: PostgreSQL turns it into an anti-join, where NOT IN over more ids than fit
+        # in work_mem is a scan of the subquery per customer.
+        return ~exists().where(CustomerOrderStats.customer_id == column, not_(condition))
     return column.in_(_stats_ids(condition))
 
 
@@ -564,12 +566,13 @@ class ReferralCondition(Condition):
     fields = (Field("referred", "bool", "Has referred", required=True), Field("min_friends", "int", "At least friends"))
 
     def membership(self, column: Any, context: FilterContext) -> ColumnElement:
+        if not self.referred:  # NOT EXISTS: an anti-join (see _with_orders_or_none)
+            return ~exists().where(Referral.advocate_id == column, Referral.status != "rejected")
         counted = select(Referral.advocate_id).where(Referral.status != "rejected")
         least = self.values.get("min_friends") or 1
-        if self.referred and least > 1:
+        if least > 1:
             counted = counted.group_by(Referral.advocate_id).having(func.count() >= least)
-        found = column.in_(counted)
-        return found if self.referred else not_(found)
+        return column.in_(counted)
 
     def describe(self) -> str:
         if not self.referred:
@@ -592,11 +595,10 @@ class ReviewCondition(Condition):
     fields = (Field("reviewed", "bool", "Has reviewed", required=True), Field("approved_only", "bool", "Approved only"))
 
     def membership(self, column: Any, context: FilterContext) -> ColumnElement:
-        reviews = select(Review.customer_id).where(Review.customer_id.is_not(None))
-        if self.values.get("approved_only"):
-            reviews = reviews.where(Review.status == "approved")
-        found = column.in_(reviews)
-        return found if self.reviewed else not_(found)
+        which = [Review.status == "approved"] if self.values.get("approved_only") else []
+        if not self.reviewed:  # NOT EXISTS: an anti-join (see _with_orders_or_none)
+            return ~exists().where(Review.customer_id == column, *which)
+        return column.in_(select(Review.customer_id).where(Review.customer_id.is_not(None), *which))
 
     def describe(self) -> str:
         kind = "an approved review" if self.values.get("approved_only") else "a review"
