@@ -51,3 +51,23 @@ def test_create_dry_run_send_and_results(environment: Any, clock: Any, capsys: A
     assert code == 0 and "outbox     queued 2" in out and "option     Lamps" in out
     code, out = _run(capsys, "campaigns", "create", "--name", "x", "--text", "{nope}", "--customers", "1")
     assert code == 1 and "unknown personal field {nope}" in out
+
+
+def test_a_segment_is_the_audience(environment: Any, clock: Any, capsys: Any) -> None:
+    clock.at(NOON)
+    database = get_database()
+    database.create_schema()
+    with database.session(write=True) as session:
+        rich = create_customer(session, "rich@example.com", first_name="Ria")
+        rich.points_balance = 900
+        link_identity(session, rich.id, "telegram", "778")
+        create_customer(session, "poor@example.com", first_name="Pat")
+    code, out = _run(capsys, "segments", "save", "Has points", "--filter", '[{"kind": "points_balance", "min": 1}]')
+    assert code == 0
+    code, out = _run(capsys, "campaigns", "create", "--name", "Spend", "--text", "{first_name}: {balance} points",
+                     "--segment", "has points", "--button", "redeem", "--holdout", "0")
+    assert code == 0 and "created: segment Has points, holdout 0 %" in out
+    code, out = _run(capsys, "campaigns", "dry-run", "1")
+    assert "Ria: 900 points" in out and "poor@example.com" not in out and "audience 1: send 1" in out
+    code, out = _run(capsys, "campaigns", "create", "--name", "x", "--text", "x", "--segment", "nobody")
+    assert code == 1 and "no segment 'nobody'" in out
