@@ -7,7 +7,7 @@ export RASA_TELEMETRY_ENABLED ?= false
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONWARNINGS ?= ignore::DeprecationWarning
 
-.PHONY: help setup run run-cluster chaos test validate train test-python test-stories eval-nlu bench-chat bench-loyalty bench-quiz bench-console bench-predict bench-webhooks clean
+.PHONY: help setup run run-cluster chaos test validate train test-python test-stories eval-nlu bench-chat bench-loyalty bench-quiz bench-console bench-predict bench-webhooks bench-segments clean
 
 help:
 	@echo "make run         set up, train if the data changed, migrate and seed the demo shop, start the three servers"
@@ -20,6 +20,7 @@ help:
 	@echo "make bench-quiz  quiz recommendations (score, filter, rank, reasons) over a generated 10,000-product catalog"
 	@echo "make bench-console  seed 100,000 feedback with transcripts, time the console's inbox, search, transcript pages and CSV export"
 	@echo "make bench-webhooks  Shopify webhook intake (p99 acknowledgement at 50 concurrent deliveries) and apply throughput"
+	@echo "make bench-segments  bulk-load 1M customers with orders and predictions into PostgreSQL, time every built-in segment's count"
 	@echo "make bench-predict  repeat-purchase backtest on CDNOW (imported with python -m bot import) vs BG/NBD and recency; fit+score 1M customers"
 
 setup:
@@ -69,6 +70,9 @@ bench-console: setup
 
 bench-predict: setup
 	@$(PY) -m bench.predict
+
+bench-segments: setup
+	@$(PY) -m bench.segments
 
 bench-webhooks: setup
 	@$(PY) -m bench.webhooks

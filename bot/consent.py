@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Optional
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, exists, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -58,13 +58,29 @@ def record_consent(session: Session, channel: str, sender_id: str, status: str, 
     return ConsentChange(status, changed=True, recorded_at=now)
 
 
-def unsubscribed(channel: str, sender_column: Any) -> ColumnElement:
-    """SQL: the chat (`channel`, the row's `sender_column`) has withdrawn its consent — for senders that pick
-    recipients in one query."""
-    latest = (
+def latest_status(channel_column: Any, sender_column: Any) -> Any:
+    """SQL: the latest choice (subscribed | unsubscribed | NULL) of the chat named by a row's columns, e.g.
+    channel_identities' (channel, external_id) — for queries over many chats (segments)."""
+    return (
         select(MessageConsent.status)
-        .where(MessageConsent.channel == identity_channel(channel), MessageConsent.sender_id == sender_column)
+        .where(MessageConsent.channel == channel_column, MessageConsent.sender_id == sender_column)
         .order_by(MessageConsent.id.desc()).limit(1)
         .scalar_subquery()
     )
+
+
+def chats_whose_latest_choice_is(status: str) -> Any:
+    """SQL: (channel, sender_id) of every chat whose latest choice is `status` — set-based, for queries over
+    a whole store (segments), where a latest-row lookup per chat would be a million index probes."""
+    later = MessageConsent.__table__.alias("later_consent")
+    return select(MessageConsent.channel, MessageConsent.sender_id).where(
+        MessageConsent.status == status,
+        ~exists().where(later.c.channel == MessageConsent.channel, later.c.sender_id == MessageConsent.sender_id,
+                        later.c.id > MessageConsent.id))
+
+
+def unsubscribed(channel: str, sender_column: Any) -> ColumnElement:
+    """SQL: the chat (`channel`, the row's `sender_column`) has withdrawn its consent — for senders that pick
+    recipients in one query."""
+    latest = latest_status(identity_channel(channel), sender_column)
     return and_(latest.is_not(None), latest == UNSUBSCRIBED)

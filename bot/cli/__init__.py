@@ -16,6 +16,7 @@ from bot.cli.moderation import add_moderation_commands
 from bot.cli.privacy import add_privacy_commands
 from bot.cli.quiz import add_quiz_commands
 from bot.cli.referrals import add_referral_commands
+from bot.cli.segments import add_segment_commands
 from bot.cli.telegram import add_telegram_commands
 from bot.config_files import ConfigError
 from bot.settings import SettingsError, get_settings
@@ -229,6 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_moderation_commands(commands)
     add_merchant_commands(commands)
     add_predict_commands(commands)
+    add_segment_commands(commands)
 
     handoffs = commands.add_parser("handoffs", help="requests to talk to a person").add_subparsers(
         dest="handoffs_command", required=True

@@ -3,7 +3,8 @@
   refit      fit on every order so far, score every customer and store the scores (what the web app's
              scheduled job does every PREDICTION_REFIT_HOURS)
   scores     one row per customer: id, email, store customer id, probability, reasons — the stored
-             scores, or with --as-of DATE scores computed from the orders before DATE (stored nowhere)
+             scores (with --segment SEGMENT only its members; bot/cli/segments.py), or with --as-of DATE
+             scores computed from the orders before DATE (stored nowhere)
   backtest   fit on the orders before --cutoff, score who bought in the --horizon days after: AUC, Brier
              and calibration for our model and the two baselines
 
@@ -92,6 +93,8 @@ def _scores(args: argparse.Namespace) -> int:
 
     database = get_database()
     if args.as_of is not None:
+        if args.segment is not None:
+            raise CommandError("--segment reads the stored scores; it cannot be combined with --as-of")
         try:
             scores, rows = rows_as_of(database, args.as_of, horizon=args.horizon, currency_symbol=_currency_symbol(),
                                       progress=_progress)
@@ -107,9 +110,15 @@ def _scores(args: argparse.Namespace) -> int:
         if run is None:
             raise CommandError("no scores stored yet: run `python -m bot predict refit` (the web app refits on "
                                "its own every PREDICTION_REFIT_HOURS), or pass --as-of DATE")
-        count = _write(stored_rows(session), args.format)
+        members = None
+        if args.segment is not None:
+            from bot.cli.segments import segment_filter
+            from bot.segments.service import member_ids
+
+            members = member_ids(session, segment_filter(session, args.segment))
+        count = _write(stored_rows(session, members), args.format)
         if count is not None:
-            _progress(f"{count:,} stored scores from run {run.id} ({run.model_version}, as of "
+            _progress(f"{count:,} stored scores{' in segment ' + repr(args.segment) if members is not None else ''} from run {run.id} ({run.model_version}, as of "
                       f"{run.as_of:%Y-%m-%d %H:%M} UTC, horizon {run.horizon_days} days)")
     return 0
 
@@ -150,6 +159,8 @@ def add_predict_commands(commands: Any) -> None:
                         help="score from the orders before DATE (the horizon starts there); not stored")
     scores.add_argument("--horizon", type=_horizon, default=90, help="days ahead with --as-of (default 90)")
     scores.add_argument("--format", choices=("csv", "json"), default="csv")
+    scores.add_argument("--segment", metavar="SEGMENT",
+                        help="only the members of a segment (built-in key, saved id or name, or JSON)")
     scores.set_defaults(handler=_scores)
     backtest = predict.add_parser("backtest", help="fit before a cutoff, measure on the horizon after it")
     backtest.add_argument("--cutoff", type=_date, required=True, metavar="DATE")

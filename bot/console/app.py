@@ -23,7 +23,7 @@ from bot.console.page import (
 )
 from bot.console.pages import (
     audit, customers, feedback, handoffs, home, insights, integrations, loyalty, moderation, outbox, quizzes,
-    referrals, sign_in,
+    referrals, segments, sign_in,
 )
 from bot.console.transcripts import masked, shown_turns
 from bot.db import RETRY_AFTER_SECONDS, database_unavailable
@@ -35,8 +35,8 @@ log = get_logger(__name__)
 
 # Reachable without a session.
 PUBLIC_PATHS = frozenset({sign_in.LOGIN})
-PAGES = (sign_in, home, feedback, customers, insights, handoffs, loyalty, referrals, quizzes, moderation, integrations,
-         outbox, audit)
+PAGES = (sign_in, home, feedback, customers, segments, insights, handoffs, loyalty, referrals, quizzes, moderation,
+         integrations, outbox, audit)
 
 
 def setup_console(app: web.Application) -> None:

@@ -15,6 +15,7 @@ from bot.db import Database, transaction
 from bot.log import get_logger
 from bot.models import ChannelIdentity, Customer
 from bot.shared.text import has_control_characters, normalize_email
+from bot.shared.time_zones import known_time_zone
 
 log = get_logger(__name__)
 
@@ -275,6 +276,28 @@ def chat_reachability(input_channel: str, sender_id: str, reachable: bool, at: d
                       database: Optional[Database] = None) -> bool:
     """record_reachability in its own write transaction (for channels, which open none)."""
     return transaction(lambda session: record_reachability(session, input_channel, sender_id, reachable, at),
+                       write=True, database=database)
+
+
+def record_time_zone(session: Session, input_channel: str, sender_id: str, zone: Any) -> bool:
+    """The chat's browser reports the shopper's time zone: the outbox keeps quiet hours in it. True when the
+    chat is linked to a customer and the zone is a known one (anything else is ignored, never stored)."""
+    if known_time_zone(zone) is None:
+        return False
+    customer = customer_for_sender(session, input_channel, sender_id)
+    if customer is None:
+        return False
+    if customer.time_zone != zone:
+        customer.time_zone = zone
+        session.flush()
+    return True
+
+
+def chat_time_zone(input_channel: str, sender_id: str, zone: Any, *, database: Optional[Database] = None) -> bool:
+    """record_time_zone in its own transaction (for channels, which open none); writes only for a known zone."""
+    if known_time_zone(zone) is None:
+        return False
+    return transaction(lambda session: record_time_zone(session, input_channel, sender_id, zone),
                        write=True, database=database)
 
 

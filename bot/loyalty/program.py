@@ -6,10 +6,10 @@ from datetime import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.config_files import ConfigError, load_cached, read_yaml_mapping
 from bot.outbox.policy import ProactivePolicy
+from bot.shared.time_zones import known_time_zone
 
 TIER_TERMS = ("rolling_12_months", "calendar_year", "lifetime")
 REWARD_KINDS = ("amount_off", "percent_off", "free_shipping", "free_product")
@@ -363,10 +363,8 @@ def _proactive_policy(r: _Reader, data: Mapping[str, Any]) -> ProactivePolicy:
     r.known_keys(block, "proactive_messages", ("quiet_hours", "time_zone", "max_per_30_days"))
     defaults = ProactivePolicy()
     zone = r.text(block, "proactive_messages.time_zone", "time_zone", default=defaults.time_zone)
-    try:
-        ZoneInfo(zone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise r.fail("proactive_messages.time_zone", f"must be an IANA time zone such as Europe/Berlin, not {zone!r}") from None
+    if known_time_zone(zone) is None:
+        raise r.fail("proactive_messages.time_zone", f"must be an IANA time zone such as Europe/Berlin, not {zone!r}")
     start, end = defaults.quiet_start, defaults.quiet_end
     if "quiet_hours" in block:
         quiet = block["quiet_hours"]

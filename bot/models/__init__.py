@@ -18,11 +18,12 @@ from bot.models.quiz import ProductSearch, QuizRun
 from bot.models.referrals import FriendOffer, Referral, ReferralClick, ReferralCode, ReferralDecision
 from bot.models.reviews import Review, ReviewRequest
 from bot.models.rewards import RewardCode
+from bot.models.segments import CustomerOrderStats, SavedSegment
 
 __all__ = [
-    "AuditEvent", "Base", "ChannelIdentity", "ConsoleSession", "ContentSubmission", "Customer", "Feedback", "FeedbackNote",
+    "AuditEvent", "Base", "ChannelIdentity", "ConsoleSession", "ContentSubmission", "Customer", "CustomerOrderStats", "Feedback", "FeedbackNote",
     "FeedbackTopic", "FriendOffer", "HandoffMessage", "HandoffRequest", "LedgerEntry", "LinkAttempt", "LinkCode", "LoginAttempt",
     "Merchant", "MessageConsent", "Order", "OrderLine", "OrderRefund", "OutboundMessage", "PredictionRun", "Product", "ProductSearch",
     "ProductVariant", "PurchasePrediction", "QuizRun", "Referral", "ReferralClick", "ReferralCode", "ReferralDecision", "Review",
-    "ReviewRequest", "RewardCode", "SocialFollowClaim", "StoreEvent", "StoreOrderRef", "TierChange", "Transcript",
+    "ReviewRequest", "RewardCode", "SavedSegment", "SocialFollowClaim", "StoreEvent", "StoreOrderRef", "TierChange", "Transcript",
 ]

@@ -16,14 +16,14 @@ class Customer(Base):
     first_name = Column(String(100), nullable=True)
     last_name = Column(String(100), nullable=True)
     birthday = Column(Date, nullable=True)
-    points_balance = Column(Integer, nullable=False, default=0)
+    points_balance = Column(Integer, nullable=False, default=0, index=True)
     created_at = Column(UTCDateTime(), nullable=False)
     # The store's own id for this customer (Shopify "Customer ID"), when it is known.
     external_id = Column(String(64), unique=True, nullable=True)
     # Points expire after a stretch without earning or redeeming; this is when that stretch began.
     last_activity_at = Column(UTCDateTime(), nullable=True, index=True)
     # The VIP tier held, and until when: demotion happens only at the end of a term (bot/loyalty/tiers.py).
-    tier_name = Column(String(64), nullable=True)
+    tier_name = Column(String(64), nullable=True, index=True)
     tier_held_until = Column(UTCDateTime(), nullable=True, index=True)
     # The shopper's IANA time zone ("Europe/Berlin") when known: proactive messages keep its quiet hours.
     time_zone = Column(String(64), nullable=True)

@@ -52,6 +52,8 @@ class Feedback(Base):
         Index("ix_feedback_kind_score", "kind", "score"),
         # Covers the insights charts' GROUP BY over a date range without reading the rows.
         Index("ix_feedback_created_at_kind_score", "created_at", "kind", "score"),
+        # A customer's latest answer of a kind (segments: last CSAT / NPS score).
+        Index("ix_feedback_customer_kind_id", "customer_id", "kind", "id"),
     )
 
     id = Column(Integer, primary_key=True)

@@ -26,7 +26,10 @@ class PurchasePrediction(Base):
     what the run before said (so a falling probability can be seen)."""
 
     __tablename__ = "purchase_predictions"
-    __table_args__ = (Index("ix_purchase_predictions_probability", "probability"),)
+    __table_args__ = (
+        Index("ix_purchase_predictions_probability", "probability"),
+        Index("ix_purchase_predictions_previous_probability", "previous_probability"),  # segments: falling
+    )
 
     customer_id = Column(Integer, ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True)
     run_id = Column(Integer, ForeignKey("prediction_runs.id", ondelete="CASCADE"), nullable=False, index=True)

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Optional
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
+
+from bot.shared.time_zones import known_time_zone
 
 CAP_WINDOW = timedelta(days=30)
 
@@ -19,13 +21,7 @@ class ProactivePolicy:
 
     def zone(self, shopper_zone: Optional[str]) -> ZoneInfo:
         """The shopper's time zone when it is a known one, else the shop's."""
-        for name in (shopper_zone, self.time_zone):
-            if name:
-                try:
-                    return ZoneInfo(name)
-                except (ZoneInfoNotFoundError, ValueError):
-                    continue
-        return ZoneInfo("UTC")
+        return known_time_zone(shopper_zone) or known_time_zone(self.time_zone) or ZoneInfo("UTC")
 
     def quiet_until(self, now: datetime, shopper_zone: Optional[str]) -> Optional[datetime]:
         """When the quiet hours around `now` end (UTC), or None when `now` is not in them."""

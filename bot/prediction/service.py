@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Callable, Dict, Iterator, List, Optional, Tupl
 import numpy as np
 from sqlalchemy import BigInteger, delete, func, literal_column, select, type_coerce, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import Select
 
 from bot.log import get_logger
 from bot.models import Customer, Order, PredictionRun, PurchasePrediction
@@ -219,8 +220,9 @@ def customer_prediction(session: Session, customer_id: int) -> Optional[Customer
                               row.as_of, row.horizon_days, row.computed_at)
 
 
-def stored_rows(session: Session) -> Iterator[ScoredCustomer]:
-    """Every stored score with the customer's email and store id, by customer id."""
+def stored_rows(session: Session, customer_ids: Optional[Select] = None) -> Iterator[ScoredCustomer]:
+    """Every stored score with the customer's email and store id, by customer id; with `customer_ids` (a
+    SELECT of ids, e.g. a segment's members), only theirs."""
     statement = (
         select(PurchasePrediction.customer_id, Customer.email, Customer.external_id, PurchasePrediction.probability,
                PurchasePrediction.reasons)
@@ -228,6 +230,8 @@ def stored_rows(session: Session) -> Iterator[ScoredCustomer]:
         .order_by(PurchasePrediction.customer_id)
         .execution_options(yield_per=10_000)
     )
+    if customer_ids is not None:
+        statement = statement.where(PurchasePrediction.customer_id.in_(customer_ids))
     for row in session.execute(statement):
         yield ScoredCustomer(*row)
 

@@ -80,7 +80,7 @@ class InstagramOutboxDelivery(PeriodicTask):
                                               database=self.database)
             for delivery in claimed:
                 delivered += await self._send(sender, delivery)
-            if len(claimed) < self.batch:
+            if len(claimed) < self.batch or self.stopping:
                 return delivered
 
     async def _send(self, sender: GraphApiSender, delivery: OutboxDelivery) -> int:

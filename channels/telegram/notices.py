@@ -19,6 +19,7 @@ from bot.log import get_logger
 from bot.notices import PendingDelivery, claim_deliveries, delivery_failed
 from bot.outbox.service import outbox_delivered, outbox_retry_later
 from bot.settings import Settings
+from channels.periodic import PeriodicTask
 from channels.telegram.config import CHANNEL_NAME
 from channels.telegram.outbound import TelegramOutput, retry_seconds
 
@@ -35,71 +36,26 @@ class TelegramChannel(Protocol):
     def output(self, bot: Bot) -> TelegramOutput: ...
 
 
-class NoticeDelivery:
+class NoticeDelivery(PeriodicTask):
     """Sends due chat notices to linked Telegram chats every `interval` seconds; see the module docstring."""
 
     def __init__(
         self, channel: TelegramChannel, interval: Optional[float] = None, database: Optional[Database] = None,
-        batch: int = 20, max_backoff: float = 300.0, stop_grace: float = 5.0,
+        batch: int = 20, max_delay: float = 300.0, stop_grace: float = 5.0,
     ) -> None:
         self.channel = channel
         self._interval = interval  # None: settings.notice_delivery_seconds
         self._database = database
         self.batch = batch
-        self.max_backoff = max_backoff
+        self.max_delay = max_delay
         self.stop_grace = stop_grace
-        self._task: Optional["asyncio.Task[None]"] = None
-        self._stopping: Optional[asyncio.Event] = None
 
-    @property
+    @property  # type: ignore[override]
     def interval(self) -> float:
         return self.channel.settings.notice_delivery_seconds if self._interval is None else self._interval
 
-    @property
-    def running(self) -> bool:
-        return self._task is not None and not self._task.done()
-
-    def start(self) -> None:
-        if self.interval <= 0 or self.running:
-            return
-        self._stopping = asyncio.Event()
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="telegram-notices")
-        log.info("telegram.notice.delivery_started", interval=self.interval)
-
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is None or task.done():
-            return
-        assert self._stopping is not None
-        self._stopping.set()  # a sleeping loop ends at once; a tick sends what it has claimed
-        try:
-            await asyncio.wait_for(asyncio.shield(task), self.stop_grace)
-        except asyncio.TimeoutError:
-            task.cancel()
-            try:
-                await task
-            except BaseException:  # cancelled (or failed) while stopping: nothing more to do
-                pass
-        log.info("telegram.notice.delivery_stopped")
-
-    async def _run(self) -> None:
-        assert self._stopping is not None
-        failures = 0
-        while not self._stopping.is_set():
-            delay = min(self.interval * 2 ** min(max(failures - 1, 0), 16), max(self.max_backoff, self.interval))
-            try:
-                await asyncio.wait_for(self._stopping.wait(), delay)
-                return
-            except asyncio.TimeoutError:
-                pass
-            try:
-                await self.run_once()
-                failures = 0
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # the store or Telegram unreachable: next tick, then backing off
-                failures += 1
-                log.warning("telegram.notice.tick_failed", failures=failures, exc_info=True)
+    def task_name(self) -> str:
+        return "telegram-notices"
 
     async def run_once(self) -> int:
         """One tick: claim the due notices in batches and send them; how many were sent."""
@@ -112,7 +68,7 @@ class NoticeDelivery:
             deliveries = await asyncio.to_thread(self._claim)
             for delivery in deliveries:
                 sent += await self._send(output, delivery)
-            if len(deliveries) < self.batch or (self._stopping is not None and self._stopping.is_set()):
+            if len(deliveries) < self.batch or self.stopping:
                 return sent
 
     def _claim(self) -> List[PendingDelivery]:

@@ -20,7 +20,7 @@ from socketio.exceptions import ConnectionRefusedError as SocketConnectionRefuse
 from bot import clock
 from bot.db import Database
 from bot.handoff import PendingReply, conversation_lines
-from bot.identity import ChatOwner, chat_owner, link_chat_to_store_customer
+from bot.identity import ChatOwner, chat_owner, chat_time_zone, link_chat_to_store_customer
 from bot.log import get_logger
 from bot.outbox.service import claim_outbox_for_chat, outbox_delivered
 from bot.settings import Settings, get_settings
@@ -59,6 +59,7 @@ class SocketSession:
     # Resumed a customer-bound token without naming the customer (rasa-webchat): not in the conversation's
     # room yet; the first message must prove that customer, or the socket gets a new guest conversation.
     provisional: bool = False
+    time_zone: Any = None  # what the browser said its time zone is (checked before it is stored)
 
 
 @dataclass(frozen=True)
@@ -256,6 +257,9 @@ class WidgetInput(InputChannel):
             log.exception("widget.session.failed")
             await self._refuse(sid, SERVER_ERROR)
             return
+        state.time_zone = data.get("time_zone")
+        if not opened.provisional:
+            await self._remember_time_zone(opened.conversation_id, opened.customer_id, state.time_zone)
         if self.sockets.get(sid) is state:  # still connected
             await self._attach(sid, state, opened)
             if not opened.provisional:  # the shopper opened the widget: the outbox's messages for them now
@@ -403,6 +407,7 @@ class WidgetInput(InputChannel):
                 await self._link(conversation_id, customer_id)
                 state.customer_id = customer_id
                 log.info("widget.session.upgraded", conversation=conversation_id)
+                await self._remember_time_zone(conversation_id, customer_id, state.time_zone)
                 await self.sio.emit("session_confirm", sign_session(self.secret, conversation_id, customer_id, state.device), to=sid)
                 return
         await self._attach(sid, state, await self._start(state))
@@ -444,6 +449,16 @@ class WidgetInput(InputChannel):
             return
         history = await self.history(opened.conversation_id) if opened.resumed else []
         await self.sio.emit("session_history", history, to=sid)
+
+    async def _remember_time_zone(self, conversation_id: str, customer_id: str, zone: Any) -> None:
+        """A signed-in shopper's time zone, as their browser reports it, for the outbox's quiet hours; best
+        effort: a guest's chat (no customer) or a store outage keeps the shop's zone for them."""
+        if zone is None or not customer_id:
+            return
+        try:
+            await asyncio.to_thread(chat_time_zone, CHANNEL_NAME, conversation_id, zone, database=self._database)
+        except Exception:  # noqa: BLE001
+            log.warning("widget.time_zone.not_recorded", conversation=conversation_id, exc_info=True)
 
     async def _deliver_outbox(self, conversation_id: str) -> int:
         """Proactive messages the outbox routed to the widget for this conversation's customer (bot/outbox/),

@@ -342,6 +342,14 @@
     document.head.appendChild(tag);
   }
 
+  function browserTimeZone() {
+    try {
+      return Intl.DateTimeFormat().resolvedOptions().timeZone || null;
+    } catch (e) {
+      return null;
+    }
+  }
+
   function connect() {
     if (state.socket || state.connecting) return;
     state.connecting = true;
@@ -361,7 +369,8 @@
       socket.on("connect", function () {
         setStatus("");
         // greet: a new conversation opens with the assistant's greeting (a resumed one shows its transcript).
-        socket.emit("session_request", { session_id: state.sessionId, greet: true });
+        // time_zone: the outbox keeps quiet hours in the shopper's own zone.
+        socket.emit("session_request", { session_id: state.sessionId, greet: true, time_zone: browserTimeZone() });
       });
       socket.on("session_confirm", function (data) {
         var token = data && typeof data === "object" ? data.session_id : data;

@@ -60,6 +60,7 @@ def _pages(ids: Dict[str, int]) -> Dict[str, str]:
         "handoff": f"/console/handoffs/{ids['handoff']}",
         "customers": "/console/customers",
         "customer": f"/console/customers/{ids['customer']}",
+        "segments": "/console/segments?segment=one_time_buyers_likely_to_return",
         "loyalty": "/console/loyalty",
         "referrals": "/console/referrals",
         "quizzes": "/console/quizzes",
@@ -73,10 +74,11 @@ def _pages(ids: Dict[str, int]) -> Dict[str, str]:
 
 # The routes _pages covers (by their route pattern), and those that are not pages to look at.
 COVERED = {"/console", "/console/", "/console/feedback", "/console/feedback/{id}", "/console/insights",
-           "/console/handoffs", "/console/handoffs/{id}", "/console/customers", "/console/customers/{id}",
+           "/console/handoffs", "/console/handoffs/{id}", "/console/customers", "/console/customers/{id}", "/console/segments",
            "/console/loyalty", "/console/referrals", "/console/quizzes", "/console/moderation",
            "/console/integrations", "/console/audit", "/console/outbox", "/console/login"}
-NOT_PAGES = ("/export.csv", "/events", "/static/", "/logout", "/data-requests/")  # downloads and streams
+NOT_PAGES = ("/export.csv", "/events", "/static/", "/logout", "/data-requests/",  # downloads and streams
+             "/segments/preview")  # the Segments page's JSON
 
 
 def _live_handoff(db: Database) -> Dict[str, int]:

@@ -192,12 +192,19 @@ def test_signed_in_as_alice_the_widget_answers_with_her_balance(browser: object,
     finally:
         database.dispose()
 
-    widget = _open_store(browser, store_url, "alice")
+    widget = _open_store(browser, store_url, "alice", timezone_id="America/Chicago")  # her browser's zone
     expect(widget.page.locator("#signed-in-as")).to_have_text("Signed in as Alice")
     widget.open()
     widget.send("how many points do I have?")
     expect(widget.bot_message(f"you have {balance:,} points")).to_be_visible()
     screenshot(widget.page, "alice")
+    # The widget told the server her time zone: proactive messages keep quiet hours in it.
+    database = Database(Settings.from_env(e2e_env).database_url)
+    try:
+        with database.session() as session:
+            assert session.execute(select(Customer.time_zone).where(Customer.id == alice.id)).scalar_one() == "America/Chicago"
+    finally:
+        database.dispose()
 
 
 def test_the_widget_greets_a_guest_as_it_opens_with_what_it_can_do(browser: object, store_url: str) -> None:

@@ -338,7 +338,7 @@ async def test_an_unreachable_store_is_retried_and_the_loop_survives(tmp_path: P
     # A database without its tables fails every claim until the schema appears.
     database = Database(f"sqlite:///{tmp_path / 'later.db'}")
     running = await _start(tmp_path, database, notice_interval=0.02)
-    running.channel.notices.max_backoff = 0.05
+    running.channel.notices.max_delay = 0.05
     try:
         await asyncio.sleep(0.15)  # a few failing ticks
         assert running.channel.notices.running and running.sent() == []

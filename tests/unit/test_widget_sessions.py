@@ -835,3 +835,36 @@ async def test_the_outbox_shows_its_messages_when_the_shopper_next_opens_the_wid
     await again.session(None)
     await again.settle()
     assert again.all("bot_uttered") == []  # shown once
+
+
+async def test_a_signed_in_shoppers_browser_time_zone_is_kept_for_quiet_hours_and_nonsense_is_not(
+        chat: Harness) -> None:
+    def zone_of(store_id: str) -> Optional[str]:
+        with chat.database.session() as session:
+            return session.execute(select(Customer.time_zone).where(Customer.external_id == store_id)).scalar_one()
+
+    ann = await chat.client(_customer_auth("store-42"))
+    token, _ = await ann.session(None, time_zone="America/Chicago")
+    assert zone_of("store-42") == "America/Chicago"
+    await ann.close()
+
+    # Travelling: the next visit's zone replaces it; nonsense from a tampered client never does.
+    for sent, kept in (("Europe/Berlin", "Europe/Berlin"), ("../../etc/passwd", "Europe/Berlin"),
+                       ("Mars/Olympus_Mons", "Europe/Berlin"), (12, "Europe/Berlin"), ("A" * 500, "Europe/Berlin"),
+                       ("", "Europe/Berlin"), (None, "Europe/Berlin")):
+        again = await chat.client(_customer_auth("store-42"))
+        resumed, _ = await again.session(token, time_zone=sent)
+        assert resumed == token and zone_of("store-42") == kept, sent
+        await again.close()
+
+    # A guest's chat belongs to no customer: the zone is stored nowhere, and the guest still chats.
+    guest = await chat.client({"device_key": DEVICE_B})
+    guest_token, _ = await guest.session(None, time_zone="Asia/Tokyo")
+    await guest.say("hi")
+    await guest.next("bot_uttered")
+    with chat.database.session() as session:
+        assert session.execute(select(Customer.id).where(Customer.time_zone == "Asia/Tokyo")).first() is None
+    # ...until the guest signs in: the conversation becomes the customer's and the zone theirs.
+    signed_in = await chat.client(_customer_auth("store-77", device_key=DEVICE_B))
+    await signed_in.session(guest_token, time_zone="Asia/Tokyo")
+    assert zone_of("store-77") == "Asia/Tokyo"
