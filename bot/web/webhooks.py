@@ -10,6 +10,7 @@ import base64
 import hmac
 import re
 import threading
+import time
 from contextlib import contextmanager
 from typing import AsyncIterator, Iterator, List, Optional, Tuple
 
@@ -40,6 +41,7 @@ MAX_INTAKE_BATCH = 200
 # waits no longer than MAX_WORKER_WAIT_SECONDS (a steady stream of deliveries must not stop the applying).
 WORKER_BATCH = 20
 MAX_WORKER_WAIT_SECONDS = 0.5
+INTAKE_QUIET_SECONDS = 0.05
 _WOOCOMMERCE_PING = re.compile(rb"webhook_id=\d{1,20}")
 # The worker looks for due retries this often even when no delivery woke it.
 POLL_SECONDS = 5.0
@@ -141,7 +143,7 @@ async def _raw_body(request: web.Request) -> Optional[bytes]:
 class WriterTurns:
     """The web app's two writers of the inbox, the intake and the worker, take turns at SQLite's one write lock
     through this. While deliveries are being acknowledged (from the first that waits to be written until none
-    is left) the worker waits before its next write, but never longer than MAX_WORKER_WAIT_SECONDS: a steady
+    has come for INTAKE_QUIET_SECONDS) the worker waits before its next write, but never longer than MAX_WORKER_WAIT_SECONDS: a steady
     stream of deliveries must not stop the applying. Whoever waits is woken the moment the other's transaction
     ends, instead of polling in SQLite's busy handler (which sleeps up to 100 ms between tries). Other
     processes (the CLI, another replica) still meet at SQLite's lock. On PostgreSQL, where writers do not
@@ -152,11 +154,14 @@ class WriterTurns:
         self._changed = threading.Condition()
         self._writing = False
         self._intake_active = False
+        self._intake_idle_since = 0.0
 
     def intake_active(self, active: bool) -> None:
         """Deliveries are waiting to be written or being written (True), or none is left (False)."""
         with self._changed:
             self._intake_active = active
+            if not active:
+                self._intake_idle_since = time.monotonic()
             self._changed.notify_all()
 
     @contextmanager
@@ -177,8 +182,21 @@ class WriterTurns:
         if not self.serial:
             yield
             return
+        deadline = time.monotonic() + MAX_WORKER_WAIT_SECONDS
         with self._changed:
-            self._changed.wait_for(lambda: not self._writing and not self._intake_active, MAX_WORKER_WAIT_SECONDS)
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                if self._writing or self._intake_active:
+                    self._changed.wait(left)
+                    continue
+                # Deliveries arriving together leave gaps of a few ms between their writes: only a pause
+                # of INTAKE_QUIET_SECONDS means the burst is over.
+                quiet = time.monotonic() - self._intake_idle_since
+                if quiet >= INTAKE_QUIET_SECONDS:
+                    break
+                self._changed.wait(min(left, INTAKE_QUIET_SECONDS - quiet))
             self._changed.wait_for(lambda: not self._writing)
             self._writing = True
         try:
