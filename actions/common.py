@@ -12,9 +12,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from actions.thread import FOLLOW_UP_ACTION, read_follow_up
+from bot import clock
+from bot.campaigns.service import CAMPAIGN_ENTITY, POLL_INTENT, CampaignError, record_tap
 from bot.config_files import ConfigError
 from bot.db import transaction_in_thread
-from bot.identity import identity_channel
+from bot.identity import customer_for_sender, identity_channel
+from bot.loyalty.program import get_program
 from bot.log import get_logger
 
 log = get_logger(__name__)
@@ -65,6 +68,34 @@ def hand_over_follow_up(action: Action, tracker: Tracker) -> List[Dict[Text, Any
     return [FollowupAction(FOLLOW_UP_ACTION)]
 
 
+async def note_campaign_tap(dispatcher: CollectingDispatcher, tracker: Tracker) -> None:
+    """A campaign's message button (/redeem_reward{"campaign": 12}, …) was tapped: record the tap for the
+    campaign's results and credit its bonus once (bot/campaigns/), then let the action do what the button says.
+    Nothing for any other message, or for a campaign not sent to this shopper."""
+    latest = tracker.latest_message or {}
+    intent = (latest.get("intent") or {}).get("name")
+    campaign = next((entity.get("value") for entity in latest.get("entities") or ()
+                     if entity.get("entity") == CAMPAIGN_ENTITY), None)
+    if campaign is None or intent in (None, POLL_INTENT) or not str(campaign).isdigit():
+        return
+    channel, sender_id = sender_of(tracker)
+
+    def work(session: Session) -> int:
+        customer = customer_for_sender(session, channel, sender_id)
+        if customer is None:
+            return 0
+        try:
+            return record_tap(session, get_program(), int(str(campaign)), customer.id, intent, clock.now(),
+                              channel).bonus_credited
+        except CampaignError:
+            return 0
+
+    bonus = await with_store(work, write=True)
+    log.info("campaign.tapped", campaign=str(campaign), intent=intent, bonus=bonus)
+    if bonus:
+        dispatcher.utter_message(text=f"Thanks for stopping by — {bonus:,} bonus points are on your account.")
+
+
 class StoreAction(Action, metaclass=ABCMeta):
     """An action that reads or writes the loyalty store; a failing store gets an apology.
 
@@ -86,6 +117,7 @@ class StoreAction(Action, metaclass=ABCMeta):
             if handed_over:
                 return handed_over
         try:
+            await note_campaign_tap(dispatcher, tracker)
             return await self.respond(dispatcher, tracker, domain)
         except StoreUnavailable:
             dispatcher.utter_message(text=self.apology)

@@ -18,6 +18,8 @@ ACTIONS: Dict[str, str] = {
     "content_decided": "Photo or video moderated",
     "social_decided": "Follow claim moderated",
     "referral_decided": "Referral decided",
+    "campaign_created": "Campaign created",
+    "campaign_sent": "Campaign sent",
     "customer_erased": "Personal data erased",
     "feedback_exported": "Feedback exported",
     "customers_exported": "Customers exported",

@@ -25,6 +25,9 @@
 - A message a channel marks as opening a session (metadata OPENS_SESSION: Instagram has no "open" event
   like the widget's or /start) is greeted first, unless it is itself a greeting: the greeting's turn runs,
   then the message's.
+- A typed message that answers a campaign poll the shopper was sent (bot/campaigns/: "free shipping", "2")
+  becomes that poll's button payload /answer_poll{...} before NLU, its words kept in the metadata
+  ("typed_answer"): the trained model knows nothing of a merchant's poll options.
 
 install_action_hooks() is called when the tracker store is built (bot/conversation_stores.py), which every
 Rasa entry point reading endpoints.yml does before it loads the model; it is idempotent.
@@ -161,6 +164,40 @@ def _install_eager_weight_building() -> None:
     RasaModel.load = classmethod(load)  # type: ignore[assignment]
 
 
+async def poll_answer_in(agent: Any, message: Any) -> Any:
+    """The message as its campaign poll's button payload when it is a typed answer to an open poll (see the
+    module docstring), else the message itself. Not while a form is asking (a quiz's "2" is the quiz's); a
+    failing store leaves the message as it is."""
+    from rasa.core.channels.channel import UserMessage
+
+    from bot import clock
+    from bot.campaigns.service import CAMPAIGN_ENTITY, MAX_TYPED_ANSWER, OPTION_ENTITY, POLL_INTENT, open_poll_answer
+    from bot.db import transaction_in_thread
+    from bot.identity import identity_channel
+
+    text = (message.text or "").strip()
+    if not text or text.startswith("/") or len(text) > MAX_TYPED_ANSWER or not message.sender_id:
+        return message
+    channel = identity_channel(message.input_channel)
+    try:
+        found = await transaction_in_thread(
+            lambda session: open_poll_answer(session, channel, message.sender_id, text, clock.now()))
+    except Exception as error:  # noqa: BLE001 - mapping is a nicety: the message is still answered as typed
+        log.error("campaign.poll_lookup_failed", error_type=type(error).__name__, detail=str(error)[:300])
+        return message
+    if found is None:
+        return message
+    tracker = await agent.processor.tracker_store.retrieve(message.sender_id) if agent.processor else None
+    if tracker is not None and tracker.active_loop_name:
+        return message
+    campaign_id, option = found
+    log.info("campaign.typed_answer", conversation=message.sender_id, campaign=campaign_id, option=option)
+    payload = f'/{POLL_INTENT}{{"{CAMPAIGN_ENTITY}":{campaign_id},"{OPTION_ENTITY}":{option}}}'
+    return UserMessage(payload, message.output_channel, message.sender_id,
+                       metadata={**(message.metadata or {}), "typed_answer": text},
+                       input_channel=message.input_channel, message_id=message.message_id)
+
+
 def _install_several_requests() -> None:
     from rasa.core.agent import Agent
     from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
@@ -204,6 +241,7 @@ def _install_several_requests() -> None:
     async def handle_message(self: Agent, message: UserMessage) -> Optional[List[Dict[str, Any]]]:
         if not self.is_ready():
             return await original_handle(self, message)
+        message = await poll_answer_in(self, message)
         if (message.metadata or {}).get(OPENS_SESSION):
             try:
                 await greet_first(self, message)

@@ -40,6 +40,8 @@ KNOWN_VALIDATOR_NOTES = {
     "The utterance 'utter_no_quiz_running' is not used in any story or rule.": "action_no_quiz_running says it",
     "The intent 'other_language' is listed in the domain file, but is not found in the NLU training data.":
         "bot.nlu.LanguageClassifier sets it; the English model is not trained on other languages",
+    "The intent 'answer_poll' is listed in the domain file, but is not found in the NLU training data.":
+        "only a campaign poll's buttons send it (a typed answer is mapped to the same payload by bot/rasa_hooks.py)",
     "The following duplicated intents have been found across multiple domain files: faq":
         "Rasa adds the retrieval intent from data/faq to the domain, which declares it for the rules",
 }

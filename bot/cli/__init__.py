@@ -8,6 +8,7 @@ from typing import Any, List, Optional
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot.cli.campaigns import add_campaign_commands
 from bot.cli.catalog import add_catalog_commands
 from bot.cli.loyalty import CommandError, add_loyalty_commands, store_call
 from bot.cli.merchants import add_merchant_commands
@@ -231,6 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_merchant_commands(commands)
     add_predict_commands(commands)
     add_segment_commands(commands)
+    add_campaign_commands(commands)
 
     handoffs = commands.add_parser("handoffs", help="requests to talk to a person").add_subparsers(
         dest="handoffs_command", required=True

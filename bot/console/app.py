@@ -22,8 +22,8 @@ from bot.console.page import (
     in_store, route_name,
 )
 from bot.console.pages import (
-    audit, customers, feedback, handoffs, home, insights, integrations, loyalty, moderation, outbox, quizzes,
-    referrals, segments, sign_in,
+    audit, campaigns, customers, feedback, handoffs, home, insights, integrations, loyalty, moderation, outbox,
+    quizzes, referrals, segments, sign_in,
 )
 from bot.console.transcripts import masked, shown_turns
 from bot.db import RETRY_AFTER_SECONDS, database_unavailable
@@ -36,7 +36,7 @@ log = get_logger(__name__)
 # Reachable without a session.
 PUBLIC_PATHS = frozenset({sign_in.LOGIN})
 PAGES = (sign_in, home, feedback, customers, segments, insights, handoffs, loyalty, referrals, quizzes, moderation,
-         integrations, outbox, audit)
+         integrations, outbox, campaigns, audit)
 
 
 def setup_console(app: web.Application) -> None:

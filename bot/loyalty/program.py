@@ -100,6 +100,15 @@ class FeedbackPolicy:
 
 
 @dataclass(frozen=True)
+class CampaignPolicy:
+    """Campaigns (bot/campaigns/): the share of each audience held out (not messaged) so results have an honest
+    comparison, and how long after sending an order counts for the campaign."""
+
+    holdout_percent: int = 10
+    attribution_days: int = 30
+
+
+@dataclass(frozen=True)
 class Program:
     currency: str
     currency_symbol: str
@@ -115,6 +124,7 @@ class Program:
     review_requests: ReviewRequestPolicy
     feedback: FeedbackPolicy = FeedbackPolicy()
     proactive: ProactivePolicy = ProactivePolicy()
+    campaigns: CampaignPolicy = CampaignPolicy()
 
     def reward(self, reward_id: str) -> Optional[Reward]:
         return next((reward for reward in self.rewards if reward.id == reward_id), None)
@@ -199,7 +209,7 @@ def parse_program(data: Mapping[str, Any], path: Path) -> Program:
     r = _Reader(path)
     r.known_keys(data, "", ("currency", "currency_symbol", "earning", "tiers", "rewards", "reward_codes", "expiry",
                             "refunds", "referrals", "review_requests", "feedback",
-                            "proactive_messages"))
+                            "proactive_messages", "campaigns"))
     currency = r.text(data, "currency", "currency")
     if len(currency) != 3 or not currency.isalpha():
         raise r.fail("currency", f"must be a 3-letter ISO code such as USD, not {currency!r}")
@@ -344,6 +354,21 @@ def parse_program(data: Mapping[str, Any], path: Path) -> Program:
         review_requests=_review_request_policy(r, data),
         feedback=_feedback_policy(r, data),
         proactive=_proactive_policy(r, data),
+        campaigns=_campaign_policy(r, data),
+    )
+
+
+def _campaign_policy(r: _Reader, data: Mapping[str, Any]) -> CampaignPolicy:
+    block = r.optional_mapping(data, "campaigns", "campaigns")
+    r.known_keys(block, "campaigns", ("holdout_percent", "attribution_days"))
+    defaults = CampaignPolicy()
+    holdout = r.integer(block, "campaigns.holdout_percent", "holdout_percent", default=defaults.holdout_percent)
+    if holdout > 90:
+        raise r.fail("campaigns.holdout_percent", f"must be 0 to 90 (a share of the audience), not {holdout}")
+    return CampaignPolicy(
+        holdout_percent=holdout,
+        attribution_days=r.integer(block, "campaigns.attribution_days", "attribution_days",
+                                   default=defaults.attribution_days, minimum=1),
     )
 
 

@@ -1,6 +1,7 @@
 """SQLAlchemy models of the loyalty store, one module per domain."""
 from bot.models.audit import AuditEvent
 from bot.models.base import Base
+from bot.models.campaigns import Campaign, CampaignRecipient, CampaignResponse
 from bot.models.catalog import Product, ProductVariant
 from bot.models.consent import MessageConsent
 from bot.models.content import ContentSubmission, SocialFollowClaim
@@ -21,7 +22,7 @@ from bot.models.rewards import RewardCode
 from bot.models.segments import CustomerOrderStats, SavedSegment
 
 __all__ = [
-    "AuditEvent", "Base", "ChannelIdentity", "ConsoleSession", "ContentSubmission", "Customer", "CustomerOrderStats", "Feedback", "FeedbackNote",
+    "AuditEvent", "Base", "Campaign", "CampaignRecipient", "CampaignResponse", "ChannelIdentity", "ConsoleSession", "ContentSubmission", "Customer", "CustomerOrderStats", "Feedback", "FeedbackNote",
     "FeedbackTopic", "FriendOffer", "HandoffMessage", "HandoffRequest", "LedgerEntry", "LinkAttempt", "LinkCode", "LoginAttempt",
     "Merchant", "MessageConsent", "Order", "OrderLine", "OrderRefund", "OutboundMessage", "PredictionRun", "Product", "ProductSearch",
     "ProductVariant", "PurchasePrediction", "QuizRun", "Referral", "ReferralClick", "ReferralCode", "ReferralDecision", "Review",

@@ -28,7 +28,7 @@ from bot.outbox.policy import CAP_WINDOW, ProactivePolicy
 CHANNEL_PREFERENCE = ("telegram", "instagram", "widget")
 # Kinds of the outbox (others exist: content and social decisions, referral reversals).
 KINDS = ("review_request", "feedback_request", "points_expiry_warning", "tier_change", "review_approved",
-         "referral_rewarded")
+         "referral_rewarded", "campaign")
 DEFAULT_RELEVANCE = timedelta(days=30)  # a message not sent within this long of its due time is dropped
 RECHECK = timedelta(hours=1)  # a shopper with no chat to reach is looked at again this much later
 # States that used up one of the shopper's messages in the cap's window.
@@ -99,6 +99,62 @@ class _Chat:
     consented: bool
 
 
+@dataclass(frozen=True)
+class RouteDecision:
+    """What routing does with one due message: "route" (to `channel`/`recipient`), "postpone" (until
+    `send_after`; `channel` is where it would go after quiet hours, when known) or "skip", with the reason."""
+
+    outcome: str
+    reason: Optional[str] = None
+    channel: Optional[str] = None
+    recipient: Optional[str] = None
+    send_after: Optional[datetime] = None
+
+
+def decide_route(chats: Sequence[_Chat], zone: Optional[str], counted: int, policy: ProactivePolicy, now: datetime,
+                 channels: Sequence[str] = CHANNEL_PREFERENCE, tried: Iterable[str] = (),
+                 expires_at: Optional[datetime] = None) -> RouteDecision:
+    """The outbox's rules for one message to one shopper, in order: relevance, consent, a reachable chat on a
+    channel this shop runs, quiet hours, the cap per 30 days (`counted`: their messages in the window), then
+    the best chat. route_due applies it; a campaign's dry run asks it the same question."""
+    if expires_at is not None and expires_at <= now:
+        return RouteDecision("skip", "no longer relevant")
+    consented = [chat for chat in chats if chat.consented]
+    if chats and not consented:
+        return RouteDecision("skip", UNSUBSCRIBED)
+    tried = set(tried)
+    usable = [chat for chat in consented if chat.reachable and chat.channel not in tried and chat.channel in channels]
+    if not usable:
+        return RouteDecision("postpone", (
+            "no linked chat yet" if not chats else
+            "no chat on a channel this shop runs" if not any(chat.channel in channels for chat in consented) else
+            "no other reachable chat" if tried else "no reachable chat (blocked the bot)"), send_after=now + RECHECK)
+    best = min(usable, key=lambda chat: CHANNEL_PREFERENCE.index(chat.channel))
+    quiet_until = policy.quiet_until(now, zone)
+    if quiet_until is not None:
+        return RouteDecision("postpone", f"quiet hours until {quiet_until:%Y-%m-%d %H:%M} UTC", best.channel,
+                             best.external_id, quiet_until)
+    if counted >= policy.max_per_30_days:
+        return RouteDecision("skip", f"frequency cap: {policy.max_per_30_days} messages in 30 days")
+    return RouteDecision("route", None, best.channel, best.external_id)
+
+
+def preview_routes(session: Session, policy: ProactivePolicy, customer_ids: Sequence[int], now: datetime,
+                   channels: Sequence[str] = CHANNEL_PREFERENCE) -> Dict[int, RouteDecision]:
+    """What routing would decide now for one new message to each customer (nothing is written)."""
+    decisions: Dict[int, RouteDecision] = {}
+    ids = sorted(set(customer_ids))
+    for start in range(0, len(ids), 500):  # bounded IN lists
+        chunk = ids[start:start + 500]
+        chats = _chats(session, chunk)
+        zones = dict(session.execute(select(Customer.id, Customer.time_zone).where(Customer.id.in_(chunk))).all())
+        counted = _counted(session, chunk, now)
+        for customer_id in chunk:
+            decisions[customer_id] = decide_route(chats.get(customer_id, []), zones.get(customer_id),
+                                                  counted.get(customer_id, 0), policy, now, channels)
+    return decisions
+
+
 def route_due(session: Session, policy: ProactivePolicy, now: datetime, limit: int = 200,
               channels: Sequence[str] = CHANNEL_PREFERENCE) -> RouteReport:
     """Decide for up to `limit` due, unrouted messages (oldest due first): skip, postpone or give a chat on one
@@ -119,41 +175,20 @@ def route_due(session: Session, policy: ProactivePolicy, now: datetime, limit: i
     routed = postponed = skipped = 0
     for message in messages:
         message.updated_at = now
-        if message.expires_at is not None and message.expires_at <= now:
-            _skip(message, "no longer relevant")
+        decision = decide_route(
+            chats.get(message.customer_id, []), zones.get(message.customer_id), counted.get(message.customer_id, 0),
+            policy, now, channels, (message.payload or {}).get("tried_channels") or (), message.expires_at)
+        if decision.outcome == "skip":
+            _skip(message, decision.reason or "")
             skipped += 1
-            continue
-        own = chats.get(message.customer_id, [])
-        consented = [chat for chat in own if chat.consented]
-        if own and not consented:
-            _skip(message, UNSUBSCRIBED)
-            skipped += 1
-            continue
-        tried = set((message.payload or {}).get("tried_channels") or ())
-        usable = [chat for chat in consented if chat.reachable and chat.channel not in tried and chat.channel in channels]
-        if not usable:
-            message.send_after = now + RECHECK
-            message.reason = ("no linked chat yet" if not own else
-                              "no chat on a channel this shop runs" if not any(
-                                  chat.channel in channels for chat in consented) else
-                              "no other reachable chat" if tried else "no reachable chat (blocked the bot)")
+        elif decision.outcome == "postpone":
+            message.send_after, message.reason = decision.send_after, decision.reason
             postponed += 1
-            continue
-        quiet_until = policy.quiet_until(now, zones.get(message.customer_id))
-        if quiet_until is not None:
-            message.send_after = quiet_until
-            message.reason = f"quiet hours until {quiet_until:%Y-%m-%d %H:%M} UTC"
-            postponed += 1
-            continue
-        if counted.get(message.customer_id, 0) >= policy.max_per_30_days:
-            _skip(message, f"frequency cap: {policy.max_per_30_days} messages in 30 days")
-            skipped += 1
-            continue
-        best = min(usable, key=lambda chat: CHANNEL_PREFERENCE.index(chat.channel))
-        message.channel, message.recipient, message.routed_at, message.reason = (
-            best.channel, best.external_id, now, None)
-        counted[message.customer_id] = counted.get(message.customer_id, 0) + 1
-        routed += 1
+        else:
+            message.channel, message.recipient, message.routed_at, message.reason = (
+                decision.channel, decision.recipient, now, None)
+            counted[message.customer_id] = counted.get(message.customer_id, 0) + 1
+            routed += 1
     session.flush()
     return RouteReport(routed, postponed, skipped)
 

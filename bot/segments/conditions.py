@@ -30,7 +30,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from bot.consent import UNSUBSCRIBED, chats_whose_latest_choice_is
 from bot.models import (
-    ChannelIdentity, Customer, CustomerOrderStats, Feedback, PurchasePrediction, QuizRun, Referral, Review,
+    CampaignResponse, ChannelIdentity, Customer, CustomerOrderStats, Feedback, PurchasePrediction, QuizRun, Referral, Review,
 )
 
 if TYPE_CHECKING:
@@ -640,3 +640,26 @@ class QuizAnswerCondition(Condition):
     def reason(self, facts: "MemberFacts", context: FilterContext) -> str:
         chosen = facts.quiz_answers.get((self.quiz, self.question))
         return f"{self.quiz} {self.question}: {', '.join(chosen)}" if chosen else self.describe()
+
+
+@register
+class PollAnswerCondition(Condition):
+    """Answered campaign `campaign`'s poll (bot/campaigns/) with option `option` (its position, 1-based); without
+    an option, answered it at all: "poll your customers, then incentivise what your best customers do"."""
+
+    kind = "poll_answer"
+    label = "Poll answer"
+    fields = (Field("campaign", "int", "Campaign id", required=True), Field("option", "int", "Option number"))
+
+    def where(self, context: FilterContext) -> ColumnElement:
+        answered = select(CampaignResponse.customer_id).where(CampaignResponse.campaign_id == self.campaign,
+                                                              CampaignResponse.option.is_not(None))
+        option = self.values.get("option")
+        if option is not None:
+            answered = answered.where(CampaignResponse.option == option)
+        return Customer.id.in_(answered)
+
+    def describe(self) -> str:
+        option = self.values.get("option")
+        return (f"answered option {option} of campaign {self.campaign}'s poll" if option is not None
+                else f"answered campaign {self.campaign}'s poll")

@@ -15,6 +15,7 @@ import pytest
 from rasa_sdk import Tracker
 from sqlalchemy import select
 
+from bot.campaigns.service import create_campaign, record_response, send_campaign
 from bot.db import Database
 from bot.feedback.transcripts import clean_turns, store_transcript
 from bot.handoff import add_note, agent_reply, request_handoff, route_shopper_message
@@ -68,6 +69,9 @@ def _pages(ids: Dict[str, int]) -> Dict[str, str]:
         "integrations": "/console/integrations",
         "audit": "/console/audit",
         "outbox": "/console/outbox",
+        "campaigns": "/console/campaigns",
+        "campaign-draft": f"/console/campaigns/{ids['campaign_draft']}",
+        "campaign-sent": f"/console/campaigns/{ids['campaign_sent']}",
         "not-found": "/console/no-such-page",
     }
 
@@ -76,7 +80,8 @@ def _pages(ids: Dict[str, int]) -> Dict[str, str]:
 COVERED = {"/console", "/console/", "/console/feedback", "/console/feedback/{id}", "/console/insights",
            "/console/handoffs", "/console/handoffs/{id}", "/console/customers", "/console/customers/{id}", "/console/segments",
            "/console/loyalty", "/console/referrals", "/console/quizzes", "/console/moderation",
-           "/console/integrations", "/console/audit", "/console/outbox", "/console/login"}
+           "/console/integrations", "/console/audit", "/console/outbox", "/console/campaigns",
+           "/console/campaigns/{id}", "/console/login"}
 NOT_PAGES = ("/export.csv", "/events", "/static/", "/logout", "/data-requests/",  # downloads and streams
              "/segments/preview")  # the Segments page's JSON
 
@@ -118,7 +123,19 @@ def _live_handoff(db: Database) -> Dict[str, int]:
     with db.session(write=True) as session:  # the Outbox page lists a proactive message with a long text
         enqueue(session, ann, "review_request", "How do you like your lamp? Tell us here: " + LONG_LINK,
                 "phone-test:review", now)
-    return {"customer": ann, "handoff": handoff, "feedback": feedback}
+    with db.session(write=True) as session:  # a draft with its dry run, and a sent poll with an answer
+        program = load_program(PROJECT_ROOT / "data" / "program.yml")
+        draft = create_campaign(session, program, name="Points about to expire",
+                                text="{first_name}, your {expiring_points} points expire on {expiry_date}: "
+                                     + LONG_LINK, audience={"customer_ids": [ann]}, now=now, buttons=["redeem"])
+        poll = create_campaign(session, program, name="What should we do more of?", kind="poll",
+                               text="What should we do more of?", audience={"customer_ids": [ann]}, now=now,
+                               options=["Free shipping", "New colours", "Faster delivery"], holdout_percent=0)
+        send_campaign(session, program, poll.id, now)
+        record_response(session, program, poll.id, ann, now, option=1)
+        drafted, sent = draft.id, poll.id
+    return {"customer": ann, "handoff": handoff, "feedback": feedback, "campaign_draft": drafted,
+            "campaign_sent": sent}
 
 
 @pytest.fixture(scope="module")

@@ -17,8 +17,8 @@ from bot.identity import create_customer, link_identity
 from bot.loyalty.orders import cancel_order, record_paid_order, refund_order
 from bot.loyalty.program import Program
 from bot.models import (
-    Customer, CustomerOrderStats, Feedback, MessageConsent, Order, PredictionRun, PurchasePrediction, QuizRun,
-    Referral, ReferralCode, Review,
+    Campaign, CampaignResponse, Customer, CustomerOrderStats, Feedback, MessageConsent, Order, PredictionRun,
+    PurchasePrediction, QuizRun, Referral, ReferralCode, Review,
 )
 from bot.segments.conditions import CONDITION_KINDS, SegmentError
 from bot.segments.filters import SegmentFilter
@@ -52,7 +52,8 @@ def build_store(db: Database) -> Store:
     """vip: Gold, spent 1,000 in 2 orders, 22 % likely (was 61 %), 1,200 points expiring in 10 days, on
     Telegram, NPS 4. once: 1 order 30 days ago, 55 % likely, CSAT 5, Instagram unreachable and unsubscribed.
     once_low: 1 order 200 days ago, 10 % likely. referrer: CSAT 5, referred friend, approved review, quiz
-    answer. friend: no orders. cancelled: its only order was cancelled."""
+    answer. friend: no orders. cancelled: its only order was cancelled. Campaign 1's poll: vip answered option 1,
+    referrer option 2."""
     ids: Dict[str, int] = {}
     number = 0
     with db.session(write=True) as session:
@@ -122,6 +123,16 @@ def build_store(db: Database) -> Store:
         session.add(QuizRun(quiz_id="room-makeover", channel="telegram", sender_id="tg-ref", customer_id=ids["referrer"],
                             status="completed", answers={"room": ["bedroom"], "style": ["boho", "modern"], "budget": []},
                             started_at=NOW, updated_at=NOW))
+        poll = Campaign(name="More of", kind="poll", text="What should we do more of?", bonus_points=0,
+                        buttons=[{"title": "Free shipping"}, {"title": "New colours"}, {"title": "Faster"}],
+                        audience={"customer_ids": [ids["vip"], ids["referrer"]]}, holdout_percent=0, status="sent",
+                        created_at=NOW, sent_at=NOW)
+        session.add(poll)
+        session.flush()
+        assert poll.id == 1  # the cases name it
+        for name, option in (("vip", 1), ("referrer", 2)):
+            session.add(CampaignResponse(campaign_id=poll.id, customer_id=ids[name], option=option, created_at=NOW,
+                                         updated_at=NOW))
     return Store(ids)
 
 
@@ -173,6 +184,10 @@ CASES = [
     ([{"kind": "quiz_answer", "quiz": "room-makeover", "question": "style", "option": "rustic"}], set()),
     ([{"kind": "quiz_answer", "quiz": "room-makeover", "question": "room"}], {"referrer"}),
     ([{"kind": "quiz_answer", "quiz": "room-makeover", "question": "budget"}], set()),  # skipped
+    ([{"kind": "poll_answer", "campaign": 1, "option": 1}], {"vip"}),
+    ([{"kind": "poll_answer", "campaign": 1}], {"vip", "referrer"}),
+    ([{"kind": "poll_answer", "campaign": 1, "option": 3}], set()),
+    ([{"kind": "poll_answer", "campaign": 2}], set()),
     ([], {"vip", "once", "once_low", "referrer", "friend", "cancelled"}),
     ([{"kind": "frequency", "min": 1}, {"kind": "probability", "min": 50}, {"kind": "channel", "reachable": True}],
      {"referrer"}),
