@@ -8,11 +8,12 @@ Which code applies which topic is the caller's (`Topics`): bot/integrations/shop
 from __future__ import annotations
 
 import hashlib
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, ContextManager, Dict, List, Optional, Sequence, Tuple
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -99,28 +100,6 @@ def delivery_key_of(event_id: Optional[str], body: bytes) -> str:
     return key[:255] if key else "sha256:" + hashlib.sha256(body).hexdigest()
 
 
-def accept_delivery(session: Session, source: str, shop: str, delivery_key: str, topic: str, body: bytes,
-                    now: datetime) -> Accepted:
-    """Write a verified delivery to the inbox, once per delivery key; a known key writes nothing."""
-    existing = _find(session, source, shop, delivery_key)
-    if existing is not None:
-        return Accepted(existing, True)
-    event = StoreEvent(source=source, shop=shop, delivery_key=delivery_key, topic=topic[:100],
-                       payload=body.decode("utf-8", errors="replace"), received_at=now, state="pending",
-                       attempts=0, next_attempt_at=now)
-    try:
-        with session.begin_nested():
-            session.add(event)
-            session.flush()
-    except IntegrityError:
-        # The same delivery, concurrently: the other request wrote it.
-        winner = _find(session, source, shop, delivery_key)
-        if winner is None:
-            raise
-        return Accepted(winner, True)
-    return Accepted(event.id, False)
-
-
 @dataclass(frozen=True)
 class Delivery:
     source: str
@@ -131,15 +110,61 @@ class Delivery:
 
 
 def accept_deliveries(session: Session, deliveries: Sequence[Delivery], now: datetime) -> List[Accepted]:
-    """accept_delivery for several at once, in the caller's one transaction (one commit for a burst)."""
-    return [accept_delivery(session, item.source, item.shop, item.delivery_key, item.topic, item.body, now)
-            for item in deliveries]
+    """Write verified deliveries to the inbox in the caller's one transaction (one commit for a burst), once per
+    delivery key: a key already stored, or met earlier in the same burst, writes nothing and is a duplicate.
+
+    A few statements for the whole burst (a lookup, one multi-row insert, a lookup of the new ids), not a
+    lookup, a savepoint and an ORM flush per delivery: the intake writes one burst at a time, so its cost per
+    delivery bounds how many deliveries a second one web app can acknowledge."""
+    if not deliveries:
+        return []
+    known = _ids_of(session, deliveries)
+    fresh: Dict[Tuple[str, str, str], Delivery] = {}
+    for item in deliveries:
+        key = (item.source, item.shop, item.delivery_key)
+        if key not in known:
+            fresh.setdefault(key, item)
+    written = set()
+    if fresh:
+        rows = [dict(source=item.source, shop=item.shop, delivery_key=item.delivery_key, topic=item.topic[:100],
+                     payload=item.body.decode("utf-8", errors="replace"), received_at=now, state="pending",
+                     attempts=0, next_attempt_at=now)
+                for item in fresh.values()]
+        try:
+            with session.begin_nested():
+                session.execute(insert(StoreEvent.__table__), rows)
+            written = set(fresh)
+        except IntegrityError:
+            # Another web app replica wrote one of them meanwhile (PostgreSQL; on SQLite this transaction holds
+            # the write lock): one by one, each either ours or theirs.
+            for key, row in zip(fresh, rows):
+                try:
+                    with session.begin_nested():
+                        session.execute(insert(StoreEvent.__table__), row)
+                    written.add(key)
+                except IntegrityError:
+                    pass
+        known.update(_ids_of(session, list(fresh.values())))
+    results = []
+    for item in deliveries:
+        key = (item.source, item.shop, item.delivery_key)
+        results.append(Accepted(known[key], duplicate=key not in written))
+        written.discard(key)  # the same key again later in the burst is a duplicate of this one
+    return results
 
 
-def _find(session: Session, source: str, shop: str, delivery_key: str) -> Optional[int]:
-    return session.execute(select(StoreEvent.id).where(
-        StoreEvent.source == source, StoreEvent.shop == shop, StoreEvent.delivery_key == delivery_key)
-    ).scalar_one_or_none()
+def _ids_of(session: Session, deliveries: Sequence[Delivery]) -> Dict[Tuple[str, str, str], int]:
+    """The stored ids of these deliveries' keys, by (source, shop, delivery key); unknown keys are absent."""
+    found: Dict[Tuple[str, str, str], int] = {}
+    by_shop: Dict[Tuple[str, str], set] = {}
+    for item in deliveries:
+        by_shop.setdefault((item.source, item.shop), set()).add(item.delivery_key)
+    for (source, shop), keys in by_shop.items():
+        rows = session.execute(select(StoreEvent.id, StoreEvent.delivery_key).where(
+            StoreEvent.source == source, StoreEvent.shop == shop, StoreEvent.delivery_key.in_(sorted(keys))))
+        for event_id, delivery_key in rows:
+            found[(source, shop, delivery_key)] = event_id
+    return found
 
 
 # --- applying ----------------------------------------------------------------------------------------
@@ -154,34 +179,25 @@ class Applied:
     ignored: int = 0
     retrying: int = 0
     failed: int = 0
-    yielded: bool = False  # stopped early for waiting acknowledgements
 
     def as_dict(self) -> Dict[str, int]:
         return {name: int(value) for name, value in vars(self).items()}
 
 
 def apply_due(database: Database, topics: Topics, now: Callable[[], datetime], *, limit: int = 50,
-              yield_to: Callable[[], bool] = lambda: False) -> Applied:
-    """Claim the events that are due (oldest first) and apply each in its own transaction. When `yield_to()`
-    says deliveries are waiting to be acknowledged, stop after the current event and release the rest: an
-    acknowledgement must not wait behind a batch of applies (SQLite has one writer at a time)."""
+              turn: Callable[[], ContextManager[object]] = nullcontext) -> Applied:
+    """Claim the events that are due (oldest first) and apply each in its own transaction. Each write (the
+    claim, each event) happens inside `turn()`: the web app passes its writers' turns, so that on SQLite (one
+    writer at a time) acknowledgements waiting to be written go before the next event."""
     counts = Applied()
-    claimed = _claim(database, now(), limit)
-    for position, event_id in enumerate(claimed):
+    with turn():
+        claimed = _claim(database, now(), limit)
+    for event_id in claimed:
         counts.claimed += 1
-        state = apply_event(database, topics, event_id, now)
+        with turn():
+            state = apply_event(database, topics, event_id, now)
         setattr(counts, state, getattr(counts, state) + 1)
-        if yield_to() and position + 1 < len(claimed):
-            _release(database, claimed[position + 1:])
-            counts.yielded = True
-            break
     return counts
-
-
-def _release(database: Database, event_ids: Sequence[int]) -> None:
-    with database.session(write=True) as session:
-        session.execute(update(StoreEvent).where(StoreEvent.id.in_(list(event_ids)), StoreEvent.state == "pending")
-                        .values(claimed_until=None).execution_options(synchronize_session=False))
 
 
 def _claim(database: Database, now: datetime, limit: int) -> List[int]:

@@ -7,16 +7,18 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
 import hmac
 import re
-from typing import AsyncIterator, List, Optional, Tuple
+import threading
+import time
+from contextlib import contextmanager
+from typing import AsyncIterator, Iterator, List, Optional, Tuple
 
 from aiohttp import web
 
 from bot import clock
 from bot.app_context import DATABASE, EXECUTOR, PROGRAM, SETTINGS, WEBHOOK_REFUSALS, in_executor
-from bot.db import transaction_in_thread
+from bot.db import transaction, transaction_in_thread
 from bot.integrations import StoreContext, store_topics
 from bot.integrations.inbox import (
     Accepted, Delivery, Topics, accept_deliveries, apply_due, delivery_key_of, forget_old_events,
@@ -35,11 +37,11 @@ WORKER = web.AppKey("store_events_worker", asyncio.Task)
 WAKE = web.AppKey("store_events_wake", asyncio.Event)
 # Deliveries arriving together are written together: one transaction (one commit) for a burst.
 MAX_INTAKE_BATCH = 200
-# Applies per worker run; while deliveries wait to be acknowledged the worker pauses this long at a time, but
-# never longer than MAX_YIELD_SECONDS in a row (a steady stream of deliveries must not stop the applying).
+# Events claimed per worker run. Before each, the worker lets waiting acknowledgements be written first, but
+# waits no longer than MAX_WORKER_WAIT_SECONDS (a steady stream of deliveries must not stop the applying).
 WORKER_BATCH = 20
-YIELD_SECONDS = 0.01
-MAX_YIELD_SECONDS = 0.5
+MAX_WORKER_WAIT_SECONDS = 0.5
+INTAKE_QUIET_SECONDS = 0.05
 _WOOCOMMERCE_PING = re.compile(rb"webhook_id=\d{1,20}")
 # The worker looks for due retries this often even when no delivery woke it.
 POLL_SECONDS = 5.0
@@ -121,7 +123,7 @@ def _site(source: str) -> str:
 
 def _signature_ok(secret: str, body: bytes, given: str) -> bool:
     """Shopify's and WooCommerce's signature alike: base64(HMAC-SHA256(secret, raw body))."""
-    expected = base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest())
+    expected = base64.b64encode(hmac.digest(secret.encode(), body, "sha256"))  # one-shot: OpenSSL's, no HMAC object
     # compare_digest on bytes: constant time whatever the input.
     return hmac.compare_digest(expected, given.strip().encode("utf-8", errors="replace"))
 
@@ -138,27 +140,94 @@ async def _raw_body(request: web.Request) -> Optional[bytes]:
     return bytes(body)
 
 
+class WriterTurns:
+    """The web app's two writers of the inbox, the intake and the worker, take turns at SQLite's one write lock
+    through this. While deliveries are being acknowledged (from the first that waits to be written until none
+    has come for INTAKE_QUIET_SECONDS) the worker waits before its next write, but never longer than MAX_WORKER_WAIT_SECONDS: a steady
+    stream of deliveries must not stop the applying. Whoever waits is woken the moment the other's transaction
+    ends, instead of polling in SQLite's busy handler (which sleeps up to 100 ms between tries). Other
+    processes (the CLI, another replica) still meet at SQLite's lock. On PostgreSQL, where writers do not
+    exclude each other, nobody waits here."""
+
+    def __init__(self, serial: bool) -> None:
+        self.serial = serial
+        self._changed = threading.Condition()
+        self._writing = False
+        self._intake_active = False
+        self._intake_idle_since = 0.0
+
+    def intake_active(self, active: bool) -> None:
+        """Deliveries are waiting to be written or being written (True), or none is left (False)."""
+        with self._changed:
+            self._intake_active = active
+            if not active:
+                self._intake_idle_since = time.monotonic()
+            self._changed.notify_all()
+
+    @contextmanager
+    def intake(self) -> Iterator[None]:
+        if not self.serial:
+            yield
+            return
+        with self._changed:
+            self._changed.wait_for(lambda: not self._writing)
+            self._writing = True
+        try:
+            yield
+        finally:
+            self._done()
+
+    @contextmanager
+    def worker(self) -> Iterator[None]:
+        if not self.serial:
+            yield
+            return
+        deadline = time.monotonic() + MAX_WORKER_WAIT_SECONDS
+        with self._changed:
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                if self._writing or self._intake_active:
+                    self._changed.wait(left)
+                    continue
+                # Deliveries arriving together leave gaps of a few ms between their writes: only a pause
+                # of INTAKE_QUIET_SECONDS means the burst is over.
+                quiet = time.monotonic() - self._intake_idle_since
+                if quiet >= INTAKE_QUIET_SECONDS:
+                    break
+                self._changed.wait(min(left, INTAKE_QUIET_SECONDS - quiet))
+            self._changed.wait_for(lambda: not self._writing)
+            self._writing = True
+        try:
+            yield
+        finally:
+            self._done()
+
+    def _done(self) -> None:
+        with self._changed:
+            self._writing = False
+            self._changed.notify_all()
+
+
 class IntakeWriter:
     """Writes verified deliveries to the inbox: those that arrive while a write is under way wait for the next
     one and go in together, so a burst costs a few commits instead of one each (SQLite has one writer at a
     time and every commit is a disk flush). A delivery's request is answered only after its batch committed;
     a batch that fails fails each of its requests (500: the store sends them again)."""
 
-    def __init__(self, app: web.Application) -> None:
+    def __init__(self, app: web.Application, turns: WriterTurns) -> None:
         self.app = app
+        self.turns = turns
         self.waiting: List[Tuple[Delivery, "asyncio.Future[Accepted]"]] = []
         self.writing = False
-
-    @property
-    def busy(self) -> bool:
-        """Deliveries are waiting to be written or being written: the worker steps aside."""
-        return self.writing or bool(self.waiting)
 
     async def write(self, delivery: Delivery) -> Accepted:
         future: "asyncio.Future[Accepted]" = asyncio.get_running_loop().create_future()
         self.waiting.append((delivery, future))
         if not self.writing:
             self.writing = True
+            self.turns.intake_active(True)
             asyncio.ensure_future(self._drain())
         return await future
 
@@ -168,9 +237,7 @@ class IntakeWriter:
                 batch, self.waiting = self.waiting[:MAX_INTAKE_BATCH], self.waiting[MAX_INTAKE_BATCH:]
                 items = [delivery for delivery, _ in batch]
                 try:
-                    results = await transaction_in_thread(
-                        lambda session: accept_deliveries(session, items, clock.now()), write=True,
-                        database=self.app[DATABASE], executor=self.app[EXECUTOR])
+                    results = await in_executor(self.app, lambda: self._write(items))
                 except Exception as error:  # noqa: BLE001 - each request answers it (500)
                     for _, future in batch:
                         if not future.done():
@@ -181,6 +248,12 @@ class IntakeWriter:
                         future.set_result(accepted)
         finally:
             self.writing = False
+            self.turns.intake_active(False)
+
+    def _write(self, items: List[Delivery]) -> List[Accepted]:
+        with self.turns.intake():
+            return transaction(lambda session: accept_deliveries(session, items, clock.now()), write=True,
+                               database=self.app[DATABASE])
 
 
 INTAKE = web.AppKey("store_events_intake", IntakeWriter)
@@ -193,7 +266,8 @@ def setup_store_events_worker(app: web.Application) -> None:
     """Apply the inbox's due events while the app runs: at once when a delivery arrives, and every
     POLL_SECONDS for retries that came due. Several web app replicas may run it: events are claimed.
     Acknowledging comes first: the worker steps aside while deliveries are being written."""
-    app[INTAKE] = IntakeWriter(app)
+    turns = WriterTurns(serial=app[DATABASE].engine.dialect.name == "sqlite")
+    app[INTAKE] = IntakeWriter(app, turns)
     app.cleanup_ctx.append(_running_worker)
 
 
@@ -218,12 +292,8 @@ async def _work(app: web.Application, wake: asyncio.Event, topics: Topics) -> No
     intake = app[INTAKE]
     while True:
         try:
-            waited = 0.0
-            while intake.busy and waited < MAX_YIELD_SECONDS:
-                await asyncio.sleep(YIELD_SECONDS)
-                waited += YIELD_SECONDS
             counts = await in_executor(app, lambda: apply_due(app[DATABASE], topics, clock.now, limit=WORKER_BATCH,
-                                                              yield_to=lambda: intake.busy))
+                                                              turn=intake.turns.worker))
             if counts.claimed:
                 log.info("store_events.applied", **counts.as_dict())
                 continue  # more may be due

@@ -1,0 +1,132 @@
+"""The webhook intake's write path: a burst of deliveries written in one transaction keeps one row per delivery
+key (repeats within the burst and keys already stored are duplicates), also when another replica writes the
+same key at the same moment (PostgreSQL); and the web app's two writers take turns at SQLite's write lock with
+waiting acknowledgements first, without stopping the worker for longer than its limit."""
+from __future__ import annotations
+
+import threading
+import time
+from datetime import datetime, timezone
+
+import pytest
+from sqlalchemy import func, select
+
+from bot.db import Database
+from bot.integrations.inbox import Delivery, accept_deliveries
+from bot.models import StoreEvent
+from bot.web.webhooks import MAX_WORKER_WAIT_SECONDS, WriterTurns
+
+NOW = datetime(2026, 12, 7, 12, 0, tzinfo=timezone.utc)
+
+
+def delivery(key: str, shop: str = "a.myshopify.com") -> Delivery:
+    return Delivery("shopify", shop, key, "orders/paid", b'{"id": 1}')
+
+
+def rows_by_key(database: Database) -> dict:
+    with database.session() as session:
+        return dict(session.execute(select(StoreEvent.delivery_key, func.count()).group_by(StoreEvent.delivery_key)).all())
+
+
+def test_a_burst_writes_each_key_once(any_db: Database) -> None:
+    with any_db.session(write=True) as session:
+        first = accept_deliveries(session, [delivery("e1"), delivery("e2"), delivery("e1"),
+                                            delivery("e1", shop="b.myshopify.com")], NOW)
+    assert [item.duplicate for item in first] == [False, False, True, False]
+    assert first[0].event_id == first[2].event_id
+    assert len({first[0].event_id, first[1].event_id, first[3].event_id}) == 3
+
+    with any_db.session(write=True) as session:
+        second = accept_deliveries(session, [delivery("e2"), delivery("e3")], NOW)
+    assert [item.duplicate for item in second] == [True, False]
+    assert second[0].event_id == first[1].event_id
+    assert rows_by_key(any_db) == {"e1": 2, "e2": 1, "e3": 1}
+    with any_db.session() as session:
+        stored = session.get(StoreEvent, second[1].event_id)
+        assert (stored.state, stored.attempts, stored.payload, stored.next_attempt_at) == ("pending", 0, '{"id": 1}', NOW)
+
+
+def test_two_replicas_writing_the_same_key_at_once_store_it_once(postgres_db: Database) -> None:
+    results = {}
+    first_wrote = threading.Event()
+
+    def first() -> None:
+        with postgres_db.session(write=True) as session:
+            results["first"] = accept_deliveries(session, [delivery("race")], NOW)
+            first_wrote.set()
+            time.sleep(0.5)  # the second's insert waits on this uncommitted row, then meets the conflict
+
+    def second() -> None:
+        first_wrote.wait(5)
+        with postgres_db.session(write=True) as session:
+            results["second"] = accept_deliveries(session, [delivery("race"), delivery("other")], NOW)
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert [item.duplicate for item in results["first"]] == [False]
+    assert [item.duplicate for item in results["second"]] == [True, False]
+    assert results["second"][0].event_id == results["first"][0].event_id
+    assert rows_by_key(postgres_db) == {"race": 1, "other": 1}
+
+
+def test_the_worker_writes_after_waiting_acknowledgements_but_is_never_stopped_for_long() -> None:
+    turns = WriterTurns(serial=True)
+    order = []
+
+    def worker() -> None:
+        with turns.worker():
+            order.append(("worker", time.monotonic()))
+
+    turns.intake_active(True)  # deliveries are waiting to be written
+    started = time.monotonic()
+    waiting_worker = threading.Thread(target=worker)
+    waiting_worker.start()
+    time.sleep(0.1)
+    with turns.intake():
+        order.append(("intake", time.monotonic()))
+    turns.intake_active(False)
+    waiting_worker.join(5)
+    assert [who for who, _ in order] == ["intake", "worker"]
+
+    # A stream that never pauses: the worker still writes once its wait is over.
+    order.clear()
+    turns.intake_active(True)
+    started = time.monotonic()
+    waiting_worker = threading.Thread(target=worker)
+    waiting_worker.start()
+    waiting_worker.join(5)
+    turns.intake_active(False)
+    assert [who for who, _ in order] == ["worker"]
+    assert MAX_WORKER_WAIT_SECONDS - 0.05 <= order[0][1] - started < MAX_WORKER_WAIT_SECONDS + 1.0
+
+
+def test_writers_exclude_each_other_on_sqlite_only() -> None:
+    for serial, expected_overlap in ((True, False), (False, True)):
+        turns = WriterTurns(serial=serial)
+        inside = threading.Event()
+        leave = threading.Event()
+        overlapped = []
+
+        def intake() -> None:
+            with turns.intake():
+                inside.set()
+                leave.wait(5)
+
+        holder = threading.Thread(target=intake)
+        holder.start()
+        inside.wait(5)
+
+        def worker() -> None:
+            with turns.worker():
+                overlapped.append(not leave.is_set())
+
+        other = threading.Thread(target=worker)
+        other.start()
+        other.join(MAX_WORKER_WAIT_SECONDS + 0.5)
+        leave.set()
+        holder.join(5)
+        other.join(5)
+        assert overlapped == [expected_overlap]
