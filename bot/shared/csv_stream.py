@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Mapping, Optional, Sequence, TextIO, Tuple, TypeVar
@@ -217,21 +218,34 @@ def rejection_lines(
 
 
 class ProgressBar:
-    """tqdm on stderr when it is installed (Rasa brings it), else a plain one-line bar."""
+    """On a terminal, tqdm on stderr when it is installed (Rasa brings it), else a plain one-line bar; into a
+    file or a pipe (a log, CI), a plain line at each further tenth of the file, which stays readable there
+    (a bar redrawn with carriage returns becomes one endless line in a log)."""
 
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
         self._bar = None
         self._done = 0
-        try:
-            from tqdm import tqdm
-        except ImportError:  # pragma: no cover - tqdm comes with Rasa
-            self._tqdm = None
-        else:
-            self._tqdm = tqdm
+        self._tenths_told = -1
+        self._started = time.monotonic()
+        self.interactive = bool(getattr(stream, "isatty", lambda: False)())
+        self._tqdm = None
+        if self.interactive:
+            try:
+                from tqdm import tqdm
+            except ImportError:  # pragma: no cover - tqdm comes with Rasa
+                pass
+            else:
+                self._tqdm = tqdm
 
     def __call__(self, done: int, total: int, rows: int) -> None:
-        if self._tqdm is not None:
+        if not self.interactive:
+            tenths = 10 * done // total if total else 10
+            if tenths > self._tenths_told:
+                self._tenths_told = tenths
+                self.stream.write(f"import {tenths * 10:3d}% {rows:,} rows {time.monotonic() - self._started:.0f} s\n")
+                self.stream.flush()
+        elif self._tqdm is not None:
             if self._bar is None:
                 self._bar = self._tqdm(total=total, unit="B", unit_scale=True, desc="import", file=self.stream,
                                        mininterval=0.5)
@@ -247,5 +261,5 @@ class ProgressBar:
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
-        elif self._tqdm is None and self._done:
+        elif self.interactive and self._tqdm is None and self._done:
             self.stream.write("\n")

@@ -692,3 +692,28 @@ def test_a_bad_order_in_the_middle_of_a_batch_is_refused_alone(sqlite_db: Databa
     assert balances(sqlite_db) == {"ann@example.com": 23 * 50}
     with sqlite_db.session() as session:
         assert verify_balances(session) == []
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_into_a_log_is_a_line_per_tenth_and_a_bar_only_on_a_terminal() -> None:
+    log = io.StringIO()  # a file or a pipe: no terminal
+    bar = csv_stream.ProgressBar(log)
+    for done in range(0, 1_001, 7):  # many small steps, as batches report them
+        bar(done, 1_000, done // 10)
+    bar(1_000, 1_000, 100)
+    bar.close()
+    lines = log.getvalue().splitlines()
+    assert "\r" not in log.getvalue()
+    assert [line.split()[1] for line in lines] == [f"{tenth * 10}%" for tenth in range(11)]
+    assert lines[-1].startswith("import 100% 100 rows")
+
+    terminal = _Terminal()
+    bar = csv_stream.ProgressBar(terminal)
+    bar(500, 1_000, 50)
+    bar(1_000, 1_000, 100)
+    bar.close()
+    assert "\r" in terminal.getvalue() and "100%" in terminal.getvalue()  # redrawn in place
