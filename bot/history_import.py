@@ -1,8 +1,8 @@
 """`python -m bot import`: a store's history from Shopify's customer and order exports. Rows are parsed here;
 customers join and orders are recorded through the same services as the store API (bot/membership.py,
-bot/order_events.py, so referrals are attributed and reversed too), in transactions of BATCH_ROWS rows: each
-customer in its own savepoint, a transaction's orders through the order events' batch (apply_order_states),
-which refuses an order alone. A row the store cannot take is reported with its line and the rest goes in.
+bot/order_events.py, so referrals are attributed and reversed too), in transactions of BATCH_ROWS rows: a
+transaction's customers through the membership batch (join_many), its orders through the order events' batch
+(apply_order_states); each refuses a row alone. A row the store cannot take is reported with its line and the rest goes in.
 Running the same files again changes nothing. The README's "Importing a store's history" has the columns."""
 from __future__ import annotations
 
@@ -24,11 +24,10 @@ from sqlalchemy.orm import Session
 from bot import clock
 from bot.identity import CustomerFacts, IdentityError, customers_by_email
 from bot.loyalty.earning import award_tier_entry
-from bot.loyalty.ledger import LedgerError
 from bot.loyalty.orders import MAX_LINE_QUANTITY, MAX_ORDER_TOTAL, LineInput, OrderConflict
 from bot.loyalty.program import Program
 from bot.loyalty.tiers import mark_announced, recompute_tiers
-from bot.membership import Joining, join
+from bot.membership import Joining, join_many
 from bot.order_events import OrderState, PaidOrder, RefundedLess, apply_order_states
 from bot.shared.csv_stream import (
     CsvFile, CsvRecord, ImportFileError, ProgressCallback, lines_label, rejection_lines, run_with_progress,
@@ -342,7 +341,7 @@ class _Unit:
 
     rows: int
     first_line: int
-    apply: Optional[Callable[[Session], Callable[[], None]]] = None  # returns what to count once committed
+    customer: Optional[_CustomerRow] = None  # a customer row to join
     rejection: Optional[Rejection] = None
     skipped: Optional[str] = None  # an order with nothing to record (not paid, or free), and why
     order: Optional[_OrderGroup] = None  # a paid order to record
@@ -363,7 +362,7 @@ class _Importer:
     def run_file(self, source: CsvFile, units: Iterator[_Unit], rows_attribute: str,
                  apply: Callable[[Session, CsvFile, List[_Unit]], None]) -> None:
         """Apply the units in transactions of about BATCH_ROWS rows: `apply` gets each transaction's units that
-        need the database, and refuses a unit alone (a savepoint each, or the order events' batch)."""
+        need the database, and refuses a unit alone (the membership or order events' batch)."""
         finished = False
         while not finished:
             finished = True
@@ -387,26 +386,33 @@ class _Importer:
             self.report_progress(source.done_bytes)
         self.done_before += source.size
 
-    def apply_one_by_one(self, session: Session, source: CsvFile, units: List[_Unit]) -> None:
+    def apply_customers(self, session: Session, source: CsvFile, units: List[_Unit]) -> None:
+        """The transaction's customers through the membership batch (bot/membership.py join_many), each
+        refused alone."""
+        joinings = []
         for unit in units:
-            self._apply(session, source, unit)
-
-    def _apply(self, session: Session, source: CsvFile, unit: _Unit) -> None:
-        assert unit.apply is not None
-        try:
-            with session.begin_nested():
-                count = unit.apply(session)
-        except _RowError as error:
-            self.report.reject(Rejection(source.label, unit.first_line, error.reason, error.message))
-        except IdentityError as error:
-            self.report.reject(Rejection(source.label, unit.first_line, "conflicting_customer", str(error)))
-        except LedgerError as error:
-            self.report.reject(Rejection(source.label, unit.first_line, "refused", str(error)))
-        except (IntegrityError, DataError) as error:
-            detail = str(error.orig).strip().splitlines()[0] if error.orig is not None else str(error)
-            self.report.reject(Rejection(source.label, unit.first_line, "refused", f"the database refused it: {detail}"))
-        else:
-            count()  # counted only once its savepoint is released
+            row = unit.customer
+            assert row is not None
+            joinings.append(Joining(CustomerFacts(row.email, row.customer_id, row.first_name, row.last_name)))
+        outcomes = join_many(session, self.program, joinings, email_may_change=True, at=self.now,
+                             store_id_label="Customer ID")
+        report = self.report
+        for unit, outcome in zip(units, outcomes):
+            error = outcome.error
+            if error is None:
+                if outcome.created:
+                    report.customers_created += 1
+                    report.signup_points += outcome.signup_points
+                else:
+                    report.customers_existing += 1
+                    report.customers_updated += outcome.updated
+            elif isinstance(error, IdentityError):
+                report.reject(Rejection(source.label, unit.first_line, "conflicting_customer", str(error)))
+            elif isinstance(error, (IntegrityError, DataError)):
+                detail = str(error.orig).strip().splitlines()[0] if error.orig is not None else str(error)
+                report.reject(Rejection(source.label, unit.first_line, "refused", f"the database refused it: {detail}"))
+            else:
+                report.reject(Rejection(source.label, unit.first_line, "refused", str(error)))
 
     def report_progress(self, done_in_file: int) -> None:
         if self.progress is not None:
@@ -426,29 +432,7 @@ class _Importer:
                 yield _Unit(1, record.first_line, rejection=Rejection(
                     source.label, record.first_line, error.reason, error.message))
                 continue
-            yield _Unit(1, record.first_line, apply=self._customer_applier(row))
-
-    def _customer_applier(self, row: _CustomerRow) -> Callable[[Session], Callable[[], None]]:
-        def apply(session: Session) -> Callable[[], None]:
-            outcome, points = self._apply_customer(session, row)
-
-            def count() -> None:
-                if outcome == "created":
-                    self.report.customers_created += 1
-                    self.report.signup_points += points
-                else:
-                    self.report.customers_existing += 1
-                    self.report.customers_updated += outcome == "updated"
-            return count
-        return apply
-
-    def _apply_customer(self, session: Session, row: _CustomerRow) -> Tuple[str, int]:
-        joined = join(session, self.program, Joining(CustomerFacts(row.email, row.customer_id, row.first_name,
-                                                                   row.last_name)),
-                      email_may_change=True, at=self.now, store_id_label="Customer ID")
-        if joined.created:
-            return "created", joined.signup_points
-        return ("updated" if joined.updated else "existing"), 0
+            yield _Unit(1, record.first_line, customer=row)
 
     # orders
 
@@ -668,7 +652,7 @@ def run_import(
         for kind, source, columns in sources:
             if kind == "customers":
                 importer.run_file(source, importer.customer_units(source, columns), "customer_rows",
-                                  importer.apply_one_by_one)
+                                  importer.apply_customers)
             else:
                 importer.run_file(source, importer.order_units(source, columns), "order_rows", importer.apply_orders)
     finally:

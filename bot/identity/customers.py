@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Dict, Iterable, List, Optional
+from typing import Any, Dict, Iterable, List, Optional, Sequence
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -89,6 +89,17 @@ def customer_by_store_id(session: Session, store_id: Optional[str]) -> Optional[
     if not store_id:
         return None
     return session.execute(select(Customer).where(Customer.external_id == store_id)).scalar_one_or_none()
+
+
+def customers_by_store_id(session: Session, store_ids: Iterable[Optional[str]]) -> Dict[str, Customer]:
+    """customer_by_store_id for many store ids in one query per 500: store id → customer, for those found."""
+    wanted = sorted({store_id for store_id in store_ids if store_id})
+    found: Dict[str, Customer] = {}
+    for start in range(0, len(wanted), 500):
+        for customer in session.execute(
+                select(Customer).where(Customer.external_id.in_(wanted[start:start + 500]))).scalars():
+            found[customer.external_id] = customer
+    return found
 
 
 def find_customers(session: Session, query: str, limit: int = 20) -> List[Customer]:
@@ -241,6 +252,41 @@ def find_or_create_customer(session: Session, facts: CustomerFacts, *, email_may
             session.refresh(customer)
             raise CustomerConflict(f"{store_id_label} {facts.store_id!r} or {email} belongs to another customer") from None
     return FoundCustomer(customer, created=False, joined=joined, updated=bool(changes))
+
+
+def found_unchanged(customer: Customer, facts: CustomerFacts) -> bool:
+    """Whether find_or_create_customer, given these facts, would return this customer (found by the facts'
+    email) as it is: no conflict, nothing to fill in. Bulk callers (bot/membership.py join_many) answer such
+    rows without a statement and send every other one through find_or_create_customer."""
+    return (customer.email == normalize_email(facts.email)
+            and (not facts.store_id or customer.external_id == facts.store_id)
+            and not (facts.first_name and not customer.first_name)
+            and not (facts.last_name and not customer.last_name)
+            and not (facts.birthday and customer.birthday is None))
+
+
+def insert_customers(session: Session, facts: Sequence[CustomerFacts], created_at: datetime) -> Dict[str, int]:
+    """New customers, as create_customer makes each, with one INSERT: normalised email → id. The caller has
+    checked that no customer has these emails or store ids (a customer who does fails the whole statement with
+    IntegrityError: then create them one by one)."""
+    rows = []
+    for fact in facts:
+        email = normalize_email(fact.email)
+        if "@" not in email:
+            raise IdentityError(f"{fact.email!r} is not an email address")
+        rows.append({"email": email, "first_name": fact.first_name, "last_name": fact.last_name,
+                     "birthday": fact.birthday, "external_id": fact.store_id, "points_balance": 0,
+                     "created_at": created_at})
+    if not rows:
+        return {}
+    connection = session.connection()
+    connection.execute(insert(Customer.__table__), rows)
+    emails = [row["email"] for row in rows]
+    ids: Dict[str, int] = {}
+    for start in range(0, len(emails), 500):
+        ids.update((email, customer_id) for customer_id, email in connection.execute(
+            select(Customer.id, Customer.email).where(Customer.email.in_(emails[start:start + 500]))))
+    return ids
 
 
 # --- chats -------------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from sqlalchemy import bindparam, case, func, or_, select, update
+from sqlalchemy import bindparam, case, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
@@ -109,6 +109,37 @@ def post_entry(
         return _replayed(winner, customer_id, points, kind)
     session.expire(customer, ["points_balance", "last_activity_at"])  # moved in SQL; reload on next access
     return PostedEntry(entry, created=True)
+
+
+@dataclass(frozen=True)
+class Earning:
+    """One earn entry a bulk writer worked out itself, its key known to be free (see insert_earnings)."""
+
+    customer_id: int
+    points: int
+    reason: str
+    source: str
+    idempotency_key: str
+    created_at: datetime
+    expires_at: Optional[datetime] = None
+    source_ref: Optional[str] = None
+
+
+def insert_earnings(session: Session, earnings: Sequence[Earning]) -> None:
+    """What post_entry does for each earning, with one INSERT for all entries and one UPDATE for all balances
+    (move_balances): for bulk writers (an import's orders and joins) that checked the keys are unused. A key
+    taken meanwhile fails the whole statement (IntegrityError): the caller falls back to post_entry one by one."""
+    if not earnings:
+        return
+    for earning in earnings:
+        if isinstance(earning.points, bool) or not isinstance(earning.points, int) or earning.points <= 0:
+            raise LedgerError(f"earned points must be a positive whole number, not {earning.points!r}")
+    session.connection().execute(insert(LedgerEntry.__table__), [{
+        "customer_id": earning.customer_id, "kind": "earn", "points": earning.points, "reason": earning.reason[:255],
+        "source": earning.source, "source_ref": earning.source_ref, "idempotency_key": earning.idempotency_key,
+        "created_at": earning.created_at, "expires_at": earning.expires_at,
+    } for earning in earnings])
+    move_balances(session, [(earning.customer_id, earning.points, earning.created_at) for earning in earnings])
 
 
 def move_balances(session: Session, earned: Sequence[Tuple[int, int, datetime]]) -> None:

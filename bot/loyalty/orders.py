@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from bot import clock
 from bot.loyalty.earning import award_tier_entry, points_expiry
-from bot.loyalty.ledger import Conflict, LedgerError, NotFound, move_balances, post_entry
+from bot.loyalty.ledger import Conflict, Earning, LedgerError, NotFound, insert_earnings, post_entry
 from bot.loyalty.program import Program
 from bot.loyalty.tiers import SpendHistory, recompute_tier, tier_at, tier_status, tiers_reached_at
 from bot.models import Customer, LedgerEntry, Order, OrderLine, OrderRefund
@@ -332,15 +332,10 @@ class PaidOrderBatch:
                  for order in orders for line in order.lines]
         if lines:
             connection.execute(insert(OrderLine.__table__), lines)
-        earning = [order for order in orders if order.points > 0]
-        if earning:
-            connection.execute(insert(LedgerEntry.__table__), [{
-                "customer_id": order.customer_id, "kind": "earn", "points": order.points,
-                "reason": f"Order {order.external_id}"[:255], "source": "order", "source_ref": order.external_id,
-                "idempotency_key": f"order:{order.external_id}", "created_at": order.placed_at,
-                "expires_at": self._expires(order.placed_at),
-            } for order in earning])
-            move_balances(self.session, [(order.customer_id, order.points, order.placed_at) for order in earning])
+        insert_earnings(self.session, [Earning(
+            order.customer_id, order.points, f"Order {order.external_id}", "order", f"order:{order.external_id}",
+            order.placed_at, self._expires(order.placed_at), source_ref=order.external_id,
+        ) for order in orders if order.points > 0])
         return {order.external_id: order.points for order in orders}
 
     def _expires(self, placed_at: datetime) -> datetime:

@@ -717,3 +717,109 @@ def test_progress_into_a_log_is_a_line_per_tenth_and_a_bar_only_on_a_terminal() 
     bar(1_000, 1_000, 100)
     bar.close()
     assert "\r" in terminal.getvalue() and "100%" in terminal.getvalue()  # redrawn in place
+
+
+def _join_one_by_one(session, program, joinings, *, email_may_change=False, at=None,  # type: ignore[no-untyped-def]
+                     store_id_label="external_id"):
+    """The reference: every joining through join, each in its own savepoint (the store API's way)."""
+    from sqlalchemy.exc import DataError, IntegrityError
+
+    from bot import membership
+    from bot.identity import IdentityError
+
+    outcomes = []
+    for joining in joinings:
+        try:
+            with session.begin_nested():
+                joined = membership.join(session, program, joining, email_may_change=email_may_change, at=at,
+                                         store_id_label=store_id_label)
+        except (IdentityError, LedgerError, IntegrityError, DataError) as error:
+            outcomes.append(membership.JoinOutcome(error=error))
+        else:
+            outcomes.append(membership.JoinOutcome.of(joined))
+    return outcomes
+
+
+def _customers_table(database: Database) -> List[tuple]:
+    with database.session() as session:
+        return sorted((c.email or "", c.external_id or "", c.first_name, c.last_name, c.points_balance,
+                       c.last_activity_at, c.created_at) for c in session.execute(select(Customer)).scalars())
+
+
+def test_batched_joins_end_exactly_as_one_by_one(tmp_path: Path, program, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A customers export through the membership batch (join_many) and row by row through join: the same
+    customers, ledger and rejections — new customers, members a chat or the API made before, the same email or
+    Customer ID twice in the file and across batches, conflicts, an email the store changed — and a rerun that
+    changes nothing."""
+    from bot import membership
+    from bot.identity import create_customer
+
+    assert program.earning.signup > 0
+    joins: List[str] = []  # rows the batch sent through join one by one
+    monkeypatch.setattr(imports, "BATCH_ROWS", 7)  # many batches: repeats land in the same batch and in later ones
+    rows = [customer(f"n{n}@example.com", str(100 + n), first=f"N{n}") for n in range(40)]
+    rows += [
+        customer("N3@Example.com", "103", first="Other"),  # n3 again (other case): nothing to fill in
+        customer("n5@example.com", "999"),  # n5 has Customer ID 105: a conflict
+        customer("fresh@example.com", "104"),  # 104 is n4's: the store changed n4's email
+        customer("n4@example.com", "104"),  # n4's old email, now nobody's: 104 is fresh@'s → changed back
+        customer("twice@example.com", "500"), customer("twice@example.com", "500"),  # twice in a batch
+        customer("twice@example.com", "501"),  # its email with another id: a conflict
+        customer("chat@example.com", "700", first="Chat"),  # a chat made customer 700 (no email yet)
+        customer("known@example.com", "", first="", last=""),  # the API made them, without names
+        customer("known@example.com", "800", first="Kay", last="Known"),  # their id and names filled in
+        customer("apionly@example.com", "801"),  # the API made them with another id
+        customer("no-email", "802"),  # the parser refuses it
+        customer("n7@example.com", "107", first="N7"),
+        customer("n6@example.com", "110"),  # 110 is n10's, n6 has 106: a conflict
+    ]
+    rows += [customer(f"late{n}@example.com", str(300 + n)) for n in range(12)]
+    customers_csv = write_csv(tmp_path / "customers.csv", CUSTOMER_HEADER, rows)
+
+    def import_twice(database: Database, one_by_one: bool) -> List[imports.ImportReport]:
+        with database.session(write=True) as session:
+            create_customer(session, None, store_id="700")
+            create_customer(session, "known@example.com")
+            create_customer(session, "apionly@example.com", store_id="9001")
+        with monkeypatch.context() as patch:
+            if one_by_one:
+                patch.setattr(imports, "join_many", _join_one_by_one)
+            else:
+                real_join = membership.join
+
+                def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+                    joins.append(args[2].facts.email)
+                    return real_join(*args, **kwargs)
+                patch.setattr(membership, "join", counted)
+            return [run_import(database, program, customers_csv, None) for _ in range(2)]
+
+    stores, results = {}, {}
+    for one_by_one in (True, False):
+        database = Database(f"sqlite:///{tmp_path / f'joins-{one_by_one}.db'}")
+        database.create_schema()
+        try:
+            results[one_by_one] = import_twice(database, one_by_one)
+            stores[one_by_one] = (_customers_table(database), _store(database))
+        finally:
+            database.dispose()
+
+    (by_row_customers, by_row), (batched_customers, batched) = stores[True], stores[False]
+    assert batched_customers == by_row_customers
+    for part in ("customers", "ledger"):
+        assert batched[part] == by_row[part], part
+    for reference, report in zip(results[True], results[False]):
+        assert format_report(report) == format_report(reference)
+        assert sorted(map(str, report.rejections)) == sorted(map(str, reference.rejections))
+    first, rerun = results[False]
+    # The file did what it is meant to exercise.
+    assert first.rejected_by_reason["conflicting_customer"] >= 3 and first.rejected_by_reason["bad_email"] == 1
+    assert first.customers_created == 40 + 12 + 2  # and twice@, and chat@ (joined now that the store names them)
+    assert first.customers_updated == 3  # n4's email twice, known@'s id and names
+    assert first.signup_points == first.customers_created * program.earning.signup
+    assert {("n4@example.com", "104"), ("chat@example.com", "700"), ("known@example.com", "800")} <= {
+        (email, store_id) for email, store_id, *_ in batched_customers}
+    # The rerun changes nothing and says so.
+    assert (rerun.customers_created, rerun.signup_points) == (0, 0)
+    assert rerun.customers_existing + rerun.rejected == first.customer_rows
+    # Only the rows that need it went through join one by one: not the plain new and unchanged members.
+    assert not any(email.startswith(("n1", "late")) for email in joins) and len(joins) < 2 * 16, joins
