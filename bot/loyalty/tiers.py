@@ -13,11 +13,13 @@ from decimal import Decimal
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from dateutil.relativedelta import relativedelta
-from sqlalchemy import BigInteger, func, select, type_coerce
+from sqlalchemy import BigInteger, bindparam, func, select, type_coerce, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 from bot.loyalty.program import Program, Tier
 from bot.models import Customer, Order, OutboundMessage, TierChange
+from bot.models.base import UTCDateTime
 from bot.outbox.service import enqueue
 
 # Orders whose money the store kept, in part or in full.
@@ -243,32 +245,42 @@ def recompute_tiers(
     reason: str,
     post_entry_reward: Optional[EntryRewardPoster] = None,
 ) -> List[TierRecompute]:
-    """recompute_tier for many customers at once: they are loaded (locked) and their spend summed with one
-    query each; a customer whose recorded tier stands costs no further statement, and a move runs in its own
-    savepoint, so an entry reward the ledger refuses (LedgerError) refuses only that customer's move."""
+    """recompute_tier for many customers at once: their recorded tiers are read (locked) and their spend
+    summed with one query each; a customer whose recorded tier stands, or who is evaluated for the first time
+    to the lowest tier, costs no statement of their own (the latter are written with one UPDATE for all), and
+    a move runs in its own savepoint, so an entry reward the ledger refuses (LedgerError) refuses only that
+    customer's move."""
     from bot.loyalty.ledger import LedgerError
 
     ids = sorted(set(customer_ids))
-    customers: Dict[int, Customer] = {}
+    table = Customer.__table__
+    recorded: Dict[int, Tuple[Optional[str], Optional[datetime]]] = {}
     for start in range(0, len(ids), _IN_CHUNK):
-        for customer in session.execute(
-            select(Customer).where(Customer.id.in_(ids[start:start + _IN_CHUNK])).with_for_update(key_share=True)
-        ).scalars():
-            customers[customer.id] = customer
+        # Columns, not Customer rows: loading thousands of objects cost more than the recompute itself.
+        for customer_id, tier_name, held_until in session.execute(
+            select(table.c.id, table.c.tier_name, table.c.tier_held_until)
+            .where(table.c.id.in_(ids[start:start + _IN_CHUNK])).with_for_update(key_share=True)
+        ).all():
+            recorded[customer_id] = (tier_name, held_until)
     spends: Dict[int, Decimal] = {}
     for start in range(0, len(ids), _IN_CHUNK):
         spends.update(qualifying_spends(session, ids[start:start + _IN_CHUNK], program, now))
+    first_evaluations: List[Dict[str, object]] = []
+    first_term_end = term_end(program, now)  # the same for every first evaluation
     results = []
     for customer_id in ids:
-        customer = customers.get(customer_id)
-        if customer is None:
+        if customer_id not in recorded:
             results.append(TierRecompute(customer_id, error=LedgerError(f"no customer with id {customer_id}")))
             continue
+        tier_name, held_until = recorded[customer_id]
         by_spend = tier_for_spend(program, spends[customer_id])
-        if _settles_without_a_move(program, customer, by_spend, now):
-            _bring_up_to_date(session, program, customer, by_spend, now, reason, post_entry_reward)
+        if _settles_without_a_move(program, tier_name, held_until, by_spend, now):
+            if program.tier(tier_name) is None:  # what _bring_up_to_date sets on a first evaluation
+                first_evaluations.append({"b_id": customer_id, "b_tier": by_spend.name, "b_until": first_term_end})
             results.append(TierRecompute(customer_id))
             continue
+        customer = session.get(Customer, customer_id)
+        assert customer is not None
         try:
             with session.begin_nested():
                 change = _bring_up_to_date(session, program, customer, by_spend, now, reason, post_entry_reward)
@@ -276,16 +288,25 @@ def recompute_tiers(
             results.append(TierRecompute(customer_id, error=error))
         else:
             results.append(TierRecompute(customer_id, change))
+    if first_evaluations:
+        session.connection().execute(
+            update(table).where(table.c.id == bindparam("b_id"))
+            .values(tier_name=bindparam("b_tier"), tier_held_until=bindparam("b_until", type_=UTCDateTime())),
+            first_evaluations)
+        for evaluation in first_evaluations:  # written in SQL: a loaded customer reloads them on next access
+            customer = session.identity_map.get(identity_key(Customer, evaluation["b_id"]))
+            if customer is not None:
+                session.expire(customer, ["tier_name", "tier_held_until"])
     return results
 
 
-def _settles_without_a_move(program: Program, customer: Customer, by_spend: Tier, now: datetime) -> bool:
+def _settles_without_a_move(program: Program, tier_name: Optional[str], held_until: Optional[datetime],
+                            by_spend: Tier, now: datetime) -> bool:
     """Whether _bring_up_to_date only sets attributes here (no statement, nothing that can fail): a first
     evaluation to the lowest tier, or a recorded tier that spend does not beat and whose term still runs."""
-    recorded = program.tier(customer.tier_name)
+    recorded = program.tier(tier_name)
     if recorded is None:
         return _rank(program, by_spend) == 0
-    held_until = customer.tier_held_until
     return _rank(program, by_spend) <= _rank(program, recorded) and (held_until is None or held_until > now)
 
 
