@@ -38,6 +38,15 @@ class Database:
             future=True,
             expire_on_commit=False,
         )
+        # A re-runnable bulk job's transactions (an import): on SQLite their commit does not wait for the disk
+        # (synchronous=NORMAL in WAL: never corrupt, but a power cut may undo the last commits — which running
+        # the job again redoes), and they keep 64 MB of pages in memory instead of 2 MB. An import's fsyncs
+        # were a seventh of its time.
+        self._bulk_sessions = sessionmaker(
+            bind=self.engine.execution_options(sqlite_begin="IMMEDIATE", sqlite_pragmas=_BULK_PRAGMAS),
+            future=True,
+            expire_on_commit=False,
+        )
 
     @staticmethod
     def _create_engine(url: str) -> Engine:
@@ -63,12 +72,13 @@ class Database:
         return create_engine(url, future=True, hide_parameters=True, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
     @contextmanager
-    def session(self, write: bool = False) -> Iterator[Session]:
+    def session(self, write: bool = False, *, bulk: bool = False) -> Iterator[Session]:
         """A session in one transaction: committed on success, rolled back on error.
 
-        Pass write=True when the transaction changes data.
+        Pass write=True when the transaction changes data; bulk=True (a write) for a job that is simply run
+        again after a crash (an import): on SQLite its commits do not wait for the disk.
         """
-        factory = self._write_sessions if write else self._sessions
+        factory = self._bulk_sessions if bulk else self._write_sessions if write else self._sessions
         with factory() as session:
             with session.begin():
                 yield session
@@ -89,9 +99,21 @@ class Database:
         self.engine.dispose()
 
 
+# SQLite's defaults, and what a bulk session (Database.session(bulk=True)) runs with instead.
+_DEFAULT_PRAGMAS = ("synchronous=FULL", "cache_size=-2000")
+_BULK_PRAGMAS = ("synchronous=NORMAL", "cache_size=-65536")
+
+
 def _sqlite_begin(connection) -> None:  # type: ignore[no-untyped-def]
-    mode = connection.get_execution_options().get("sqlite_begin", "")
-    connection.exec_driver_sql(f"BEGIN {mode}".strip())
+    options = connection.get_execution_options()
+    # Per transaction, on a pooled connection: set when they differ from what the connection last had.
+    pragmas = options.get("sqlite_pragmas", _DEFAULT_PRAGMAS)
+    info = connection.connection.info
+    if info.get("pragmas", _DEFAULT_PRAGMAS) != pragmas:
+        for pragma in pragmas:
+            connection.exec_driver_sql(f"PRAGMA {pragma}")
+        info["pragmas"] = pragmas
+    connection.exec_driver_sql(f"BEGIN {options.get('sqlite_begin', '')}".strip())
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]

@@ -23,7 +23,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
 from bot import clock
-from bot.identity import CustomerFacts, IdentityError, customers_by_email
+from bot.identity import CustomerFacts, IdentityError, customer_ids_by_email
 from bot.loyalty.earning import award_tier_entry
 from bot.loyalty.orders import MAX_LINE_QUANTITY, MAX_ORDER_TOTAL, LineInput, OrderConflict
 from bot.loyalty.program import Program
@@ -378,7 +378,7 @@ class _Importer:
             finished = True
             rows_in_batch = 0
             deadline = time.monotonic() + BATCH_SECONDS
-            with self.database.session(write=True) as session:
+            with self.database.session(write=True, bulk=True) as session:
                 batch: List[_Unit] = []
                 for unit in units:
                     setattr(self.report, rows_attribute, getattr(self.report, rows_attribute) + unit.rows)
@@ -491,21 +491,21 @@ class _Importer:
     def apply_orders(self, session: Session, source: CsvFile, units: List[_Unit]) -> None:
         """The transaction's orders through the order events' batch (bot/order_events.py apply_order_states):
         customers found by email with one query, each order refused alone."""
-        customers = customers_by_email(session, (unit.order.email for unit in units if unit.order is not None))
+        customers = customer_ids_by_email(session, (unit.order.email for unit in units if unit.order is not None))
         applied: List[Tuple[_Unit, _OrderGroup, int]] = []
         states: List[OrderState] = []
         for unit in units:
             order = unit.order
             assert order is not None and order.total is not None and order.placed_at is not None
-            customer = customers.get(order.email)
-            if customer is None:
+            customer_id = customers.get(order.email)
+            if customer_id is None:
                 self.report.reject(Rejection(source.label, unit.first_line, "unknown_customer",
                                              f"order {order.name}: no customer with email {order.email} "
                                              f"(import the customers file first)"))
                 continue
-            applied.append((unit, order, customer.id))
+            applied.append((unit, order, customer_id))
             states.append(OrderState(
-                PaidOrder(order.name, customer.id, order.total, order.placed_at, currency=order.currency,
+                PaidOrder(order.name, customer_id, order.total, order.placed_at, currency=order.currency,
                           lines=order.lines, discount_codes=order.discount_codes),
                 refunded_total=order.refunded or None, cancelled_at=order.cancelled_at, source="import",
             ))
@@ -534,7 +534,7 @@ class _Importer:
         """Each touched customer's tier, once: entry rewards posted, the change recorded as already told."""
         ids = sorted(self.touched)
         for start in range(0, len(ids), TIER_BATCH):
-            with self.database.session(write=True) as session:
+            with self.database.session(write=True, bulk=True) as session:
                 changes = []
                 for done in recompute_tiers(session, self.program, ids[start:start + TIER_BATCH], self.now, "import",
                                             award_tier_entry):

@@ -249,7 +249,9 @@ def apply_order_states(session: Session, program: Program, states: Sequence[Orde
     apply_order_state one by one, each in a savepoint, after the orders before them are written."""
     outcomes: List[Optional[BatchOutcome]] = [None] * len(states)
     customer_ids = {state.paid.customer_id for state in states}
-    batch = PaidOrderBatch.for_orders(session, program, customer_ids, (state.paid.order_id for state in states))
+    earliest = min((state.paid.placed_at for state in states), default=None)
+    batch = PaidOrderBatch.for_orders(session, program, customer_ids, (state.paid.order_id for state in states),
+                                      earliest=earliest)
     with_referrals = customers_with_referrals(session, list(customer_ids))
     held: List[int] = []  # indexes of states waiting in the batch
 

@@ -15,6 +15,7 @@ from bot.identity.customers import (
     create_customer,
     customer_by_email,
     customers_by_email,
+    customer_ids_by_email,
     customers_by_store_id,
     found_unchanged,
     insert_customers,
@@ -31,6 +32,6 @@ from bot.identity.customers import (
 __all__ = [
     "ChatOwner", "chat_owner", "chat_reachability", "chat_time_zone", "record_time_zone", "record_reachability", "link_chat_to_store_customer",
     "CustomerConflict", "CustomerFacts", "CustomerRef", "FoundCustomer", "IdentityError", "create_customer",
-    "customer_by_email", "customers_by_email", "customers_by_store_id", "found_unchanged", "insert_customers", "customer_by_store_id", "customer_for_sender", "find_customer", "find_customers", "find_or_create_customer",
+    "customer_by_email", "customers_by_email", "customer_ids_by_email", "customers_by_store_id", "found_unchanged", "insert_customers", "customer_by_store_id", "customer_for_sender", "find_customer", "find_customers", "find_or_create_customer",
     "identity_channel", "link_identity", "link_store_customer",
 ]

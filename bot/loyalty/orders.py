@@ -15,7 +15,9 @@ from bot import clock
 from bot.loyalty.earning import award_tier_entry, points_expiry
 from bot.loyalty.ledger import Conflict, Earning, LedgerError, NotFound, insert_earnings, post_entry
 from bot.loyalty.program import Program
-from bot.loyalty.tiers import SpendHistory, recompute_tier, tier_at, tier_status, tiers_reached_at
+from bot.loyalty.tiers import (
+    SpendHistory, recompute_tier, term_start, tier_at, tier_status, tiers_reached_at,
+)
 from bot.models import Customer, LedgerEntry, Order, OrderLine, OrderRefund
 
 # Orders placed before this are a parsing mistake (or year 1), not history.
@@ -235,8 +237,12 @@ class PaidOrderBatch:
 
     @classmethod
     def for_orders(cls, session: Session, program: Program, customer_ids: Iterable[int],
-                   external_ids: Iterable[str]) -> "PaidOrderBatch":
+                   external_ids: Iterable[str], earliest: Optional[datetime] = None) -> "PaidOrderBatch":
+        """`earliest`: no order of the batch is placed before it (older orders outside every term it asks
+        about are then not loaded)."""
         batch = cls(session, program)
+        if earliest is not None:
+            batch.spend = SpendHistory(session, since=term_start(program, earliest))
         ids = sorted({(external_id or "").strip() for external_id in external_ids})
         customers = sorted(set(customer_ids))
         for chunk in _chunks(ids):

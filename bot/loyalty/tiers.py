@@ -93,8 +93,11 @@ class SpendHistory:
     of orders does not query the spend once per order. A customer whose orders changed otherwise (a refund)
     is `forget`-ten and loaded again when next asked."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, since: Optional[datetime] = None) -> None:
         self.session = session
+        # Orders before this never count for the moments asked about (the term start of the earliest of
+        # them): not loaded. None: all.
+        self.since = since
         self._orders: Dict[int, List[Tuple[datetime, Decimal]]] = {}  # customer → (placed_at, kept)
         self._term_starts: Dict[datetime, Optional[datetime]] = {}
 
@@ -103,9 +106,11 @@ class SpendHistory:
         for customer_id in wanted:
             self._orders[customer_id] = []
         for start in range(0, len(wanted), _IN_CHUNK):
+            conditions = [Order.customer_id.in_(wanted[start:start + _IN_CHUNK]), Order.status.in_(SPEND_STATUSES)]
+            if self.since is not None:
+                conditions.append(Order.placed_at >= self.since)
             rows = self.session.execute(
-                select(Order.customer_id, Order.placed_at, Order.total, Order.refunded_total)
-                .where(Order.customer_id.in_(wanted[start:start + _IN_CHUNK]), Order.status.in_(SPEND_STATUSES))
+                select(Order.customer_id, Order.placed_at, Order.total, Order.refunded_total).where(*conditions)
             ).all()
             for customer_id, placed_at, total, refunded in rows:
                 self._orders[customer_id].append((placed_at, total - refunded))
@@ -122,6 +127,7 @@ class SpendHistory:
         if now not in self._term_starts:  # many orders share a moment (an export's dates)
             self._term_starts[now] = term_start(program, now)
         start = self._term_starts[now]
+        assert self.since is None or (start is not None and start >= self.since), "asked before `since`"
         return sum((kept for placed_at, kept in self._orders[customer_id]
                     if placed_at <= now and (start is None or placed_at >= start)), Decimal(0))
 
