@@ -97,7 +97,7 @@ def _results(args: argparse.Namespace) -> int:
     from bot.campaigns.service import CampaignError
 
     def work(session: Session, program: Any) -> None:
-        result = campaign_results(session, program, args.id, clock.now())
+        result = campaign_results(session, program, args.id, clock.now(), segments=args.segment or ())
         print(f"campaign {result.campaign_id} ({result.kind}) {result.name!r}, sent {result.sent_at:%Y-%m-%d %H:%M}; "
               f"orders within {result.window_days} days")
         states = ", ".join(f"{state} {count}" for state, count in sorted(result.states.items())) or "none"
@@ -117,6 +117,11 @@ def _results(args: argparse.Namespace) -> int:
             print(f"  option     {title:<20} {count:>5}")
         for tier, counts in sorted(result.options_by_tier.items()):
             print(f"  {tier:<10} " + ", ".join(f"{title} {count}" for (title, _), count in zip(result.options, counts)))
+        for answers in result.options_by_segment:
+            shares = ", ".join(f"{title} {count}" + ("" if share is None else f" ({100 * share:.0f} %)")
+                               for (title, _), count, share in zip(result.options, answers.counts, answers.shares))
+            print(f"  segment    {answers.name}: {answers.members} members, {answers.messaged} messaged, "
+                  f"{answers.answered} answered: {shares}")
 
     store_call(work, write=False, refusals=(CampaignError,))
     return 0
@@ -150,6 +155,8 @@ def add_campaign_commands(commands: Any) -> None:
     send.set_defaults(handler=_send)
     results = campaigns.add_parser("results", help="sent, delivered, replied, redeemed, ordered vs the holdout")
     results.add_argument("id", type=positive_id)
+    results.add_argument("--segment", action="append", help="a poll's answers among this segment's members "
+                                                            "(built-in key, saved id or name); repeatable")
     results.set_defaults(handler=_results)
 
 

@@ -46,10 +46,13 @@ DRAIN_SECONDS = 2.0
 
 
 def create_app(
-    settings: Settings, database: Optional[Database] = None, *, program: Optional[Program] = None
+    settings: Settings, database: Optional[Database] = None, *, program: Optional[Program] = None,
+    apply_store_events_in_child: bool = False,
 ) -> web.Application:
     """The web app. Without `database` it opens (and at cleanup closes) one on DATABASE_URL; without
-    `program` it reads PROGRAM_FILE, again whenever the file changes.
+    `program` it reads PROGRAM_FILE, again whenever the file changes. With `apply_store_events_in_child`
+    (the served app) store events are applied in a child process (bot/web/store_events_process.py), which
+    opens DATABASE_URL and reads PROGRAM_FILE itself.
 
     A broken program file raises ConfigError here, naming the file, key and reason: the app does not
     start rather than fail at the first order."""
@@ -70,7 +73,7 @@ def create_app(
     # Cleanup runs in reverse: the scheduler stops, then the worker threads finish, then the database closes.
     app.cleanup_ctx.append(_closing_database(owned=database is None))
     app.cleanup_ctx.append(_stopping_workers)
-    setup_store_events_worker(app)
+    setup_store_events_worker(app, in_child_process=apply_store_events_in_child)
     setup_scheduler(app, settings.loyalty_jobs_interval_minutes)
     return app
 
@@ -218,7 +221,7 @@ def _route(request: web.Request) -> str:
 
 def serve(settings: Settings) -> int:
     """Run the web app until SIGINT or SIGTERM; the exit code."""
-    app = create_app(settings)
+    app = create_app(settings, apply_store_events_in_child=True)
 
     async def announce(_app: web.Application) -> None:
         log.info("web.started", url=f"http://{settings.bind_host}:{settings.web_port}",

@@ -9,10 +9,9 @@ import asyncio
 import base64
 import hmac
 import re
-import threading
 import time
 from contextlib import contextmanager
-from typing import AsyncIterator, Iterator, List, Optional, Tuple
+from typing import AsyncIterator, Awaitable, Callable, Dict, Iterator, List, Optional, Tuple
 
 from aiohttp import web
 
@@ -28,6 +27,7 @@ from bot.integrations.woocommerce import (
     SOURCE as WOOCOMMERCE, TOPICS as WOOCOMMERCE_TOPICS, delivery_key as woocommerce_delivery_key,
 )
 from bot.log import get_logger
+from bot.web.store_events_process import SPAWN, ChildProcessApplier
 
 log = get_logger(__name__)
 
@@ -46,6 +46,7 @@ _WOOCOMMERCE_PING = re.compile(rb"webhook_id=\d{1,20}")
 # The worker looks for due retries this often even when no delivery woke it.
 POLL_SECONDS = 5.0
 PRUNE_EVERY_SECONDS = 3600.0
+_NOBODY, _INTAKE, _WORKER = 0, 1, 2  # who holds the write turn
 
 
 async def shopify_webhook(request: web.Request) -> web.Response:
@@ -143,25 +144,29 @@ async def _raw_body(request: web.Request) -> Optional[bytes]:
 class WriterTurns:
     """The web app's two writers of the inbox, the intake and the worker, take turns at SQLite's one write lock
     through this. While deliveries are being acknowledged (from the first that waits to be written until none
-    has come for INTAKE_QUIET_SECONDS) the worker waits before its next write, but never longer than MAX_WORKER_WAIT_SECONDS: a steady
-    stream of deliveries must not stop the applying. Whoever waits is woken the moment the other's transaction
-    ends, instead of polling in SQLite's busy handler (which sleeps up to 100 ms between tries). Other
-    processes (the CLI, another replica) still meet at SQLite's lock. On PostgreSQL, where writers do not
-    exclude each other, nobody waits here."""
+    has come for INTAKE_QUIET_SECONDS) the worker waits before its next write, but never longer than
+    MAX_WORKER_WAIT_SECONDS: a steady stream of deliveries must not stop the applying. Whoever waits is woken
+    the moment the other's transaction ends, instead of polling in SQLite's busy handler (which sleeps up to
+    100 ms between tries). Other processes (the CLI, another replica) still meet at SQLite's lock. On
+    PostgreSQL, where writers do not exclude each other, nobody waits here.
+
+    Made of multiprocessing's primitives (spawn's), so that the worker may apply in a child process of the web
+    app (bot/web/store_events_process.py) and still take its turns; they work between threads alike."""
 
     def __init__(self, serial: bool) -> None:
         self.serial = serial
-        self._changed = threading.Condition()
-        self._writing = False
-        self._intake_active = False
-        self._intake_idle_since = 0.0
+        self._changed = SPAWN.Condition()
+        # Shared memory, read and written only under _changed's lock.
+        self._holder = SPAWN.RawValue("b", _NOBODY)
+        self._intake_active = SPAWN.RawValue("b", 0)
+        self._intake_idle_since = SPAWN.RawValue("d", 0.0)  # time.monotonic(): one clock for the whole machine
 
     def intake_active(self, active: bool) -> None:
         """Deliveries are waiting to be written or being written (True), or none is left (False)."""
         with self._changed:
-            self._intake_active = active
+            self._intake_active.value = int(active)
             if not active:
-                self._intake_idle_since = time.monotonic()
+                self._intake_idle_since.value = time.monotonic()
             self._changed.notify_all()
 
     @contextmanager
@@ -170,8 +175,8 @@ class WriterTurns:
             yield
             return
         with self._changed:
-            self._changed.wait_for(lambda: not self._writing)
-            self._writing = True
+            self._changed.wait_for(lambda: self._holder.value == _NOBODY)
+            self._holder.value = _INTAKE
         try:
             yield
         finally:
@@ -188,25 +193,33 @@ class WriterTurns:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
-                if self._writing or self._intake_active:
+                if self._holder.value != _NOBODY or self._intake_active.value:
                     self._changed.wait(left)
                     continue
                 # Deliveries arriving together leave gaps of a few ms between their writes: only a pause
                 # of INTAKE_QUIET_SECONDS means the burst is over.
-                quiet = time.monotonic() - self._intake_idle_since
+                quiet = time.monotonic() - self._intake_idle_since.value
                 if quiet >= INTAKE_QUIET_SECONDS:
                     break
                 self._changed.wait(min(left, INTAKE_QUIET_SECONDS - quiet))
-            self._changed.wait_for(lambda: not self._writing)
-            self._writing = True
+            self._changed.wait_for(lambda: self._holder.value == _NOBODY)
+            self._holder.value = _WORKER
         try:
             yield
         finally:
             self._done()
 
+    def worker_died(self) -> None:
+        """The worker's process died, perhaps inside its turn: the turn is free again (SQLite has already
+        released the dead process's lock)."""
+        with self._changed:
+            if self._holder.value == _WORKER:
+                self._holder.value = _NOBODY
+            self._changed.notify_all()
+
     def _done(self) -> None:
         with self._changed:
-            self._writing = False
+            self._holder.value = _NOBODY
             self._changed.notify_all()
 
 
@@ -262,40 +275,56 @@ INTAKE = web.AppKey("store_events_intake", IntakeWriter)
 # --- the inbox worker --------------------------------------------------------------------------------
 
 
-def setup_store_events_worker(app: web.Application) -> None:
+def setup_store_events_worker(app: web.Application, *, in_child_process: bool = False) -> None:
     """Apply the inbox's due events while the app runs: at once when a delivery arrives, and every
     POLL_SECONDS for retries that came due. Several web app replicas may run it: events are claimed.
-    Acknowledging comes first: the worker steps aside while deliveries are being written."""
+    Acknowledging comes first: the worker steps aside while deliveries are being written. With
+    `in_child_process` (the served web app) the applying runs in a child process
+    (bot/web/store_events_process.py); otherwise on the app's threads (an app made in a test, with its own
+    clock, program or in-memory database)."""
     turns = WriterTurns(serial=app[DATABASE].engine.dialect.name == "sqlite")
     app[INTAKE] = IntakeWriter(app, turns)
-    app.cleanup_ctx.append(_running_worker)
+    app.cleanup_ctx.append(_running_worker(in_child_process))
 
 
-async def _running_worker(app: web.Application) -> AsyncIterator[None]:
-    wake = asyncio.Event()
-    app[WAKE] = wake
-    context = StoreContext(app[DATABASE], app[PROGRAM], app[SETTINGS], clock.now)
-    topics = store_topics(context)
-    task = asyncio.ensure_future(_work(app, wake, topics))
-    app[WORKER] = task
-    yield
-    task.cancel()
-    try:
-        await task
-    except asyncio.CancelledError:
-        pass
+def _running_worker(in_child_process: bool) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        wake = asyncio.Event()
+        app[WAKE] = wake
+        turns = app[INTAKE].turns
+        child = ChildProcessApplier(app[SETTINGS], turns) if in_child_process else None
+        if child is not None:
+            apply: Callable[[int], Awaitable[Dict[str, int]]] = child.apply_due
+        else:
+            topics = store_topics(StoreContext(app[DATABASE], app[PROGRAM], app[SETTINGS], clock.now))
+
+            async def apply(limit: int) -> Dict[str, int]:
+                return (await in_executor(app, lambda: apply_due(app[DATABASE], topics, clock.now, limit=limit,
+                                                                 turn=turns.worker))).as_dict()
+
+        task = asyncio.ensure_future(_work(app, wake, apply))
+        app[WORKER] = task
+        yield
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+        if child is not None:
+            await asyncio.get_running_loop().run_in_executor(None, child.close)
+
+    return context
 
 
-async def _work(app: web.Application, wake: asyncio.Event, topics: Topics) -> None:
+async def _work(app: web.Application, wake: asyncio.Event,
+                apply: Callable[[int], Awaitable[Dict[str, int]]]) -> None:
     loop = asyncio.get_running_loop()
     pruned_at = 0.0
-    intake = app[INTAKE]
     while True:
         try:
-            counts = await in_executor(app, lambda: apply_due(app[DATABASE], topics, clock.now, limit=WORKER_BATCH,
-                                                              turn=intake.turns.worker))
-            if counts.claimed:
-                log.info("store_events.applied", **counts.as_dict())
+            counts = await apply(WORKER_BATCH)
+            if counts["claimed"]:
+                log.info("store_events.applied", **counts)
                 continue  # more may be due
             if loop.time() - pruned_at > PRUNE_EVERY_SECONDS:
                 pruned_at = loop.time()

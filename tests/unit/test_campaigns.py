@@ -1,15 +1,15 @@
 """Campaigns (bot/campaigns/) on a real database: personal fields from the loyalty code, a dry run that asks the
 outbox's own rules (consent, quiet hours, the cap, reachability) and writes nothing, a send through the outbox
 and the fake Telegram Bot API with the holdout left out, the holdout split stable and random-looking, the bonus
-credited once however often it is claimed, poll answers (tapped or typed) recorded, and results with the lift
-on a small known history."""
+credited once however often it is claimed, poll answers (tapped or typed) recorded, results with the lift
+on a small known history, and a poll's answers per saved segment."""
 from __future__ import annotations
 
 import json
 import threading
 from datetime import datetime, time, timedelta, timezone
 from decimal import Decimal
-from typing import Any, List, Optional
+from typing import Any, List, Optional, Tuple
 
 import pytest
 from sqlalchemy import func, select
@@ -24,10 +24,19 @@ from bot.db import Database
 from bot.identity import create_customer, link_identity
 from bot.loyalty.earning import Credit, award
 from bot.loyalty.program import Program, get_program
-from bot.models import CampaignRecipient, ChannelIdentity, LedgerEntry, Order, OutboundMessage
+from bot.models import CampaignRecipient, ChannelIdentity, Customer, LedgerEntry, Order, OutboundMessage
 from bot.outbox.policy import ProactivePolicy
-from bot.outbox.service import enqueue, route_due
+from bot.outbox.service import WINDOW_REASON, enqueue, route_due
+from channels.instagram.inbound import InstagramInput
+from tests.fakes.graph_api import FakeGraphApi
+from tests.unit.test_instagram_channel import ACCESS_TOKEN as IG_ACCESS_TOKEN
+from tests.unit.test_instagram_channel import Clock as IgClock
+from tests.unit.test_instagram_channel import (
+    FlakyState, Harness, Recorder, Sleeps, _serve, _stop, instagram_env, text_event,
+)
 from tests.unit.test_telegram_notices import Server, _shut, _start
+
+__all__ = ["instagram_env"]  # the fixture, shared with the Instagram channel's tests
 
 NOON = datetime(2026, 6, 15, 12, tzinfo=timezone.utc)
 
@@ -212,6 +221,149 @@ async def test_a_campaign_goes_out_through_the_outbox_to_the_fake_telegram(tmp_p
         await _shut(tg)
 
 
+IG_DAY = 24 * 60 * 60
+
+
+async def test_a_segment_campaign_over_the_fake_graph_api_keeps_every_rule(
+        instagram_env: Any, sqlite_db: Database, clock: Any, environment: Any) -> None:
+    """A poll to a saved segment of Instagram shoppers, through the outbox and the Instagram sender against the
+    fake Graph API: inside the 24-hour window it goes out untagged; outside it, it waits for the shopper's next
+    message (or moves to their other chat); an unsubscribed chat is skipped, quiet hours defer it, the cap
+    skips it, each with its reason; the holdout gets nothing."""
+    from bot.segments.filters import SegmentFilter
+    from bot.segments.service import save_segment
+
+    clock.at(NOON)
+    shop = Shop(sqlite_db, clock, program_with(DAYTIME, holdout=30))
+    graph = await FakeGraphApi(access_token=IG_ACCESS_TOKEN).start()
+    instagram_env(graph.base_url)
+    channel_clock = IgClock()
+    channel_clock.now = NOON.timestamp()  # the channel's window clock, kept with the outbox's
+    recorder, store, sleeps = Recorder(), FlakyState(), Sleeps()
+    channel = InstagramInput(clock=channel_clock, state=store, sleep=sleeps, database=sqlite_db)
+    _app, server, base = await _serve(channel, recorder)
+    harness = Harness(graph, channel, recorder, base, channel_clock, sleeps, store)
+
+    async def writes(ig: str, text: str = "hello", hours_ago: float = 0) -> None:
+        channel_clock.now = clock.current.timestamp() - hours_ago * 3600
+        assert (await harness.post(text_event(text, sender=ig))).status == 200
+        channel_clock.now = clock.current.timestamp()
+
+    def later(**delta: float) -> None:
+        clock.advance(**delta)
+        channel_clock.now = clock.current.timestamp()
+
+    def rows() -> dict:
+        with sqlite_db.session() as session:
+            return {row.customer_id: (row.status, row.channel, row.reason)
+                    for row in session.execute(select(OutboundMessage).where(OutboundMessage.kind == "campaign"))
+                    .scalars()}
+
+    def sent_to(since: int = 0) -> List[str]:
+        return [body["recipient"]["id"] for body in graph.delivered[since:]]
+
+    try:
+        with sqlite_db.session(write=True) as session:
+            save_segment(session, "Instagram shoppers", SegmentFilter.from_json(
+                [{"kind": "channel", "channels": ["instagram"]}]), by="test", now=NOON, program=shop.program)
+            campaign = create_campaign(session, shop.program, name="What next", kind="poll",
+                                       text="{first_name}, what should we do more of?",
+                                       options=["Free shipping", "New colours"],
+                                       audience={"segment": "Instagram shoppers"}, now=NOON).id
+        # The members, one per rule; whoever the campaign's holdout takes (its own stable draw) is held out.
+        roles = ["inside", "outside", "outside_with_widget", "unsubscribed", "quiet", "capped"]
+        who: dict = {}
+        held: List[Tuple[int, str]] = []
+        for n in range(1, 60):
+            if not roles and len(held) >= 2:
+                break
+            ig = f"178400000{n:04d}"
+            with sqlite_db.session(write=True) as session:
+                customer = create_customer(session, f"ig{n}@example.com", first_name=f"Ig{n}")
+                link_identity(session, customer.id, "instagram", ig)
+                if in_holdout(campaign, customer.id, 30):
+                    held.append((customer.id, ig))
+                    continue
+                role = roles.pop(0) if roles else "inside"
+                who.setdefault(role, []).append((customer.id, ig))
+                if role == "outside_with_widget":
+                    link_identity(session, customer.id, "widget", f"w-{n}")
+                elif role == "unsubscribed":
+                    record_consent(session, "instagram", ig, UNSUBSCRIBED, now=NOON, words="stop")
+                elif role == "quiet":
+                    customer.time_zone = "Asia/Tokyo"  # 21:00 there: quiet until 09:00 (00:00 UTC)
+        assert not roles and len(held) >= 2
+        [(outside, outside_ig)] = who["outside"]
+        [(moved, _)] = who["outside_with_widget"]
+        [(unsubscribed, _)] = who["unsubscribed"]
+        [(quiet, quiet_ig)] = who["quiet"]
+        [(capped, capped_ig)] = who["capped"]
+        inside = who["inside"]
+
+        for role in ("outside", "outside_with_widget"):
+            await writes(who[role][0][1], hours_ago=25)  # the window closed an hour ago
+        for _, ig in inside + held + [(quiet, quiet_ig), (capped, capped_ig)]:
+            await writes(ig)
+        with sqlite_db.session(write=True) as session:  # the capped shopper already had two messages this month
+            for n in range(2):
+                enqueue(session, capped, "tier_change", f"Earlier news {n}", f"earlier:{n}", clock.current)
+        shop.route()
+        assert await channel.outbox.run_once() == 2 and sent_to() == [capped_ig, capped_ig]
+        before = len(graph.delivered)
+
+        plan = {row.customer_id: row for row in shop.dry_run(campaign).recipients}
+        assert {row.outcome for c, row in plan.items() if c in dict(held)} == {"holdout"}
+        assert all((plan[c].outcome, plan[c].channel) == ("send", "instagram") for c, _ in inside)
+        # The dry run asks the router, which cannot see Instagram's window (the channel's state): "send".
+        assert (plan[outside].outcome, plan[outside].channel) == ("send", "instagram")
+        assert (plan[unsubscribed].outcome, plan[unsubscribed].reason) == ("skip", "unsubscribed")
+        assert (plan[quiet].outcome, plan[quiet].channel) == ("wait", "instagram")
+        assert plan[quiet].reason == "quiet hours until 2026-06-16 00:00 UTC"
+        assert (plan[capped].outcome, plan[capped].reason) == ("skip", "frequency cap: 2 messages in 30 days")
+        assert rows() == {}  # the dry run queued nothing
+
+        report = shop.send(campaign)
+        assert (report.queued, report.holdout) == (len(plan) - len(held), len(held))
+        shop.route()
+        assert await channel.outbox.run_once() == len(inside)
+        bodies = graph.delivered[before:]
+        assert sorted(sent_to(before)) == sorted(ig for _, ig in inside)
+        for body in bodies:
+            assert "tag" not in body and "messaging_type" not in body  # never HUMAN_AGENT: the bot is no person
+            assert body["message"]["text"].endswith(", what should we do more of?")
+            assert [reply["payload"] for reply in body["message"]["quick_replies"]] == [
+                f'/answer_poll{{"campaign":{campaign},"poll_option":{n}}}' for n in (1, 2)]
+        state = rows()
+        assert all(state[c][0] == "delivered" for c, _ in inside)
+        assert state[outside] == ("waiting_for_window", "instagram", WINDOW_REASON)
+        assert state[unsubscribed] == ("skipped", None, "unsubscribed")
+        assert state[quiet] == ("queued", None, "quiet hours until 2026-06-16 00:00 UTC")
+        assert state[capped] == ("skipped", None, "frequency cap: 2 messages in 30 days")
+        assert not set(state) & {c for c, _ in held}  # the holdout is not even queued
+
+        shop.route()  # the shopper with another chat: Instagram's window closed, so their widget takes it
+        assert rows()[moved][:2] == ("queued", "widget")
+
+        later(minutes=30)
+        await writes(outside_ig, "any news?")  # the window opens again: the waiting poll goes out first
+        assert sent_to(before)[len(inside):] == [outside_ig] and rows()[outside][0] == "delivered"
+
+        later(hours=12)  # 00:30 UTC, 09:30 in Tokyo: quiet hours are over (and the window still open)
+        shop.route()
+        assert await channel.outbox.run_once() == 1 and sent_to(before)[-1] == quiet_ig
+        assert rows()[quiet][0] == "delivered"
+        assert not set(sent_to()) & {ig for _, ig in held}
+        assert [body["recipient"]["id"] for body in graph.delivered].count(capped_ig) == 2  # nothing more
+
+        results = _results(shop, campaign)
+        assert results.holdout.members == len(held) and results.delivered == len(inside) + 2
+        assert results.skipped_reasons == {"unsubscribed": 1, "frequency cap: 2 messages in 30 days": 1}
+    finally:
+        await harness.http.close()
+        await _stop(server)
+        await graph.stop()
+
+
 def _results(shop: Shop, campaign_id: int) -> Any:
     with shop.database.session() as session:
         return campaign_results(session, shop.program, campaign_id, shop.clock.current)
@@ -338,6 +490,56 @@ def test_results_compare_the_messaged_with_the_holdout(sqlite_db: Database, cloc
     assert results.options_by_tier == {"Bronze": [0, 1]}
     expected = 100 * (2 / len(messaged) - 1 / len(held))
     assert results.lift == pytest.approx(expected)
+
+
+def test_poll_answers_per_segment_count_each_segments_members(any_db: Database, clock: Any,
+                                                              environment: Any) -> None:
+    from bot.segments.filters import SegmentFilter
+    from bot.segments.service import save_segment
+
+    clock.at(NOON)
+    shop = Shop(any_db, clock, program_with(DAYTIME, holdout=0))
+
+    def gold(customer_id: int) -> int:
+        with any_db.session(write=True) as session:
+            session.execute(Customer.__table__.update().where(Customer.id == customer_id).values(tier_name="Gold"))
+        return customer_id
+
+    g1, g2, g3 = (gold(shop.customer(telegram=str(700 + n))) for n in range(3))
+    p1, p2 = shop.customer(points=600, telegram="710"), shop.customer(points=600, telegram="711")
+    both = gold(shop.customer(points=800, telegram="720"))  # in both segments
+    neither = shop.customer(telegram="730")
+    gold(shop.customer(telegram="740"))  # a Gold member outside the poll's audience: counted, not messaged
+    with any_db.session(write=True) as session:
+        save_segment(session, "Gold members", SegmentFilter.from_json([{"kind": "tier", "tiers": ["Gold"]}]),
+                     by="test", now=NOON, program=shop.program)
+        holders = save_segment(session, "Point holders", SegmentFilter.from_json(
+            [{"kind": "points_balance", "min": 500}]), by="test", now=NOON, program=shop.program).ref
+    poll = _sent_poll(shop, g1, g2, g3, p1, p2, both, neither)
+    for customer_id, option in ((g1, 1), (g2, 1), (p1, 2), (p2, 3), (both, 2), (neither, 1)):  # g3 does not answer
+        shop.respond(poll, customer_id, option=option)
+
+    with any_db.session() as session:
+        results = campaign_results(session, shop.program, poll, shop.clock.current,
+                                   segments=["gold members", holders, holders])  # a name, an id; said twice
+    assert results.options == [("Free shipping", 3), ("New colours", 2), ("Faster delivery", 1)]
+    by_segment = {answers.name: answers for answers in results.options_by_segment}
+    assert list(by_segment) == ["Gold members", "Point holders"]
+    gold_answers, holder_answers = by_segment["Gold members"], by_segment["Point holders"]
+    assert (gold_answers.members, gold_answers.messaged, gold_answers.answered) == (5, 4, 3)
+    assert gold_answers.counts == [2, 1, 0] and gold_answers.shares == [2 / 3, 1 / 3, 0.0]
+    assert (holder_answers.members, holder_answers.messaged, holder_answers.answered) == (3, 3, 3)
+    assert holder_answers.counts == [0, 2, 1] and holder_answers.ref == holders
+    assert results.options_by_tier == {"Gold": [2, 1, 0], "Bronze": [1, 1, 1]}
+
+    with any_db.session() as session:
+        with pytest.raises(CampaignError, match="no segment 'nobody'"):
+            campaign_results(session, shop.program, poll, shop.clock.current, segments=["nobody"])
+    message = shop.campaign([g1], text="Hi")
+    shop.send(message)
+    with any_db.session() as session:
+        with pytest.raises(CampaignError, match="answers per segment are a poll's"):
+            campaign_results(session, shop.program, message, shop.clock.current, segments=[holders])
 
 
 # -- segments -------------------------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """`python -m bot campaigns …` against a real SQLite store: create, dry run (nothing queued), send (queued in
-the outbox, the holdout left out, once) and results."""
+the outbox, the holdout left out, once) and results, a poll's with its answers per segment."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -70,4 +70,32 @@ def test_a_segment_is_the_audience(environment: Any, clock: Any, capsys: Any) ->
     code, out = _run(capsys, "campaigns", "dry-run", "1")
     assert "Ria: 900 points" in out and "poor@example.com" not in out and "audience 1: send 1" in out
     code, out = _run(capsys, "campaigns", "create", "--name", "x", "--text", "x", "--segment", "nobody")
+    assert code == 1 and "no segment 'nobody'" in out
+
+
+def test_results_show_a_polls_answers_per_segment(environment: Any, clock: Any, capsys: Any) -> None:
+    from bot.campaigns.service import record_response
+    from bot.loyalty.program import get_program
+
+    clock.at(NOON)
+    database = get_database()
+    database.create_schema()
+    with database.session(write=True) as session:
+        ids = []
+        for n, points in enumerate((900, 700, 0)):
+            customer = create_customer(session, f"c{n}@example.com", first_name=f"C{n}")
+            customer.points_balance = points
+            link_identity(session, customer.id, "telegram", str(780 + n))
+            ids.append(customer.id)
+    assert _run(capsys, "segments", "save", "Has points", "--filter", '[{"kind": "points_balance", "min": 1}]')[0] == 0
+    _run(capsys, "campaigns", "create", "--name", "Poll", "--text", "Which?", "--customers",
+         ",".join(map(str, ids)), "--option", "Lamps", "--option", "Desks", "--holdout", "0")
+    _run(capsys, "campaigns", "send", "1")
+    with database.session(write=True) as session:
+        for customer_id, option in zip(ids, (1, 2, 2)):
+            record_response(session, get_program(), 1, customer_id, clock.current, option=option)
+    code, out = _run(capsys, "campaigns", "results", "1", "--segment", "has points")
+    assert code == 0 and "option     Desks                    2" in out
+    assert "segment    Has points: 2 members, 2 messaged, 2 answered: Lamps 1 (50 %), Desks 1 (50 %)" in out
+    code, out = _run(capsys, "campaigns", "results", "1", "--segment", "nobody")
     assert code == 1 and "no segment 'nobody'" in out

@@ -1,9 +1,13 @@
 """The webhook intake's write path: a burst of deliveries written in one transaction keeps one row per delivery
 key (repeats within the burst and keys already stored are duplicates), also when another replica writes the
 same key at the same moment (PostgreSQL); and the web app's two writers take turns at SQLite's write lock with
-waiting acknowledgements first, without stopping the worker for longer than its limit."""
+waiting acknowledgements first, without stopping the worker for longer than its limit, also when the worker
+applies in a child process."""
 from __future__ import annotations
 
+import multiprocessing.synchronize
+import os
+import signal
 import threading
 import time
 from datetime import datetime, timezone
@@ -14,6 +18,7 @@ from sqlalchemy import func, select
 from bot.db import Database
 from bot.integrations.inbox import Delivery, accept_deliveries
 from bot.models import StoreEvent
+from bot.web.store_events_process import SPAWN
 from bot.web.webhooks import MAX_WORKER_WAIT_SECONDS, WriterTurns
 
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=timezone.utc)
@@ -130,3 +135,38 @@ def test_writers_exclude_each_other_on_sqlite_only() -> None:
         holder.join(5)
         other.join(5)
         assert overlapped == [expected_overlap]
+
+
+def _hold_the_worker_turn(turns: WriterTurns, inside: "multiprocessing.synchronize.Event") -> None:
+    with turns.worker():
+        inside.set()
+        time.sleep(60)  # killed before it leaves
+
+
+def test_the_turns_hold_across_processes_and_a_killed_workers_turn_is_freed() -> None:
+    """The worker may apply in a child process (bot/web/store_events_process.py): its turn excludes the intake
+    there too, and when it is killed inside its turn, the web app frees the turn."""
+    turns = WriterTurns(serial=True)
+    inside = SPAWN.Event()
+    child = SPAWN.Process(target=_hold_the_worker_turn, args=(turns, inside))
+    child.start()
+    try:
+        assert inside.wait(60)
+        entered = threading.Event()
+
+        def intake() -> None:
+            with turns.intake():
+                entered.set()
+
+        waiting = threading.Thread(target=intake)
+        waiting.start()
+        assert not entered.wait(0.5)  # the child's turn excludes the intake
+        os.kill(child.pid, signal.SIGKILL)
+        child.join(10)
+        assert not entered.wait(0.2)  # a dead holder frees nothing by itself...
+        turns.worker_died()
+        assert entered.wait(5)  # ...until the web app learns it died
+        waiting.join(5)
+    finally:
+        if child.is_alive():
+            child.kill()

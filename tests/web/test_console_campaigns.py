@@ -1,8 +1,10 @@
 """The console's Campaigns page (owners): make a poll for chosen customers or a segment, see its dry run (who
 gets it on which chat, who waits or is skipped and why, who is held out), send it once, and see the results
-with the answers charted per option; refused input is shown, agents may not open it."""
+with the answers charted per option, per tier and per chosen segment; refused input is shown, agents may not
+open it."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, AsyncIterator
 
@@ -14,6 +16,8 @@ from bot.db import Database
 from bot.identity import create_customer, link_identity
 from bot.loyalty.program import Program
 from bot.models import AuditEvent, OutboundMessage
+from bot.segments.filters import SegmentFilter
+from bot.segments.service import save_segment
 from tests.web.console import Console, console_for, make_merchant
 
 
@@ -64,6 +68,23 @@ async def test_the_owner_makes_a_poll_sees_the_dry_run_sends_and_sees_results(
     results = await (await console.get(where)).text()
     assert "Results" in results and 'id="chart-poll-options-title"' in results and "New colours" in results
     assert "Lift:" in results
+    assert 'id="segment-picker"' in results and 'id="segment-answers"' not in results
+
+    with sqlite_db.session(write=True) as session:  # Ann is the one with a chat
+        segment = save_segment(session, "On Telegram", SegmentFilter.from_json(
+            [{"kind": "channel", "channels": ["telegram"]}]), by="test", now=clock.current, program=program).ref
+    per_segment = await console.get(f"{where}?segment={segment}")
+    html = await per_segment.text()
+    assert per_segment.status == 200 and 'id="chart-poll-segments-title"' in html
+    assert "On Telegram: Free shipping 0, New colours 1" in html  # the chart's description
+    row = re.search(r'<tr data-segment="%s">(.*?)</tr>' % segment, html, re.S)
+    assert row is not None
+    cells = re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", row.group(1), re.S)
+    assert cells == ["On Telegram", "1", "1", "1", "0 (0 %)", "1 (100 %)"]
+    assert f'value="{segment}" checked' in html
+    unknown = await console.get(f"{where}?segment=no-such-segment")
+    html = await unknown.text()
+    assert unknown.status == 400 and "no segment &#39;no-such-segment&#39;" in html and "Lift:" in html
     with sqlite_db.session() as session:
         actions = sorted(session.execute(select(AuditEvent.action)).scalars())
     assert actions == ["campaign_created", "campaign_sent"]

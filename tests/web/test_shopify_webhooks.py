@@ -12,7 +12,10 @@ import hashlib
 import hmac
 import itertools
 import json
+import multiprocessing
+import os
 import random
+import signal
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -155,6 +158,36 @@ async def test_a_paid_order_is_acknowledged_at_once_and_applied_by_the_worker(sh
         assert order.shipping_address_hash is not None and order.ip_hash is not None
         assert session.execute(select(StoreOrderRef.order_external_id)).scalar_one() == "1042"
     shopify.api.assert_ledger_consistent()
+
+
+async def test_the_served_app_applies_in_a_child_process_and_replaces_one_killed(sqlite_db: Database,
+                                                                                  tmp_path: Path) -> None:
+    """The served web app applies events in a child process (its own interpreter lock, so acknowledging never
+    waits for applying's Python); killed with SIGKILL, the child is replaced and the next events apply."""
+    settings = web_settings(tmp_path, SHOPIFY_WEBHOOK_SECRETS=SECRETS,
+                            DATABASE_URL=f"sqlite:///{tmp_path / 'rapport.db'}")
+    app = create_app(settings, apply_store_events_in_child=True)
+    async with TestClient(TestServer(app)) as client:
+        shopify = Shopify(Api(client, sqlite_db))
+        assert (await shopify.deliver("orders/paid", fixture("orders-paid")))[0] == 200
+        await shopify.settled()
+        children = multiprocessing.active_children()
+        assert len(children) == 1 and children[0].pid != os.getpid()
+        assert order_view(sqlite_db, "1042")["points_earned"] == 2015
+
+        os.kill(children[0].pid, signal.SIGKILL)
+        children[0].join(10)
+        second = fixture("orders-paid")
+        second["id"], second["name"], second["order_number"] = 820982911946154509, "#1043", 1043
+        assert (await shopify.deliver("orders/paid", second))[0] == 200
+        await shopify.settled()
+        assert states(sqlite_db) == [("orders/paid", "applied"), ("orders/paid", "applied")]
+        assert order_view(sqlite_db, "1043")["ledger"] > 0
+        replacement = multiprocessing.active_children()
+        assert len(replacement) == 1 and replacement[0].pid != children[0].pid
+        shopify.api.assert_ledger_consistent()
+    # The app's cleanup stops its child.
+    assert multiprocessing.active_children() == []
 
 
 async def test_an_unknown_topic_is_acknowledged_and_ignored(shopify: Shopify) -> None:

@@ -1,7 +1,8 @@
 """The Campaigns page (owners): the campaigns, newest first; a form to make one (a message with personal fields
 and buttons, or a poll) for a segment or chosen customers; a draft's dry run (who gets it on which chat, who
 waits or is skipped and why, who is held out) with the Send button; a sent campaign's results against its
-holdout, with a poll's answers charted per option and per tier. Everything goes through bot/campaigns/."""
+holdout, with a poll's answers charted per option, per tier and per segment the owner ticks
+(?segment=REF, repeatable). Everything goes through bot/campaigns/."""
 from __future__ import annotations
 
 from typing import Any, Dict, List, Optional
@@ -12,7 +13,7 @@ from sqlalchemy.orm import Session
 from bot import clock
 from bot.app_context import PROGRAM
 from bot.audit import record
-from bot.campaigns.results import campaign_results
+from bot.campaigns.results import CampaignResults, campaign_results
 from bot.campaigns.service import (
     BUTTON_ACTIONS, PERSONAL_FIELDS, CampaignError, audience_label, create_campaign, dry_run, get_campaign,
     list_campaigns, send_campaign,
@@ -112,13 +113,24 @@ async def campaign_page(request: web.Request) -> web.StreamResponse:
 async def _campaign_view(request: web.Request, campaign_id: int, *, problem: Optional[str] = None,
                          status: int = 200) -> web.Response:
     program = request.app[PROGRAM]()
+    chosen = [ref for ref in request.query.getall("segment", []) if ref.strip()]
+    if has_nul(*chosen):
+        problem, status, chosen = "A segment reference must not contain NUL characters", 400, []
 
     def work(session: Session) -> Dict[str, Any]:
         campaign = get_campaign(session, campaign_id)
         found: Dict[str, Any] = {"campaign": campaign, "audience": audience_label(campaign), "plan": None,
-                                 "results": None}
+                                 "results": None, "segments": [], "segment_problem": None}
         if campaign.status == "sent":
-            found["results"] = campaign_results(session, program, campaign_id, clock.now())
+            try:
+                found["results"] = campaign_results(session, program, campaign_id, clock.now(), segments=chosen)
+            except CampaignError as error:
+                if not chosen:
+                    raise
+                found["segment_problem"] = str(error)  # the results without the segments, and why
+                found["results"] = campaign_results(session, program, campaign_id, clock.now())
+            if campaign.kind == "poll":
+                found["segments"] = list_segments(session, program=program)
         else:
             found["plan"] = dry_run(session, program, campaign_id, clock.now())
         return found
@@ -127,23 +139,46 @@ async def _campaign_view(request: web.Request, campaign_id: int, *, problem: Opt
         data = await in_store(request, work)
     except CampaignError as error:
         raise web.HTTPNotFound(text=str(error)) from None
+    if data["segment_problem"]:
+        problem, status = data["segment_problem"], 400
     context: Dict[str, Any] = {**data, "problem": problem, "shown": SHOWN, "sent": request.query.get("sent") == "1",
-                               "option_chart": None, "tier_chart": None}
+                               "chosen": {answers.ref for answers in (data["results"].options_by_segment
+                                                                       if data["results"] else ())},
+                               "option_chart": None, "tier_chart": None,
+                               "segment_chart": None}
     results = data.get("results")
     if results is not None and results.options:
-        context["option_chart"] = bar_chart(
-            chart_id="chart-poll-options", title="Answers per option",
-            description="How many customers chose each option: "
-                        + ", ".join(f"{title} {count:,}" for title, count in results.options),
-            bars=[Bar(title, count, "funnel") for title, count in results.options], empty="No answers yet.")
-        tiers = sorted(results.options_by_tier)
-        context["tier_chart"] = stacked_bars(
-            chart_id="chart-poll-tiers", title="Answers per tier",
-            description="Each tier's answers split by option.", categories=tiers,
-            series=[Series(title, [results.options_by_tier[tier][index] for tier in tiers], f"option-{index % 5}")
-                    for index, (title, _) in enumerate(results.options)],
-            empty="No answers yet.")
+        context.update(_poll_charts(results))
     return render(request, "campaign.html", context, status=status)
+
+
+def _poll_charts(results: CampaignResults) -> Dict[str, Any]:
+    """A poll's answers as charts: per option, each tier's split by option, and each chosen segment's."""
+    titles = [title for title, _ in results.options]
+    charts: Dict[str, Any] = {"option_chart": bar_chart(
+        chart_id="chart-poll-options", title="Answers per option",
+        description="How many customers chose each option: "
+                    + ", ".join(f"{title} {count:,}" for title, count in results.options),
+        bars=[Bar(title, count, "funnel") for title, count in results.options], empty="No answers yet.")}
+    tiers = sorted(results.options_by_tier)
+    charts["tier_chart"] = stacked_bars(
+        chart_id="chart-poll-tiers", title="Answers per tier",
+        description="Each tier's answers split by option.", categories=tiers,
+        series=[Series(title, [results.options_by_tier[tier][index] for tier in tiers], f"option-{index % 5}")
+                for index, title in enumerate(titles)],
+        empty="No answers yet.")
+    if results.options_by_segment:
+        segments = results.options_by_segment
+        charts["segment_chart"] = stacked_bars(
+            chart_id="chart-poll-segments", title="Answers per segment",
+            description="Each segment's answers split by option: " + "; ".join(
+                f"{answers.name}: " + ", ".join(f"{title} {count:,}" for title, count in zip(titles, answers.counts))
+                for answers in segments),
+            categories=[answers.name for answers in segments],
+            series=[Series(title, [answers.counts[index] for answers in segments], f"option-{index % 5}")
+                    for index, title in enumerate(titles)],
+            empty="No answers from these segments' members yet.")
+    return charts
 
 
 @owner_only
