@@ -131,6 +131,13 @@ class Condition:
         """The members' ids from the kind's own table, each once, without reading customers — or None.
         A filter with a driver counts from it (bot/segments/filters.py `member_ids`): a million-row scan of
         customers is the slowest part of a count otherwise."""
+        stats = self.order_stats(context)
+        return None if stats is None else _stats_ids(stats)
+
+    def order_stats(self, context: FilterContext) -> Optional[ColumnElement]:
+        """When the members are exactly the customers whose `customer_order_stats` row matches a predicate:
+        that predicate (else None). A filter's conditions of this kind are read in one scan of that table
+        (one WHERE), not each as a set of ids joined to the others'."""
         return None
 
     def describe(self) -> str:
@@ -305,17 +312,17 @@ class RecencyCondition(Condition):
     label = "Days since last order"
     fields = (Field("min", "int", "At least days"), Field("max", "int", "At most days"))
 
-    def driver(self, context: FilterContext) -> Select:
+    def order_stats(self, context: FilterContext) -> ColumnElement:
         low, high = self.values.get("min"), self.values.get("max")
         parts = [CustomerOrderStats.last_order_at.is_not(None)]
         if low is not None:
             parts.append(CustomerOrderStats.last_order_at <= context.days_ago(low))
         if high is not None:
             parts.append(CustomerOrderStats.last_order_at > context.days_ago(high + 1))
-        return _stats_ids(and_(*parts))
+        return and_(*parts)
 
     def membership(self, column: Any, context: FilterContext) -> ColumnElement:
-        return column.in_(self.driver(context))
+        return column.in_(_stats_ids(self.order_stats(context)))
 
     def describe(self) -> str:
         return f"last order {_range_words(self.values.get('min'), self.values.get('max'), ' days')} ago"
@@ -335,8 +342,8 @@ class FrequencyCondition(Condition):
     def _range(self) -> ColumnElement:
         return _between(CustomerOrderStats.order_count, self.values.get("min"), self.values.get("max"))
 
-    def driver(self, context: FilterContext) -> Optional[Select]:
-        return _stats_ids(self._range()) if self.values.get("min") else None  # from 0: those without orders too
+    def order_stats(self, context: FilterContext) -> Optional[ColumnElement]:
+        return self._range() if self.values.get("min") else None  # from 0: those without orders too
 
     def membership(self, column: Any, context: FilterContext) -> ColumnElement:
         return _with_orders_or_none(column, self.values.get("min"), self._range())
@@ -358,8 +365,8 @@ class LifetimeSpendCondition(Condition):
     def _range(self) -> ColumnElement:
         return _between(CustomerOrderStats.lifetime_spend, _money(self.values.get("min")), _money(self.values.get("max")))
 
-    def driver(self, context: FilterContext) -> Optional[Select]:
-        return _stats_ids(self._range()) if self.values.get("min") else None  # from 0: those without orders too
+    def order_stats(self, context: FilterContext) -> Optional[ColumnElement]:
+        return self._range() if self.values.get("min") else None  # from 0: those without orders too
 
     def membership(self, column: Any, context: FilterContext) -> ColumnElement:
         return _with_orders_or_none(column, self.values.get("min"), self._range())

@@ -10,7 +10,7 @@ from sqlalchemy import and_, select, true
 from sqlalchemy.sql import Select
 from sqlalchemy.sql.elements import ColumnElement
 
-from bot.models import Customer
+from bot.models import Customer, CustomerOrderStats
 from bot.segments.conditions import Condition, FilterContext, SegmentError, condition_from_json
 
 MAX_CONDITIONS = 20
@@ -50,9 +50,18 @@ class SegmentFilter:
         return and_(true(), *(condition.where(context) for condition in self.conditions))
 
     def member_ids(self, context: FilterContext) -> Select:
-        """SELECT id of every member, each once. It starts from the first condition with a driver (its own
-        table's ids: no scan of the million customers rows) and checks the others against those ids;
-        without one, it reads customers."""
+        """SELECT id of every member, each once. Conditions over order totals (recency, frequency, spend) are
+        one scan of customer_order_stats, and that drives the count when there is one; else the first
+        condition with a driver (its own table's ids: no scan of the million customers rows) does; the
+        other conditions are checked against those ids. Without a driver, it reads customers."""
+        stats = [(condition, condition.order_stats(context)) for condition in self.conditions]
+        merged = [condition for condition, predicate in stats if predicate is not None]
+        if merged:
+            ids = (select(CustomerOrderStats.customer_id)
+                   .where(*(predicate for _, predicate in stats if predicate is not None))
+                   .subquery("members").c[0])
+            return select(ids.label("id")).where(
+                *(other.membership(ids, context) for other in self.conditions if other not in merged))
         for condition in self.conditions:
             start = condition.driver(context)
             if start is not None:

@@ -191,6 +191,13 @@ CASES = [
     ([], {"vip", "once", "once_low", "referrer", "friend", "cancelled"}),
     ([{"kind": "frequency", "min": 1}, {"kind": "probability", "min": 50}, {"kind": "channel", "reachable": True}],
      {"referrer"}),
+    # Order totals together are one scan of customer_order_stats: each still narrows the others.
+    ([{"kind": "frequency", "min": 1}, {"kind": "lifetime_spend", "min": 150}, {"kind": "recency", "max": 30}],
+     {"referrer"}),
+    ([{"kind": "frequency", "min": 2}, {"kind": "lifetime_spend", "min": 150}, {"kind": "tier", "tiers": ["Gold"]}],
+     {"vip"}),
+    ([{"kind": "recency", "min": 100}, {"kind": "frequency", "min": 1}, {"kind": "lifetime_spend", "max": 49.99}],
+     {"once_low"}),
 ]
 
 
