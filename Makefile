@@ -41,19 +41,27 @@ chaos: setup train
 validate: setup
 	@$(PY) -m bot validate
 
-test-python: setup train
+# What the three checks below need first; `make test` has done it already when it starts them (CHECK_PREREQS=).
+CHECK_PREREQS := setup train
+
+test-python: $(CHECK_PREREQS)
 	@echo "== pytest"
 	@$(PY) -m pytest
 
-test-stories: setup train
+test-stories: $(CHECK_PREREQS)
 	@echo "== rasa test (test stories, --fail-on-prediction-errors)"
 	@bash scripts/test_stories.sh
 
-eval-nlu: setup train
+eval-nlu: $(CHECK_PREREQS)
 	@echo "== held-out NLU evaluation (tests/nlu/heldout; fails below the CI bars)"
 	@$(PY) -m tests.nlu.evaluate --check --json var/eval-nlu.json
 
-test: validate test-python test-stories eval-nlu
+# Once the data is valid and the model trained, pytest, the test stories and the held-out evaluation depend on
+# nothing of each other's: they run side by side (the stories and the evaluation, each loading the model, take
+# about ten minutes that would otherwise follow pytest's). Each check's output is printed whole when it ends;
+# any failing check fails `make test`.
+test: validate train
+	@$(MAKE) --no-print-directory -j3 --output-sync=target CHECK_PREREQS= test-python test-stories eval-nlu
 	@echo "== all checks passed"
 
 bench-chat: setup train

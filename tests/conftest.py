@@ -1,19 +1,18 @@
 from __future__ import annotations
 
-import uuid
 import warnings
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Iterator
 
 import pytest
-from sqlalchemy import text
 
 from bot import db as db_module
 from bot.db import Database
 from bot.loyalty.program import Program, load_program
 from bot.settings import PROJECT_ROOT, reset_settings
 from tests.services import POSTGRES_URL, require_service
+from tests.stores import PostgresTemplates, SqliteTemplates
 
 # Importing sanic runs warnings.filterwarnings("once", DeprecationWarning) (sanic/app.py). Imported inside a
 # test, that filter would sit in front of pytest.ini's filterwarnings and let library deprecation notices
@@ -29,30 +28,48 @@ def program() -> Program:
     return load_program(PROJECT_ROOT / "data" / "program.yml")
 
 
-@pytest.fixture()
-def sqlite_db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(f"sqlite:///{tmp_path / 'rapport.db'}")
-    database.create_schema()
-    yield database
-    database.dispose()
+@pytest.fixture(scope="session")
+def nlu_agent():
+    """The trained model loaded once per run (~30 s a load) for the tests that only parse messages with it: no
+    action endpoint, and nothing a test does through it (parse_message) changes it."""
+    from rasa.core.agent import Agent
+
+    from bot.training import model_path, train_if_changed
+
+    train_if_changed()
+    return Agent.load(str(model_path()))
 
 
-@pytest.fixture()
-def postgres_db() -> Iterator[Database]:
-    """A fresh schema in the real PostgreSQL test database, dropped afterwards."""
+@pytest.fixture(scope="session")
+def sqlite_templates(tmp_path_factory: pytest.TempPathFactory) -> SqliteTemplates:
+    """The migrated SQLite store, built once per run and copied for each test (tests/stores.py)."""
+    return SqliteTemplates(tmp_path_factory.mktemp("sqlite-templates"))
+
+
+@pytest.fixture(scope="session")
+def postgres_templates() -> Iterator[PostgresTemplates]:
+    """The migrated PostgreSQL database, built once per run and cloned for each test (tests/stores.py)."""
     require_service("PostgreSQL", 5432)
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = Database(POSTGRES_URL)
-    with admin.engine.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    separator = "&" if "?" in POSTGRES_URL else "?"
-    database = Database(f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}")
-    database.create_schema()
+    templates = PostgresTemplates(POSTGRES_URL)
+    yield templates
+    templates.close()
+
+
+@pytest.fixture()
+def sqlite_db(tmp_path: Path, sqlite_templates: SqliteTemplates) -> Iterator[Database]:
+    """A migrated SQLite store of the test's own."""
+    database = sqlite_templates.store_at(tmp_path / "rapport.db")
     yield database
     database.dispose()
-    with admin.engine.begin() as connection:
-        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+
+
+@pytest.fixture()
+def postgres_db(postgres_templates: PostgresTemplates) -> Iterator[Database]:
+    """A migrated database of the test's own on the real PostgreSQL server, dropped afterwards."""
+    database = postgres_templates.new_database()
+    yield database
+    database.dispose()
+    postgres_templates.drop_later(database)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -6,10 +6,12 @@ from typing import Any, Dict, List, Optional
 
 import pytest
 from rasa_sdk import Tracker
+from sqlalchemy.engine import make_url
 
 from bot.db import get_database
 from bot.demo import seed_demo
 from bot.loyalty.program import get_program
+from bot.settings import get_settings
 from bot.shop import get_shop
 
 TRACKERS = Path(__file__).parent / "trackers"
@@ -45,10 +47,10 @@ def saved_tracker(name: str) -> Tracker:
 
 
 @pytest.fixture()
-def demo_store(environment):
+def demo_store(environment, sqlite_templates):
     """The demo shop seeded into a fresh SQLite store that the actions use through settings."""
+    sqlite_templates.copy_to(Path(make_url(get_settings().database_url).database))
     database = get_database()
-    database.create_schema()
     with database.session(write=True) as session:
         seed_demo(session, get_program(), get_shop().store_url)
     return database

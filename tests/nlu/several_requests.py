@@ -14,7 +14,7 @@ import asyncio
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 import yaml
 
@@ -47,14 +47,10 @@ def multi_request_messages(directory: Path = HELDOUT_DIR) -> List[Tuple[str, Lis
     return [(str(item["text"]), [str(intent) for intent in item["intents"]]) for item in data["messages"]]
 
 
-async def _evaluate(model: Path, several: Sequence[Tuple[str, List[str]]], single: Sequence[str]) -> SplitReport:
-    from rasa.core.agent import Agent
+async def _evaluate(agent: Any, several: Sequence[Tuple[str, List[str]]], single: Sequence[str]) -> SplitReport:
     from rasa.core.channels.channel import UserMessage
 
     from bot.several_requests import reading_of, split_requests
-
-    quiet_rasa()
-    agent = Agent.load(str(model))
 
     async def classify(text: str):
         return reading_of(await agent.processor.parse_message(UserMessage(text)))
@@ -71,9 +67,15 @@ async def _evaluate(model: Path, several: Sequence[Tuple[str, List[str]]], singl
     return report
 
 
-def evaluate(model: Path) -> SplitReport:
+def evaluate(model: Path, agent: Any = None) -> SplitReport:
+    """The report for the model at `model`, or for `agent`, that model already loaded (tests share one)."""
+    quiet_rasa()
+    if agent is None:
+        from rasa.core.agent import Agent
+
+        agent = Agent.load(str(model))
     single = [example.text for example in load_heldout()]
-    return asyncio.run(_evaluate(model, multi_request_messages(), single))
+    return asyncio.run(_evaluate(agent, multi_request_messages(), single))
 
 
 def print_report(report: SplitReport, out=sys.stdout) -> None:

@@ -46,17 +46,11 @@ def test_the_shopper_is_told_when_more_was_asked_than_answered() -> None:
 # ---------------------------------------------------------------- with the trained model's NLU
 
 @pytest.fixture(scope="module")
-def classify():
-    from rasa.core.agent import Agent
+def classify(nlu_agent):
     from rasa.core.channels.channel import UserMessage
 
-    from bot.training import model_path, train_if_changed
-
-    train_if_changed()
-    agent = Agent.load(str(model_path()))
-
     async def read(text: str):
-        return reading_of(await agent.processor.parse_message(UserMessage(text)))
+        return reading_of(await nlu_agent.processor.parse_message(UserMessage(text)))
 
     return read
 
