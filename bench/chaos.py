@@ -1,10 +1,10 @@
-"""`make chaos`: a bounded fault run on the scaled-out layout under chat and store-API load.
+"""`make chaos`: a bounded fault run on the scaled-out layout under chat, store webhook and store-API load.
 
 It starts the cluster (2 Rasa replicas, 2 action servers, 2 web apps behind HAProxy; PostgreSQL database
 rapport_chaos, made afresh, reached through a TCP proxy this process controls; a redis-server of the
 cluster's own), puts load on it, and injects, one after the other:
 
-  kill -9 of a Rasa replica · kill -9 of an action server · kill -9 of a web app · a Redis restart ·
+  kill -9 of a web app · kill -9 of a Rasa replica · kill -9 of an action server · a Redis restart ·
   PostgreSQL refusing connections for 10 s (the proxy closes and resets everything; the shared server runs on)
 
 The supervisor restarts what was killed, as under `make run-cluster`. Then it stops the load and prints
@@ -16,13 +16,20 @@ service back within 5 s of a replica's death.
 Clients behave as the platforms do: a message whose request failed at the connection or got 502/503/504 is
 sent again (Telegram and Meta redeliver; our widget resends) for up to RETRY_SECONDS; only then is it lost.
 
-Load generators are classes with `run(until)` and `report()`; LOADS lists them. Store webhooks (Shopify,
-WooCommerce) get one when their endpoints exist: add a WebhookLoad next to StoreApiLoad and to LOADS.
+Store webhooks behave as Shopify's: a delivery not answered 200 within 5 s is delivered again with the same
+event id. After the load, every acknowledged event must be applied once (each its order, once): events a
+killed web app's worker had claimed wait for the claim to lapse (bot/integrations/inbox.py CLAIM), so the
+run waits for that at most.
+
+Load generators are classes with `run(until)` and `report()`, listed in `main`.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
+import copy
+import itertools
+import json
 import os
 import signal
 import subprocess
@@ -33,7 +40,7 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import aiohttp
 
@@ -46,6 +53,8 @@ STORE_TOKEN = "chaos-store-token"
 RETRY_SECONDS = 30.0
 CHAT_CONVERSATIONS = 8
 API_CLIENTS = 2
+WEBHOOK_SENDERS = 2
+SHOPIFY_TIMEOUT_SECONDS = 5.0  # Shopify counts a delivery not answered within 5 s as failed and retries it
 REPLICA_BACK_TARGET_SECONDS = 5.0
 MESSAGES = ("hi", "how many points do I have?", "what tier am I in?", "how do I earn more points",
             "what rewards can I get", "thanks!")
@@ -129,6 +138,25 @@ class ChatLoad:
         ]
 
 
+async def post_until_accepted(session: aiohttp.ClientSession, url: str, errors: Counter, *, ok: Tuple[int, ...],
+                              timeout: float, **request: Any) -> Optional[Dict[str, Any]]:
+    """POST until answered with a status in `ok` (its JSON), sent again 0.5 s after any other answer or a failed
+    connection, as a store's queue or Shopify does; None after RETRY_SECONDS (lost). Each failure is counted in
+    `errors` by status or error name."""
+    deadline = time.monotonic() + RETRY_SECONDS
+    while True:
+        try:
+            async with session.post(url, timeout=aiohttp.ClientTimeout(total=timeout), **request) as response:
+                if response.status in ok:
+                    return await response.json(content_type=None) or {}
+                errors[response.status] += 1
+        except (aiohttp.ClientError, asyncio.TimeoutError) as error:
+            errors[type(error).__name__] += 1
+        if time.monotonic() > deadline:
+            return None
+        await asyncio.sleep(0.5)
+
+
 @dataclass
 class StoreApiLoad:
     """The store's back-end reporting paid orders (each order id once, re-sent on failure like a queue)."""
@@ -149,21 +177,12 @@ class StoreApiLoad:
                     "total": "12.00", "currency": "USD"}
             index += 1
             self.sent += 1
-            deadline = time.monotonic() + RETRY_SECONDS
-            while True:
-                try:
-                    async with session.post(self.url, json=body, headers={"Authorization": f"Bearer {self.token}"},
-                                            timeout=aiohttp.ClientTimeout(total=30)) as response:
-                        if response.status in (200, 201):
-                            self.accepted += 1
-                            break
-                        self.errors[response.status] += 1
-                except (aiohttp.ClientError, asyncio.TimeoutError) as error:
-                    self.errors[type(error).__name__] += 1
-                if time.monotonic() > deadline:
-                    self.lost += 1
-                    break
-                await asyncio.sleep(0.5)
+            reply = await post_until_accepted(session, self.url, self.errors, ok=(200, 201), timeout=30, json=body,
+                                              headers={"Authorization": f"Bearer {self.token}"})
+            if reply is None:
+                self.lost += 1
+            else:
+                self.accepted += 1
             await asyncio.sleep(0.3)
 
     async def run(self, until: float) -> None:
@@ -173,6 +192,78 @@ class StoreApiLoad:
     def report(self) -> List[str]:
         return [f"store API: {self.sent} orders sent, {self.accepted} accepted, {self.lost} lost; "
                 f"errors on the way (re-sent): {dict(self.errors) or 0}"]
+
+
+@dataclass
+class WebhookLoad:
+    """The shop's Shopify webhooks: `orders/paid` deliveries, signed, each event once, re-delivered with the same
+    event id until answered 200 (as Shopify retries), for up to RETRY_SECONDS. New shoppers' orders (joined by
+    the webhook), so that every acknowledged event must end as one order."""
+
+    url: str
+    sent: int = 0
+    acknowledged: int = 0
+    duplicates: int = 0
+    errors: Counter = field(default_factory=Counter)
+    lost: int = 0
+    order_names: List[str] = field(default_factory=list)
+    _numbers: "itertools.count[int]" = field(default_factory=itertools.count)
+
+    async def _shop(self, session: aiohttp.ClientSession, until: float) -> None:
+        from bench.webhooks import FIXTURE, signed_headers
+
+        template = json.loads(FIXTURE.read_text())
+        while time.monotonic() < until:
+            number = next(self._numbers)
+            order = copy.deepcopy(template)
+            order["id"], order["name"], order["order_number"] = 7_000_000_000_000 + number, f"#CH{number:06d}", number
+            order["customer"]["id"] = 9_000_000_000_000 + number % 20
+            order["customer"]["email"] = order["email"] = order["contact_email"] = f"chaos-shopper-{number % 20}@example.com"
+            body = json.dumps(order).encode()
+            headers = signed_headers(f"chaos-{uuid.uuid4().hex}", body)
+            self.sent += 1
+            reply = await post_until_accepted(session, self.url, self.errors, ok=(200,),
+                                              timeout=SHOPIFY_TIMEOUT_SECONDS, data=body, headers=headers)
+            if reply is None:
+                self.lost += 1
+            else:
+                self.acknowledged += 1
+                self.duplicates += bool(reply.get("duplicate"))
+                self.order_names.append(order["name"].lstrip("#"))
+            await asyncio.sleep(0.25)
+
+    async def run(self, until: float) -> None:
+        async with aiohttp.ClientSession() as session:
+            await asyncio.gather(*(self._shop(session, until) for _ in range(WEBHOOK_SENDERS)))
+
+    def report(self) -> List[str]:
+        return [f"store webhooks: {self.sent} Shopify deliveries, {self.acknowledged} acknowledged, {self.lost} lost; "
+                f"redelivered after {sum(self.errors.values())} failed tries {dict(self.errors) or ''} "
+                f"({self.duplicates} redeliveries found already stored)"]
+
+
+def webhooks_applied(database_url: str, order_names: List[str], deadline: float) -> Dict[str, object]:
+    """Waits until no store event is pending (or `deadline`); then the events by state, and how many of the
+    acknowledged orders are in the store and whether any is there twice."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(database_url)
+    try:
+        while True:
+            with engine.connect() as connection:
+                states = dict(connection.execute(text("SELECT state, count(*) FROM store_events GROUP BY state")).all())
+            if not states.get("pending") or time.monotonic() > deadline:
+                break
+            time.sleep(1.0)
+        with engine.connect() as connection:
+            found = connection.execute(
+                text("SELECT external_id, count(*) FROM orders WHERE external_id LIKE 'CH%' GROUP BY external_id")).all()
+    finally:
+        engine.dispose()
+    counts = dict(found)
+    return {"states": {state: int(count) for state, count in states.items()},
+            "orders": sum(1 for name in order_names if counts.get(name) == 1),
+            "twice": sum(1 for count in counts.values() if count > 1)}
 
 
 # -- faults ----------------------------------------------------------------------------------------------
@@ -186,11 +277,16 @@ class Fault:
     injected_at: Optional[float] = None
 
 
+REPLICA_DEATH = "kill -9 rasa server 1"
+
+
 def build_faults(cluster, proxy) -> List[Fault]:  # noqa: ANN001 - bot.cluster.runner.Cluster, TcpProxy
+    # The web app first: events its worker had claimed when it died wait for the claim to lapse (2 minutes),
+    # which then falls within the run instead of after it.
     return [
-        Fault(10, "kill -9 rasa server 1", lambda: kill(cluster.rasa[0], signal.SIGKILL)),
-        Fault(30, "kill -9 action server 1", lambda: kill(cluster.actions[0], signal.SIGKILL)),
-        Fault(45, "kill -9 web app 1", lambda: kill(cluster.web[0], signal.SIGKILL)),
+        Fault(5, "kill -9 web app 1", lambda: kill(cluster.web[0], signal.SIGKILL)),
+        Fault(15, REPLICA_DEATH, lambda: kill(cluster.rasa[0], signal.SIGKILL)),
+        Fault(35, "kill -9 action server 1", lambda: kill(cluster.actions[0], signal.SIGKILL)),
         Fault(60, "restart redis (SIGTERM; the supervisor starts it again)", lambda: kill(cluster.redis, signal.SIGTERM)),
         Fault(80, "PostgreSQL refuses connections for 10 s", lambda: proxy.outage(10)),
     ]
@@ -244,6 +340,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     env.update({"RAPPORT_DATA_DIR": str(work / "var"), "DATABASE_URL": proxied_url, "RASA_PORT": str(free_port()),
                 "ACTIONS_PORT": str(free_port()), "WEB_PORT": str(free_port()), "STORE_API_TOKEN": STORE_TOKEN,
                 "LOG_LEVEL": "WARNING", "TF_CPP_MIN_LOG_LEVEL": "2"})
+    from bench.webhooks import SECRET as SHOPIFY_SECRET, SHOP as SHOPIFY_SHOP
+    env["SHOPIFY_WEBHOOK_SECRETS"] = f"{SHOPIFY_SHOP}={SHOPIFY_SECRET}"
     senders = [f"chaos-{index}-{uuid.uuid4().hex[:6]}" for index in range(CHAT_CONVERSATIONS)]
     seed_store({**env, "DATABASE_URL": direct_url})
     link_senders(direct_url, senders)
@@ -259,7 +357,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         log(f"cluster ready after {time.monotonic() - started:.0f} s; load for {args.load_seconds:.0f} s with faults")
         chat = ChatLoad(f"http://127.0.0.1:{settings.rasa_port}/webhooks/rest/webhook", senders)
         api = StoreApiLoad(f"http://127.0.0.1:{settings.web_port}/api/orders", STORE_TOKEN, list(DEMO_EMAILS))
-        loads = [chat, api]  # store webhooks: add their load generator here
+        webhooks = WebhookLoad(f"http://127.0.0.1:{settings.web_port}/webhooks/shopify")
+        loads = [chat, webhooks, api]
         faults = build_faults(cluster, proxy)
 
         async def run() -> None:
@@ -286,12 +385,22 @@ def main(argv: Optional[List[str]] = None) -> int:
 
         # How long no chat message was answered after the replica died (the other one answers meanwhile),
         # until the next fault.
-        death = faults[0].injected_at or 0.0
-        next_fault = faults[1].injected_at or float("inf")
+        replica = next(index for index, fault in enumerate(faults) if fault.name == REPLICA_DEATH)
+        death = faults[replica].injected_at or 0.0
+        next_fault = faults[replica + 1].injected_at or float("inf")
         after = [moment for moment in sorted(chat.successes) if death <= moment < next_fault]
         back_after = (after[0] - death) if after else float("inf")
         longest_gap = max((b - a for a, b in zip([death] + after, after)), default=float("inf"))
 
+        # Events a killed web app's worker had claimed are claimed again when the claim lapses.
+        from bot.integrations.inbox import CLAIM
+        from bot.web.webhooks import POLL_SECONDS
+
+        web_killed = next((fault.injected_at for fault in faults if fault.name.startswith("kill -9 web app")), None)
+        settle_by = max(time.monotonic() + 30, (web_killed or 0.0) + CLAIM.total_seconds() + POLL_SECONDS + 20)
+        settle_started = time.monotonic()
+        applied = webhooks_applied(direct_url, webhooks.order_names, settle_by)
+        log(f"store events settled after {time.monotonic() - settle_started:.0f} s: {applied['states']}")
         code, ledger_output = ledger_verify({**env, "DATABASE_URL": direct_url})
         reports = [check_events(sender, load_events(direct_url, sender), sent=chat.texts[sender],
                                 replies=chat.replies[sender]) for sender in senders]
@@ -302,13 +411,18 @@ def main(argv: Optional[List[str]] = None) -> int:
                 print(f"  {line}")
         print(f"  first answer after the replica's death: {back_after:.2f} s; longest gap between answers until "
               f"the next fault: {longest_gap:.2f} s")
+        print(f"  store webhooks applied: {applied['orders']} of {webhooks.acknowledged} acknowledged orders in the "
+              f"store once, {applied['twice']} twice; events by state {applied['states']}")
         print(f"  restarts by the supervisor: {cluster.supervisor.restarts}")
         print(f"  ledger verify (exit {code}): {ledger_output.splitlines()[-1] if ledger_output else ''}")
         print(f"  conversations checked: {len(reports)}, consistent {len(reports) - len(inconsistent)}")
         for report in inconsistent:
             print(f"    {report.summary()}")
         targets = [
-            ("0 lost messages", chat.lost == 0 and api.lost == 0),
+            ("0 lost messages", chat.lost == 0 and api.lost == 0 and webhooks.lost == 0),
+            ("every acknowledged webhook applied once",
+             applied["orders"] == webhooks.acknowledged and applied["twice"] == 0
+             and set(applied["states"]) <= {"applied"}),
             ("0 silent replies", chat.silent == 0),
             ("0 ledger mismatches", code == 0),
             (f"service back within {REPLICA_BACK_TARGET_SECONDS:.0f} s of a replica's death",

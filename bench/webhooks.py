@@ -56,14 +56,15 @@ def deliveries(count: int, redelivered: float, rng: random.Random) -> List[Tuple
         order["browser_ip"] = f"198.51.{rng.randrange(256)}.{rng.randrange(1, 255)}"
         body = json.dumps(order).encode()
         event_id = f"bench-{number}"
-        made.append((event_id, body, _headers(event_id, body)))
+        made.append((event_id, body, signed_headers(event_id, body)))
     again = rng.sample(made, int(count * redelivered))
     combined = made + again
     rng.shuffle(combined)
     return combined
 
 
-def _headers(event_id: str, body: bytes) -> Dict[str, str]:
+def signed_headers(event_id: str, body: bytes) -> Dict[str, str]:
+    """Shopify's headers of an orders/paid delivery to SHOP, signed with its SECRET as Shopify signs."""
     signature = base64.b64encode(hmac.new(SECRET.encode(), body, hashlib.sha256).digest()).decode()
     return {"Content-Type": "application/json", "X-Shopify-Topic": "orders/paid", "X-Shopify-Shop-Domain": SHOP,
             "X-Shopify-Hmac-Sha256": signature, "X-Shopify-Event-Id": event_id, "X-Shopify-API-Version": "2026-04"}
@@ -102,7 +103,7 @@ async def warm_up(base: str, database: Database) -> None:
     template["id"], template["name"] = 5_999_999_999_999, "#WARMUP"
     body = json.dumps(template).encode()
     async with aiohttp.ClientSession() as client:
-        async with client.post(base + "/webhooks/shopify", data=body, headers=_headers("warm-up", body)) as response:
+        async with client.post(base + "/webhooks/shopify", data=body, headers=signed_headers("warm-up", body)) as response:
             if response.status != 200:
                 raise RuntimeError(f"the warm-up delivery got {response.status}: {await response.text()}")
     deadline = time.monotonic() + 120

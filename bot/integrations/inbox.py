@@ -11,7 +11,7 @@ import hashlib
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Callable, ContextManager, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Callable, ContextManager, Dict, List, Optional, Sequence, Set, Tuple
 
 from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -185,19 +185,39 @@ class Applied:
 
 
 def apply_due(database: Database, topics: Topics, now: Callable[[], datetime], *, limit: int = 50,
-              turn: Callable[[], ContextManager[object]] = nullcontext) -> Applied:
+              turn: Callable[[], ContextManager[object]] = nullcontext,
+              unfinished: Optional[Set[int]] = None) -> Applied:
     """Claim the events that are due (oldest first) and apply each in its own transaction. Each write (the
     claim, each event) happens inside `turn()`: the web app passes its writers' turns, so that on SQLite (one
-    writer at a time) acknowledgements waiting to be written go before the next event."""
+    writer at a time) acknowledgements waiting to be written go before the next event.
+
+    A worker that calls this again and again passes the same `unfinished` set: when the database goes away in
+    the middle of a batch (an event can then not even be marked failed), the events it claimed and did not
+    finish are kept there and released at its next call, instead of waiting for their claim to lapse."""
     counts = Applied()
+    if unfinished:
+        with turn():
+            _release(database, unfinished)
+        unfinished.clear()
     with turn():
         claimed = _claim(database, now(), limit)
-    for event_id in claimed:
+    for index, event_id in enumerate(claimed):
         counts.claimed += 1
-        with turn():
-            state = apply_event(database, topics, event_id, now)
+        try:
+            with turn():
+                state = apply_event(database, topics, event_id, now)
+        except Exception:
+            if unfinished is not None:
+                unfinished.update(claimed[index:])
+            raise
         setattr(counts, state, getattr(counts, state) + 1)
     return counts
+
+
+def _release(database: Database, event_ids: Set[int]) -> None:
+    with database.session(write=True) as session:
+        session.execute(update(StoreEvent).where(StoreEvent.id.in_(sorted(event_ids)), StoreEvent.state == "pending")
+                        .values(claimed_until=None).execution_options(synchronize_session=False))
 
 
 def _claim(database: Database, now: datetime, limit: int) -> List[int]:

@@ -16,7 +16,7 @@ import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import ContextManager, Dict, Optional, Protocol
+from typing import ContextManager, Dict, Optional, Protocol, Set
 
 from bot import clock
 from bot.db import Database
@@ -80,6 +80,7 @@ class ChildProcessApplier:
 _database: Optional[Database] = None
 _topics: Optional[Topics] = None
 _turns: Optional[WorkerTurns] = None
+_unfinished: Set[int] = set()  # claimed, not finished when the database went away: released at the next run
 
 
 def _start_child(settings: Settings, turns: WorkerTurns, parent_pid: int) -> None:
@@ -104,6 +105,6 @@ def _exit_with_parent(parent_pid: int) -> None:
 
 def _apply_due(limit: int) -> Dict[str, int]:
     assert _database is not None and _topics is not None and _turns is not None
-    return apply_due(_database, _topics, clock.now, limit=limit, turn=_turns.worker).as_dict()
+    return apply_due(_database, _topics, clock.now, limit=limit, turn=_turns.worker, unfinished=_unfinished).as_dict()
 
 

@@ -11,7 +11,7 @@ import hmac
 import re
 import time
 from contextlib import contextmanager
-from typing import AsyncIterator, Awaitable, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import AsyncIterator, Awaitable, Callable, Dict, Iterator, List, Optional, Set, Tuple
 
 from aiohttp import web
 
@@ -297,10 +297,11 @@ def _running_worker(in_child_process: bool) -> Callable[[web.Application], Async
             apply: Callable[[int], Awaitable[Dict[str, int]]] = child.apply_due
         else:
             topics = store_topics(StoreContext(app[DATABASE], app[PROGRAM], app[SETTINGS], clock.now))
+            unfinished: Set[int] = set()
 
             async def apply(limit: int) -> Dict[str, int]:
                 return (await in_executor(app, lambda: apply_due(app[DATABASE], topics, clock.now, limit=limit,
-                                                                 turn=turns.worker))).as_dict()
+                                                                 turn=turns.worker, unfinished=unfinished))).as_dict()
 
         task = asyncio.ensure_future(_work(app, wake, apply))
         app[WORKER] = task

@@ -16,7 +16,9 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.db import Database
-from bot.integrations.inbox import Delivery, accept_deliveries
+from bot.cluster.tcp_proxy import TcpProxy
+from bot.integrations.inbox import Delivery, Outcome, Topic, accept_deliveries, apply_due
+from bot.processes import free_port
 from bot.models import StoreEvent
 from bot.web.store_events_process import SPAWN
 from bot.web.webhooks import MAX_WORKER_WAIT_SECONDS, WriterTurns
@@ -170,3 +172,43 @@ def test_the_turns_hold_across_processes_and_a_killed_workers_turn_is_freed() ->
     finally:
         if child.is_alive():
             child.kill()
+
+
+def test_events_claimed_when_the_database_went_away_are_released_at_the_next_run(postgres_db: Database) -> None:
+    """The worker reaches PostgreSQL through a proxy that cuts every connection in the middle of a batch: the
+    event being applied cannot even be marked failed. The events it claimed are released at its next run (the
+    same moment: no claim could have lapsed) and applied then, not two minutes later."""
+    with postgres_db.session(write=True) as session:
+        accept_deliveries(session, [delivery(f"cut-{number}") for number in range(3)], NOW)
+    url = postgres_db.engine.url
+    proxy = TcpProxy(free_port(), url.host or "127.0.0.1", url.port or 5432).start()
+    through_proxy = Database(url.set(host="127.0.0.1", port=proxy.listen_port).render_as_string(hide_password=False))
+    applied = []
+
+    def apply(session: object, event: StoreEvent) -> Outcome:
+        if not applied and not proxy.refusing:
+            proxy.outage(1.0)  # this transaction's connection is reset; the next ones are refused for 1 s
+            while not proxy.refusing:
+                time.sleep(0.01)
+        applied.append(event.delivery_key)
+        return Outcome("applied")
+
+    def topics(source: str, topic: str) -> Topic:
+        return Topic(apply)
+
+    unfinished: set = set()
+    try:
+        with pytest.raises(Exception):
+            apply_due(through_proxy, topics, lambda: NOW, limit=10, unfinished=unfinished)
+        assert len(unfinished) == 3
+        with postgres_db.session() as session:  # all three still claimed, none applied
+            assert session.execute(select(func.count()).where(StoreEvent.claimed_until.is_not(None),
+                                                              StoreEvent.state == "pending")).scalar_one() == 3
+        time.sleep(1.5)  # the proxy lets connections through again
+        counts = apply_due(through_proxy, topics, lambda: NOW, limit=10, unfinished=unfinished)
+        assert (counts.claimed, counts.applied, unfinished) == (3, 3, set())
+        with postgres_db.session() as session:
+            assert set(session.execute(select(StoreEvent.state)).scalars()) == {"applied"}
+    finally:
+        through_proxy.dispose()
+        proxy.stop()
