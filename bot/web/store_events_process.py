@@ -50,7 +50,8 @@ class ChildProcessApplier:
         self._pool: Optional[ProcessPoolExecutor] = None
 
     async def apply_due(self, limit: int) -> Dict[str, int]:
-        for attempt in (1, 2):
+        attempt = 1
+        while True:
             if self._pool is None:
                 self._pool = ProcessPoolExecutor(max_workers=1, mp_context=SPAWN, initializer=_start_child,
                                                  initargs=(self.settings, self.turns, os.getpid()))
@@ -66,7 +67,7 @@ class ChildProcessApplier:
                 self.turns.worker_died()
                 if attempt == 2:
                     raise
-        raise AssertionError("unreachable")
+                attempt += 1
 
     def close(self) -> None:
         """Let the running batch finish (it commits or rolls back) and stop the child."""
